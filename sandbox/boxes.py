@@ -1,0 +1,144 @@
+"""Boxes: formats, one converter, geometry, and the checks every entry point runs.
+
+A box is an array of shape ``(..., 4)``: coordinates on the last axis, any leading
+shape. The canonical format is ``'xyxy'`` (x1, y1, x2, y2); ``'xywh'`` (x1, y1, w, h)
+and ``'cxcywh'`` (centre x, centre y, w, h) convert to and from it with
+`box_convert`. The geometry functions are written with ``autograd.numpy`` so that
+losses built from them can be differentiated; they take ``xyxy`` boxes whose
+corners are ordered (x1 <= x2, y1 <= y2) and do not check their input.
+"""
+import autograd.numpy as np
+from autograd.tracer import getval, isbox
+
+FORMATS = ("xyxy", "xywh", "cxcywh")
+
+
+def check_format(fmt):
+    """Raise ValueError unless `fmt` is one of `FORMATS`."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown box format {fmt!r}; valid formats are {', '.join(FORMATS)}")
+
+
+def check_boxes(boxes, name="box", positive_size=False):
+    """Return `boxes` as a float array after checking them; raise ValueError naming a bad box.
+
+    Parameters
+    ----------
+    boxes : array_like, shape (..., 4)
+        Boxes in ``xyxy`` format (for `positive_size`) or any format otherwise.
+    name : str
+        What the boxes are, for the message: ``'target'``, ``'start'``.
+    positive_size : bool
+        Also require x2 > x1 and y2 > y1, as every target must.
+
+    Examples
+    --------
+    >>> check_boxes([0, 0, 0, 1], "target", positive_size=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: target box [0.0, 0.0, 0.0, 1.0] has non-positive width 0.0; target boxes must have x2 > x1
+    """
+    try:
+        values = np.asarray(getval(boxes), dtype=float)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{name} must be an array of numbers of shape (..., 4): {error}") from None
+    if values.ndim == 0 or values.shape[-1] != 4:
+        raise ValueError(
+            f"{name} must have shape (..., 4), four coordinates on the last axis; got shape {values.shape}")
+    _raise_at_first(~np.isfinite(values).all(axis=-1), values, name,
+                    "non-finite coordinates", "every coordinate must be a finite number")
+    if positive_size:
+        for axis, (low, high) in [("width", (0, 2)), ("height", (1, 3))]:
+            size = values[..., high] - values[..., low]
+            rule = f"{name} boxes must have {'x2 > x1' if axis == 'width' else 'y2 > y1'}"
+            _raise_at_first(size <= 0, values, name, f"non-positive {axis}", rule, size)
+    return values
+
+
+def _raise_at_first(bad, values, name, problem, rule, quantity=None):
+    if not np.any(bad):
+        return
+    index = tuple(int(i) for i in np.argwhere(bad)[0])
+    where = "" if not index else f" {index[0] if len(index) == 1 else index}"
+    amount = "" if quantity is None else f" {float(quantity[index])}"
+    box = [float(v) for v in values[index]]
+    raise ValueError(f"{name} box{where} {box} has {problem}{amount}; {rule}")
+
+
+def box_convert(boxes, in_fmt, out_fmt):
+    """Convert boxes of shape ``(..., 4)`` from format `in_fmt` to `out_fmt`.
+
+    Differentiable with autograd; checks the formats and the last axis, not the values.
+
+    Examples
+    --------
+    >>> box_convert(np.array([1.0, 2.0, 4.0, 6.0]), "xyxy", "cxcywh")
+    array([2.5, 4. , 3. , 4. ])
+    """
+    check_format(in_fmt)
+    check_format(out_fmt)
+    if np.shape(boxes)[-1:] != (4,):
+        raise ValueError(f"boxes must have shape (..., 4); got shape {np.shape(boxes)}")
+    if in_fmt == out_fmt:
+        return boxes
+    a, b, c, d = unstack(boxes)
+    if in_fmt == "xywh":
+        a, b, c, d = a, b, a + c, b + d
+    elif in_fmt == "cxcywh":
+        a, b, c, d = a - c / 2, b - d / 2, a + c / 2, b + d / 2
+    if out_fmt == "xywh":
+        return np.stack([a, b, c - a, d - b], axis=-1)
+    if out_fmt == "cxcywh":
+        return np.stack([(a + c) / 2, (b + d) / 2, c - a, d - b], axis=-1)
+    return np.stack([a, b, c, d], axis=-1)
+
+
+def unstack(boxes):
+    """The four coordinate arrays of boxes of shape ``(..., 4)`` (array_like, or traced by autograd)."""
+    if not isbox(boxes):
+        boxes = np.asarray(boxes, dtype=float)
+    return [boxes[..., i] for i in range(4)]
+
+
+def order_corners(boxes):
+    """Sort each box's corners so that x1 <= x2 and y1 <= y2 (the GIoU paper's Algorithm 2).
+
+    An optimiser may move a predicted box through an inverted state; every loss
+    reads the box through this function. Where x1 == x2, autograd's ``minimum``
+    and ``maximum`` share the gradient equally between the two corners.
+    """
+    x1, y1, x2, y2 = unstack(boxes)
+    return np.stack([np.minimum(x1, x2), np.minimum(y1, y2),
+                     np.maximum(x1, x2), np.maximum(y1, y2)], axis=-1)
+
+
+def box_area(boxes):
+    """Area of ordered ``xyxy`` boxes, shape ``(...,)``."""
+    x1, y1, x2, y2 = unstack(boxes)
+    return (x2 - x1) * (y2 - y1)
+
+
+def intersection_area(boxes1, boxes2):
+    """Area shared by two sets of ordered ``xyxy`` boxes (broadcast), shape ``(...,)``.
+
+    Zero when the boxes are apart or only touch. The clamp ``maximum(., 0)`` has
+    gradient zero for boxes strictly apart and one half where they exactly touch.
+    """
+    ax1, ay1, ax2, ay2 = unstack(boxes1)
+    bx1, by1, bx2, by2 = unstack(boxes2)
+    width = np.maximum(np.minimum(ax2, bx2) - np.maximum(ax1, bx1), 0.0)
+    height = np.maximum(np.minimum(ay2, by2) - np.maximum(ay1, by1), 0.0)
+    return width * height
+
+
+def union_area(boxes1, boxes2):
+    """Area covered by either of two ordered ``xyxy`` boxes, shape ``(...,)``."""
+    return box_area(boxes1) + box_area(boxes2) - intersection_area(boxes1, boxes2)
+
+
+def enclosing_box(boxes1, boxes2):
+    """Smallest ``xyxy`` box containing both ordered ``xyxy`` boxes, shape ``(..., 4)``."""
+    ax1, ay1, ax2, ay2 = unstack(boxes1)
+    bx1, by1, bx2, by2 = unstack(boxes2)
+    return np.stack([np.minimum(ax1, bx1), np.minimum(ay1, by1),
+                     np.maximum(ax2, bx2), np.maximum(ay2, by2)], axis=-1)
