@@ -1,0 +1,45 @@
+"""Parameterisations: the four numbers an optimiser moves, and the box they stand for.
+
+Each maps parameters of shape ``(..., 4)`` to ``xyxy`` boxes (differentiably, with
+autograd) and back. The box formats are parameterisations as they are; ``'log'``
+moves (cx, cy, log w, log h), so that width and height stay positive.
+"""
+from collections import namedtuple
+
+import autograd.numpy as np
+
+from .boxes import FORMATS, box_convert, check_boxes, order_corners, unstack
+
+Parameterisation = namedtuple("Parameterisation", "name to_box from_box description")
+
+
+def _format(fmt):
+    return Parameterisation(
+        fmt,
+        lambda params: box_convert(params, fmt, "xyxy"),
+        lambda boxes: box_convert(order_corners(np.asarray(boxes, dtype=float)), "xyxy", fmt),
+        f"the box's own {fmt} coordinates",
+    )
+
+
+def _log_to_box(params):
+    cx, cy, log_w, log_h = unstack(params)
+    return box_convert(np.stack([cx, cy, np.exp(log_w), np.exp(log_h)], axis=-1), "cxcywh", "xyxy")
+
+
+def _log_from_box(boxes):
+    check_boxes(boxes, "log-parameterised", positive_size=True)
+    cx, cy, w, h = unstack(box_convert(np.asarray(boxes, dtype=float), "xyxy", "cxcywh"))
+    return np.stack([cx, cy, np.log(w), np.log(h)], axis=-1)
+
+
+PARAMETERISATIONS = {fmt: _format(fmt) for fmt in FORMATS}
+PARAMETERISATIONS["log"] = Parameterisation(
+    "log", _log_to_box, _log_from_box, "(cx, cy, log w, log h): sizes stay positive")
+
+
+def get_parameterisation(name):
+    """The `Parameterisation` called `name`; ValueError listing the valid ones otherwise."""
+    if name not in PARAMETERISATIONS:
+        raise ValueError(f"unknown parameterisation {name!r}; valid: {', '.join(PARAMETERISATIONS)}")
+    return PARAMETERISATIONS[name]

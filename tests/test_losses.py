@@ -1,0 +1,155 @@
+import numpy as np
+import pytest
+from autograd import grad, hessian
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from helpers import HARD_CASES, TARGET, central_differences, positive_boxes
+from sandbox import LOSSES, PARAMETERISATIONS, get_loss, giou, iou, l1_loss, l2_loss
+
+# (pred, target, IoU, GIoU), the arithmetic in the comment: I intersection, U union,
+# C the enclosing box's area; GIoU = I/U - (C - U)/C.
+HAND_WORKED = {
+    "identical": ([0, 0, 2, 1], [0, 0, 2, 1], 1.0, 1.0),  # I = U = C = 2
+    "half overlapping": ([0, 0, 2, 1], [1, 0, 3, 1], 1 / 3, 1 / 3),  # I = 1, U = 3, C = 3
+    "overlapping diagonally": ([0, 0, 2, 2], [1, 1, 3, 3], 1 / 7, 1 / 7 - 2 / 9),  # I 1, U 7, C 9
+    "touching at an edge": ([0, 0, 1, 1], [1, 0, 2, 1], 0.0, 0.0),  # I = 0, U = C = 2
+    "touching at a corner": ([0, 0, 1, 1], [1, 1, 2, 2], 0.0, -0.5),  # I = 0, U = 2, C = 4
+    "nested": ([1, 1, 2, 2], [0, 0, 4, 4], 1 / 16, 1 / 16),  # I = 1, U = C = 16
+    "far apart": ([0, 0, 1, 1], [9, 9, 10, 10], 0.0, -0.98),  # I = 0, U = 2, C = 100
+}
+
+
+@pytest.mark.parametrize("case", HAND_WORKED)
+def test_iou_and_giou_match_hand_worked_values(case):
+    pred, target, expected_iou, expected_giou = HAND_WORKED[case]
+    assert iou(pred, target) == pytest.approx(expected_iou, abs=1e-15)
+    assert giou(pred, target) == pytest.approx(expected_giou, abs=1e-15)
+    assert LOSSES["iou"](pred, target) == pytest.approx(1 - expected_iou, abs=1e-15)
+    assert LOSSES["giou"](pred, target) == pytest.approx(1 - expected_giou, abs=1e-15)
+
+
+def test_inverted_prediction_is_read_as_the_ordered_box():
+    assert giou([3, 1, 1, 0], [1, 0, 3, 1]) == 1.0
+
+
+def test_l1_and_l2_on_corners_and_on_centre_and_size():
+    pred, target = [0, 0, 2, 2], [1, 0, 4, 4]
+    # corners: differences (-1, 0, -2, -2)
+    assert l1_loss(pred, target) == 5.0 and l2_loss(pred, target) == 9.0
+    # (cx, cy, w, h): (1, 1, 2, 2) - (2.5, 2, 3, 4) = (-1.5, -1, -1, -2)
+    assert l1_loss(pred, target, coords="cxcywh") == 5.5
+    assert l2_loss(pred, target, coords="cxcywh") == 8.25
+    assert get_loss("l2:coords=cxcywh")(pred, target) == 8.25
+
+
+def test_losses_are_elementwise_over_leading_axes():
+    preds = np.array([[[0, 0, 1, 1], [0, 0, 2, 1]], [[5, 5, 6, 6], [1, 0, 3, 1]]], dtype=float)
+    for name, loss in LOSSES.items():
+        values = loss(preds, TARGET)
+        assert values.shape == (2, 2), name
+        for index in np.ndindex(2, 2):
+            assert values[index] == loss(preds[index], TARGET), name
+
+
+# Properties on random boxes.
+@given(positive_boxes(), positive_boxes())
+def test_giou_bounds_and_symmetry(a, b):
+    assert giou(a, b) <= iou(a, b) + 1e-15
+    assert -1 < giou(a, b) <= 1
+    assert 0 <= iou(a, b) <= 1
+    assert iou(a, b) == pytest.approx(iou(b, a), rel=1e-12, abs=1e-15)
+    assert giou(a, b) == pytest.approx(giou(b, a), rel=1e-12, abs=1e-15)
+
+
+@given(positive_boxes(), positive_boxes(), st.floats(-50, 50), st.floats(-50, 50),
+       st.floats(0.1, 10))
+def test_iou_and_giou_invariant_under_translation_and_uniform_scaling(a, b, dx, dy, scale):
+    shift = np.array([dx, dy, dx, dy])
+    for metric in (iou, giou):
+        assert metric(a + shift, b + shift) == pytest.approx(metric(a, b), abs=1e-9)
+        assert metric(a * scale, b * scale) == pytest.approx(metric(a, b), abs=1e-9)
+
+
+@given(positive_boxes())
+def test_identical_boxes_score_one_and_lose_nothing(a):
+    assert iou(a, a) == 1.0 and giou(a, a) == 1.0
+    for name, loss in LOSSES.items():
+        assert loss(a, a) == 0.0, name
+
+
+@given(positive_boxes(), positive_boxes(), st.sampled_from(["x", "y"]), st.floats(1e-3, 5))
+def test_iou_gradient_is_exactly_zero_apart_and_giou_gradient_is_not(a, b, axis, gap):
+    # move a beyond b along one axis, leaving `gap` between them
+    i = 0 if axis == "x" else 1
+    a = a + np.eye(4)[i] * (b[i + 2] + gap - a[i]) + np.eye(4)[i + 2] * (b[i + 2] + gap - a[i])
+    assume(iou(a, b) == 0)
+    assert np.all(grad(lambda p: LOSSES["iou"](p, b))(a) == 0.0)
+    assert np.any(grad(lambda p: LOSSES["giou"](p, b))(a) != 0.0)
+
+
+# Gradients against central differences, at generic points.
+def generic_pairs(count=12, seed=0):
+    """Random (pred, target) pairs, overlapping and apart, none on a kink."""
+    rng = np.random.default_rng(seed)
+    corners = rng.uniform(-2, 2, size=(count, 2, 2))
+    sizes = rng.uniform(0.3, 2.5, size=(count, 2, 2))
+    boxes = np.concatenate([corners, corners + sizes], axis=-1)
+    return boxes[:, 0], boxes[:, 1]
+
+
+@pytest.mark.parametrize("param", PARAMETERISATIONS)
+@pytest.mark.parametrize("loss", [*LOSSES, "l1:coords=cxcywh", "l2:coords=cxcywh"])
+def test_autograd_gradient_matches_central_differences(loss, param):
+    loss_function, parameterisation = get_loss(loss), PARAMETERISATIONS[param]
+    preds, targets = generic_pairs()
+    assert 0 < np.mean(iou(preds, targets) > 0) < 1  # both overlapping and apart pairs
+    for pred, target in zip(preds, targets):
+        def objective(x):
+            return loss_function(parameterisation.to_box(x), target)
+        x = parameterisation.from_box(pred)
+        np.testing.assert_allclose(grad(objective)(x), central_differences(objective, x),
+                                   rtol=1e-6, atol=1e-8)
+
+
+# Finite everywhere, the hard cases included.
+@pytest.mark.parametrize("case", HARD_CASES)
+@pytest.mark.parametrize("loss", LOSSES)
+def test_values_gradients_and_hessians_are_finite_at_hard_cases(loss, case):
+    pred = np.array(HARD_CASES[case])
+    for param in PARAMETERISATIONS.values():
+        if param.name == "log" and not (pred[2] > pred[0] and pred[3] > pred[1]):
+            continue  # the log parameterisation cannot hold an empty or inverted box
+        def objective(x):
+            return LOSSES[loss](param.to_box(x), TARGET)
+        x = param.from_box(pred)
+        assert np.isfinite(objective(x)), param.name
+        assert np.all(np.isfinite(grad(objective)(x))), param.name
+        assert np.all(np.isfinite(hessian(objective)(x))), param.name
+
+
+def test_touching_boxes_get_a_half_weighted_iou_subgradient():
+    # touching at an edge: the intersection width max(0, 0) splits its gradient in two
+    g = grad(lambda p: LOSSES["iou"](p, TARGET))(np.array(HARD_CASES["touching at an edge"]))
+    # d(1 - I/U)/dx1 = -(dI/dx1)/U, dI/dx1 = -h/2 = -0.5 with the half, U = 3
+    assert g[0] == pytest.approx(0.5 / 3)
+
+
+# Choosing losses by name.
+def test_get_loss_reports_unknown_names_and_parameters():
+    with pytest.raises(ValueError, match="unknown loss 'diouu'; valid losses are iou, giou, l1, l2"):
+        get_loss("diouu")
+    with pytest.raises(ValueError, match="loss 'l1' has no parameter 'alpha'; its parameters: coords"):
+        get_loss("l1:alpha=3")
+    with pytest.raises(ValueError, match="loss 'giou' has no parameter 'coords'; its parameters: none"):
+        get_loss("giou", coords="xyxy")
+    with pytest.raises(ValueError, match="must be written key=value"):
+        get_loss("l1:coords")
+
+
+def test_bad_boxes_are_named_when_a_loss_is_called_directly():
+    with pytest.raises(ValueError, match="pred box .* non-finite"):
+        LOSSES["giou"]([0, 0, np.nan, 1], TARGET)
+    with pytest.raises(ValueError, match="target box .* non-positive height"):
+        LOSSES["giou"]([0, 0, 1, 1], [0, 1, 1, 1])
+
