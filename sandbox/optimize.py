@@ -1,0 +1,214 @@
+"""`fit`: move one predicted box toward one target box, and say honestly how the run ended.
+
+Methods are the first-order loops of `sandbox.first_order` (``gd``, ``momentum``,
+``adam``) and every `scipy.optimize.minimize` method that runs without bounds or
+constraints. Gradients, Hessians and Hessian-vector products all come from
+autograd, never from finite differences.
+"""
+import inspect
+import warnings
+
+import autograd.numpy as anp
+import numpy as np
+from autograd import grad, hessian, hessian_vector_product, value_and_grad
+from scipy.optimize import OptimizeResult, OptimizeWarning, minimize
+
+from .boxes import check_boxes
+from .first_order import DEFAULT_LEARNING_RATES, RULES, minimize_first_order
+from .losses import get_loss, giou, iou, unchecked
+from .parameterisations import get_parameterisation
+
+SCIPY_METHODS = {
+    # method: what autograd supplies to it
+    "Nelder-Mead": (), "Powell": (), "COBYLA": (), "COBYQA": (),
+    "CG": ("jac",), "BFGS": ("jac",), "L-BFGS-B": ("jac",), "TNC": ("jac",), "SLSQP": ("jac",),
+    "Newton-CG": ("jac", "hessp"), "trust-ncg": ("jac", "hessp"), "trust-krylov": ("jac", "hessp"),
+    "trust-exact": ("jac", "hess"), "dogleg": ("jac", "hess"), "trust-constr": ("jac", "hess"),
+}
+METHODS = (*RULES, *SCIPY_METHODS)
+GRADIENT_METHODS = tuple(m for m in METHODS if m in RULES or "jac" in SCIPY_METHODS[m])
+FIRST_ORDER_OPTIONS = ("lr", "schedule", "iou_weighting", "gtol")
+
+OUTCOMES = {
+    "converged": "the method's own convergence test passed",
+    "stalled": "ended no better than it started, because the gradient at the start was zero",
+    "no_progress": "the method claimed success no better than it started, with a non-zero gradient there",
+    "line_search_failed": "a line search found no acceptable step",
+    "max_iterations": "the iteration (or evaluation) limit was reached first",
+    "diverged": "the box or the loss became infinite or NaN",
+    "failed": "the method stopped for another reason; see message",
+    "stopped": "the callback raised StopIteration",
+}
+_MESSAGE_OUTCOMES = [  # words in a method's message (lower case) -> outcome
+    (("line search", "linear search", "linesearch", "lnsrch", "abnormal", "stp = stp",
+      "precision loss", "directional derivative"), "line_search_failed"),
+    (("maximum number", "max. number", "iteration limit", "iterations reached", "exceed", "maxfun"),
+     "max_iterations"),
+]
+
+
+def get_method(name):
+    """The canonical spelling of a method name (any case); ValueError listing the valid ones."""
+    for method in METHODS:
+        if method.lower() == str(name).lower():
+            return method
+    raise ValueError(f"unknown method {name!r}; valid methods are {', '.join(METHODS)}")
+
+
+def fit(start, target, loss="giou", method="gd", param="xyxy", maxiter=200, callback=None,
+        **options):
+    """Fit one predicted box to one target box by minimising `loss`.
+
+    Parameters
+    ----------
+    start, target : array_like, shape (4,)
+        ``xyxy`` boxes. The start may be inverted or empty; the target needs
+        positive width and height.
+    loss : str or callable
+        A name in `sandbox.LOSSES`, optionally with parameters
+        (``'l1:coords=cxcywh'``), or a function ``loss(pred, target)``.
+    method : str
+        ``'gd'``, ``'momentum'``, ``'adam'`` or a `scipy.optimize.minimize` method.
+    param : str
+        What the optimiser moves: a name in `sandbox.PARAMETERISATIONS`.
+    maxiter : int
+        Iteration limit; for the first-order methods also the length of the
+        learning-rate schedule. TNC has no iteration limit: it gets ``maxfun``.
+    callback : callable, optional
+        ``callback(intermediate_result)`` after each iteration, with ``x`` (the
+        parameters), ``box`` and ``nit``; raise StopIteration to end the run.
+    **options
+        For ``gd``, ``momentum`` and ``adam``: ``lr`` (default 0.3, 0.03, 0.1),
+        ``schedule`` (``'step'``, the default: the DIoU paper's 1 / 0.1 / 0.01 at
+        80 % and 90 % of `maxiter`; ``'constant'``; ``'cosine'``; or a callable
+        ``factor(t, maxiter)``), ``iou_weighting`` (multiply each step by
+        2 - IoU, as the DIoU paper does; default False), ``gtol`` (stop when
+        max |gradient| <= gtol; default 1e-5), and the rule's own: ``beta`` for
+        momentum, ``b1``, ``b2``, ``eps`` for Adam. For scipy methods, the
+        method's ``options``.
+
+    Returns
+    -------
+    OptimizeResult
+        scipy's fields ``x`` (final parameters), ``fun``, ``nit``, ``nfev``,
+        ``njev``, ``status``, ``message`` (the method's own) and ``success``,
+        which is True only for the outcome ``'converged'``; then
+
+        - ``boxes`` : ndarray, shape (steps + 1, 4), ``xyxy``, the start first;
+        - ``losses``, ``ious``, ``gious``, ``grad_norms`` : ndarray, shape
+          (steps + 1,), at each box (the gradient's Euclidean norm with respect
+          to the parameters);
+        - ``box`` : the final box, ``boxes[-1]``;
+        - ``outcome`` : one of `OUTCOMES`; ``stalled`` : bool.
+
+    Examples
+    --------
+    >>> result = fit([2.0, 0.0, 3.0, 1.0], [0.0, 0.0, 1.0, 1.0], loss="iou")
+    >>> result.outcome, float(result.ious[-1])
+    ('stalled', 0.0)
+    """
+    start = check_boxes(start, "start")
+    target = check_boxes(target, "target", positive_size=True)
+    for name, box in [("start", start), ("target", target)]:
+        if box.shape != (4,):
+            raise ValueError(f"fit takes one {name} box of shape (4,); got shape {box.shape}")
+    if not (isinstance(maxiter, (int, np.integer)) and maxiter >= 1):
+        raise ValueError(f"maxiter must be a whole number >= 1; got {maxiter!r}")
+    loss_function = unchecked(get_loss(loss))
+    parameterisation = get_parameterisation(param)
+    method = get_method(method)
+    x0 = parameterisation.from_box(start)
+
+    def objective(x):
+        return loss_function(parameterisation.to_box(x), target)
+
+    if not np.isfinite(objective(x0)):
+        raise ValueError(f"loss {loss!r} is not finite at the start box {start.tolist()}")
+    xs = [x0]
+
+    def record(intermediate_result):
+        x = np.array(getattr(intermediate_result, "x", intermediate_result), dtype=float)
+        xs.append(x)
+        if callback is not None:
+            callback(OptimizeResult(x=x, box=parameterisation.to_box(x), nit=len(xs) - 1))
+
+    with np.errstate(all="ignore"):  # a wild trial step may overflow; the outcome will say so
+        if method in RULES:
+            result = _first_order(method, objective, x0, maxiter, record, options,
+                                  lambda x: 2.0 - unchecked(iou)(parameterisation.to_box(x), target))
+        else:
+            result = _scipy(method, objective, x0, maxiter, record, options)
+        if not np.array_equal(result.x, xs[-1]):
+            xs.append(np.asarray(result.x, dtype=float))
+        return _with_trajectory(result, np.array(xs), target, parameterisation, loss_function)
+
+
+def _first_order(method, objective, x0, maxiter, record, options, iou_weight):
+    rule_options = {k: v for k, v in options.items() if k not in FIRST_ORDER_OPTIONS}
+    try:
+        rule = RULES[method](**rule_options)
+    except TypeError:
+        valid = [*FIRST_ORDER_OPTIONS, *inspect.signature(RULES[method]).parameters]
+        raise ValueError(f"method {method!r} takes no option(s) {', '.join(rule_options)}; "
+                         f"its options are {', '.join(valid)}") from None
+    return minimize_first_order(
+        value_and_grad(objective), x0, rule, lr=options.get("lr", DEFAULT_LEARNING_RATES[method]),
+        schedule=options.get("schedule", "step"), maxiter=maxiter,
+        weight=iou_weight if options.get("iou_weighting", False) else None,
+        gtol=options.get("gtol", 1e-5), callback=record)
+
+
+def _scipy(method, objective, x0, maxiter, record, options):
+    needs = SCIPY_METHODS[method]
+    supplied = {"jac": True} if "jac" in needs else {}
+    if "hess" in needs:
+        supplied["hess"] = hessian(objective)
+    if "hessp" in needs:
+        supplied["hessp"] = hessian_vector_product(objective)
+    fun = value_and_grad(objective) if "jac" in needs else objective
+    limit = {"maxfun": maxiter} if method == "TNC" else {"maxiter": maxiter}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="Unknown solver options", category=OptimizeWarning)
+        try:
+            return minimize(fun, x0, method=method, callback=record, options={**limit, **options},
+                            **supplied)
+        except OptimizeWarning as warning:
+            raise ValueError(f"method {method!r}: {warning}; see scipy.optimize.show_options"
+                             f"('minimize', {method!r})") from None
+
+
+def _with_trajectory(result, xs, target, parameterisation, loss_function):
+    """Add the per-step record and the outcome to a run's result."""
+    boxes = parameterisation.to_box(xs)
+
+    def total_loss(xs):
+        return anp.sum(loss_function(parameterisation.to_box(xs), target))
+
+    losses = loss_function(boxes, target)
+    grad_norms = np.linalg.norm(grad(total_loss)(xs), axis=-1)  # rows are independent
+    no_better = bool(losses[-1] >= losses[0])
+    stalled = no_better and grad_norms[0] == 0.0
+    finite = bool(np.all(np.isfinite(boxes)) and np.all(np.isfinite(losses)))
+    result.update(
+        boxes=boxes, losses=losses, ious=unchecked(iou)(boxes, target),
+        gious=unchecked(giou)(boxes, target), grad_norms=grad_norms, box=boxes[-1],
+        fun=float(losses[-1]), nit=result.get("nit", len(xs) - 1), njev=result.get("njev", 0),
+        stalled=stalled, outcome=_outcome(result, stalled, no_better, finite))
+    result.success = result.outcome == "converged"
+    return result
+
+
+def _outcome(result, stalled, no_better, finite):
+    if stalled:
+        return "stalled"
+    if not finite:
+        return "diverged"
+    if result.status == 99:
+        return "stopped"
+    if result.success:
+        return "no_progress" if no_better else "converged"
+    message = str(result.message).lower()
+    for words, outcome in _MESSAGE_OUTCOMES:
+        if any(word in message for word in words):
+            return outcome
+    return "failed"

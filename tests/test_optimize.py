@@ -1,0 +1,167 @@
+import numpy as np
+import pytest
+from autograd import grad
+
+from helpers import load_experiment
+from sandbox import GRADIENT_METHODS, LOSSES, METHODS, OUTCOMES, PARAMETERISATIONS, fit, iou
+from sandbox.first_order import cosine_decay, step_decay
+
+experiment = load_experiment("stall_vs_converge")
+DEFAULTS = experiment.parse_args([])
+TARGET = np.array(DEFAULTS.target)
+STARTS, LABELS = experiment.make_starts(DEFAULTS)  # the headline experiment's default starts
+
+
+def test_default_starts_do_not_overlap_the_target():
+    assert len(STARTS) == 8 and np.all(iou(STARTS, TARGET) == 0)
+
+
+# The scientific claims, from real runs.
+@pytest.mark.parametrize("method", GRADIENT_METHODS)
+def test_iou_loss_stalls_from_every_non_overlapping_start(method):
+    for start in STARTS:
+        result = fit(start, TARGET, loss="iou", method=method)
+        assert result.outcome == "stalled" and result.stalled and not result.success
+        assert result.ious[-1] == 0.0
+        np.testing.assert_array_equal(result.boxes, np.tile(start, (len(result.boxes), 1)))
+
+
+@pytest.mark.parametrize("loss", ["giou", "l1", "l2"])
+def test_giou_l1_and_l2_bring_the_box_home_with_gd_at_its_defaults(loss):
+    for start in STARTS:
+        result = fit(start, TARGET, loss=loss, method="gd")
+        assert result.ious[-1] >= 0.99, (loss, start, result.message)
+        assert result.ious[0] == 0.0
+
+
+@pytest.mark.parametrize("method, param", [("SLSQP", "xyxy"), ("SLSQP", "cxcywh"),
+                                           ("Powell", "cxcywh")])
+def test_these_scipy_methods_bring_giou_home_from_every_default_start(method, param):
+    # the README's answer to "which scipy method and parameterisation brings giou home"
+    for start in STARTS:
+        assert fit(start, TARGET, loss="giou", method=method, param=param).ious[-1] >= 0.99
+
+
+# How a run ended, told honestly.
+@pytest.mark.parametrize("loss, method, options, outcome, words", [
+    ("giou", "BFGS", {}, "line_search_failed", "precision loss"),
+    ("l1", "TNC", {}, "line_search_failed", "Linear search failed"),
+    ("giou", "gd", {"maxiter": 5}, "max_iterations", "Maximum number of iterations (5)"),
+    ("l1", "trust-ncg", {"maxiter": 30}, "max_iterations", "Maximum number of iterations"),
+    ("giou", "dogleg", {}, "failed", "non-psd Hessian"),
+    ("l1", "Newton-CG", {}, "no_progress", "terminated successfully"),
+    ("l2", "BFGS", {}, "converged", "terminated successfully"),
+])
+def test_outcome_says_how_the_run_ended(loss, method, options, outcome, words):
+    results = [fit(start, TARGET, loss=loss, method=method, **options) for start in STARTS]
+    chosen = [r for r in results if words in r.message]
+    assert chosen, f"no run of {method} on {loss} ended with {words!r}"
+    for result in chosen:
+        assert result.outcome == outcome
+        assert result.success == (outcome == "converged")
+    assert set(r.outcome for r in results) <= set(OUTCOMES)
+
+
+def test_newton_cg_on_l1_claims_success_without_moving():
+    # L1 has a zero Hessian: Newton-CG takes a zero step and scipy calls that success
+    result = fit(STARTS[0], TARGET, loss="l1", method="Newton-CG")
+    assert result.message == "Optimization terminated successfully."
+    assert result.grad_norms[0] > 0 and np.all(result.box == STARTS[0])
+    assert result.outcome == "no_progress" and not result.stalled
+
+
+def test_callback_sees_each_step_and_can_stop_the_run():
+    seen = []
+
+    def callback(intermediate_result):
+        seen.append(intermediate_result.box)
+        if intermediate_result.nit == 3:
+            raise StopIteration
+
+    result = fit(STARTS[0], TARGET, loss="giou", method="gd", callback=callback)
+    assert result.outcome == "stopped" and result.nit == 3
+    np.testing.assert_array_equal(np.array(seen), result.boxes[1:])
+
+
+# The result's record.
+@pytest.mark.parametrize("method", METHODS)
+def test_result_records_the_whole_trajectory(method):
+    start = STARTS[1]
+    result = fit(start, TARGET, loss="giou", method=method, maxiter=20)
+    steps = len(result.boxes)
+    assert result.boxes.shape == (steps, 4)
+    np.testing.assert_array_equal(result.boxes[0], start)
+    np.testing.assert_array_equal(result.box, result.boxes[-1])
+    for key in ("losses", "ious", "gious", "grad_norms"):
+        assert result[key].shape == (steps,), key
+    assert result.fun == result.losses[-1]
+    np.testing.assert_allclose(result.losses, LOSSES["giou"](result.boxes, TARGET))
+    np.testing.assert_allclose(result.ious, iou(result.boxes, TARGET))
+    for key in ("x", "nit", "nfev", "njev", "success", "status", "message", "outcome", "stalled"):
+        assert key in result, key
+    if method in ("gd", "momentum", "adam"):
+        assert steps == result.nit + 1 and result.nfev == result.njev == result.nit
+
+
+def test_grad_norms_are_the_gradient_with_respect_to_the_parameters():
+    result = fit(STARTS[2], TARGET, loss="giou", method="gd", param="log", maxiter=10)
+    param = PARAMETERISATIONS["log"]
+    for box, norm in zip(result.boxes, result.grad_norms):
+        gradient = grad(lambda x: LOSSES["giou"](param.to_box(x), TARGET))(param.from_box(box))
+        assert norm == pytest.approx(np.linalg.norm(gradient), rel=1e-9)
+
+
+def test_first_order_steps_follow_the_rules():
+    start, lr = STARTS[0], 0.1
+    g0 = grad(lambda p: LOSSES["giou"](p, TARGET))(start)
+    weight = 2 - iou(start, TARGET)
+    one_step = {
+        ("gd", False): start - lr * g0,
+        ("gd", True): start - lr * weight * g0,
+        ("momentum", False): start - lr * g0,  # v1 = g0
+        ("adam", False): start - lr * g0 / (np.abs(g0) + 1e-8),  # bias-corrected m/sqrt(v) = g/|g|
+    }
+    for (method, weighted), expected in one_step.items():
+        result = fit(start, TARGET, loss="giou", method=method, lr=lr, iou_weighting=weighted, maxiter=1)
+        np.testing.assert_allclose(result.boxes[1], expected, rtol=1e-12, atol=1e-12)
+
+
+def test_schedules():
+    assert [step_decay(t, 200) for t in (0, 159, 160, 179, 180, 199)] == pytest.approx(
+        [1, 1, 0.1, 0.1, 0.01, 0.01])
+    assert cosine_decay(0, 200) == 1 and cosine_decay(100, 200) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("param", PARAMETERISATIONS)
+def test_parameterisations_round_trip_and_all_carry_a_fit(param):
+    parameterisation = PARAMETERISATIONS[param]
+    np.testing.assert_allclose(parameterisation.to_box(parameterisation.from_box(STARTS)), STARTS)
+    assert fit(STARTS[3], TARGET, loss="l2", method="BFGS", param=param).ious[-1] > 0.999
+
+
+# Bad input is named before any work starts.
+@pytest.mark.parametrize("arguments, words", [
+    (dict(start=[0, 0, np.nan, 1]), "start box [0.0, 0.0, nan, 1.0] has non-finite coordinates"),
+    (dict(start=[0, 0, 1]), "start must have shape (..., 4)"),
+    (dict(start=[[0, 0, 1, 1]]), "fit takes one start box of shape (4,)"),
+    (dict(target=[0, 0, 1, 0]), "target box [0.0, 0.0, 1.0, 0.0] has non-positive height 0.0"),
+    (dict(target=[0, 0, np.inf, 1]), "target box [0.0, 0.0, inf, 1.0] has non-finite"),
+    (dict(loss="ciou"), "unknown loss 'ciou'; valid losses are iou, giou, l1, l2"),
+    (dict(method="newton"), "unknown method 'newton'; valid methods are gd, momentum, adam, Nelder-Mead"),
+    (dict(param="polar"), "unknown parameterisation 'polar'; valid: xyxy, xywh, cxcywh, log"),
+    (dict(param="log", start=[0, 0, 0, 1]), "log-parameterised box [0.0, 0.0, 0.0, 1.0] has non-positive width"),
+    (dict(maxiter=0), "maxiter must be a whole number >= 1"),
+    (dict(schedule="linear"), "unknown schedule 'linear'; valid schedules are constant, step, cosine"),
+    (dict(method="adam", beta=0.9), "method 'adam' takes no option(s) beta; its options are lr, schedule"),
+    (dict(method="BFGS", lr=0.1), "method 'BFGS': Unknown solver options: lr"),
+    (dict(loss="l1:coords=polar"), "unknown coords 'polar'"),
+])
+def test_bad_input_raises_a_value_error_naming_it(arguments, words):
+    call = dict(start=[2.0, 0.0, 3.0, 1.0], target=[0.0, 0.0, 1.0, 1.0]) | arguments
+    with pytest.raises(ValueError) as error:
+        fit(call.pop("start"), call.pop("target"), **call)
+    assert words in str(error.value)
+
+
+def test_method_names_are_case_insensitive():
+    assert fit(STARTS[0], TARGET, loss="l2", method="bfgs").outcome == "converged"
