@@ -1,0 +1,62 @@
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from helpers import load_experiment
+
+experiment = load_experiment("stall_vs_converge")
+
+
+def read_rows(out):
+    with open(out / "summary.csv", newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def test_headline_experiment_writes_its_files_and_shows_the_finding(tmp_path, capsys):
+    experiment.main(["--out", str(tmp_path)])
+    for name in ("stall_vs_converge.png", "summary.csv", "runs.npz", "config.json"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    rows = read_rows(tmp_path)
+    assert len(rows) == 4 * 8
+    assert {"loss", "method", "param", "start", "final_iou", "final_giou", "iterations", "stalled",
+            "outcome", "message"} <= set(rows[0])
+    for row in rows:
+        if row["loss"] == "iou":
+            assert row["outcome"] == "stalled" and float(row["final_iou"]) == 0 and row["stalled"] == "True"
+        else:
+            assert float(row["final_iou"]) >= 0.99
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["method"] == ["gd"] and len(config["starts"]) == 8 and "scipy" in config["versions"]
+    saved = np.load(tmp_path / "runs.npz")
+    i = next(i for i, r in enumerate(rows) if r["loss"] == "giou")
+    assert saved["ious"][i, saved["steps"][i] - 1] == pytest.approx(float(rows[i]["final_iou"]), abs=1e-6)
+    printed = capsys.readouterr().out
+    assert "iou          gd              0/8" in printed and "8 stalled" in printed
+    assert "stall_vs_converge.png" in printed
+
+
+def test_several_methods_add_the_outcome_table_and_replot_reads_saved_data(tmp_path, capsys):
+    experiment.main(["--out", str(tmp_path), "--method", "gd", "bfgs", "--losses", "iou", "l1:coords=cxcywh",
+                     "--starts", "3", "--random-starts", "2", "--maxiter", "20", "--param", "log"])
+    rows = read_rows(tmp_path)
+    assert len(rows) == 2 * 2 * 5 and {r["method"] for r in rows} == {"gd", "BFGS"}
+    assert {r["start"] for r in rows} == {"E", "120deg", "240deg", "random0", "random1"}
+    (tmp_path / "outcomes.png").unlink()
+    experiment.main(["--out", str(tmp_path), "--replot"])
+    assert (tmp_path / "outcomes.png").exists() and read_rows(tmp_path) == rows
+
+
+@pytest.mark.parametrize("arguments, words", [
+    (["--losses", "ciou"], "unknown loss 'ciou'"),
+    (["--method", "newton"], "unknown method 'newton'"),
+    (["--param", "polar"], "unknown parameterisation 'polar'"),
+    (["--gap", "0"], "gap must be a positive number"),
+    (["--target", "0", "0", "0", "1"], "non-positive width"),
+])
+def test_bad_arguments_stop_before_any_run(tmp_path, capsys, arguments, words):
+    with pytest.raises(SystemExit):
+        experiment.main(["--out", str(tmp_path / "out"), *arguments])
+    assert words in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
