@@ -6,7 +6,7 @@ from .boxes import (FORMATS, box_area, box_convert, check_boxes, enclosing_box,
                     intersection_area, order_corners, union_area)
 from .first_order import SCHEDULES
 from .losses import LOSSES, get_loss, giou, giou_loss, iou, iou_loss, l1_loss, l2_loss
-from .optimize import GRADIENT_METHODS, METHODS, OUTCOMES, fit
+from .optimize import GRADIENT_METHODS, HOME_IOU, METHODS, OUTCOMES, fit
 from .parameterisations import PARAMETERISATIONS
 from .starts import non_overlapping_starts, overlapping_starts, random_non_overlapping_starts
 

@@ -29,13 +29,17 @@ METHODS = (*RULES, *SCIPY_METHODS)
 GRADIENT_METHODS = tuple(m for m in METHODS if m in RULES or "jac" in SCIPY_METHODS[m])
 FIRST_ORDER_OPTIONS = ("lr", "schedule", "iou_weighting", "gtol")
 
+HOME_IOU = 0.99
+"""A box with at least this IoU with the target is home: `fit` calls a run converged only there."""
+
 OUTCOMES = {
-    "converged": "the method's own convergence test passed",
+    "converged": "the method's own convergence test passed with the box home (IoU >= home_iou)",
     "stalled": "ended no better than it started, because the gradient at the start was zero",
-    "no_progress": "the method claimed success no better than it started, with a non-zero gradient there",
+    "stuck": "the method's convergence test passed, but away from the target: at a kink, on a "
+             "plateau, or no better than the start",
     "line_search_failed": "a line search found no acceptable step",
     "max_iterations": "the iteration (or evaluation) limit was reached first",
-    "diverged": "the box or the loss became infinite or NaN",
+    "diverged": "the run ended on an infinite or NaN box or loss",
     "failed": "the method stopped for another reason; see message",
     "stopped": "the callback raised StopIteration",
 }
@@ -56,7 +60,7 @@ def get_method(name):
 
 
 def fit(start, target, loss="giou", method="gd", param="xyxy", maxiter=200, callback=None,
-        **options):
+        home_iou=HOME_IOU, **options):
     """Fit one predicted box to one target box by minimising `loss`.
 
     Parameters
@@ -77,6 +81,9 @@ def fit(start, target, loss="giou", method="gd", param="xyxy", maxiter=200, call
     callback : callable, optional
         ``callback(intermediate_result)`` after each iteration, with ``x`` (the
         parameters), ``box`` and ``nit``; raise StopIteration to end the run.
+    home_iou : float
+        The IoU with the target at which a run whose method reports convergence
+        is called ``'converged'``; below it, the run is ``'stuck'``.
     **options
         For ``gd``, ``momentum`` and ``adam``: ``lr`` (default 0.3, 0.03, 0.1),
         ``schedule`` (``'step'``, the default: the DIoU paper's 1 / 0.1 / 0.01 at
@@ -92,7 +99,8 @@ def fit(start, target, loss="giou", method="gd", param="xyxy", maxiter=200, call
     OptimizeResult
         scipy's fields ``x`` (final parameters), ``fun``, ``nit``, ``nfev``,
         ``njev``, ``status``, ``message`` (the method's own) and ``success``,
-        which is True only for the outcome ``'converged'``; then
+        which is True only for the outcome ``'converged'``: the method's own
+        test passed and the box is home; then
 
         - ``boxes`` : ndarray, shape (steps + 1, 4), ``xyxy``, the start first;
         - ``losses``, ``ious``, ``gious``, ``grad_norms`` : ndarray, shape
@@ -140,7 +148,8 @@ def fit(start, target, loss="giou", method="gd", param="xyxy", maxiter=200, call
             result = _scipy(method, objective, x0, maxiter, record, options)
         if not np.array_equal(result.x, xs[-1]):
             xs.append(np.asarray(result.x, dtype=float))
-        return _with_trajectory(result, np.array(xs), target, parameterisation, loss_function)
+        return _with_trajectory(result, np.array(xs), target, parameterisation, loss_function,
+                                home_iou)
 
 
 def _first_order(method, objective, x0, maxiter, record, options, iou_weight):
@@ -151,9 +160,12 @@ def _first_order(method, objective, x0, maxiter, record, options, iou_weight):
         valid = [*FIRST_ORDER_OPTIONS, *inspect.signature(RULES[method]).parameters]
         raise ValueError(f"method {method!r} takes no option(s) {', '.join(rule_options)}; "
                          f"its options are {', '.join(valid)}") from None
+    lr = options.get("lr", DEFAULT_LEARNING_RATES[method])
+    if not (isinstance(lr, (int, float)) and 0 < lr < np.inf):
+        raise ValueError(f"lr must be a positive number; got {lr!r}")
     return minimize_first_order(
-        value_and_grad(objective), x0, rule, lr=options.get("lr", DEFAULT_LEARNING_RATES[method]),
-        schedule=options.get("schedule", "step"), maxiter=maxiter,
+        value_and_grad(objective), x0, rule, lr=lr, schedule=options.get("schedule", "step"),
+        maxiter=maxiter,
         weight=iou_weight if options.get("iou_weighting", False) else None,
         gtol=options.get("gtol", 1e-5), callback=record)
 
@@ -177,7 +189,7 @@ def _scipy(method, objective, x0, maxiter, record, options):
                              f"('minimize', {method!r})") from None
 
 
-def _with_trajectory(result, xs, target, parameterisation, loss_function):
+def _with_trajectory(result, xs, target, parameterisation, loss_function, home_iou):
     """Add the per-step record and the outcome to a run's result."""
     boxes = parameterisation.to_box(xs)
 
@@ -186,19 +198,19 @@ def _with_trajectory(result, xs, target, parameterisation, loss_function):
 
     losses = loss_function(boxes, target)
     grad_norms = np.linalg.norm(grad(total_loss)(xs), axis=-1)  # rows are independent
-    no_better = bool(losses[-1] >= losses[0])
-    stalled = no_better and grad_norms[0] == 0.0
-    finite = bool(np.all(np.isfinite(boxes)) and np.all(np.isfinite(losses)))
+    ious = unchecked(iou)(boxes, target)
+    stalled = bool(losses[-1] >= losses[0] and grad_norms[0] == 0.0)
+    finite = bool(np.all(np.isfinite(boxes[-1])) and np.isfinite(losses[-1]))
     result.update(
-        boxes=boxes, losses=losses, ious=unchecked(iou)(boxes, target),
-        gious=unchecked(giou)(boxes, target), grad_norms=grad_norms, box=boxes[-1],
-        fun=float(losses[-1]), nit=result.get("nit", len(xs) - 1), njev=result.get("njev", 0),
-        stalled=stalled, outcome=_outcome(result, stalled, no_better, finite))
+        boxes=boxes, losses=losses, ious=ious, gious=unchecked(giou)(boxes, target),
+        grad_norms=grad_norms, box=boxes[-1], fun=float(losses[-1]),
+        nit=result.get("nit", len(xs) - 1), njev=result.get("njev", 0), stalled=stalled,
+        outcome=_outcome(result, stalled, finite, home=ious[-1] >= home_iou))
     result.success = result.outcome == "converged"
     return result
 
 
-def _outcome(result, stalled, no_better, finite):
+def _outcome(result, stalled, finite, home):
     if stalled:
         return "stalled"
     if not finite:
@@ -206,7 +218,7 @@ def _outcome(result, stalled, no_better, finite):
     if result.status == 99:
         return "stopped"
     if result.success:
-        return "no_progress" if no_better else "converged"
+        return "converged" if home else "stuck"
     message = str(result.message).lower()
     for words, outcome in _MESSAGE_OUTCOMES:
         if any(word in message for word in words):

@@ -34,8 +34,11 @@ def test_giou_l1_and_l2_bring_the_box_home_with_gd_at_its_defaults(loss):
         assert result.ious[0] == 0.0
 
 
-@pytest.mark.parametrize("method, param", [("SLSQP", "xyxy"), ("SLSQP", "cxcywh"),
-                                           ("Powell", "cxcywh")])
+@pytest.mark.parametrize("method, param", [
+    ("SLSQP", "xyxy"), ("SLSQP", "xywh"), ("SLSQP", "cxcywh"), ("SLSQP", "log"),
+    ("Powell", "cxcywh"), ("Powell", "log"), ("COBYQA", "log"), ("L-BFGS-B", "cxcywh"),
+    ("trust-constr", "cxcywh"),
+])
 def test_these_scipy_methods_bring_giou_home_from_every_default_start(method, param):
     # the README's answer to "which scipy method and parameterisation brings giou home"
     for start in STARTS:
@@ -49,7 +52,7 @@ def test_these_scipy_methods_bring_giou_home_from_every_default_start(method, pa
     ("giou", "gd", {"maxiter": 5}, "max_iterations", "Maximum number of iterations (5)"),
     ("l1", "trust-ncg", {"maxiter": 30}, "max_iterations", "Maximum number of iterations"),
     ("giou", "dogleg", {}, "failed", "non-psd Hessian"),
-    ("l1", "Newton-CG", {}, "no_progress", "terminated successfully"),
+    ("l1", "Newton-CG", {}, "stuck", "terminated successfully"),
     ("l2", "BFGS", {}, "converged", "terminated successfully"),
 ])
 def test_outcome_says_how_the_run_ended(loss, method, options, outcome, words):
@@ -62,12 +65,35 @@ def test_outcome_says_how_the_run_ended(loss, method, options, outcome, words):
     assert set(r.outcome for r in results) <= set(OUTCOMES)
 
 
+@pytest.mark.parametrize("method", ["L-BFGS-B", "Powell"])
+def test_a_convergence_claimed_away_from_the_target_is_stuck(method):
+    # on GIoU both stop by their own tests at kinks (L-BFGS-B) or far out on an edge (Powell)
+    results = [fit(start, TARGET, loss="giou", method=method) for start in STARTS]
+    assert all(r.status == 0 for r in results)  # scipy: success, every time
+    outcomes = [r.outcome for r in results]
+    assert outcomes == ["converged" if r.ious[-1] >= 0.99 else "stuck" for r in results]
+    assert {"converged", "stuck"} <= set(outcomes)
+
+
+def test_a_run_that_ends_on_an_infinite_loss_diverged():
+    result = fit(STARTS[0], TARGET, loss="l2", method="gd", param="log", lr=10.0)
+    assert result.outcome == "diverged" and not np.isfinite(result.fun)
+    assert "Non-finite loss" in result.message
+
+
+def test_a_wild_trial_step_that_comes_back_is_not_divergence():
+    # SLSQP in log parameters visits a box of overflowing size on the way, then lands home
+    result = fit(STARTS[1], TARGET, loss="l1", method="SLSQP", param="log")
+    assert not np.all(np.isfinite(result.boxes))
+    assert result.outcome == "converged" and result.ious[-1] > 0.999
+
+
 def test_newton_cg_on_l1_claims_success_without_moving():
     # L1 has a zero Hessian: Newton-CG takes a zero step and scipy calls that success
     result = fit(STARTS[0], TARGET, loss="l1", method="Newton-CG")
     assert result.message == "Optimization terminated successfully."
     assert result.grad_norms[0] > 0 and np.all(result.box == STARTS[0])
-    assert result.outcome == "no_progress" and not result.stalled
+    assert result.outcome == "stuck" and not result.stalled
 
 
 def test_callback_sees_each_step_and_can_stop_the_run():
@@ -152,6 +178,7 @@ def test_parameterisations_round_trip_and_all_carry_a_fit(param):
     (dict(param="log", start=[0, 0, 0, 1]), "log-parameterised box [0.0, 0.0, 0.0, 1.0] has non-positive width"),
     (dict(maxiter=0), "maxiter must be a whole number >= 1"),
     (dict(schedule="linear"), "unknown schedule 'linear'; valid schedules are constant, step, cosine"),
+    (dict(lr=-0.1), "lr must be a positive number; got -0.1"),
     (dict(method="adam", beta=0.9), "method 'adam' takes no option(s) beta; its options are lr, schedule"),
     (dict(method="BFGS", lr=0.1), "method 'BFGS': Unknown solver options: lr"),
     (dict(loss="l1:coords=polar"), "unknown coords 'polar'"),
