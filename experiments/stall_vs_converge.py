@@ -38,7 +38,7 @@ from sandbox.parameterisations import get_parameterisation
 from sandbox.plotting import plot_metric, plot_target, plot_trajectory
 from sandbox.starts import direction_name
 
-HOME = 0.99  # a run brings the box home when its final IoU reaches this
+HOME = sandbox.HOME_IOU  # a run brings the box home when its final IoU reaches this
 COLUMNS = ["loss", "method", "param", "start", "start_box", "final_box", "final_iou",
            "final_giou", "final_loss", "iterations", "nfev", "njev", "stalled", "outcome",
            "seconds", "message"]
@@ -230,23 +230,24 @@ def plot(out):
 
 
 def outcome_figure(rows, losses, methods):
-    """Heatmap: share of starts each method brings home with each loss, and its usual outcome."""
-    share = np.zeros((len(losses), len(methods)))
+    """Heatmap, method x loss: share of starts brought home, and the most common outcome."""
+    share = np.zeros((len(methods), len(losses)))
     usual = {}
-    for i, loss in enumerate(losses):
-        for j, method in enumerate(methods):
+    for i, method in enumerate(methods):
+        for j, loss in enumerate(losses):
             group = [r for r in rows if r["loss"] == loss and r["method"] == method]
             share[i, j] = np.mean([float(r["final_iou"]) >= HOME for r in group])
             usual[i, j] = Counter(r["outcome"] for r in group).most_common(1)[0][0]
-    fig = Figure(figsize=(1.0 * len(methods) + 2, 0.9 * len(losses) + 1.8), layout="constrained")
+    fig = Figure(figsize=(1.7 * len(losses) + 2.5, 0.42 * len(methods) + 1.4), layout="constrained")
     ax = fig.subplots()
     image = ax.imshow(share, vmin=0, vmax=1, cmap="RdYlGn", aspect="auto")
     for (i, j), outcome in usual.items():
-        ax.text(j, i, f"{share[i, j]:.0%}\n{outcome.replace('_', ' ')}", ha="center", va="center", fontsize=7)
-    ax.set_xticks(range(len(methods)), methods, rotation=45, ha="right")
-    ax.set_yticks(range(len(losses)), losses)
+        ax.text(j, i, f"{share[i, j]:.0%} {outcome.replace('_', ' ')}", ha="center", va="center", fontsize=8)
+    ax.set_xticks(range(len(losses)), losses)
+    ax.xaxis.tick_top()
+    ax.set_yticks(range(len(methods)), methods)
     fig.colorbar(image, ax=ax, label=f"share of starts brought home (IoU >= {HOME})")
-    ax.set_title("which optimiser brings which loss home (text: most common outcome)")
+    ax.set_title("which optimiser brings which loss home\n(text: share home, most common outcome)")
     return fig
 
 
