@@ -52,7 +52,7 @@ def unchecked(function):
 
 
 def _overlap(pred, target):
-    """Ordered predicted box, intersection area and union area."""
+    """Ordered predicted box, intersection area and union area (the intersection computed once)."""
     pred = order_corners(pred)
     intersection = intersection_area(pred, target)
     return pred, intersection, box_area(pred) + box_area(target) - intersection
@@ -108,7 +108,7 @@ def _coordinate_difference(pred, target, coords):
 
 @box_pair_function
 def l1_loss(pred, target, coords="xyxy"):
-    """Sum of absolute coordinate differences, on ``coords`` (``'xyxy'`` or ``'cxcywh'``).
+    """Sum of absolute coordinate differences, in the box format ``coords``.
 
     The GIoU paper's Figure 1 uses both the corner vector and (cx, cy, w, h).
     """
@@ -117,7 +117,7 @@ def l1_loss(pred, target, coords="xyxy"):
 
 @box_pair_function
 def l2_loss(pred, target, coords="xyxy"):
-    """Sum of squared coordinate differences, on ``coords`` (``'xyxy'`` or ``'cxcywh'``)."""
+    """Sum of squared coordinate differences, in the box format ``coords``."""
     return np.sum(_coordinate_difference(pred, target, coords) ** 2, axis=-1)
 
 
@@ -147,7 +147,7 @@ def get_loss(spec, **params):
         if not equals:
             raise ValueError(f"loss parameter {item!r} in {spec!r} must be written key=value")
         params.setdefault(key.strip(), _parse_value(value.strip()))
-    valid = [p for p in inspect.signature(unchecked(LOSSES[name])).parameters][2:]
+    valid = list(inspect.signature(unchecked(LOSSES[name])).parameters)[2:]  # after pred, target
     for key in params:
         if key not in valid:
             allowed = ", ".join(valid) if valid else "none"
