@@ -1,4 +1,4 @@
-"""IoU, GIoU and the box regression losses, elementwise over leading axes.
+"""IoU, GIoU and the box regression losses, each as its paper defines it, elementwise.
 
 Every function here takes a predicted box and a target box in ``xyxy`` format,
 arrays of shape ``(..., 4)`` that broadcast against each other, and returns one
@@ -26,8 +26,8 @@ import inspect
 import autograd.numpy as np
 from autograd.tracer import isbox
 
-from .boxes import (FORMATS, box_area, box_convert, check_boxes, enclosing_box,
-                    intersection_area, order_corners)
+from .boxes import FORMATS, box_convert, check_boxes, order_corners
+from .pair import Pair, detach, safe_divide, safe_power
 
 
 def box_pair_function(function):
@@ -51,13 +51,12 @@ def unchecked(function):
     return getattr(function, "__wrapped__", function)
 
 
-def _overlap(pred, target):
-    """Ordered predicted box, intersection area and union area (the intersection computed once)."""
-    pred = order_corners(pred)
-    intersection = intersection_area(pred, target)
-    return pred, intersection, box_area(pred) + box_area(target) - intersection
+def _require(condition, message):
+    if not condition:
+        raise ValueError(message)
 
 
+# Metrics.
 @box_pair_function
 def iou(pred, target):
     """Intersection over union of boxes, shape ``(...,)``, in [0, 1].
@@ -67,8 +66,7 @@ def iou(pred, target):
     >>> float(iou([0, 0, 2, 2], [1, 0, 3, 2]))   # overlap 1 x 2, union 6
     0.3333333333333333
     """
-    _, intersection, union = _overlap(pred, target)
-    return intersection / union
+    return Pair(pred, target).iou
 
 
 @box_pair_function
@@ -83,23 +81,249 @@ def giou(pred, target):
     >>> float(giou([0, 0, 1, 1], [2, 0, 3, 1]))   # apart: IoU 0, C = 3, U = 2
     -0.3333333333333333
     """
-    pred, intersection, union = _overlap(pred, target)
-    enclosing = box_area(enclosing_box(pred, target))
-    return intersection / union - (enclosing - union) / enclosing
+    pair = Pair(pred, target)
+    return pair.iou - pair.giou_penalty
 
 
+# The IoU loss family.
 @box_pair_function
 def iou_loss(pred, target):
     """IoU loss, 1 - IoU; flat, with gradient exactly zero, while the boxes do not overlap."""
-    return 1.0 - unchecked(iou)(pred, target)
+    return 1.0 - Pair(pred, target).iou
 
 
 @box_pair_function
 def giou_loss(pred, target):
-    """GIoU loss, 1 - GIoU, in [0, 2) (arXiv 1902.09630, Algorithm 2)."""
-    return 1.0 - unchecked(giou)(pred, target)
+    """GIoU loss, 1 - IoU + (C - U) / C, in [0, 2) (Rezatofighi et al., arXiv 1902.09630)."""
+    pair = Pair(pred, target)
+    return 1.0 - pair.iou + pair.giou_penalty
 
 
+@box_pair_function
+def log_iou_loss(pred, target, eps=1e-6):
+    """UnitBox's -ln IoU (Yu et al., ACM MM 2016), with IoU clamped below at `eps`.
+
+    -ln 0 is infinite; the clamp (mmdetection's convention) caps the loss at
+    -ln eps (13.8 for the default) and leaves it flat, with gradient 0, where
+    IoU < eps, as while the boxes are apart.
+    """
+    _require(eps > 0, f"log_iou needs eps > 0; got {eps!r}")
+    return -np.log(np.maximum(Pair(pred, target).iou, eps))
+
+
+@box_pair_function
+def diou_loss(pred, target):
+    """DIoU loss, 1 - IoU + rho^2 / c^2 (Zheng et al., AAAI 2020, arXiv 1911.08287).
+
+    rho is the distance between the centres, c the diagonal of the smallest
+    enclosing box.
+    """
+    pair = Pair(pred, target)
+    return 1.0 - pair.iou + pair.centre_distance2 / pair.diagonal2
+
+
+def _trade_off(pair, trade_off_gradient):
+    """CIoU's alpha = v / ((1 - IoU) + v); 0 where both vanish (identical boxes).
+
+    Held constant in the gradient unless `trade_off_gradient`, as in the CIoU
+    authors' code (computed under torch.no_grad).
+    """
+    alpha = safe_divide(pair.aspect_v, (1.0 - pair.iou) + pair.aspect_v)
+    return alpha if trade_off_gradient else detach(alpha)
+
+
+@box_pair_function
+def ciou_loss(pred, target, trade_off_gradient=False):
+    """CIoU loss, DIoU + alpha v (Zheng et al., AAAI 2020, arXiv 1911.08287).
+
+    v = 4 / pi^2 (arctan(w_gt / h_gt) - arctan(w / h))^2 measures the mismatch of
+    aspect ratios, alpha = v / ((1 - IoU) + v) trades it off; alpha is a constant
+    in the gradient unless `trade_off_gradient=True`. The gradient is autograd's
+    of this formula: the authors' code also drops the factor 1 / (w^2 + h^2)
+    from dv/dw and dv/dh, which this does not. A zero-height box has
+    arctan(w / h) = pi / 2, its limit; a point box takes the target's aspect.
+    """
+    pair = Pair(pred, target)
+    return (1.0 - pair.iou + pair.centre_distance2 / pair.diagonal2
+            + _trade_off(pair, trade_off_gradient) * pair.aspect_v)
+
+
+@box_pair_function
+def eiou_loss(pred, target):
+    """EIoU loss (Zhang et al., arXiv 2101.08158): DIoU's terms plus width and height terms.
+
+    1 - IoU + rho^2(b, b_gt) / c^2 + (w - w_gt)^2 / C_w^2 + (h - h_gt)^2 / C_h^2,
+    with C_w, C_h the width and height of the smallest enclosing box.
+    """
+    pair = Pair(pred, target)
+    return (1.0 - pair.iou + pair.centre_distance2 / pair.diagonal2
+            + (pair.w - pair.tw) ** 2 / pair.enclosing_w ** 2
+            + (pair.h - pair.th) ** 2 / pair.enclosing_h ** 2)
+
+
+@box_pair_function
+def focal_eiou_loss(pred, target, gamma=0.5, weight_gradient=False):
+    """Focal-EIoU loss, IoU^gamma * L_EIoU (Zhang et al., arXiv 2101.08158).
+
+    The factor IoU^gamma re-weights the EIoU loss of each box by how well it already
+    fits; it is a constant in the gradient, as in the public implementations
+    (``(1 - EIoU) * IoU^gamma.detach()``), unless `weight_gradient=True`. Letting it
+    flow makes the loss fall fastest by shrinking the overlap, so that it pushes
+    overlapping boxes apart. Either way the weight is 0 while the boxes do not
+    overlap, and, like the IoU loss, the loss has no gradient there.
+    """
+    weight = safe_power(Pair(pred, target).iou, gamma)
+    return (weight if weight_gradient else detach(weight)) * unchecked(eiou_loss)(pred, target)
+
+
+@box_pair_function
+def siou_loss(pred, target, theta=4.0):
+    """SIoU loss, 1 - IoU + (Delta + Omega) / 2 (Gevorgyan, arXiv 2205.12740).
+
+    Angle cost Lambda = 1 - 2 sin^2(arcsin(|dy| / rho) - pi / 4), which equals
+    sin(2 alpha) = 2 |dx dy| / rho^2, the form used here: it is smooth where the
+    arcsin form has an infinite derivative (centres aligned), and 0 when the
+    centres coincide, where the angle is undefined. Distance cost
+    Delta = sum over x, y of 1 - exp(-(2 - Lambda) (d / C)^2) with the enclosing
+    box's width and height C; shape cost Omega = sum over w, h of
+    (1 - exp(-|w - w_gt| / max(w, w_gt)))^theta.
+    """
+    pair = Pair(pred, target)
+    angle = safe_divide(2 * np.abs(pair.dx * pair.dy), pair.centre_distance2)
+    gamma = 2.0 - angle
+    distance = (2.0 - np.exp(-gamma * (pair.dx / pair.enclosing_w) ** 2)
+                - np.exp(-gamma * (pair.dy / pair.enclosing_h) ** 2))
+    return 1.0 - pair.iou + (distance + _shape_cost(pair, theta)) / 2
+
+
+def _shape_cost(pair, theta, weight_w=1.0, weight_h=1.0):
+    """SIoU's Omega: sum over w, h of (1 - exp(-weight |s - s_gt| / max(s, s_gt)))^theta."""
+    omega_w = weight_w * np.abs(pair.w - pair.tw) / np.maximum(pair.w, pair.tw)
+    omega_h = weight_h * np.abs(pair.h - pair.th) / np.maximum(pair.h, pair.th)
+    return safe_power(1.0 - np.exp(-omega_w), theta) + safe_power(1.0 - np.exp(-omega_h), theta)
+
+
+@box_pair_function
+def alpha_iou_loss(pred, target, alpha=3.0):
+    """alpha-IoU loss, 1 - IoU^alpha (He et al., NeurIPS 2021, arXiv 2110.13675)."""
+    _require(alpha > 0, f"alpha must be positive; got {alpha!r}")
+    return 1.0 - safe_power(Pair(pred, target).iou, alpha)
+
+
+@box_pair_function
+def alpha_giou_loss(pred, target, alpha=3.0):
+    """alpha-GIoU loss, 1 - IoU^alpha + ((C - U) / C)^alpha (arXiv 2110.13675)."""
+    pair = Pair(pred, target)
+    return unchecked(alpha_iou_loss)(pred, target, alpha) + safe_power(pair.giou_penalty, alpha)
+
+
+@box_pair_function
+def alpha_diou_loss(pred, target, alpha=3.0):
+    """alpha-DIoU loss, 1 - IoU^alpha + (rho^2 / c^2)^alpha (arXiv 2110.13675)."""
+    pair = Pair(pred, target)
+    return (unchecked(alpha_iou_loss)(pred, target, alpha)
+            + safe_power(pair.centre_distance2 / pair.diagonal2, alpha))
+
+
+@box_pair_function
+def alpha_ciou_loss(pred, target, alpha=3.0, trade_off_gradient=False):
+    """alpha-CIoU loss, 1 - IoU^alpha + (rho^2 / c^2)^alpha + (beta v)^alpha (arXiv 2110.13675).
+
+    beta is CIoU's trade-off on the plain IoU, constant in the gradient unless
+    `trade_off_gradient`, as in the authors' code.
+    """
+    pair = Pair(pred, target)
+    return (unchecked(alpha_diou_loss)(pred, target, alpha)
+            + safe_power(_trade_off(pair, trade_off_gradient) * pair.aspect_v, alpha))
+
+
+@box_pair_function
+def wiou_loss(pred, target):
+    """Wise-IoU v1, R (1 - IoU), R = exp(rho^2 / (W_g^2 + H_g^2)*) (Tong et al., arXiv 2301.10051).
+
+    W_g, H_g are the enclosing box's size; the star marks them detached from the
+    gradient, as the paper does. R lies in [1, e].
+    """
+    pair = Pair(pred, target)
+    return np.exp(pair.centre_distance2 / detach(pair.diagonal2)) * (1.0 - pair.iou)
+
+
+@box_pair_function
+def mpdiou_loss(pred, target, frame_width=10.0, frame_height=10.0):
+    """MPDIoU loss, 1 - IoU + (d1^2 + d2^2) / (w^2 + h^2) (Ma and Xu, arXiv 2307.07662).
+
+    d1, d2: distances between the top-left corners and between the bottom-right
+    corners; w, h: the size of the frame (the input image in the paper). The
+    default 10 x 10 suits the sandbox's unit-sized boxes; the penalty, and with it
+    the pull on boxes that do not overlap, shrinks as the frame grows.
+    """
+    _require(frame_width > 0 and frame_height > 0,
+             f"mpdiou needs a frame of positive size; got {frame_width!r} x {frame_height!r}")
+    pair = Pair(pred, target)
+    corners = ((pair.x1 - pair.tx1) ** 2 + (pair.y1 - pair.ty1) ** 2
+               + (pair.x2 - pair.tx2) ** 2 + (pair.y2 - pair.ty2) ** 2)
+    return 1.0 - pair.iou + corners / (frame_width ** 2 + frame_height ** 2)
+
+
+@box_pair_function
+def shape_iou_loss(pred, target, scale=0.0, theta=4.0):
+    """Shape-IoU loss (Zhang and Zhang, arXiv 2312.17663), as in the authors' shapeiou.py.
+
+    1 - IoU + (hh dx^2 + ww dy^2) / c^2 + Omega / 2, with ww = 2 w_gt^s / (w_gt^s + h_gt^s),
+    hh = 2 h_gt^s / (w_gt^s + h_gt^s) for s = `scale`, and SIoU's shape cost with
+    the width term weighted by hh and the height term by ww. Not symmetric: the
+    weights come from the target's shape.
+    """
+    pair = Pair(pred, target)
+    ww = 2 * pair.tw ** scale / (pair.tw ** scale + pair.th ** scale)
+    hh = 2 * pair.th ** scale / (pair.tw ** scale + pair.th ** scale)
+    distance = (hh * pair.dx ** 2 + ww * pair.dy ** 2) / pair.diagonal2
+    return 1.0 - pair.iou + distance + 0.5 * _shape_cost(pair, theta, weight_w=hh, weight_h=ww)
+
+
+def _inner_iou(pair, ratio=0.7):
+    _require(ratio > 0, f"ratio must be positive; got {ratio!r}")
+    return pair.scaled(ratio).iou
+
+
+def _focaler_iou(pair, d=0.0, u=0.95):
+    _require(0 <= d < u <= 1, f"focaler bounds need 0 <= d < u <= 1; got d={d!r}, u={u!r}")
+    return np.clip((pair.iou - d) / (u - d), 0.0, 1.0)
+
+
+VARIANTS = {
+    "inner": (_inner_iou, "Inner-IoU (Zhang, Xu and Zhang, arXiv 2311.02877): IoU of auxiliary "
+                          "boxes with the same centres and sizes times `ratio`"),
+    "focaler": (_focaler_iou, "Focaler-IoU (Zhang and Zhang, arXiv 2401.10525): IoU mapped linearly "
+                              "from [d, u] onto [0, 1], clipped"),
+}
+"""Each IoU-based loss L has variants L + IoU - IoU', with IoU' one of these remappings."""
+
+
+def variant(kind, name, base):
+    """The `kind` variant of the IoU-based loss `base`: L_base + IoU - IoU', IoU' from `VARIANTS`."""
+    remap, source = VARIANTS[kind]
+    base = unchecked(base)
+    own = {p.name: p.default for p in list(inspect.signature(remap).parameters.values())[1:]}
+
+    def loss(pred, target, **params):
+        pair = Pair(pred, target)
+        remapped = remap(pair, **{k: params.pop(k) for k in own if k in params})
+        return base(pred, target, **params) + pair.iou - remapped
+
+    parameters = list(inspect.signature(base).parameters.values())
+    parameters += [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v) for k, v in own.items()]
+    loss.__signature__ = inspect.Signature(parameters)
+    loss.__name__ = f"{kind}_{name}_loss"
+    loss.__doc__ = f"{name} loss + IoU - IoU', with IoU' from {source}."
+    return box_pair_function(loss)
+
+
+IOU_BASED = {"iou": iou_loss, "giou": giou_loss, "diou": diou_loss, "ciou": ciou_loss,
+             "eiou": eiou_loss, "siou": siou_loss, "mpdiou": mpdiou_loss, "shape_iou": shape_iou_loss}
+
+
+# Losses on the coordinates.
 def _coordinate_difference(pred, target, coords):
     if coords not in FORMATS:
         raise ValueError(f"unknown coords {coords!r} for l1/l2; valid: {', '.join(FORMATS)}")
@@ -121,7 +345,28 @@ def l2_loss(pred, target, coords="xyxy"):
     return np.sum(_coordinate_difference(pred, target, coords) ** 2, axis=-1)
 
 
-LOSSES = {"iou": iou_loss, "giou": giou_loss, "l1": l1_loss, "l2": l2_loss}
+@box_pair_function
+def smooth_l1_loss(pred, target, beta=1.0, coords="xyxy"):
+    """Smooth L1 (Fast R-CNN, Girshick 2015), summed over the coordinate differences x.
+
+    0.5 x^2 / beta where |x| < beta, else |x| - 0.5 beta; beta = 0 is plain L1.
+    """
+    _require(beta >= 0, f"smooth_l1 needs beta >= 0; got {beta!r}")
+    x = np.abs(_coordinate_difference(pred, target, coords))
+    if beta == 0:
+        return np.sum(x, axis=-1)
+    return np.sum(np.where(x < beta, 0.5 * x ** 2 / beta, x - 0.5 * beta), axis=-1)
+
+
+LOSSES = {
+    "iou": iou_loss, "giou": giou_loss, "log_iou": log_iou_loss, "diou": diou_loss,
+    "ciou": ciou_loss, "eiou": eiou_loss, "focal_eiou": focal_eiou_loss, "siou": siou_loss,
+    "alpha_iou": alpha_iou_loss, "alpha_giou": alpha_giou_loss, "alpha_diou": alpha_diou_loss,
+    "alpha_ciou": alpha_ciou_loss, "wiou": wiou_loss, "mpdiou": mpdiou_loss,
+    "shape_iou": shape_iou_loss,
+    **{f"{kind}_{name}": variant(kind, name, base) for kind in VARIANTS for name, base in IOU_BASED.items()},
+    "l1": l1_loss, "l2": l2_loss, "smooth_l1": smooth_l1_loss,
+}
 """Every loss by name: ``loss(pred, target, **params)`` on ``xyxy`` boxes, elementwise."""
 
 
@@ -152,7 +397,14 @@ def get_loss(spec, **params):
         if key not in valid:
             allowed = ", ".join(valid) if valid else "none"
             raise ValueError(f"loss {name!r} has no parameter {key!r}; its parameters: {allowed}")
-    return functools.partial(LOSSES[name], **params) if params else LOSSES[name]
+    if not params:
+        return LOSSES[name]
+    loss = functools.partial(LOSSES[name], **params)
+    try:  # one call on a pair of boxes checks the parameters' values before any work
+        loss(np.array([0.0, 0.0, 1.0, 2.0]), np.array([0.5, 0.5, 2.0, 1.5]))
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"loss {spec!r}: {error}") from None
+    return loss
 
 
 def _parse_value(text):

@@ -29,22 +29,38 @@ def central_differences(f, x, step=1e-6):
 
 
 TARGET = np.array([0.0, 0.0, 2.0, 1.0])
-# Predicted boxes at which values and gradients must stay finite (issue 2, point 2).
+# (pred, target) pairs at which every loss's value and gradient must stay finite
+# (issue 2, point 2; issue 3, point 3).
 HARD_CASES = {
-    "identical": [0.0, 0.0, 2.0, 1.0],
-    "touching at an edge": [2.0, 0.0, 3.0, 1.0],
-    "touching at a corner": [2.0, 1.0, 3.0, 2.0],
-    "nested inside": [0.5, 0.25, 1.5, 0.75],
-    "containing": [-1.0, -1.0, 3.0, 2.0],
-    "sharing three edges": [0.0, 0.0, 1.0, 1.0],
-    "zero width": [1.0, 0.0, 1.0, 1.0],
-    "zero height": [0.0, 0.5, 2.0, 0.5],
-    "a point": [1.0, 0.5, 1.0, 0.5],
-    "a point on a corner": [2.0, 1.0, 2.0, 1.0],
-    "inverted": [2.0, 1.0, 0.0, 0.0],
-    "inverted and apart": [5.0, 4.0, 3.0, 3.0],
-    "far apart": [1e4, 1e4, 1e4 + 1.0, 1e4 + 2.0],
+    "identical": ([0.0, 0.0, 2.0, 1.0], TARGET),
+    "touching at an edge": ([2.0, 0.0, 3.0, 1.0], TARGET),
+    "touching at a corner": ([2.0, 1.0, 3.0, 2.0], TARGET),
+    "nested inside": ([0.5, 0.25, 1.5, 0.75], TARGET),
+    "containing": ([-1.0, -1.0, 3.0, 2.0], TARGET),
+    "sharing three edges": ([0.0, 0.0, 1.0, 1.0], TARGET),
+    "zero width": ([1.0, 0.0, 1.0, 1.0], TARGET),
+    "zero height": ([0.0, 0.5, 2.0, 0.5], TARGET),
+    "a point at the target's centre": ([1.0, 0.5, 1.0, 0.5], TARGET),
+    "a point on a corner": ([2.0, 1.0, 2.0, 1.0], TARGET),
+    "coinciding centres": ([0.5, -0.5, 1.5, 1.5], TARGET),
+    "centres level, apart": ([3.0, 0.0, 4.0, 1.0], TARGET),
+    "centres one above the other, apart": ([0.5, 2.0, 1.5, 3.0], TARGET),
+    "inverted": ([2.0, 1.0, 0.0, 0.0], TARGET),
+    "inverted and apart": ([5.0, 4.0, 3.0, 3.0], TARGET),
+    "tiny boxes": ([0.0, 0.0, 1e-6, 2e-6], np.array([0.5e-6, 0.0, 1.5e-6, 1e-6])),
+    "tiny prediction": ([1.0, 0.5, 1.0 + 1e-6, 0.5 + 1e-6], TARGET),
+    "huge coordinates": ([1e6, 1e6, 1e6 + 2.0, 1e6 + 1.0], np.array([1e6 + 0.5, 1e6 + 0.25, 1e6 + 2.5, 1e6 + 1.25])),
+    "far apart": ([1e4, 1e4, 1e4 + 1.0, 1e4 + 2.0], TARGET),
 }
+
+
+def generic_pairs(count=12, seed=0):
+    """Random (pred, target) pairs, overlapping and apart, none on a kink."""
+    rng = np.random.default_rng(seed)
+    corners = rng.uniform(-2, 2, size=(count, 2, 2))
+    sizes = rng.uniform(0.3, 2.5, size=(count, 2, 2))
+    boxes = np.concatenate([corners, corners + sizes], axis=-1)
+    return boxes[:, 0], boxes[:, 1]
 
 
 def load_experiment(name):

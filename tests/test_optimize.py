@@ -172,7 +172,7 @@ def test_parameterisations_round_trip_and_all_carry_a_fit(param):
     (dict(start=[[0, 0, 1, 1]]), "fit takes one start box of shape (4,)"),
     (dict(target=[0, 0, 1, 0]), "target box [0.0, 0.0, 1.0, 0.0] has non-positive height 0.0"),
     (dict(target=[0, 0, np.inf, 1]), "target box [0.0, 0.0, inf, 1.0] has non-finite"),
-    (dict(loss="ciou"), "unknown loss 'ciou'; valid losses are iou, giou, l1, l2"),
+    (dict(loss="xiou"), "unknown loss 'xiou'; valid losses are iou, giou, log_iou"),
     (dict(method="newton"), "unknown method 'newton'; valid methods are gd, momentum, adam, Nelder-Mead"),
     (dict(param="polar"), "unknown parameterisation 'polar'; valid: xyxy, xywh, cxcywh, log"),
     (dict(param="log", start=[0, 0, 0, 1]), "log-parameterised box [0.0, 0.0, 0.0, 1.0] has non-positive width"),

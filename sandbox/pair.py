@@ -1,0 +1,144 @@
+"""The geometry of a (predicted, target) box pair, and arithmetic that stays finite at its edges.
+
+`Pair` holds what the IoU-family losses measure about two boxes (sizes, centres,
+overlap, the smallest enclosing box), each computed on first use and kept, so a
+loss reads like its paper. The helpers `safe_divide`, `safe_power` and `detach`
+carry the conventions that keep values and autograd gradients finite where a
+formula is undefined (0 / 0, 0 ** p for p < 1) or where a paper holds a factor
+constant in the gradient.
+"""
+from functools import cached_property
+
+import autograd.numpy as np
+from autograd.tracer import getval
+
+from .boxes import box_area, box_convert, enclosing_box, intersection_area, order_corners, unstack
+
+
+def safe_divide(numerator, denominator, at_zero=0.0):
+    """numerator / denominator where the denominator is not 0, else `at_zero`; finite gradients.
+
+    Both branches of an ``np.where`` are differentiated, so the division runs on a
+    denominator made safe first ("double where"): no NaN leaks into the gradient.
+    """
+    nonzero = denominator != 0
+    return np.where(nonzero, numerator / np.where(nonzero, denominator, 1.0), at_zero)
+
+
+def safe_power(base, exponent):
+    """base ** exponent for base >= 0; at base 0 with exponent < 1, value 0 and gradient 0.
+
+    The true one-sided derivative there is infinite; 0 is the convention.
+    """
+    if exponent >= 1:
+        return base ** exponent
+    positive = base > 0
+    return np.where(positive, np.where(positive, base, 1.0) ** exponent, 0.0)
+
+
+def detach(value):
+    """The value without its autograd history: a constant in every derivative (torch's detach)."""
+    return getval(value)
+
+
+class Pair:
+    """A predicted and a target box, ``xyxy``, shape ``(..., 4)``; the prediction is read ordered.
+
+    Every attribute has shape ``(...,)``. Differences run from the prediction to
+    the target (``dx = target centre x - predicted centre x``).
+    """
+
+    def __init__(self, pred, target):
+        self.pred, self.target = order_corners(pred), target
+        self.x1, self.y1, self.x2, self.y2 = unstack(self.pred)
+        self.tx1, self.ty1, self.tx2, self.ty2 = unstack(target)
+
+    @cached_property
+    def w(self):
+        return self.x2 - self.x1
+
+    @cached_property
+    def h(self):
+        return self.y2 - self.y1
+
+    @cached_property
+    def tw(self):
+        return self.tx2 - self.tx1
+
+    @cached_property
+    def th(self):
+        return self.ty2 - self.ty1
+
+    @cached_property
+    def dx(self):
+        return ((self.tx1 - self.x1) + (self.tx2 - self.x2)) / 2  # exactly 0 for identical boxes
+
+    @cached_property
+    def dy(self):
+        return ((self.ty1 - self.y1) + (self.ty2 - self.y2)) / 2
+
+    @cached_property
+    def centre_distance2(self):
+        """Squared distance between the centres, rho^2 in the DIoU paper."""
+        return self.dx ** 2 + self.dy ** 2
+
+    @cached_property
+    def intersection(self):
+        return intersection_area(self.pred, self.target)
+
+    @cached_property
+    def union(self):
+        """At least the target's area, so never 0: the target is checked to have positive size."""
+        return box_area(self.pred) + box_area(self.target) - self.intersection
+
+    @cached_property
+    def iou(self):
+        return self.intersection / self.union
+
+    @cached_property
+    def enclosing(self):
+        """The smallest box containing both, ``xyxy``, shape ``(..., 4)``."""
+        return enclosing_box(self.pred, self.target)
+
+    @cached_property
+    def enclosing_w(self):
+        return self.enclosing[..., 2] - self.enclosing[..., 0]
+
+    @cached_property
+    def enclosing_h(self):
+        return self.enclosing[..., 3] - self.enclosing[..., 1]
+
+    @cached_property
+    def enclosing_area(self):
+        return self.enclosing_w * self.enclosing_h
+
+    @cached_property
+    def diagonal2(self):
+        """Squared diagonal of the enclosing box, c^2 in the DIoU paper; at least the target's."""
+        return self.enclosing_w ** 2 + self.enclosing_h ** 2
+
+    @cached_property
+    def giou_penalty(self):
+        """(C - U) / C: the share of the enclosing box that neither box covers."""
+        return (self.enclosing_area - self.union) / self.enclosing_area
+
+    @cached_property
+    def aspect_v(self):
+        """CIoU's v = 4 / pi^2 (arctan(w_gt / h_gt) - arctan(w / h))^2.
+
+        arctan(w / h) is computed as arctan2(w, h): pi / 2 for a zero-height box,
+        its limit. A point (w = h = 0) has no aspect ratio; it takes the
+        target's, so v = 0 there.
+        """
+        target_angle = np.arctan2(self.tw, self.th)
+        has_size = (self.w != 0) | (self.h != 0)
+        angle = np.where(has_size, np.arctan2(np.where(has_size, self.w, 1.0),
+                                              np.where(has_size, self.h, 1.0)), target_angle)
+        return 4 / np.pi ** 2 * (target_angle - angle) ** 2
+
+    def scaled(self, ratio):
+        """The pair of auxiliary boxes of Inner-IoU: same centres, widths and heights times `ratio`."""
+        def scale(box):
+            return box_convert(box_convert(box, "xyxy", "cxcywh") * np.array([1.0, 1.0, ratio, ratio]),
+                               "cxcywh", "xyxy")
+        return Pair(scale(self.pred), scale(self.target))

@@ -1,0 +1,647 @@
+"""Reference values of the bounding-box regression losses, transcribed from their papers.
+
+This module is written independently of ``sandbox``: it never imports it, and it uses plain
+scalar Python with the ``math`` module only. Each function takes two boxes ``(x1, y1, x2, y2)``
+and returns the LOSS (not the similarity) as a float, so the tests can compare the package's
+values against these on a few box pairs.
+
+Conventions, shared by every function:
+
+* ``pred`` and ``target`` are 4-sequences ``(x1, y1, x2, y2)``. The target has ``x2 > x1`` and
+  ``y2 > y1``. The predicted box may be inverted; its corners are first sorted
+  (``x1, x2 = min, max``, the same for ``y``), as in Algorithm 2 of the GIoU paper
+  (arXiv 1902.09630) and Algorithm 1 of the MPDIoU paper (arXiv 2307.07662).
+* No epsilon is added anywhere unless the formula itself has one (only ``log_iou``'s clamp,
+  the mmdetection convention). The official code bases add small constants (``eps`` in unions,
+  heights, diagonals, powers); those are left out here, so on generic boxes the values below
+  are the exact formulas.
+* Where the paper and its official code disagree, the paper is followed and the disagreement
+  is written in the function's docstring (and collected in ``DISAGREEMENTS`` below).
+
+Each loss's own formula is written out in its function; ``_Pair`` only holds the shared
+geometry of the two boxes (sorted corners, sizes, centres, intersection, union, IoU and the
+smallest enclosing box).
+"""
+import math
+
+__all__ = ["REFERENCE_LOSSES", "DISAGREEMENTS"]
+
+
+def _with_note(note):
+    """Append a note shared by several losses (for instance on their official code) to the
+    docstring of each."""
+    def decorate(function):
+        function.__doc__ = (function.__doc__ or "") + note
+        return function
+    return decorate
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared geometry
+# ---------------------------------------------------------------------------------------------
+class _Pair:
+    """The geometry of a predicted box and a target box, in the papers' notation.
+
+    Attributes: the sorted predicted corners ``x1, y1, x2, y2`` and the target's ``x1_gt, ...``;
+    sizes ``w, h, w_gt, h_gt``; centres ``cx, cy, cx_gt, cy_gt``; ``inter`` (|B ∩ B_gt|),
+    ``union`` (|B ∪ B_gt|), ``iou``; the smallest enclosing box's width ``C_w`` and height
+    ``C_h`` and its area ``C``.
+    """
+
+    def __init__(self, pred, target):
+        px1, py1, px2, py2 = (float(v) for v in pred)
+        # Algorithm 2 of the GIoU paper: x^p_1 = min(x^p_1, x^p_2), x^p_2 = max(x^p_1, x^p_2), ...
+        self.x1, self.x2 = min(px1, px2), max(px1, px2)
+        self.y1, self.y2 = min(py1, py2), max(py1, py2)
+        self.x1_gt, self.y1_gt, self.x2_gt, self.y2_gt = (float(v) for v in target)
+
+        self.w, self.h = self.x2 - self.x1, self.y2 - self.y1
+        self.w_gt, self.h_gt = self.x2_gt - self.x1_gt, self.y2_gt - self.y1_gt
+        self.cx, self.cy = (self.x1 + self.x2) / 2, (self.y1 + self.y2) / 2
+        self.cx_gt, self.cy_gt = (self.x1_gt + self.x2_gt) / 2, (self.y1_gt + self.y2_gt) / 2
+
+        inter_w = max(0.0, min(self.x2, self.x2_gt) - max(self.x1, self.x1_gt))
+        inter_h = max(0.0, min(self.y2, self.y2_gt) - max(self.y1, self.y1_gt))
+        self.inter = inter_w * inter_h
+        self.union = self.w * self.h + self.w_gt * self.h_gt - self.inter
+        self.iou = self.inter / self.union
+
+        self.C_w = max(self.x2, self.x2_gt) - min(self.x1, self.x1_gt)
+        self.C_h = max(self.y2, self.y2_gt) - min(self.y1, self.y1_gt)
+        self.C = self.C_w * self.C_h
+
+
+def _inner_iou(g, ratio):
+    """IoU^inner of Inner-IoU (arXiv 2311.02877): the IoU of auxiliary boxes with the same
+    centres and widths/heights scaled by ``ratio``.
+
+        b_l^gt = x_c^gt - w^gt*ratio/2,  b_r^gt = x_c^gt + w^gt*ratio/2
+        b_t^gt = y_c^gt - h^gt*ratio/2,  b_b^gt = y_c^gt + h^gt*ratio/2   (same for b_l, ... of B)
+        inter = (min(b_r^gt, b_r) - max(b_l^gt, b_l)) * (min(b_b^gt, b_b) - max(b_t^gt, b_t))
+        union = (w^gt * h^gt) * ratio^2 + (w * h) * ratio^2 - inter
+        IoU^inner = inter / union
+
+    Each extent of ``inter`` is clamped at 0, as in malagoutou/Inner-IoU ``innerciou.py`` and
+    ``innersiou.py`` (``.clamp(0)``). The paper's equation for ``inter``, as recalled here, is
+    printed without an explicit max(0, .) (its text could not be retrieved to confirm); the clamp
+    is kept because IoU^inner is defined as the IoU of the auxiliary boxes, and an unclamped
+    product of two negative extents would be a positive "intersection" of disjoint boxes. The
+    clamp matters only when the auxiliary boxes do not overlap.
+    """
+    b_l, b_r = g.cx - g.w * ratio / 2, g.cx + g.w * ratio / 2
+    b_t, b_b = g.cy - g.h * ratio / 2, g.cy + g.h * ratio / 2
+    b_l_gt, b_r_gt = g.cx_gt - g.w_gt * ratio / 2, g.cx_gt + g.w_gt * ratio / 2
+    b_t_gt, b_b_gt = g.cy_gt - g.h_gt * ratio / 2, g.cy_gt + g.h_gt * ratio / 2
+    inter = (max(0.0, min(b_r_gt, b_r) - max(b_l_gt, b_l))
+             * max(0.0, min(b_b_gt, b_b) - max(b_t_gt, b_t)))
+    union = (g.w_gt * g.h_gt) * ratio ** 2 + (g.w * g.h) * ratio ** 2 - inter
+    return inter / union
+
+
+def _focaler_iou(iou_value, d, u):
+    """IoU^focaler of Focaler-IoU (arXiv 2401.10525), the linear interval mapping:
+
+        IoU^focaler = 0                    if IoU < d
+                      (IoU - d) / (u - d)  if d <= IoU <= u
+                      1                    if IoU > u
+
+    (malagoutou/Focaler-IoU ``focaleriou.py``: ``((iou - d) / (u - d)).clamp(0, 1)``, the same.)
+    """
+    if iou_value < d:
+        return 0.0
+    if iou_value > u:
+        return 1.0
+    return (iou_value - d) / (u - d)
+
+
+# ---------------------------------------------------------------------------------------------
+# IoU, GIoU, log-IoU
+# ---------------------------------------------------------------------------------------------
+def iou(pred, target):
+    """IoU loss, 1 - IoU, IoU = |B ∩ B_gt| / |B ∪ B_gt| (Yu et al., UnitBox, arXiv 1608.01471;
+    Rezatofighi et al., arXiv 1902.09630, Algorithm 2, L_IoU = 1 - IoU)."""
+    g = _Pair(pred, target)
+    return 1.0 - g.inter / g.union
+
+
+def giou(pred, target):
+    """GIoU loss (Rezatofighi et al., CVPR 2019, arXiv 1902.09630, Algorithm 2):
+
+        GIoU = IoU - (C - U) / C,   L_GIoU = 1 - GIoU,
+
+    C the area of the smallest enclosing box, U the union."""
+    g = _Pair(pred, target)
+    IoU = g.inter / g.union
+    GIoU = IoU - (g.C - g.union) / g.C
+    return 1.0 - GIoU
+
+
+def log_iou(pred, target, eps=1e-6):
+    """UnitBox's IoU loss, -ln(IoU) (Yu et al., ACM MM 2016, arXiv 1608.01471), with IoU clamped
+    below at ``eps`` as in mmdetection ``mmdet/models/losses/iou_loss.py`` (``iou_loss``:
+    ``ious.clamp(min=eps)``, ``loss = -ious.log()``; default eps 1e-6):
+
+        L = -ln(max(IoU, eps))"""
+    g = _Pair(pred, target)
+    return -math.log(max(g.iou, eps))
+
+
+# ---------------------------------------------------------------------------------------------
+# DIoU, CIoU
+# ---------------------------------------------------------------------------------------------
+def diou(pred, target):
+    """DIoU loss (Zheng et al., AAAI 2020, arXiv 1911.08287, Eq. 6):
+
+        L_DIoU = 1 - IoU + rho^2(b, b_gt) / c^2,
+
+    rho the Euclidean distance between the centres b and b_gt, c the diagonal of the smallest
+    enclosing box.
+
+    Official code: Zzh-tju/DIoU-darknet ``src/box.c`` computes the DIoU loss gradient with
+    rho^2/c^2 (matching the paper), but its ``box_diou`` metric returns IoU - (rho^2/c^2)^0.6 (the
+    DIoU-NMS form with beta = 0.6). The paper's exponent 1 is used here.
+    """
+    g = _Pair(pred, target)
+    rho2 = (g.cx - g.cx_gt) ** 2 + (g.cy - g.cy_gt) ** 2
+    c2 = g.C_w ** 2 + g.C_h ** 2
+    return 1.0 - g.iou + rho2 / c2
+
+
+def _ciou_alpha_v(g):
+    """CIoU's v and alpha (arXiv 1911.08287, Eqs. 9 and 11), on the plain IoU:
+
+        v = 4/pi^2 * (arctan(w_gt/h_gt) - arctan(w/h))^2,   alpha = v / ((1 - IoU) + v).
+
+    For identical aspect ratios v = 0 and the term alpha*v is 0 (this avoids 0/0 only when also
+    IoU = 1, i.e. identical boxes)."""
+    v = 4 / math.pi ** 2 * (math.atan(g.w_gt / g.h_gt) - math.atan(g.w / g.h)) ** 2
+    alpha = v / ((1 - g.iou) + v) if v > 0 else 0.0
+    return alpha, v
+
+
+def ciou(pred, target, trade_off_gradient=False):
+    """CIoU loss (Zheng et al., AAAI 2020, arXiv 1911.08287, Eqs. 9-11):
+
+        L_CIoU = 1 - IoU + rho^2(b, b_gt)/c^2 + alpha*v,
+        v = 4/pi^2 (arctan(w_gt/h_gt) - arctan(w/h))^2,   alpha = v / ((1 - IoU) + v).
+
+    ``trade_off_gradient`` only changes gradients (alpha treated as a constant, and the paper's
+    1/(w^2+h^2) dropped); it does not change the value, so it is accepted and ignored.
+
+    Official code, and where it differs from this paper:
+    * Zzh-tju/DIoU-darknet ``src/box.c`` ``box_ciou``: alpha = v / (1 - IoU + v + 1e-6), the paper
+      up to the constant.
+    * Zzh-tju/CIoU ``layers/modules/multibox_loss.py`` (``ciou``) follows the journal version
+      (arXiv 2005.03572): alpha = 0 unless IoU > 0.5 (``S = (iou > 0.5)``), and it returns
+      ``iou - u + alpha * v``, i.e. the alpha*v term with the opposite sign to the paper, then
+      clamps to [-1, 1]. Neither the gate nor that sign is used here; the AAAI paper's formula is.
+    * YOLOv5/YOLOv8 ``bbox_iou`` (and Jacobi93/Alpha-IoU ``bbox_iou``):
+      alpha = v/(v - iou + 1 + eps) under ``torch.no_grad()``, the paper's value; they also add
+      eps to the heights.
+    """
+    g = _Pair(pred, target)
+    rho2 = (g.cx - g.cx_gt) ** 2 + (g.cy - g.cy_gt) ** 2
+    c2 = g.C_w ** 2 + g.C_h ** 2
+    alpha, v = _ciou_alpha_v(g)
+    return 1.0 - g.iou + rho2 / c2 + alpha * v
+
+
+# ---------------------------------------------------------------------------------------------
+# EIoU, Focal-EIoU
+# ---------------------------------------------------------------------------------------------
+def eiou(pred, target):
+    """EIoU loss (Zhang et al., "Focal and Efficient IOU Loss", arXiv 2101.08158, Eq. for L_EIOU):
+
+        L_EIoU = 1 - IoU + rho^2(b, b_gt)/c^2 + rho^2(w, w_gt)/C_w^2 + rho^2(h, h_gt)/C_h^2,
+
+    c the diagonal (c^2 = C_w^2 + C_h^2), C_w and C_h the width and height of the smallest
+    enclosing box; rho(w, w_gt) = |w - w_gt|.
+
+    (Instinct323/wiou ``iou.py`` ``_EIoU`` uses ((x - x_gt)/C_w)^2 + ((y - y_gt)/C_h)^2, centre
+    offsets, in place of the width and height terms; that is not the EIoU paper's formula.)
+    """
+    g = _Pair(pred, target)
+    rho2 = (g.cx - g.cx_gt) ** 2 + (g.cy - g.cy_gt) ** 2
+    c2 = g.C_w ** 2 + g.C_h ** 2
+    return (1.0 - g.iou + rho2 / c2
+            + (g.w - g.w_gt) ** 2 / g.C_w ** 2
+            + (g.h - g.h_gt) ** 2 / g.C_h ** 2)
+
+
+def focal_eiou(pred, target, gamma=0.5):
+    """Focal-EIoU loss (Zhang et al., arXiv 2101.08158): L_Focal-EIoU = IoU^gamma * L_EIoU,
+    gamma = 0.5 in the paper."""
+    g = _Pair(pred, target)
+    return g.iou ** gamma * eiou(pred, target)
+
+
+# ---------------------------------------------------------------------------------------------
+# SIoU
+# ---------------------------------------------------------------------------------------------
+def siou(pred, target, theta=4.0):
+    """SIoU loss (Gevorgyan, arXiv 2205.12740):
+
+    Angle cost   Lambda = 1 - 2 sin^2(arcsin(x) - pi/4),  x = c_h / sigma = sin(alpha),
+                 sigma = sqrt((b_cx^gt - b_cx)^2 + (b_cy^gt - b_cy)^2),
+                 c_h = max(b_cy^gt, b_cy) - min(b_cy^gt, b_cy)      (here c_h is the vertical
+                 offset of the CENTRES, and c_w = max(b_cx^gt, b_cx) - min(b_cx^gt, b_cx)).
+                 The paper minimises alpha if alpha <= pi/4 and otherwise beta = pi/2 - alpha, so
+                 x = sin(beta) = c_w/sigma then. Public implementations (meituan/YOLOv6
+                 ``yolov6/utils/figure_iou.py``, malagoutou/Inner-IoU ``innersiou.py``) do the
+                 same: ``sin_alpha = where(sin_alpha_1 > sqrt(2)/2, sin_alpha_2, sin_alpha_1)``,
+                 and write Lambda as cos(2 arcsin(x) - pi/2). Since Lambda = sin(2 alpha) =
+                 sin(2 beta), the choice of angle does not change the value.
+    Distance cost  Delta = sum_{t=x,y} (1 - e^{-gamma rho_t}),  gamma = 2 - Lambda,
+                 rho_x = ((b_cx^gt - b_cx)/c_w)^2,  rho_y = ((b_cy^gt - b_cy)/c_h)^2, where now
+                 c_w, c_h are the width and height of the smallest ENCLOSING box (as in the
+                 paper's Fig. 3 and in YOLOv6's ``rho_x = (s_cw / cw) ** 2`` with ``cw`` the
+                 convex width).
+    Shape cost   Omega = sum_{t=w,h} (1 - e^{-omega_t})^theta,
+                 omega_w = |w - w_gt| / max(w, w_gt),  omega_h = |h - h_gt| / max(h, h_gt).
+    Loss         L_SIoU = 1 - IoU + (Delta + Omega) / 2.
+
+    (Public code hard-codes theta = 4 and adds eps to the centre offsets and heights.)
+    """
+    g = _Pair(pred, target)
+    # angle cost
+    sigma = math.sqrt((g.cx_gt - g.cx) ** 2 + (g.cy_gt - g.cy) ** 2)
+    c_h = max(g.cy_gt, g.cy) - min(g.cy_gt, g.cy)
+    c_w = max(g.cx_gt, g.cx) - min(g.cx_gt, g.cx)
+    x = c_h / sigma                      # sin(alpha)
+    if math.asin(x) > math.pi / 4:       # minimise beta = pi/2 - alpha instead
+        x = c_w / sigma                  # sin(beta)
+    Lambda = 1 - 2 * math.sin(math.asin(x) - math.pi / 4) ** 2
+    # distance cost, normalised by the enclosing box
+    rho_x = ((g.cx_gt - g.cx) / g.C_w) ** 2
+    rho_y = ((g.cy_gt - g.cy) / g.C_h) ** 2
+    gamma = 2 - Lambda
+    Delta = (1 - math.exp(-gamma * rho_x)) + (1 - math.exp(-gamma * rho_y))
+    # shape cost
+    omega_w = abs(g.w - g.w_gt) / max(g.w, g.w_gt)
+    omega_h = abs(g.h - g.h_gt) / max(g.h, g.h_gt)
+    Omega = (1 - math.exp(-omega_w)) ** theta + (1 - math.exp(-omega_h)) ** theta
+    return 1.0 - g.iou + (Delta + Omega) / 2
+
+
+# ---------------------------------------------------------------------------------------------
+# alpha-IoU family
+# ---------------------------------------------------------------------------------------------
+_ALPHA_IOU_CODE_NOTE = """
+    Jacobi93/Alpha-IoU ``utils/general.py`` (``bbox_alpha_iou``, called with alpha=3, CIoU=True
+    from ``utils/loss.py``) differs from the paper as follows; the paper is followed here:
+    * The distance term of alpha-DIoU/alpha-CIoU is computed as
+      (|dx|^{2a} + |dy|^{2a}) / 2^{2a}  /  (C_w^{2a} + C_h^{2a})
+      (dx, dy twice the centre offsets),
+      not (rho^2/c^2)^a = ((dx^2 + dy^2)/4)^a / (C_w^2 + C_h^2)^a; the two agree only at a = 1.
+    * It raises (IoU + eps), ((C - U)/C + eps) and (beta*v + eps) to the power, adds eps to the
+      heights and the union, and takes C = max(C_w*C_h, U) (no effect on valid boxes).
+    * beta = v / ((1 + eps) - IoU + v) uses the plain IoU (inter/union), not IoU^a, under
+      ``torch.no_grad()``; the same plain-IoU beta is used here.
+"""
+
+
+@_with_note(_ALPHA_IOU_CODE_NOTE)
+def alpha_iou(pred, target, alpha=3.0):
+    """alpha-IoU loss (He et al., NeurIPS 2021, arXiv 2110.13675, Table 1): 1 - IoU^alpha.
+    """
+    g = _Pair(pred, target)
+    return 1.0 - g.iou ** alpha
+
+
+@_with_note(_ALPHA_IOU_CODE_NOTE)
+def alpha_giou(pred, target, alpha=3.0):
+    """alpha-GIoU loss (He et al., arXiv 2110.13675, Table 1):
+    1 - IoU^alpha + (|C \\ (B ∪ B_gt)| / |C|)^alpha = 1 - IoU^alpha + ((C - U)/C)^alpha.
+    """
+    g = _Pair(pred, target)
+    return 1.0 - g.iou ** alpha + ((g.C - g.union) / g.C) ** alpha
+
+
+@_with_note(_ALPHA_IOU_CODE_NOTE)
+def alpha_diou(pred, target, alpha=3.0):
+    """alpha-DIoU loss (He et al., arXiv 2110.13675, Table 1):
+    1 - IoU^alpha + rho^{2 alpha}(b, b_gt) / c^{2 alpha}  (= (rho^2/c^2)^alpha).
+    """
+    g = _Pair(pred, target)
+    rho2 = (g.cx - g.cx_gt) ** 2 + (g.cy - g.cy_gt) ** 2
+    c2 = g.C_w ** 2 + g.C_h ** 2
+    return 1.0 - g.iou ** alpha + rho2 ** alpha / c2 ** alpha
+
+
+@_with_note(_ALPHA_IOU_CODE_NOTE)
+def alpha_ciou(pred, target, alpha=3.0, trade_off_gradient=False):
+    """alpha-CIoU loss (He et al., arXiv 2110.13675, Table 1):
+    1 - IoU^alpha + rho^{2 alpha}(b, b_gt) / c^{2 alpha} + (beta v)^alpha,
+    v = 4/pi^2 (arctan(w_gt/h_gt) - arctan(w/h))^2, beta = v / ((1 - IoU) + v) (CIoU's trade-off
+    parameter, on the plain IoU). ``trade_off_gradient`` affects gradients only; ignored.
+    """
+    g = _Pair(pred, target)
+    rho2 = (g.cx - g.cx_gt) ** 2 + (g.cy - g.cy_gt) ** 2
+    c2 = g.C_w ** 2 + g.C_h ** 2
+    beta, v = _ciou_alpha_v(g)
+    return 1.0 - g.iou ** alpha + rho2 ** alpha / c2 ** alpha + (beta * v) ** alpha
+
+
+# ---------------------------------------------------------------------------------------------
+# Wise-IoU v1, MPDIoU, Shape-IoU
+# ---------------------------------------------------------------------------------------------
+def wiou(pred, target):
+    """Wise-IoU v1 (Tong et al., arXiv 2301.10051, Eqs. for L_WIoUv1 and R_WIoU):
+
+        L_WIoUv1 = R_WIoU * L_IoU,
+        R_WIoU = exp( ((x - x_gt)^2 + (y - y_gt)^2) / (W_g^2 + H_g^2)^* ),
+
+    (x, y) the centres, W_g, H_g the size of the smallest enclosing box; the * (detached
+    denominator) affects gradients only. Same as Instinct323/wiou ``iou.py`` ``_WIoU``:
+    ``torch.exp(l2_center / l2_box.detach()) * (1 - IoU)``.
+    """
+    g = _Pair(pred, target)
+    R_WIoU = math.exp(((g.cx - g.cx_gt) ** 2 + (g.cy - g.cy_gt) ** 2) / (g.C_w ** 2 + g.C_h ** 2))
+    return R_WIoU * (1.0 - g.iou)
+
+
+def mpdiou(pred, target, frame_width=10.0, frame_height=10.0):
+    """MPDIoU loss (Ma and Xu, arXiv 2307.07662, Algorithm 1):
+
+        d1^2 = (x1^prd - x1^gt)^2 + (y1^prd - y1^gt)^2     (top-left corners)
+        d2^2 = (x2^prd - x2^gt)^2 + (y2^prd - y2^gt)^2     (bottom-right corners)
+        MPDIoU = IoU - d1^2/(w^2 + h^2) - d2^2/(w^2 + h^2),   L_MPDIoU = 1 - MPDIoU,
+
+    w, h the width and height of the input image (``frame_width``, ``frame_height``). The
+    algorithm itself first orders the predicted corners, as here."""
+    g = _Pair(pred, target)
+    w, h = frame_width, frame_height
+    d1_2 = (g.x1 - g.x1_gt) ** 2 + (g.y1 - g.y1_gt) ** 2
+    d2_2 = (g.x2 - g.x2_gt) ** 2 + (g.y2 - g.y2_gt) ** 2
+    MPDIoU = g.iou - d1_2 / (w ** 2 + h ** 2) - d2_2 / (w ** 2 + h ** 2)
+    return 1.0 - MPDIoU
+
+
+def shape_iou(pred, target, scale=0.0, theta=4.0):
+    """Shape-IoU loss (Zhang and Zhang, arXiv 2312.17663), as in malagoutou/Shape-IoU
+    ``shapeiou.py``:
+
+        ww = 2 (w_gt)^scale / ((w_gt)^scale + (h_gt)^scale)
+        hh = 2 (h_gt)^scale / ((w_gt)^scale + (h_gt)^scale)
+        distance^shape = hh (x_c - x_c^gt)^2 / c^2 + ww (y_c - y_c^gt)^2 / c^2
+        omega_w = hh |w - w_gt| / max(w, w_gt),   omega_h = ww |h - h_gt| / max(h, h_gt)
+        Omega^shape = sum_{t=w,h} (1 - e^{-omega_t})^theta
+        L_Shape-IoU = 1 - IoU + distance^shape + 0.5 Omega^shape,
+
+    c the diagonal of the smallest enclosing box; ww, hh from the target's size. The official
+    code hard-codes theta = 4 (here the ``theta`` parameter), adds eps to the union and to c^2,
+    and returns the similarity IoU - distance - 0.5*shape_cost (the loss is 1 minus it). The
+    stored version of ``shapeiou.py`` also has a syntax slip in its signature
+    (``scale=0  eps=1e-7``, a missing comma), which does not bear on the formula.
+    """
+    g = _Pair(pred, target)
+    ww = 2 * g.w_gt ** scale / (g.w_gt ** scale + g.h_gt ** scale)
+    hh = 2 * g.h_gt ** scale / (g.w_gt ** scale + g.h_gt ** scale)
+    c2 = g.C_w ** 2 + g.C_h ** 2
+    distance_shape = hh * (g.cx - g.cx_gt) ** 2 / c2 + ww * (g.cy - g.cy_gt) ** 2 / c2
+    omega_w = hh * abs(g.w - g.w_gt) / max(g.w, g.w_gt)
+    omega_h = ww * abs(g.h - g.h_gt) / max(g.h, g.h_gt)
+    Omega_shape = (1 - math.exp(-omega_w)) ** theta + (1 - math.exp(-omega_h)) ** theta
+    return 1.0 - g.iou + distance_shape + 0.5 * Omega_shape
+
+
+# ---------------------------------------------------------------------------------------------
+# Inner-IoU variants: L_Inner-X = L_X + IoU - IoU^inner   (Zhang, Xu and Zhang, arXiv 2311.02877)
+# ---------------------------------------------------------------------------------------------
+_INNER_NOTE = """
+    Inner-IoU (Zhang, Xu and Zhang, arXiv 2311.02877): L_Inner-X = L_X + IoU - IoU^inner, IoU^inner
+    the IoU of auxiliary boxes with the same centres and sizes scaled by ``ratio`` (see
+    ``_inner_iou``). malagoutou/Inner-IoU ``innerciou.py`` / ``innersiou.py`` compute the same
+    thing as ``inner_iou - penalty`` (their default ratio is 1.0; the package's is 0.7). The
+    other base parameters are passed to the base loss.
+"""
+
+
+@_with_note(_INNER_NOTE)
+def inner_iou(pred, target, ratio=0.7):
+    """Inner-IoU on the IoU loss: (1 - IoU) + IoU - IoU^inner = 1 - IoU^inner."""
+    g = _Pair(pred, target)
+    return iou(pred, target) + g.iou - _inner_iou(g, ratio)
+
+
+@_with_note(_INNER_NOTE)
+def inner_giou(pred, target, ratio=0.7):
+    """Inner-GIoU: L_GIoU + IoU - IoU^inner."""
+    g = _Pair(pred, target)
+    return giou(pred, target) + g.iou - _inner_iou(g, ratio)
+
+
+@_with_note(_INNER_NOTE)
+def inner_diou(pred, target, ratio=0.7):
+    """Inner-DIoU: L_DIoU + IoU - IoU^inner."""
+    g = _Pair(pred, target)
+    return diou(pred, target) + g.iou - _inner_iou(g, ratio)
+
+
+@_with_note(_INNER_NOTE)
+def inner_ciou(pred, target, ratio=0.7, trade_off_gradient=False):
+    """Inner-CIoU: L_CIoU + IoU - IoU^inner (CIoU's alpha on the plain IoU, as in
+    ``innerciou.py``)."""
+    g = _Pair(pred, target)
+    return ciou(pred, target, trade_off_gradient=trade_off_gradient) + g.iou - _inner_iou(g, ratio)
+
+
+@_with_note(_INNER_NOTE)
+def inner_eiou(pred, target, ratio=0.7):
+    """Inner-EIoU: L_EIoU + IoU - IoU^inner."""
+    g = _Pair(pred, target)
+    return eiou(pred, target) + g.iou - _inner_iou(g, ratio)
+
+
+@_with_note(_INNER_NOTE)
+def inner_siou(pred, target, ratio=0.7, theta=4.0):
+    """Inner-SIoU: L_SIoU + IoU - IoU^inner."""
+    g = _Pair(pred, target)
+    return siou(pred, target, theta=theta) + g.iou - _inner_iou(g, ratio)
+
+
+@_with_note(_INNER_NOTE)
+def inner_mpdiou(pred, target, ratio=0.7, frame_width=10.0, frame_height=10.0):
+    """Inner-MPDIoU: L_MPDIoU + IoU - IoU^inner."""
+    g = _Pair(pred, target)
+    base = mpdiou(pred, target, frame_width=frame_width, frame_height=frame_height)
+    return base + g.iou - _inner_iou(g, ratio)
+
+
+@_with_note(_INNER_NOTE)
+def inner_shape_iou(pred, target, ratio=0.7, scale=0.0, theta=4.0):
+    """Inner-Shape-IoU: L_Shape-IoU + IoU - IoU^inner."""
+    g = _Pair(pred, target)
+    return shape_iou(pred, target, scale=scale, theta=theta) + g.iou - _inner_iou(g, ratio)
+
+
+# ---------------------------------------------------------------------------------------------
+# Focaler-IoU variants: L_Focaler-X = L_X + IoU - IoU^focaler   (Zhang and Zhang, arXiv 2401.10525)
+# ---------------------------------------------------------------------------------------------
+_FOCALER_NOTE = """
+    Focaler-IoU (Zhang and Zhang, arXiv 2401.10525): L_Focaler-X = L_X + IoU - IoU^focaler, with
+    IoU^focaler = 0 for IoU < d, (IoU - d)/(u - d) for d <= IoU <= u, 1 for IoU > u (see
+    ``_focaler_iou``; malagoutou/Focaler-IoU ``focaleriou.py`` writes it as a clamp, the same).
+    The other base parameters are passed to the base loss.
+"""
+
+
+@_with_note(_FOCALER_NOTE)
+def focaler_iou(pred, target, d=0.0, u=0.95):
+    """Focaler-IoU on the IoU loss: (1 - IoU) + IoU - IoU^focaler = 1 - IoU^focaler."""
+    g = _Pair(pred, target)
+    return iou(pred, target) + g.iou - _focaler_iou(g.iou, d, u)
+
+
+@_with_note(_FOCALER_NOTE)
+def focaler_giou(pred, target, d=0.0, u=0.95):
+    """Focaler-GIoU: L_GIoU + IoU - IoU^focaler."""
+    g = _Pair(pred, target)
+    return giou(pred, target) + g.iou - _focaler_iou(g.iou, d, u)
+
+
+@_with_note(_FOCALER_NOTE)
+def focaler_diou(pred, target, d=0.0, u=0.95):
+    """Focaler-DIoU: L_DIoU + IoU - IoU^focaler."""
+    g = _Pair(pred, target)
+    return diou(pred, target) + g.iou - _focaler_iou(g.iou, d, u)
+
+
+@_with_note(_FOCALER_NOTE)
+def focaler_ciou(pred, target, d=0.0, u=0.95, trade_off_gradient=False):
+    """Focaler-CIoU: L_CIoU + IoU - IoU^focaler."""
+    g = _Pair(pred, target)
+    base = ciou(pred, target, trade_off_gradient=trade_off_gradient)
+    return base + g.iou - _focaler_iou(g.iou, d, u)
+
+
+@_with_note(_FOCALER_NOTE)
+def focaler_eiou(pred, target, d=0.0, u=0.95):
+    """Focaler-EIoU: L_EIoU + IoU - IoU^focaler."""
+    g = _Pair(pred, target)
+    return eiou(pred, target) + g.iou - _focaler_iou(g.iou, d, u)
+
+
+@_with_note(_FOCALER_NOTE)
+def focaler_siou(pred, target, d=0.0, u=0.95, theta=4.0):
+    """Focaler-SIoU: L_SIoU + IoU - IoU^focaler."""
+    g = _Pair(pred, target)
+    return siou(pred, target, theta=theta) + g.iou - _focaler_iou(g.iou, d, u)
+
+
+@_with_note(_FOCALER_NOTE)
+def focaler_mpdiou(pred, target, d=0.0, u=0.95, frame_width=10.0, frame_height=10.0):
+    """Focaler-MPDIoU: L_MPDIoU + IoU - IoU^focaler."""
+    g = _Pair(pred, target)
+    base = mpdiou(pred, target, frame_width=frame_width, frame_height=frame_height)
+    return base + g.iou - _focaler_iou(g.iou, d, u)
+
+
+@_with_note(_FOCALER_NOTE)
+def focaler_shape_iou(pred, target, d=0.0, u=0.95, scale=0.0, theta=4.0):
+    """Focaler-Shape-IoU: L_Shape-IoU + IoU - IoU^focaler."""
+    g = _Pair(pred, target)
+    return shape_iou(pred, target, scale=scale, theta=theta) + g.iou - _focaler_iou(g.iou, d, u)
+
+
+# ---------------------------------------------------------------------------------------------
+# Coordinate losses
+# ---------------------------------------------------------------------------------------------
+def _coordinates(box, coords):
+    """The four numbers a coordinate loss compares: ``xyxy`` (x1, y1, x2, y2), ``cxcywh``
+    (centre x, centre y, width, height) or ``xywh`` (x1, y1, width, height)."""
+    x1, y1, x2, y2 = box
+    if coords == "xyxy":
+        return (x1, y1, x2, y2)
+    if coords == "cxcywh":
+        return ((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1)
+    if coords == "xywh":
+        return (x1, y1, x2 - x1, y2 - y1)
+    raise ValueError(f"unknown coords {coords!r}; expected 'xyxy', 'cxcywh' or 'xywh'")
+
+
+def _differences(pred, target, coords):
+    g = _Pair(pred, target)
+    p = _coordinates((g.x1, g.y1, g.x2, g.y2), coords)
+    t = _coordinates((g.x1_gt, g.y1_gt, g.x2_gt, g.y2_gt), coords)
+    return [pi - ti for pi, ti in zip(p, t)]
+
+
+def smooth_l1(pred, target, beta=1.0, coords="xyxy"):
+    """Smooth L1 (Girshick, Fast R-CNN, ICCV 2015, arXiv 1504.08083, Eq. 3), summed over the four
+    coordinate differences x:
+
+        smooth_L1(x) = 0.5 x^2 / beta   if |x| < beta,   |x| - 0.5 beta   otherwise.
+
+    The paper has beta = 1 and applies it to its (t_x, t_y, t_w, t_h) regression targets; the
+    ``beta`` transition point is the Detectron / PyTorch generalisation, and here the differences
+    are of the plain coordinates in ``coords``."""
+    total = 0.0
+    for x in _differences(pred, target, coords):
+        total += 0.5 * x ** 2 / beta if abs(x) < beta else abs(x) - 0.5 * beta
+    return total
+
+
+def l1(pred, target, coords="xyxy"):
+    """L1 loss: the sum of the absolute coordinate differences (in ``coords``)."""
+    return sum(abs(x) for x in _differences(pred, target, coords))
+
+
+def l2(pred, target, coords="xyxy"):
+    """L2 loss: the sum of the squared coordinate differences (in ``coords``)."""
+    return sum(x ** 2 for x in _differences(pred, target, coords))
+
+
+# ---------------------------------------------------------------------------------------------
+REFERENCE_LOSSES = {
+    "iou": iou,
+    "giou": giou,
+    "log_iou": log_iou,
+    "diou": diou,
+    "ciou": ciou,
+    "eiou": eiou,
+    "focal_eiou": focal_eiou,
+    "siou": siou,
+    "alpha_iou": alpha_iou,
+    "alpha_giou": alpha_giou,
+    "alpha_diou": alpha_diou,
+    "alpha_ciou": alpha_ciou,
+    "wiou": wiou,
+    "mpdiou": mpdiou,
+    "shape_iou": shape_iou,
+    "inner_iou": inner_iou,
+    "inner_giou": inner_giou,
+    "inner_diou": inner_diou,
+    "inner_ciou": inner_ciou,
+    "inner_eiou": inner_eiou,
+    "inner_siou": inner_siou,
+    "inner_mpdiou": inner_mpdiou,
+    "inner_shape_iou": inner_shape_iou,
+    "focaler_iou": focaler_iou,
+    "focaler_giou": focaler_giou,
+    "focaler_diou": focaler_diou,
+    "focaler_ciou": focaler_ciou,
+    "focaler_eiou": focaler_eiou,
+    "focaler_siou": focaler_siou,
+    "focaler_mpdiou": focaler_mpdiou,
+    "focaler_shape_iou": focaler_shape_iou,
+    "smooth_l1": smooth_l1,
+    "l1": l1,
+    "l2": l2,
+}
+
+# Where the official code differs from the paper (the paper is followed in every case).
+DISAGREEMENTS = {
+    "diou": "Zzh-tju/DIoU-darknet src/box.c box_diou returns IoU - (rho^2/c^2)^0.6 "
+            "(DIoU-NMS form); its DIoU loss gradient and the paper use exponent 1.",
+    "ciou": "Zzh-tju/CIoU layers/modules/multibox_loss.py gates alpha with IoU > 0.5 (journal "
+            "version, arXiv 2005.03572) and adds alpha*v with the opposite sign "
+            "(iou - u + alpha*v), then clamps to [-1, 1].",
+    "alpha_diou": "Jacobi93/Alpha-IoU bbox_alpha_iou uses (|dx|^2a + |dy|^2a)/2^2a / "
+                  "(C_w^2a + C_h^2a) instead of (rho^2/c^2)^a; equal only for a = 1.",
+    "alpha_ciou": "Same distance-term difference as alpha_diou; eps inside every power.",
+    "inner_*": "Official code clamps each extent of the auxiliary intersection at 0; the paper's "
+               "inter equation appears without max(0, .) (not confirmed). The clamp is kept, since "
+               "IoU^inner is the IoU of the auxiliary boxes. Default ratio is 1.0 in the code.",
+    "shape_iou": "Official code hard-codes the shape-cost exponent 4 (theta here) and adds eps.",
+}
