@@ -21,11 +21,8 @@ Run from the repository root::
 import argparse
 import csv
 import json
-import os
-import sys
 import time
 from collections import Counter
-from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +33,7 @@ from sandbox.first_order import RULES, get_schedule
 from sandbox.optimize import get_method
 from sandbox.parameterisations import get_parameterisation
 from sandbox.plotting import plot_metric, plot_target, plot_trajectory
+from sandbox.results import atomic_write, provenance, write_json
 from sandbox.starts import direction_name
 
 HOME = sandbox.HOME_IOU  # a run brings the box home when its final IoU reaches this
@@ -163,14 +161,12 @@ def save_runs(path, runs):
 
     arrays = dict(steps=steps, boxes=padded("boxes", (4,)), ious=padded("ious"),
                   gious=padded("gious"), losses=padded("losses"), grad_norms=padded("grad_norms"))
-    atomic(path, lambda tmp: np.savez_compressed(tmp, **arrays), suffix=".npz")
+    atomic_write(path, lambda tmp: np.savez_compressed(tmp, **arrays))
 
 
 def config(args, starts, labels):
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    packages = ["numpy", "scipy", "autograd", "matplotlib"]
-    return dict(settings, command=" ".join(sys.argv), starts=starts.tolist(), start_labels=labels,
-                home_iou=HOME, versions={p: version(p) for p in packages} | {"sandbox": sandbox.__version__})
+    return dict(settings, starts=starts.tolist(), start_labels=labels, home_iou=HOME, **provenance())
 
 
 # %% Summarise and draw, from the saved files only.
@@ -224,9 +220,9 @@ def plot(out):
     axes["history"].set_ylim(-0.03, 1.03)
     fig.suptitle(f"{methods[0]}, {settings['param']} parameters, from {len(labels)} non-overlapping "
                  f"starts (o start, * end; grey: target; dotted: value held after a run stopped)")
-    atomic(out / FIGURE, fig.savefig, suffix=".png", dpi=110)
+    atomic_write(out / FIGURE, fig.savefig, dpi=110)
     if len(methods) > 1:
-        atomic(out / "outcomes.png", outcome_figure(rows, losses, methods).savefig, suffix=".png", dpi=110)
+        atomic_write(out / "outcomes.png", outcome_figure(rows, losses, methods).savefig, dpi=110)
 
 
 def outcome_figure(rows, losses, methods):
@@ -249,17 +245,6 @@ def outcome_figure(rows, losses, methods):
     fig.colorbar(image, ax=ax, label=f"share of starts brought home (IoU >= {HOME})")
     ax.set_title("which optimiser brings which loss home\n(text: share home, most common outcome)")
     return fig
-
-
-def write_json(path, data):
-    atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2) + "\n"), suffix=".json")
-
-
-def atomic(path, write, suffix, **kwargs):
-    """Write through a temporary file and rename it, so `path` is never half-written."""
-    tmp = path.with_name(f".{path.stem}.tmp{suffix}")
-    write(tmp, **kwargs)
-    os.replace(tmp, path)
 
 
 def main(argv=None):

@@ -20,9 +20,9 @@ def plot_box(ax, box, **style):
     return ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, **{"fill": False, **style}))
 
 
-def plot_target(ax, target, label="target"):
-    """Draw the target box, grey and outlined in black."""
-    return plot_box(ax, target, fill=True, label=label, **TARGET_STYLE)
+def plot_target(ax, target, label="target", **style):
+    """Draw the target box, grey and outlined in black; `style` overrides (``fill=False``)."""
+    return plot_box(ax, target, **{"fill": True, "label": label, **TARGET_STYLE, **style})
 
 
 def plot_trajectory(ax, boxes, target=None, color="C0", label=None, max_boxes=25):

@@ -38,10 +38,12 @@ def test_headline_experiment_writes_its_files_and_shows_the_finding(tmp_path, ca
 
 
 def test_several_methods_add_the_outcome_table_and_replot_reads_saved_data(tmp_path, capsys):
-    experiment.main(["--out", str(tmp_path), "--method", "gd", "bfgs", "--losses", "iou", "l1:coords=cxcywh",
+    losses = ["iou", "l1:coords=cxcywh", "alpha_ciou:alpha=3", "inner_giou:ratio=0.8"]
+    experiment.main(["--out", str(tmp_path), "--method", "gd", "bfgs", "--losses", *losses,
                      "--starts", "3", "--random-starts", "2", "--maxiter", "20", "--param", "log"])
     rows = read_rows(tmp_path)
-    assert len(rows) == 2 * 2 * 5 and {r["method"] for r in rows} == {"gd", "BFGS"}
+    assert len(rows) == 4 * 2 * 5 and {r["method"] for r in rows} == {"gd", "BFGS"}
+    assert [r["loss"] for r in rows[::5]][:4] == losses
     assert {r["start"] for r in rows} == {"E", "120deg", "240deg", "random0", "random1"}
     (tmp_path / "outcomes.png").unlink()
     experiment.main(["--out", str(tmp_path), "--replot"])
@@ -49,7 +51,7 @@ def test_several_methods_add_the_outcome_table_and_replot_reads_saved_data(tmp_p
 
 
 @pytest.mark.parametrize("arguments, words", [
-    (["--losses", "ciou"], "unknown loss 'ciou'"),
+    (["--losses", "xiou"], "unknown loss 'xiou'"),
     (["--method", "newton"], "unknown method 'newton'"),
     (["--param", "polar"], "unknown parameterisation 'polar'"),
     (["--gap", "0"], "gap must be a positive number"),

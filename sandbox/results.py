@@ -1,0 +1,36 @@
+"""Writing what an experiment produced: whole files or none, and what made them.
+
+An interrupted run must never leave a half-written file behind, so everything is
+written to a temporary file beside its destination and renamed into place.
+"""
+import json
+import os
+import sys
+from importlib.metadata import version
+from pathlib import Path
+
+PACKAGES = ("numpy", "scipy", "autograd", "matplotlib")
+
+
+def atomic_write(path, write, **kwargs):
+    """Call ``write(temporary_path, **kwargs)``, then rename the file to `path` in one step.
+
+    The temporary file keeps the suffix of `path`, as ``savefig`` and ``np.savez``
+    choose their format by it.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    write(tmp, **kwargs)
+    os.replace(tmp, path)
+
+
+def write_json(path, data):
+    """Write `data` as indented JSON, atomically."""
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2) + "\n"))
+
+
+def provenance():
+    """The command line and the versions of the packages behind a result."""
+    from . import __version__
+    return dict(command=" ".join(sys.argv),
+                versions={p: version(p) for p in PACKAGES} | {"sandbox": __version__})
