@@ -8,8 +8,10 @@ averages. All are written with ``autograd.numpy``.
 The predicted box is read through `order_corners` first, as in Algorithm 2 of
 the GIoU paper, so an optimiser may pass through inverted boxes. The target must
 have positive width and height; then the union is at least the target's area and
-the enclosing box at least the union, so no division can be by zero and no small
-constant is needed: every value and gradient is finite for finite input.
+the enclosing box at least the union, so IoU, GIoU and the distance terms never
+divide by zero. The one small constant is `log_iou_loss`'s eps; where a paper's
+formula is undefined (0 / 0, 0 ** p for p < 1) `sandbox.pair` supplies the limit
+or a stated convention. Every value and gradient is finite for finite input.
 
 Kinks (``min``, ``max``, ``abs``) carry the subgradient autograd defines: at a
 tie, ``minimum`` and ``maximum`` give each argument half of the gradient, and
@@ -326,7 +328,7 @@ IOU_BASED = {"iou": iou_loss, "giou": giou_loss, "diou": diou_loss, "ciou": ciou
 # Losses on the coordinates.
 def _coordinate_difference(pred, target, coords):
     if coords not in FORMATS:
-        raise ValueError(f"unknown coords {coords!r} for l1/l2; valid: {', '.join(FORMATS)}")
+        raise ValueError(f"unknown coords {coords!r}; valid: {', '.join(FORMATS)}")
     return box_convert(order_corners(pred), "xyxy", coords) - box_convert(target, "xyxy", coords)
 
 
