@@ -26,9 +26,8 @@ import functools
 import inspect
 
 import autograd.numpy as np
-from autograd.tracer import isbox
 
-from .boxes import FORMATS, box_convert, check_boxes, order_corners
+from .boxes import FORMATS, Coordinates, box_convert, check_boxes, order_corners, traced, unstack
 from .pair import Pair, detach, safe_divide, safe_power
 
 
@@ -36,7 +35,7 @@ def box_pair_function(function):
     """Decorate ``function(pred, target, **params)`` to check plain-array input first."""
     @functools.wraps(function)
     def checked(pred, target, **params):
-        if not (isbox(pred) or isbox(target)):
+        if not (traced(pred) or traced(target)):
             pred = check_boxes(pred, "pred")
             target = check_boxes(target, "target", positive_size=True)
         return function(pred, target, **params)
@@ -326,10 +325,13 @@ IOU_BASED = {"iou": iou_loss, "giou": giou_loss, "diou": diou_loss, "ciou": ciou
 
 
 # Losses on the coordinates.
-def _coordinate_difference(pred, target, coords):
+def _coordinate_differences(pred, target, coords):
+    """The four differences between the ordered prediction and the target, in format `coords`."""
     if coords not in FORMATS:
         raise ValueError(f"unknown coords {coords!r}; valid: {', '.join(FORMATS)}")
-    return box_convert(order_corners(pred), "xyxy", coords) - box_convert(target, "xyxy", coords)
+    pred = box_convert(order_corners(Coordinates(unstack(pred))), "xyxy", coords)
+    target = box_convert(Coordinates(unstack(target)), "xyxy", coords)
+    return [p - t for p, t in zip(pred, target)]
 
 
 @box_pair_function
@@ -338,13 +340,13 @@ def l1_loss(pred, target, coords="xyxy"):
 
     The GIoU paper's Figure 1 uses both the corner vector and (cx, cy, w, h).
     """
-    return np.sum(np.abs(_coordinate_difference(pred, target, coords)), axis=-1)
+    return sum(np.abs(d) for d in _coordinate_differences(pred, target, coords))
 
 
 @box_pair_function
 def l2_loss(pred, target, coords="xyxy"):
     """Sum of squared coordinate differences, in the box format ``coords``."""
-    return np.sum(_coordinate_difference(pred, target, coords) ** 2, axis=-1)
+    return sum(d ** 2 for d in _coordinate_differences(pred, target, coords))
 
 
 @box_pair_function
@@ -354,10 +356,10 @@ def smooth_l1_loss(pred, target, beta=1.0, coords="xyxy"):
     0.5 x^2 / beta where |x| < beta, else |x| - 0.5 beta; beta = 0 is plain L1.
     """
     _require(beta >= 0, f"smooth_l1 needs beta >= 0; got {beta!r}")
-    x = np.abs(_coordinate_difference(pred, target, coords))
+    differences = [np.abs(d) for d in _coordinate_differences(pred, target, coords)]
     if beta == 0:
-        return np.sum(x, axis=-1)
-    return np.sum(np.where(x < beta, 0.5 * x ** 2 / beta, x - 0.5 * beta), axis=-1)
+        return sum(differences)
+    return sum(np.where(x < beta, 0.5 * x ** 2 / beta, x - 0.5 * beta) for x in differences)
 
 
 LOSSES = {

@@ -12,7 +12,8 @@ from functools import cached_property
 import autograd.numpy as np
 from autograd.tracer import getval
 
-from .boxes import box_area, box_convert, enclosing_box, intersection_area, order_corners, unstack
+from .boxes import (Coordinates, box_area, box_convert, enclosing_box, intersection_area,
+                    order_corners, unstack)
 
 
 def safe_divide(numerator, denominator, at_zero=0.0):
@@ -49,9 +50,10 @@ class Pair:
     """
 
     def __init__(self, pred, target):
-        self.pred, self.target = order_corners(pred), target
-        self.x1, self.y1, self.x2, self.y2 = unstack(self.pred)
-        self.tx1, self.ty1, self.tx2, self.ty2 = unstack(target)
+        self.pred = order_corners(Coordinates(unstack(pred)))
+        self.target = Coordinates(unstack(target))
+        self.x1, self.y1, self.x2, self.y2 = self.pred
+        self.tx1, self.ty1, self.tx2, self.ty2 = self.target
 
     @cached_property
     def w(self):
@@ -97,16 +99,16 @@ class Pair:
 
     @cached_property
     def enclosing(self):
-        """The smallest box containing both, ``xyxy``, shape ``(..., 4)``."""
+        """The smallest box containing both, as `Coordinates` (x1, y1, x2, y2)."""
         return enclosing_box(self.pred, self.target)
 
     @cached_property
     def enclosing_w(self):
-        return self.enclosing[..., 2] - self.enclosing[..., 0]
+        return self.enclosing[2] - self.enclosing[0]
 
     @cached_property
     def enclosing_h(self):
-        return self.enclosing[..., 3] - self.enclosing[..., 1]
+        return self.enclosing[3] - self.enclosing[1]
 
     @cached_property
     def enclosing_area(self):
@@ -139,6 +141,6 @@ class Pair:
     def scaled(self, ratio):
         """The pair of auxiliary boxes of Inner-IoU: same centres, widths and heights times `ratio`."""
         def scale(box):
-            return box_convert(box_convert(box, "xyxy", "cxcywh") * np.array([1.0, 1.0, ratio, ratio]),
-                               "cxcywh", "xyxy")
+            cx, cy, w, h = box_convert(box, "xyxy", "cxcywh")
+            return box_convert(Coordinates((cx, cy, w * ratio, h * ratio)), "cxcywh", "xyxy")
         return Pair(scale(self.pred), scale(self.target))

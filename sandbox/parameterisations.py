@@ -8,7 +8,7 @@ from collections import namedtuple
 
 import autograd.numpy as np
 
-from .boxes import FORMATS, box_convert, check_boxes, order_corners, unstack
+from .boxes import FORMATS, box_convert, check_boxes, order_corners, restack, unstack
 
 Parameterisation = namedtuple("Parameterisation", "name to_box from_box description")
 
@@ -17,20 +17,20 @@ def _format(fmt):
     return Parameterisation(
         fmt,
         lambda params: box_convert(params, fmt, "xyxy"),
-        lambda boxes: box_convert(order_corners(np.asarray(boxes, dtype=float)), "xyxy", fmt),
+        lambda boxes: box_convert(order_corners(boxes), "xyxy", fmt),
         f"the box's own {fmt} coordinates",
     )
 
 
 def _log_to_box(params):
     cx, cy, log_w, log_h = unstack(params)
-    return box_convert(np.stack([cx, cy, np.exp(log_w), np.exp(log_h)], axis=-1), "cxcywh", "xyxy")
+    return box_convert(restack(params, [cx, cy, np.exp(log_w), np.exp(log_h)]), "cxcywh", "xyxy")
 
 
 def _log_from_box(boxes):
     check_boxes(boxes, "log-parameterised", positive_size=True)
-    cx, cy, w, h = unstack(box_convert(np.asarray(boxes, dtype=float), "xyxy", "cxcywh"))
-    return np.stack([cx, cy, np.log(w), np.log(h)], axis=-1)
+    cx, cy, w, h = unstack(box_convert(boxes, "xyxy", "cxcywh"))
+    return restack(boxes, [cx, cy, np.log(w), np.log(h)])
 
 
 PARAMETERISATIONS = {fmt: _format(fmt) for fmt in FORMATS}

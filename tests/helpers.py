@@ -1,9 +1,13 @@
 """Shared pieces of the tests: random boxes, central differences, the hard cases, the experiment."""
 import importlib.util
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
+from autograd.tracer import getval
 from hypothesis import strategies as st
+
+import sandbox.losses
 
 ROOT = Path(__file__).resolve().parent.parent
 finite_floats = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False)
@@ -61,6 +65,23 @@ def generic_pairs(count=12, seed=0):
     sizes = rng.uniform(0.3, 2.5, size=(count, 2, 2))
     boxes = np.concatenate([corners, corners + sizes], axis=-1)
     return boxes[:, 0], boxes[:, 1]
+
+
+def frozen(objective, x0):
+    """`objective` with every factor that sandbox.losses detaches held at its value at x0.
+
+    The difference quotients of this function are what autograd's gradient of
+    `objective` at x0 must match: autograd treats the detached factors as constants.
+    """
+    values = []
+    with mock.patch.object(sandbox.losses, "detach", lambda v: values.append(getval(v)) or getval(v)):
+        objective(x0)
+
+    def objective_with_constants(x):
+        stored = iter(values)
+        with mock.patch.object(sandbox.losses, "detach", lambda v: next(stored)):
+            return objective(x)
+    return objective_with_constants
 
 
 def load_experiment(name):

@@ -1,16 +1,12 @@
 """Every loss in sandbox.LOSSES: exact values, gradients, finite everywhere, properties."""
 import math
-from unittest import mock
-
 import numpy as np
 import pytest
 from autograd import grad, hessian
-from autograd.tracer import getval
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import sandbox.losses
-from helpers import HARD_CASES, central_differences, generic_pairs, positive_boxes
+from helpers import HARD_CASES, central_differences, frozen, generic_pairs, positive_boxes
 from reference_losses import REFERENCE_LOSSES
 from sandbox import LOSSES, PARAMETERISATIONS, get_loss, iou
 
@@ -110,19 +106,6 @@ def test_the_reference_covers_every_loss():
 
 
 # Gradients against central differences.
-def frozen(objective, x0):
-    """`objective` with every detached factor held at its value at x0, as autograd sees it."""
-    values = []
-    with mock.patch.object(sandbox.losses, "detach", lambda v: values.append(getval(v)) or getval(v)):
-        objective(x0)
-
-    def objective_with_constants(x):
-        stored = iter(values)
-        with mock.patch.object(sandbox.losses, "detach", lambda v: next(stored)):
-            return objective(x)
-    return objective_with_constants
-
-
 @pytest.mark.parametrize("param", PARAMETERISATIONS)
 @pytest.mark.parametrize("spec", [*LOSSES, "ciou:trade_off_gradient=true", "alpha_ciou:trade_off_gradient=true",
                                   "focal_eiou:weight_gradient=true", *PARAMETER_CASES])
