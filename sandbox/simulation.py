@@ -1,0 +1,51 @@
+"""The simulation protocol of the DIoU paper: 1,715,000 anchors regressed toward 7 targets.
+
+Zheng et al., AAAI 2020 (arXiv 1911.08287), section "Simulation Experiment", and
+the authors' MATLAB code (github.com/Zzh-tju/DIoU, ``simulation experiment/
+test_1715k.m``): 7 targets of area 1 centred at (10, 10) with aspect ratios 1:4
+to 4:1; anchor centres uniform over the disk of radius 3 around them; at each
+centre, anchors of 7 areas times 7 aspect ratios, each regressed toward each
+target. Cases are ordered as in the MATLAB loops: by anchor centre, then target,
+then area, then aspect ratio, so the 343 cases of a centre are consecutive.
+"""
+from collections import namedtuple
+
+import numpy as np
+
+ASPECTS = np.array([[0.5, 2.0], [3 ** 0.5 / 3, 3 ** 0.5], [2 ** 0.5 / 2, 2 ** 0.5], [1.0, 1.0],
+                    [2 ** 0.5, 2 ** 0.5 / 2], [3 ** 0.5, 3 ** 0.5 / 3], [2.0, 0.5]])
+"""(width, height) of area 1 for the aspect ratios 1:4, 1:3, 1:2, 1:1, 2:1, 3:1, 4:1."""
+AREAS = np.array([0.5, 0.67, 0.75, 1.0, 1.33, 1.5, 2.0])
+"""Anchor areas, relative to the target's area of 1."""
+CASES_PER_POINT = len(ASPECTS) * len(AREAS) * len(ASPECTS)
+
+Protocol = namedtuple("Protocol", "anchors targets points")
+Protocol.__doc__ = """Cases of the protocol: ``anchors`` and ``targets``, ``xyxy``, shape (n, 4);
+``points``, the anchor centres, shape (n / 343, 2)."""
+
+
+def diou_protocol(points=5000, seed=0, centre=(10.0, 10.0), radius=3.0):
+    """The cases of the DIoU simulation, 343 per anchor centre: ``points * 343`` in all.
+
+    Examples
+    --------
+    >>> protocol = diou_protocol(points=2)
+    >>> protocol.anchors.shape, protocol.targets.shape, protocol.points.shape
+    ((686, 4), (686, 4), (2, 2))
+    """
+    if not (isinstance(points, (int, np.integer)) and points >= 1):
+        raise ValueError(f"points must be a whole number >= 1; got {points!r}")
+    rng = np.random.default_rng(seed)
+    r, angle = radius * np.sqrt(rng.uniform(size=points)), 2 * np.pi * rng.uniform(size=points)
+    centres = np.stack([centre[0] + r * np.cos(angle), centre[1] + r * np.sin(angle)], axis=-1)
+    # per centre: target aspect t, anchor area a, anchor aspect s (the MATLAB loop order)
+    t, a, s = (index.ravel() for index in np.indices((len(ASPECTS), len(AREAS), len(ASPECTS))))
+    target_size = ASPECTS[t]
+    anchor_size = ASPECTS[s] * np.sqrt(AREAS[a])[:, None]  # the target's area is 1
+    anchor_centre = np.repeat(centres, CASES_PER_POINT, axis=0)
+    anchor_size = np.tile(anchor_size, (points, 1))
+    target_size = np.tile(target_size, (points, 1))
+    target_centre = np.broadcast_to(np.asarray(centre, dtype=float), target_size.shape)
+    return Protocol(np.concatenate([anchor_centre - anchor_size / 2, anchor_centre + anchor_size / 2], axis=-1),
+                    np.concatenate([target_centre - target_size / 2, target_centre + target_size / 2], axis=-1),
+                    centres)
