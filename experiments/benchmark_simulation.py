@@ -1,0 +1,219 @@
+"""How fast the sandbox runs the DIoU simulation's update, against PyTorch and JAX when installed.
+
+For each loss it times the batched regression of `sandbox.batch.regress` (fused
+kernels, and autograd op by op) on the protocol's cases, and, when PyTorch or JAX
+happens to be importable (neither is a dependency), the same update written in
+them: float64, on the CPU, on as many threads as the sandbox has workers, with
+the same (2 - IoU) weighting, step schedule and summed error E(t) at every step.
+Each figure is the median of --repeats runs, each in a fresh process, so that the
+peak memory of a run can be read off it. It prints a table and writes
+``benchmark.json`` and ``benchmark.csv`` under --out.
+
+    python experiments/benchmark_simulation.py                       # GIoU, 171,500 cases
+    python experiments/benchmark_simulation.py --losses iou giou diou ciou --points 5000
+"""
+# %%
+import argparse
+import csv
+import importlib.util
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from sandbox.batch import BLOCK, regress
+from sandbox.fused import KINDS
+from sandbox.results import atomic_write, provenance, write_json
+from sandbox.simulation import diou_protocol
+
+ENGINES = ("sandbox", "sandbox-autograd", "torch", "jax")
+COLUMNS = ["loss", "engine", "cases", "iterations", "workers", "median_seconds", "box_iterations_per_second",
+           "ratio_to_sandbox", "peak_memory_mib", "error_final", "runs"]
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--losses", nargs="+", default=["giou"], choices=KINDS)
+    parser.add_argument("--points", type=int, default=500, help="anchor centres; 343 cases each")
+    parser.add_argument("--iterations", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=3, help="runs per figure; the median is reported")
+    parser.add_argument("--workers", type=int, default=os.cpu_count())
+    parser.add_argument("--chunk-size", type=int, default=None, help=f"a multiple of {BLOCK}; default: the engine's")
+    parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES,
+                        help="what to time; torch and jax are skipped when not installed")
+    parser.add_argument("--out", type=Path, default=Path("results/benchmark_simulation"))
+    parser.add_argument("--measure", help=argparse.SUPPRESS)  # one run, in a fresh process
+    args = parser.parse_args(argv)
+    if args.measure is None and (args.points < 1 or args.iterations < 1 or args.repeats < 1 or args.workers < 1):
+        parser.error("--points, --iterations, --repeats and --workers must be at least 1")
+    return args
+
+
+# %% One run of one engine, in its own process.
+def measure(spec):
+    """Run one engine once; return its seconds, final E(T) and the peak memory of its processes.
+
+    The seconds are the whole run for the sandbox, worker processes included, and the
+    iterations alone for the baselines: JAX's compilation is left out.
+    """
+    protocol = diou_protocol(spec["points"], seed=0)
+    if spec["engine"].startswith("sandbox"):
+        began = time.perf_counter()
+        result = regress(protocol.anchors, protocol.targets, loss=spec["loss"], iterations=spec["iterations"],
+                         fused=spec["engine"] == "sandbox", chunk_size=spec["chunk_size"],
+                         workers=spec["workers"])
+        error_final, seconds = result.errors[-1], time.perf_counter() - began
+    else:
+        error_final, seconds = BASELINES[spec["engine"]](spec, protocol)
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    workers = spec["workers"] if spec["engine"].startswith("sandbox") and spec["workers"] > 1 else 0
+    return dict(seconds=seconds, error_final=float(error_final),
+                peak_memory_mib=(own + workers * children) / 1024)  # ru_maxrss is in KiB on Linux
+
+
+def schedule(t, iterations):
+    return 0.1 * 0.1 ** ((t >= 0.8 * iterations) + (t >= 0.9 * iterations))
+
+
+def family_loss(xp, kind, theta, target, detach, clamp):
+    """The loss `kind` of (cx, cy, w, h) rows `theta` and target corners, in any array library `xp`."""
+    cx, cy, w, h = theta[0], theta[1], theta[2], theta[3]
+    a, b, c, d = cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
+    x1, x2, y1, y2 = xp.minimum(a, c), xp.maximum(a, c), xp.minimum(b, d), xp.maximum(b, d)
+    tx1, ty1, tx2, ty2 = target[0], target[1], target[2], target[3]
+    intersection = clamp(xp.minimum(x2, tx2) - xp.maximum(x1, tx1)) * clamp(xp.minimum(y2, ty2) - xp.maximum(y1, ty1))
+    union = (x2 - x1) * (y2 - y1) + (tx2 - tx1) * (ty2 - ty1) - intersection
+    iou = intersection / union
+    loss = 1.0 - iou
+    cw, ch = xp.maximum(x2, tx2) - xp.minimum(x1, tx1), xp.maximum(y2, ty2) - xp.minimum(y1, ty1)
+    if kind == "giou":
+        loss = loss + (cw * ch - union) / (cw * ch)
+    if kind in ("diou", "ciou"):
+        dx, dy = ((tx1 - x1) + (tx2 - x2)) / 2, ((ty1 - y1) + (ty2 - y2)) / 2
+        loss = loss + (dx ** 2 + dy ** 2) / (cw ** 2 + ch ** 2)
+    if kind == "ciou":
+        v = 4 / np.pi ** 2 * (xp.arctan2(tx2 - tx1, ty2 - ty1) - xp.arctan2(x2 - x1, y2 - y1)) ** 2
+        loss = loss + detach(v / ((1.0 - iou) + v)) * v
+    return loss, iou
+
+
+def error(xp, theta, target):
+    centre_size = [(target[0] + target[2]) / 2, (target[1] + target[3]) / 2, target[2] - target[0],
+                   target[3] - target[1]]
+    return sum(xp.sum(xp.abs(theta[i] - centre_size[i])) for i in range(4))
+
+
+def run_torch(spec, protocol):
+    import torch
+    torch.set_num_threads(spec["workers"])
+    cx, cy = (protocol.anchors[:, :2] + protocol.anchors[:, 2:]).T / 2
+    w, h = (protocol.anchors[:, 2:] - protocol.anchors[:, :2]).T
+    theta = torch.tensor(np.stack([cx, cy, w, h]), dtype=torch.float64)
+    target = torch.tensor(protocol.targets.T.copy(), dtype=torch.float64)
+    errors, began = [], time.perf_counter()
+    for t in range(spec["iterations"]):
+        theta.requires_grad_(True)
+        loss, iou = family_loss(torch, spec["loss"], theta, target, torch.Tensor.detach, lambda x: x.clamp(min=0))
+        loss.sum().backward()
+        with torch.no_grad():
+            errors.append(float(error(torch, theta, target)))
+            theta = (theta - schedule(t, spec["iterations"]) * (2 - iou) * theta.grad).detach()
+    return float(error(torch, theta, target)), time.perf_counter() - began
+
+
+def run_jax(spec, protocol):
+    import jax
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+
+    def objective(theta, target):
+        loss, iou = family_loss(jnp, spec["loss"], theta, target, jax.lax.stop_gradient,
+                                lambda x: jnp.maximum(x, 0.0))
+        return loss.sum(), iou
+
+    @jax.jit
+    def step(theta, target, lr):
+        (_, iou), g = jax.value_and_grad(objective, has_aux=True)(theta, target)
+        return theta - lr * (2 - iou) * g, error(jnp, theta, target)
+
+    cx, cy = (protocol.anchors[:, :2] + protocol.anchors[:, 2:]).T / 2
+    w, h = (protocol.anchors[:, 2:] - protocol.anchors[:, :2]).T
+    theta, target = jnp.array(np.stack([cx, cy, w, h])), jnp.array(protocol.targets.T.copy())
+    step(theta, target, 0.1)[0].block_until_ready()  # compile before the clock starts
+    errors, began = [], time.perf_counter()
+    for t in range(spec["iterations"]):
+        theta, e = step(theta, target, schedule(t, spec["iterations"]))
+        errors.append(e)
+    theta.block_until_ready()
+    return float(error(jnp, theta, target)), time.perf_counter() - began
+
+
+BASELINES = {"torch": run_torch, "jax": run_jax}
+
+
+# %% Repeat, take medians, report.
+def available(engine):
+    return engine.startswith("sandbox") or importlib.util.find_spec(engine) is not None
+
+
+def timed(spec, repeats):
+    """Median seconds over `repeats` runs of `spec`, each in a fresh process."""
+    runs = []
+    for _ in range(repeats):
+        done = subprocess.run([sys.executable, __file__, "--measure", json.dumps(spec)], capture_output=True,
+                              text=True, check=True)
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return runs
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.measure is not None:
+        print(json.dumps(measure(json.loads(args.measure))))
+        return
+    cases = args.points * 343
+    engines = [e for e in args.engines if available(e)]
+    skipped = [e for e in args.engines if e not in engines]
+    if skipped:
+        print(f"not installed, so not timed: {', '.join(skipped)}")
+    rows = []
+    for loss in args.losses:
+        reference = None
+        for engine in engines:
+            spec = dict(engine=engine, loss=loss, points=args.points, iterations=args.iterations,
+                        workers=args.workers, chunk_size=args.chunk_size)
+            runs = timed(spec, args.repeats)
+            seconds = statistics.median(r["seconds"] for r in runs)
+            rate = cases * args.iterations / seconds
+            reference = reference or (rate if engine == "sandbox" else None)
+            rows.append(dict(loss=loss, engine=engine, cases=cases, iterations=args.iterations,
+                             workers=args.workers, median_seconds=round(seconds, 3),
+                             box_iterations_per_second=round(rate), ratio_to_sandbox=
+                             round(rate / reference, 3) if reference else "",
+                             peak_memory_mib=round(max(r["peak_memory_mib"] for r in runs)),
+                             error_final=f"{runs[0]['error_final']:.6g}",
+                             runs=" ".join(f"{r['seconds']:.2f}" for r in runs)))
+            print(f"{loss:5} {engine:17} {seconds:8.2f} s  {rate / 1e6:6.2f} M box-iterations/s  "
+                  f"{rows[-1]['ratio_to_sandbox'] or '':>6}  peak {rows[-1]['peak_memory_mib']:>5} MiB  "
+                  f"E({args.iterations}) {rows[-1]['error_final']}", flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json(args.out / "benchmark.json", dict(rows=rows, points=args.points, **provenance()))
+
+    def write(tmp):
+        with open(tmp, "w", newline="") as file:
+            writer = csv.DictWriter(file, COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+    atomic_write(args.out / "benchmark.csv", write)
+    print(f"written: {args.out / 'benchmark.csv'}")
+
+
+if __name__ == "__main__":
+    main()

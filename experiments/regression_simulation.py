@@ -1,0 +1,234 @@
+"""The DIoU paper's simulation: 1,715,000 anchors regressed toward their targets with each loss.
+
+Zheng et al., AAAI 2020 (arXiv 1911.08287), section "Simulation Experiment": 5,000
+anchor centres uniform over the disk of radius 3 around (10, 10), at each 7 areas
+x 7 aspect ratios of anchor, each regressed toward 7 targets of area 1, for 200
+iterations of B_t = B_{t-1} - eta_t (2 - IoU) dL/dB in (x, y, w, h) with eta 0.1,
+then 0.01 after 80 % and 0.001 after 90 % of the iterations. It writes under --out:
+
+- ``<loss>.npz`` for each loss as it finishes: E(t), the mean IoU at every t, and
+  each case's final box, error and IoU (a rerun skips losses already done with
+  the same settings, so an interrupted run loses only the loss it was on);
+- ``points.npz``: the anchor centres; ``config.json``; ``summary.csv``, a row per loss;
+- ``error_curves.png``: E(t) for every loss, log scale;
+- ``final_error_maps.png``: for each loss, the final error summed over the 343 cases
+  of each anchor centre, drawn over the centres (the paper's Figure 4, as a map).
+
+Run from the repository root::
+
+    python experiments/regression_simulation.py --out results/regression_simulation
+    python experiments/regression_simulation.py --reference-gradient --out results/reference
+    python experiments/regression_simulation.py --gradient authors --out results/authors
+    python experiments/regression_simulation.py --points 200 --losses giou siou alpha_ciou:alpha=2 --out results/small
+"""
+# %%
+import argparse
+import csv
+import json
+import os
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+
+import sandbox
+from sandbox.batch import BLOCK, regress
+from sandbox.diou_reference import REPAIRS, authors_gradient
+from sandbox.fused import KINDS
+from sandbox.results import atomic_write, provenance, write_json
+from sandbox.simulation import CASES_PER_POINT, diou_protocol
+
+SUMMARY = ["loss", "cases", "iterations", "error_first", "error_final", "mean_final_iou",
+           "share_iou_above_0.5", "share_iou_above_0.9", "seconds", "gradient"]
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("results/regression_simulation"),
+                        help="folder for the per-loss results, summary.csv, config.json and figures")
+    parser.add_argument("--losses", nargs="+", default=["iou", "giou", "diou", "ciou"],
+                        help=f"losses, by name with optional parameters; valid names: {', '.join(sandbox.LOSSES)}")
+    parser.add_argument("--points", type=int, default=5000, help="anchor centres; 343 cases each")
+    parser.add_argument("--iterations", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the anchor centres")
+    parser.add_argument("--workers", type=int, default=os.cpu_count(), help="worker processes")
+    parser.add_argument("--chunk-size", type=int, default=None,
+                        help=f"cases per chunk, a multiple of {BLOCK} (default: the engine's choice)")
+    parser.add_argument("--reference-gradient", action="store_true",
+                        help="double the w and h gradient components, as the authors' MATLAB code does")
+    parser.add_argument("--generic", action="store_true",
+                        help="differentiate every loss with autograd op by op, without the fused kernels")
+    parser.add_argument("--gradient", choices=["autograd", "authors"], default="autograd",
+                        help="autograd's gradient (the sandbox's), or the DIoU authors' MATLAB gradients "
+                             "transcribed, for iou, giou, diou and ciou (sandbox.diou_reference)")
+    parser.add_argument("--repairs", nargs="*", default=[], choices=sorted(REPAIRS),
+                        help="with --gradient authors: correct these slips of the MATLAB code, one by one")
+    parser.add_argument("--replot", action="store_true", help="only redraw the figures from what --out holds")
+    args = parser.parse_args(argv)
+    if not args.replot:
+        try:
+            for loss in args.losses:
+                sandbox.get_loss(loss)
+            for name in ("points", "iterations", "workers"):
+                if getattr(args, name) < (0 if name == "iterations" else 1):
+                    raise ValueError(f"--{name} must be at least {0 if name == 'iterations' else 1}")
+            if args.chunk_size is not None and (args.chunk_size < BLOCK or args.chunk_size % BLOCK):
+                raise ValueError(f"--chunk-size must be a positive multiple of {BLOCK}; got {args.chunk_size}")
+            if len(set(args.losses)) < len(args.losses):
+                raise ValueError("--losses names a loss more than once")
+            if args.gradient == "authors" and not set(args.losses) <= set(KINDS):
+                raise ValueError(f"the authors' code has gradients for {', '.join(KINDS)} only")
+            if args.repairs and args.gradient != "authors":
+                raise ValueError("--repairs corrects the authors' gradients: give --gradient authors")
+        except ValueError as error:
+            parser.error(str(error))
+    return args
+
+
+def result_path(out, loss):
+    return out / f"{loss.replace(':', '_').replace(',', '_').replace('=', '-')}.npz"
+
+
+def settings(args, loss):
+    """What determines a loss's result: a rerun with the same settings reuses it."""
+    return dict(loss=loss, points=args.points, iterations=args.iterations, seed=args.seed,
+                reference_gradient=args.reference_gradient, gradient=args.gradient,
+                repairs=sorted(args.repairs))
+
+
+# %% Run each loss, saving it as soon as it is done.
+def run(args):
+    protocol = diou_protocol(args.points, seed=args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    atomic_write(args.out / "points.npz", lambda tmp: np.savez_compressed(tmp, points=protocol.points))
+    write_json(args.out / "config.json",
+               dict({k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}, **provenance()))
+    cases = len(protocol.anchors)
+    for loss in args.losses:
+        path = result_path(args.out, loss)
+        if path.exists() and json.loads(str(np.load(path)["settings"])) == settings(args, loss):
+            print(f"{loss}: already done with these settings, in {path}")
+            continue
+        print(f"{loss}: {cases:,} cases x {args.iterations} iterations on {args.workers} workers", flush=True)
+        authors = partial(authors_gradient, loss, repairs=tuple(args.repairs)) if args.gradient == "authors" else None
+        result = regress(protocol.anchors, protocol.targets, loss=loss, iterations=args.iterations,
+                         reference_gradient=args.reference_gradient, fused=not args.generic,
+                         chunk_size=args.chunk_size, workers=args.workers, progress=Progress(loss),
+                         gradient=authors)
+        rate = cases * args.iterations / result.seconds / 1e6
+        print(f"{loss}: E(0) = {result.errors[0]:.6g}, E({args.iterations}) = {result.errors[-1]:.6g}, "
+              f"mean final IoU {result.mean_iou[-1]:.4f}; {result.seconds:.1f} s, {rate:.1f} M box-iterations/s",
+              flush=True)
+        atomic_write(path, lambda tmp: np.savez_compressed(
+            tmp, errors=result.errors, mean_iou=result.mean_iou, final_boxes=result.final_boxes,
+            final_errors=result.final_errors, final_ious=result.final_ious, seconds=result.seconds,
+            settings=json.dumps(settings(args, loss))))
+        write_summary(args)
+
+
+class Progress:
+    """Print a line at every tenth of the cases done, with the time left."""
+
+    def __init__(self, loss):
+        self.loss, self.began, self.shown = loss, time.perf_counter(), 0
+
+    def __call__(self, done, total):
+        tenths = 10 * done // total
+        if tenths > self.shown and done < total:
+            self.shown = tenths
+            elapsed = time.perf_counter() - self.began
+            print(f"  {self.loss}: {done:,}/{total:,} cases, {elapsed:.0f} s, "
+                  f"about {elapsed * (total - done) / done:.0f} s left", flush=True)
+
+
+# %% Summarise and draw, from the saved files only.
+def load(args):
+    """The saved result of every loss of --losses (or of config.json with --replot) that is done."""
+    losses = json.loads((args.out / "config.json").read_text())["losses"] if args.replot else args.losses
+    return {loss: dict(np.load(result_path(args.out, loss))) for loss in losses
+            if result_path(args.out, loss).exists()}
+
+
+def write_summary(args):
+    rows = []
+    for loss, saved in load(args).items():
+        ious, config = saved["final_ious"], json.loads(str(saved["settings"]))
+        rows.append({"loss": loss, "cases": len(ious), "iterations": config["iterations"],
+                     "error_first": f"{saved['errors'][0]:.6g}", "error_final": f"{saved['errors'][-1]:.6g}",
+                     "mean_final_iou": f"{saved['mean_iou'][-1]:.6f}",
+                     "share_iou_above_0.5": f"{np.mean(ious > 0.5):.6f}",
+                     "share_iou_above_0.9": f"{np.mean(ious > 0.9):.6f}",
+                     "seconds": f"{float(saved['seconds']):.1f}", "gradient": gradient_label(config)})
+
+    def write(tmp):
+        with open(tmp, "w", newline="") as file:
+            writer = csv.DictWriter(file, SUMMARY)
+            writer.writeheader()
+            writer.writerows(rows)
+    atomic_write(args.out / "summary.csv", write)
+    return rows
+
+
+def gradient_label(config):
+    """How a run's gradient was made: 'autograd', 'autograd, w and h doubled', 'authors + repairs'."""
+    label = config.get("gradient", "autograd")
+    if config.get("reference_gradient"):
+        label += ", w and h doubled"
+    if config.get("repairs"):
+        label += " + " + " + ".join(config["repairs"]) + " repaired"
+    return label
+
+
+def plot(args):
+    results = load(args)
+    if not results:
+        return
+    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    ax = fig.subplots()
+    for loss, saved in results.items():
+        ax.plot(saved["errors"], label=loss, linewidth=1.5)
+    ax.set_yscale("log")
+    ax.set_xlabel("iteration t")
+    ax.set_ylabel("E(t): summed L1 error in (x, y, w, h)")
+    cases = len(next(iter(results.values()))["final_errors"])
+    ax.set_title(f"regression error over {cases:,} cases")
+    ax.legend()
+    ax.grid(True, which="both", alpha=0.3)
+    atomic_write(args.out / "error_curves.png", fig.savefig, dpi=120)
+
+    points = np.load(args.out / "points.npz")["points"]
+    per_point = {loss: saved["final_errors"].reshape(-1, CASES_PER_POINT).sum(axis=1)
+                 for loss, saved in results.items()}
+    positive = np.concatenate([v[v > 0] for v in per_point.values()])
+    norm = LogNorm(positive.min(), positive.max()) if positive.size else None
+    fig = Figure(figsize=(3.6 * len(per_point) + 1, 3.9), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(per_point)))
+    for ax, (loss, total) in zip(axes, per_point.items()):
+        image = ax.scatter(points[:, 0], points[:, 1], c=np.maximum(total, norm.vmin if norm else 0),
+                           s=4, norm=norm, cmap="viridis")
+        ax.plot([10], [10], "r+", markersize=10)
+        ax.set_aspect("equal")
+        ax.set_title(f"{loss}: total {total.sum():.4g}")
+        ax.set_xlabel("anchor centre x")
+    axes[0].set_ylabel("anchor centre y")
+    fig.colorbar(image, ax=axes, label="final error, summed over\nthe 343 cases of a centre")
+    atomic_write(args.out / "final_error_maps.png", fig.savefig, dpi=120)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if not args.replot:
+        run(args)
+    rows = write_summary(args) if not args.replot else None
+    plot(args)
+    for row in rows or []:
+        print(", ".join(f"{k} {row[k]}" for k in SUMMARY))
+    print(f"figures: {args.out / 'error_curves.png'}, {args.out / 'final_error_maps.png'}; "
+          f"summary: {args.out / 'summary.csv'}")
+
+
+if __name__ == "__main__":
+    main()

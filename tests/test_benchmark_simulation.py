@@ -1,0 +1,22 @@
+import csv
+
+from helpers import load_experiment
+
+benchmark = load_experiment("benchmark_simulation")
+
+
+def test_benchmark_times_the_engines_and_writes_its_table(tmp_path, capsys):
+    benchmark.main(["--points", "2", "--iterations", "5", "--repeats", "2", "--workers", "1",
+                    "--engines", "sandbox", "sandbox-autograd", "--out", str(tmp_path)])
+    with open(tmp_path / "benchmark.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [r["engine"] for r in rows] == ["sandbox", "sandbox-autograd"]
+    for row in rows:
+        assert row["cases"] == "686" and float(row["median_seconds"]) > 0
+        assert float(row["box_iterations_per_second"]) > 0 and float(row["peak_memory_mib"]) > 0
+        assert len(row["runs"].split()) == 2
+    assert rows[0]["ratio_to_sandbox"] == "1.0"
+    # the two engines run the same update: the same final error, to rounding
+    assert abs(float(rows[0]["error_final"]) / float(rows[1]["error_final"]) - 1) < 1e-6
+    assert "box-iterations/s" in capsys.readouterr().out
+    assert (tmp_path / "benchmark.json").exists()

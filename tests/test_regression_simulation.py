@@ -1,0 +1,54 @@
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from helpers import load_experiment
+
+simulation = load_experiment("regression_simulation")
+SMALL = ["--points", "3", "--iterations", "20", "--workers", "2", "--chunk-size", "1024"]
+
+
+def test_experiment_writes_every_file_and_resumes_without_recomputing(tmp_path, capsys):
+    simulation.main(["--out", str(tmp_path), *SMALL, "--losses", "iou", "giou", "alpha_ciou:alpha=2"])
+    for name in ("iou.npz", "giou.npz", "alpha_ciou_alpha-2.npz", "points.npz", "config.json",
+                 "summary.csv", "error_curves.png", "final_error_maps.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    with open(tmp_path / "summary.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [r["loss"] for r in rows] == ["iou", "giou", "alpha_ciou:alpha=2"]
+    assert {"loss", "cases", "iterations", "error_first", "error_final", "mean_final_iou",
+            "share_iou_above_0.5", "share_iou_above_0.9", "seconds"} <= set(rows[0])
+    assert rows[0]["cases"] == "1029" and rows[0]["iterations"] == "20"
+    saved = np.load(tmp_path / "giou.npz")
+    assert saved["errors"].shape == (21,) and saved["final_boxes"].shape == (1029, 4)
+    assert float(rows[1]["error_final"]) == pytest.approx(saved["errors"][-1], rel=1e-5)
+    assert float(rows[1]["error_final"]) < float(rows[0]["error_final"])  # GIoU moves what IoU leaves
+    printed = capsys.readouterr().out
+    assert "giou: 1,029 cases x 20 iterations on 2 workers" in printed
+    simulation.main(["--out", str(tmp_path), *SMALL, "--losses", "iou", "giou"])
+    assert "giou: already done with these settings" in capsys.readouterr().out
+    simulation.main(["--out", str(tmp_path), "--replot"])
+    assert json.loads((tmp_path / "config.json").read_text())["losses"] == ["iou", "giou"]
+
+
+def test_authors_gradient_and_repairs_are_labelled(tmp_path):
+    simulation.main(["--out", str(tmp_path), *SMALL, "--losses", "giou", "--gradient", "authors",
+                     "--repairs", "intersection"])
+    with open(tmp_path / "summary.csv", newline="") as file:
+        assert next(csv.DictReader(file))["gradient"] == "authors + intersection repaired"
+
+
+@pytest.mark.parametrize("arguments, words", [
+    (["--losses", "xiou"], "unknown loss 'xiou'"),
+    (["--points", "0"], "--points must be at least 1"),
+    (["--chunk-size", "1000"], "--chunk-size must be a positive multiple of 1024"),
+    (["--gradient", "authors", "--losses", "siou"], "the authors' code has gradients for iou, giou, diou, ciou"),
+    (["--repairs", "distance"], "--repairs corrects the authors' gradients"),
+])
+def test_bad_arguments_stop_before_any_work(tmp_path, capsys, arguments, words):
+    with pytest.raises(SystemExit):
+        simulation.main(["--out", str(tmp_path / "out"), *arguments])
+    assert words in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
