@@ -14,7 +14,6 @@ peak memory of a run can be read off it. It prints a table and writes
 """
 # %%
 import argparse
-import csv
 import importlib.util
 import json
 import os
@@ -29,7 +28,7 @@ import numpy as np
 
 from sandbox.batch import BLOCK, regress
 from sandbox.fused import KINDS
-from sandbox.results import atomic_write, provenance, write_json
+from sandbox.results import provenance, write_csv, write_json
 from sandbox.simulation import diou_protocol
 
 ENGINES = ("sandbox", "sandbox-autograd", "torch", "jax")
@@ -206,12 +205,7 @@ def main(argv=None):
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "benchmark.json", dict(rows=rows, points=args.points, **provenance()))
 
-    def write(tmp):
-        with open(tmp, "w", newline="") as file:
-            writer = csv.DictWriter(file, COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
-    atomic_write(args.out / "benchmark.csv", write)
+    write_csv(args.out / "benchmark.csv", COLUMNS, rows)
     print(f"written: {args.out / 'benchmark.csv'}")
 
 

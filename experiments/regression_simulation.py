@@ -23,7 +23,6 @@ Run from the repository root::
 """
 # %%
 import argparse
-import csv
 import json
 import os
 import time
@@ -38,7 +37,7 @@ import sandbox
 from sandbox.batch import BLOCK, regress
 from sandbox.diou_reference import REPAIRS, authors_gradient
 from sandbox.fused import KINDS
-from sandbox.results import atomic_write, provenance, write_json
+from sandbox.results import atomic_write, provenance, write_csv, write_json
 from sandbox.simulation import CASES_PER_POINT, diou_protocol
 
 SUMMARY = ["loss", "cases", "iterations", "error_first", "error_final", "mean_final_iou",
@@ -163,12 +162,7 @@ def write_summary(args):
                      "share_iou_above_0.9": f"{np.mean(ious > 0.9):.6f}",
                      "seconds": f"{float(saved['seconds']):.1f}", "gradient": gradient_label(config)})
 
-    def write(tmp):
-        with open(tmp, "w", newline="") as file:
-            writer = csv.DictWriter(file, SUMMARY)
-            writer.writeheader()
-            writer.writerows(rows)
-    atomic_write(args.out / "summary.csv", write)
+    write_csv(args.out / "summary.csv", SUMMARY, rows)
     return rows
 
 

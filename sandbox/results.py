@@ -3,6 +3,7 @@
 An interrupted run must never leave a half-written file behind, so everything is
 written to a temporary file beside its destination and renamed into place.
 """
+import csv
 import json
 import os
 import sys
@@ -27,6 +28,16 @@ def atomic_write(path, write, **kwargs):
 def write_json(path, data):
     """Write `data` as indented JSON, atomically."""
     atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2) + "\n"))
+
+
+def write_csv(path, columns, rows):
+    """Write `rows` (dicts) under a header of `columns`, atomically."""
+    def write(tmp):
+        with open(tmp, "w", newline="") as file:
+            writer = csv.DictWriter(file, columns)
+            writer.writeheader()
+            writer.writerows(rows)
+    atomic_write(path, write)
 
 
 def provenance():
