@@ -1,0 +1,430 @@
+"""Declarative ablation sweeps: a TOML file of axes, expanded to cells, run, stored, resumed.
+
+A sweep file names the axes and their values::
+
+    threshold = 0.99                       # final IoU that counts as converged
+    target = [-1.0, -0.5, 1.0, 0.5]
+    tie = [["method", "lr"]]               # zip these axes instead of crossing them
+
+    [axes]
+    loss = ["iou", "giou", "alpha_ciou:alpha=3"]
+    method = ["gd", "momentum", "adam"]
+    lr = [0.3, 0.03, 0.1]                  # learning rates: first-order methods only
+    starts = ["ring"]
+
+    [starts.ring]
+    kind = "non_overlapping"               # or "random", "overlapping"
+    gap = 0.5
+    directions = 8
+
+    [[exclude]]                            # drop the cells that match every key
+    loss = "iou"
+    method = ["momentum", "adam"]
+
+`load` checks every key and value and reports a mistake with its place in the
+file; `cells` expands the grid. A cell is one combination of axis values; it fits
+every start box of its start set, one run each. `run_cell` is a pure function of
+the cell: random start boxes are seeded from the cell's own coordinates, so the
+results do not depend on the order, the workers or the interruptions. `Store`
+keeps the results under a folder so that an interrupted sweep loses nothing that
+had finished and runs nothing twice.
+"""
+import hashlib
+import json
+import math
+import os
+import time
+from itertools import product
+from pathlib import Path
+
+import numpy as np
+
+from .first_order import RULES, SCHEDULES
+from .losses import get_loss
+from .optimize import fit, get_method
+from .parameterisations import PARAMETERISATIONS
+from .results import atomic_write, provenance, write_json
+from .starts import direction_name, non_overlapping_starts, overlapping_starts, random_non_overlapping_starts
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+AXES = ("loss", "method", "param", "lr", "schedule", "starts", "maxiter", "seed")
+FIRST_ORDER_AXES = ("lr", "schedule")
+"""Axes that only first-order methods have; for any other method a cell holds None there."""
+DEFAULTS = {"loss": ["giou"], "method": ["gd"], "param": ["xyxy"], "lr": [None], "schedule": ["step"],
+            "maxiter": [200], "seed": [0]}
+TOP_LEVEL = ("axes", "starts", "tie", "exclude", "threshold", "target")
+START_KINDS = {
+    "non_overlapping": {"gap": 0.5, "directions": 8, "size": None},
+    "random": {"count": 8, "radius": 4.0, "scale": [0.5, 2.0], "min_gap": 0.05},
+    "overlapping": {"count": 8, "iou_range": [0.05, 0.7], "scale": [0.5, 2.0]},
+}
+RESULT_COLUMNS = ["cell", "runs", *AXES, "start", "start_box", "final_iou", "final_giou", "iterations",
+                  "stalled", "converged", "outcome", "iterations_to_iou_0.5", "iterations_to_iou_0.9",
+                  "seconds"]
+
+
+class SweepError(ValueError):
+    """A mistake in a sweep file, with its place."""
+
+
+def load(path):
+    """Read and check a sweep file; return the resolved sweep, a dict of plain values."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except OSError as error:
+        raise SweepError(f"cannot read sweep file {path}: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise SweepError(f"{path}: not valid TOML: {error}") from None
+    return resolve(raw, str(path))
+
+
+def resolve(raw, where="sweep"):
+    """Check a parsed sweep and fill in the defaults."""
+    _keys(raw, TOP_LEVEL, where, "the top level")
+    threshold = raw.get("threshold", 0.99)
+    if not (_number(threshold) and 0 < threshold <= 1):
+        raise SweepError(f"{where}: threshold must be a number in (0, 1]; got {threshold!r}")
+    target = raw.get("target", [-1.0, -0.5, 1.0, 0.5])
+    if not (isinstance(target, list) and len(target) == 4 and all(map(_number, target))
+            and target[2] > target[0] and target[3] > target[1]):
+        raise SweepError(f"{where}: target must be [x1, y1, x2, y2] with x2 > x1 and y2 > y1; got {target!r}")
+    starts = _start_sets(raw.get("starts", {"ring": {"kind": "non_overlapping"}}), where)
+    axes = _axes(raw.get("axes", {}), starts, where)
+    ties = _ties(raw.get("tie", []), axes, where)
+    excludes = _excludes(raw.get("exclude", []), axes, where)
+    sweep = dict(threshold=float(threshold), target=[float(v) for v in target], starts=starts, axes=axes,
+                 tie=ties, exclude=excludes)
+    if not cells(sweep):
+        raise SweepError(f"{where}: no cells are left once the exclusions are applied")
+    return sweep
+
+
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _keys(table, valid, where, place):
+    if not isinstance(table, dict):
+        raise SweepError(f"{where}: {place} must be a table")
+    for key in table:
+        if key not in valid:
+            raise SweepError(f"{where}: {place} has no key {key!r}; valid keys: {', '.join(valid)}")
+
+
+def _start_sets(raw, where):
+    if not isinstance(raw, dict) or not raw:
+        raise SweepError(f"{where}: [starts] must hold at least one start set, as [starts.NAME]")
+    sets = {}
+    for name, spec in raw.items():
+        place = f"[starts.{name}]"
+        if not isinstance(spec, dict):
+            raise SweepError(f"{where}: {place} must be a table with a kind")
+        kind = spec.get("kind")
+        if kind not in START_KINDS:
+            raise SweepError(f"{where}: {place} kind must be one of {', '.join(START_KINDS)}; got {kind!r}")
+        _keys(spec, ("kind", *START_KINDS[kind]), where, place)
+        resolved = dict(kind=kind, **{k: spec.get(k, default) for k, default in START_KINDS[kind].items()})
+        try:  # make the set once, so that every mistake in it shows now
+            make_starts(resolved, [-1.0, -0.5, 1.0, 0.5], seed=0)
+        except (TypeError, ValueError) as error:
+            raise SweepError(f"{where}: {place}: {error}") from None
+        sets[name] = resolved
+    return sets
+
+
+def _axes(raw, starts, where):
+    _keys(raw, AXES, where, "[axes]")
+    axes = {}
+    for name in AXES:
+        if name not in raw:
+            axes[name] = list(starts)[:1] if name == "starts" else DEFAULTS[name]
+            continue
+        values = raw[name]
+        if not isinstance(values, list) or not values:
+            raise SweepError(f"{where}: [axes] {name} must be a non-empty list; got {values!r}")
+        checked = [_check_value(name, value, starts, f"{where}: [axes] {name}, item {i + 1}")
+                   for i, value in enumerate(values)]
+        if len(set(map(json.dumps, checked))) < len(checked):
+            raise SweepError(f"{where}: [axes] {name} lists a value more than once")
+        axes[name] = checked
+    return axes
+
+
+def _check_value(axis, value, starts, place):
+    """The canonical form of one axis value; SweepError naming the place and the valid values."""
+    try:
+        if axis == "loss":
+            if not isinstance(value, str):
+                raise ValueError(f"must be a loss name such as 'giou' or 'alpha_ciou:alpha=3'; got {value!r}")
+            get_loss(value)
+            return value
+        if axis == "method":
+            return get_method(value)
+        if axis == "param":
+            if value not in PARAMETERISATIONS:
+                raise ValueError(f"unknown parameterisation {value!r}; valid: {', '.join(PARAMETERISATIONS)}")
+            return value
+        if axis == "lr":
+            if value is None or not (_number(value) and value > 0):
+                raise ValueError(f"must be a positive number; got {value!r}")
+            return float(value)
+        if axis == "schedule":
+            if value not in SCHEDULES:
+                raise ValueError(f"unknown schedule {value!r}; valid: {', '.join(SCHEDULES)}")
+            return value
+        if axis == "starts":
+            if value not in starts:
+                raise ValueError(f"no start set {value!r}; defined: {', '.join(starts)}")
+            return value
+        if not (isinstance(value, int) and not isinstance(value, bool) and value >= (1 if axis == "maxiter" else 0)):
+            raise ValueError(f"must be a whole number >= {1 if axis == 'maxiter' else 0}; got {value!r}")
+        return value
+    except ValueError as error:
+        raise SweepError(f"{place}: {error}") from None
+
+
+def _ties(raw, axes, where):
+    if not isinstance(raw, list) or not all(isinstance(group, list) for group in raw):
+        raise SweepError(f"{where}: tie must be a list of lists of axis names, as [[\"method\", \"lr\"]]")
+    seen = set()
+    for i, group in enumerate(raw):
+        place = f"{where}: tie, group {i + 1}"
+        if len(group) < 2:
+            raise SweepError(f"{place}: tie at least two axes together; got {group!r}")
+        for name in group:
+            if name not in AXES:
+                raise SweepError(f"{place}: no axis {name!r}; valid axes: {', '.join(AXES)}")
+            if name in seen:
+                raise SweepError(f"{place}: axis {name!r} is tied more than once")
+            seen.add(name)
+        lengths = {name: len(axes[name]) for name in group}
+        if len(set(lengths.values())) > 1:
+            raise SweepError(f"{place}: tied axes need as many values each; got "
+                             + ", ".join(f"{n} {k}" for n, k in lengths.items()))
+    return raw
+
+
+def _excludes(raw, axes, where):
+    if not isinstance(raw, list):
+        raise SweepError(f"{where}: exclude must be a list of tables, as [[exclude]]")
+    rules = []
+    for i, rule in enumerate(raw):
+        place = f"exclude, rule {i + 1}"
+        _keys(rule, AXES, where, place)
+        if not rule:
+            raise SweepError(f"{where}: {place} is empty: it would exclude every cell")
+        resolved = {}
+        for name, values in rule.items():
+            values = values if isinstance(values, list) else [values]
+            canonical = [_check_value(name, v, {s: None for s in axes["starts"]}, f"{where}: {place}, {name}")
+                         for v in values]
+            for value in canonical:
+                if value not in axes[name]:
+                    raise SweepError(f"{where}: {place}, {name}: {value!r} is not a value of the axis "
+                                     f"(its values: {', '.join(map(str, axes[name]))})")
+            resolved[name] = canonical
+        rules.append(resolved)
+    return rules
+
+
+def cells(sweep):
+    """Every cell of the grid, in a fixed order: dicts axis -> value, ties zipped, exclusions dropped.
+
+    Axes a method has no use for (a learning rate for BFGS) hold None, and the
+    cells that become alike are kept once.
+    """
+    tied = {name for group in sweep["tie"] for name in group}
+    groups = [[dict(zip(group, values)) for values in zip(*(sweep["axes"][n] for n in group))]
+              for group in sweep["tie"]]
+    groups += [[{name: value} for value in sweep["axes"][name]] for name in AXES if name not in tied]
+    result, seen = [], set()
+    for parts in product(*groups):
+        cell = {name: None for name in AXES}
+        for part in parts:
+            cell.update(part)
+        if cell["method"] not in RULES:
+            cell.update({name: None for name in FIRST_ORDER_AXES})
+        key = json.dumps(cell, sort_keys=True)
+        if key in seen or any(all(cell[n] in values for n, values in rule.items()) for rule in sweep["exclude"]):
+            continue
+        seen.add(key)
+        result.append(cell)
+    return result
+
+
+def cell_id(cell):
+    """A short name for a cell that depends on its coordinates only."""
+    return hashlib.sha256(json.dumps(cell, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def cell_seed(cell):
+    """The seed of a cell's random starts: from its coordinates, so any order gives the same boxes."""
+    return int(cell_id(dict(cell, purpose="starts")), 16) % 2 ** 32
+
+
+def make_starts(spec, target, seed):
+    """The start boxes of a start set, shape (n, 4), and their labels."""
+    kind = spec["kind"]
+    if kind == "non_overlapping":
+        directions = spec["directions"]
+        angles = np.arange(directions) * 360.0 / directions if np.ndim(directions) == 0 else directions
+        boxes = non_overlapping_starts(target, spec["gap"], angles, spec["size"])
+        return boxes, [direction_name(a) for a in np.atleast_1d(angles)]
+    if kind == "random":
+        boxes = random_non_overlapping_starts(target, spec["count"], seed, spec["radius"], spec["scale"],
+                                              spec["min_gap"])
+    else:
+        boxes = overlapping_starts(target, spec["count"], seed, spec["iou_range"], spec["scale"])
+    return boxes, [f"{kind}{i}" for i in range(len(boxes))]
+
+
+def run_cell(cell, sweep):
+    """Fit every start of a cell; return its result rows and its IoU histories, shape (runs, steps)."""
+    spec = sweep["starts"][cell["starts"]]
+    boxes, labels = make_starts(spec, sweep["target"], cell_seed(cell))
+    options = {k: cell[k] for k in FIRST_ORDER_AXES if cell[k] is not None}
+    rows, histories = [], []
+    for label, start in zip(labels, boxes):
+        began = time.perf_counter()
+        result = fit(start, sweep["target"], loss=cell["loss"], method=cell["method"], param=cell["param"],
+                     maxiter=cell["maxiter"], home_iou=sweep["threshold"], **options)
+        ious = result.ious
+        rows.append(dict(cell, cell=cell_id(cell), runs=len(boxes), start=label,
+                         start_box=" ".join(f"{v:.6g}" for v in start),
+                         final_iou=f"{ious[-1]:.6f}", final_giou=f"{result.gious[-1]:.6f}",
+                         iterations=result.nit, stalled=result.stalled,
+                         converged=bool(ious[-1] >= sweep["threshold"]), outcome=result.outcome,
+                         **{f"iterations_to_iou_{level}": _first(ious >= float(level)) for level in ("0.5", "0.9")},
+                         seconds=f"{time.perf_counter() - began:.4f}"))
+        histories.append(ious)
+    steps = max(len(h) for h in histories)
+    padded = np.full((len(histories), steps), np.nan, dtype=np.float32)
+    for i, history in enumerate(histories):
+        padded[i, :len(history)] = history
+    return rows, padded
+
+
+def _first(flags):
+    hits = np.flatnonzero(flags)
+    return int(hits[0]) if hits.size else ""
+
+
+class Store:
+    """A sweep's folder: the resolved sweep, package versions, results.csv and IoU histories.
+
+    Rows are appended a cell at a time, in one write, and flushed to disk; the
+    cell's histories are written first, whole. On opening, a row cut short or a
+    cell with fewer rows than its runs (an interruption mid-write) is dropped, so
+    the cell runs again.
+    """
+
+    def __init__(self, out, sweep):
+        self.out, self.results, self.histories = Path(out), Path(out) / "results.csv", Path(out) / "histories"
+        self.histories.mkdir(parents=True, exist_ok=True)
+        saved = self.out / "sweep.json"
+        if saved.exists():
+            previous = json.loads(saved.read_text())
+            if previous != sweep:
+                raise SweepError(f"{self.out} holds the results of a different sweep ({_difference(previous, sweep)}); "
+                                 f"give a new --out, or delete {self.out} to start over")
+        else:
+            write_json(saved, sweep)
+        write_json(self.out / "versions.json", provenance())
+        self.finished = self._recover()
+
+    def _recover(self):
+        """The ids of the finished cells, after dropping anything an interruption left half-written."""
+        if not self.results.exists():
+            self.results.write_text(",".join(RESULT_COLUMNS) + "\n")
+            return set()
+        lines = self.results.read_text().split("\n")
+        header, body = lines[0], lines[1:]
+        complete = [line for line in body[:-1]]  # the last piece follows the final newline: empty if whole
+        counts = {}
+        for line in complete:
+            fields = line.split(",")
+            counts.setdefault(fields[0], []).append(int(fields[1]))
+        finished = {cell for cell, runs in counts.items() if len(runs) == runs[0]}
+        kept = [line for line in complete if line.split(",")[0] in finished]
+        if len(kept) < len(body) - 1 or body[-1]:
+            atomic_write(self.results, lambda tmp: Path(tmp).write_text("\n".join([header, *kept, ""])))
+        return finished
+
+    def append(self, rows, histories):
+        cell = rows[0]["cell"]
+        atomic_write(self.histories / f"{cell}.npy", lambda tmp: np.save(tmp, histories))
+        text = "".join(",".join(_csv(row[c]) for c in RESULT_COLUMNS) + "\n" for row in rows)
+        with open(self.results, "a") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        self.finished.add(cell)
+
+
+def _csv(value):
+    """A CSV field; sweep values never hold commas, quotes or newlines (loss parameters use ':')."""
+    text = "" if value is None else str(value)
+    if any(c in text for c in ',"\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def _difference(old, new, path=""):
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new)):
+            if old.get(key) != new.get(key):
+                return _difference(old.get(key), new.get(key), f"{path}.{key}" if path else key)
+    return f"{path or 'the sweep'} was {json.dumps(old)}, is now {json.dumps(new)}"
+
+
+def run(sweep, store, workers=1, scheduler=None, progress=None):
+    """Run every cell the store has not finished, storing each as it finishes.
+
+    Cells go to `workers` local processes, or to the Dask cluster whose scheduler
+    listens at `scheduler` (``dask.distributed`` must be installed). `progress` is
+    called as ``progress(done, total)`` after each cell.
+    """
+    every = cells(sweep)
+    pending = [cell for cell in every if cell_id(cell) not in store.finished]
+    done = len(every) - len(pending)
+    if progress is not None:
+        progress(done, len(every))
+    for rows, histories in _results(pending, sweep, workers, scheduler):
+        store.append(rows, histories)
+        done += 1
+        if progress is not None:
+            progress(done, len(every))
+    return len(pending)
+
+
+def _results(pending, sweep, workers, scheduler):
+    """(rows, histories) of each pending cell, in the order they finish."""
+    if not pending:
+        return
+    if scheduler is not None:
+        try:
+            from distributed import Client, as_completed
+        except ModuleNotFoundError:
+            raise SweepError("--scheduler needs dask.distributed: pip install 'giou-sandbox[dask]'") from None
+        with Client(scheduler) as client:
+            futures = client.map(run_cell, pending, sweep=sweep, pure=False)
+            for _, result in as_completed(futures, with_results=True):
+                yield result
+        return
+    if workers == 1:
+        yield from (run_cell(cell, sweep) for cell in pending)
+        return
+    import multiprocessing
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    with context.Pool(workers) as pool:
+        yield from pool.imap_unordered(_run_cell_star, [(cell, sweep) for cell in pending])
+
+
+def _run_cell_star(arguments):
+    return run_cell(*arguments)
+

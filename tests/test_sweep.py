@@ -1,0 +1,246 @@
+"""Sweeps: the grid, the mistakes, nothing lost and nothing twice, the same results anywhere."""
+import csv
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from helpers import ROOT, load_experiment
+from sandbox import sweep as sweeps
+
+ablate = load_experiment("ablate")
+RING = {"ring": {"kind": "non_overlapping", "gap": 0.5, "directions": 4}}
+
+
+def grid(**raw):
+    return sweeps.cells(sweeps.resolve(dict({"starts": RING}, **raw)))
+
+
+# The grid.
+def test_axes_are_crossed_and_missing_axes_take_their_defaults():
+    cells = grid(axes={"loss": ["iou", "giou"], "method": ["gd", "adam"], "seed": [0, 1]})
+    assert len(cells) == 2 * 2 * 2
+    assert {c["param"] for c in cells} == {"xyxy"} and {c["maxiter"] for c in cells} == {200}
+    assert {c["starts"] for c in cells} == {"ring"}
+
+
+def test_tied_axes_are_zipped_not_crossed():
+    cells = grid(axes={"method": ["gd", "momentum", "adam"], "lr": [0.3, 0.03, 0.1], "loss": ["giou", "l1"]},
+                 tie=[["method", "lr"]])
+    assert len(cells) == 3 * 2
+    assert {(c["method"], c["lr"]) for c in cells} == {("gd", 0.3), ("momentum", 0.03), ("adam", 0.1)}
+
+
+def test_a_learning_rate_does_not_multiply_a_method_that_has_none():
+    cells = grid(axes={"method": ["gd", "BFGS"], "lr": [0.1, 0.3], "schedule": ["step", "constant"]})
+    assert len([c for c in cells if c["method"] == "gd"]) == 4
+    assert [c for c in cells if c["method"] == "BFGS"] == [
+        dict(cells[0], method="BFGS", lr=None, schedule=None)]
+
+
+def test_exclusions_drop_the_cells_that_match_every_key():
+    cells = grid(axes={"loss": ["iou", "giou"], "method": ["gd", "adam", "BFGS"]},
+                 exclude=[{"loss": "iou", "method": ["adam", "BFGS"]}])
+    assert sorted((c["loss"], c["method"]) for c in cells) == sorted(
+        [("iou", "gd"), ("giou", "gd"), ("giou", "adam"), ("giou", "BFGS")])
+
+
+def test_cell_ids_and_random_starts_depend_on_the_cell_alone():
+    raw = {"starts": {"r": {"kind": "random", "count": 3}}, "axes": {"seed": [0, 1]}}
+    cells = grid(**raw)
+    assert sweeps.cell_id(cells[0]) == sweeps.cell_id(dict(reversed(list(cells[0].items()))))
+    boxes = [sweeps.make_starts(sweeps.resolve(raw)["starts"]["r"], [-1, -0.5, 1, 0.5], sweeps.cell_seed(c))[0]
+             for c in cells]
+    assert not (boxes[0] == boxes[1]).all()
+
+
+# Mistakes, each with its own message and place.
+@pytest.mark.parametrize("text, words", [
+    ("axes = {loss = ['giou'}", "not valid TOML"),
+    ("thresholds = 0.9", "the top level has no key 'thresholds'; valid keys: axes, starts, tie"),
+    ("threshold = 1.5", "threshold must be a number in (0, 1]; got 1.5"),
+    ("target = [0, 0, 0, 1]", "target must be [x1, y1, x2, y2] with x2 > x1"),
+    ("[axes]\nlosses = ['giou']", "[axes] has no key 'losses'; valid keys: loss, method, param"),
+    ("[axes]\nloss = 'giou'", "[axes] loss must be a non-empty list; got 'giou'"),
+    ("[axes]\nloss = ['giou', 'xiou']", "[axes] loss, item 2: unknown loss 'xiou'; valid losses are"),
+    ("[axes]\nloss = ['inner_giou:ratio=-1']", "[axes] loss, item 1: loss 'inner_giou:ratio=-1': ratio must be positive"),
+    ("[axes]\nmethod = ['gd', 'newton']", "[axes] method, item 2: unknown method 'newton'; valid methods are gd"),
+    ("[axes]\nparam = ['polar']", "[axes] param, item 1: unknown parameterisation 'polar'; valid: xyxy"),
+    ("[axes]\nlr = [0.1, -1]", "[axes] lr, item 2: must be a positive number; got -1"),
+    ("[axes]\nmaxiter = [0]", "[axes] maxiter, item 1: must be a whole number >= 1; got 0"),
+    ("[axes]\nstarts = ['rings']", "[axes] starts, item 1: no start set 'rings'; defined: ring"),
+    ("[axes]\nloss = ['giou', 'giou']", "[axes] loss lists a value more than once"),
+    ("[starts.ring]\nkind = 'circle'", "[starts.ring] kind must be one of non_overlapping, random, overlapping"),
+    ("[starts.ring]\nkind = 'non_overlapping'\ngaps = 1", "[starts.ring] has no key 'gaps'; valid keys: kind, gap"),
+    ("[starts.ring]\nkind = 'non_overlapping'\ngap = 0", "[starts.ring]: gap must be a positive number"),
+    ("tie = [['method']]", "tie, group 1: tie at least two axes together"),
+    ("tie = [['method', 'rate']]", "tie, group 1: no axis 'rate'; valid axes: loss"),
+    ("tie = [['method', 'lr']]\n[axes]\nmethod = ['gd', 'adam']\nlr = [0.1]",
+     "tie, group 1: tied axes need as many values each; got method 2, lr 1"),
+    ("[[exclude]]\nmethods = 'gd'", "exclude, rule 1 has no key 'methods'"),
+    ("[[exclude]]\nmethod = 'adam'", "exclude, rule 1, method: 'adam' is not a value of the axis (its values: gd)"),
+    ("[[exclude]]\nmethod = 'gd'", "no cells are left once the exclusions are applied"),
+])
+def test_each_mistake_in_a_sweep_file_is_named_with_its_place(tmp_path, text, words):
+    path = tmp_path / "sweep.toml"
+    default_starts = "\n[starts.ring]\nkind = 'non_overlapping'\n" if "[starts." not in text else ""
+    path.write_text(text + default_starts)
+    with pytest.raises(sweeps.SweepError) as error:
+        sweeps.load(path)
+    assert words in str(error.value)
+    assert str(path) in str(error.value) or "not valid TOML" in str(error.value)
+
+
+def test_the_runner_reports_a_mistake_before_any_work(tmp_path, capsys):
+    path = tmp_path / "sweep.toml"
+    path.write_text("[axes]\nloss = ['xiou']\n")
+    with pytest.raises(SystemExit):
+        ablate.main([str(path), "--out", str(tmp_path / "out")])
+    assert "[axes] loss, item 1: unknown loss 'xiou'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+# Nothing lost, nothing twice, the same results whatever runs them.
+SMALL = textwrap.dedent("""
+    threshold = 0.99
+    [axes]
+    loss = ["giou", "l1", "diou", "iou"]
+    method = ["gd", "adam", "BFGS"]
+    maxiter = [60]
+    seed = [0, 1]
+    starts = ["ring", "random"]
+    [starts.ring]
+    kind = "non_overlapping"
+    directions = 3
+    [starts.random]
+    kind = "random"
+    count = 3
+""")
+
+
+def rows_of(out):
+    with open(out / "results.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    return sorted(tuple(v for k, v in row.items() if k != "seconds") for row in rows)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sweep")
+    (folder / "sweep.toml").write_text(SMALL)
+    ablate.main([str(folder / "sweep.toml"), "--out", str(folder / "out"), "--workers", "1"])
+    return folder
+
+
+def test_a_finished_sweep_has_one_row_per_run_and_a_history_per_cell(uninterrupted):
+    rows = rows_of(uninterrupted / "out")
+    cells = sweeps.cells(sweeps.load(uninterrupted / "sweep.toml"))
+    assert len(cells) == 4 * 3 * 2 * 2 and len(rows) == len(cells) * 3
+    assert len(list((uninterrupted / "out" / "histories").glob("*.npy"))) == len(cells)
+    for name in ("sweep.json", "versions.json"):
+        assert (uninterrupted / "out" / name).exists()
+
+
+def test_two_workers_give_the_same_rows(uninterrupted, tmp_path):
+    ablate.main([str(uninterrupted / "sweep.toml"), "--out", str(tmp_path), "--workers", "2"])
+    assert rows_of(tmp_path) == rows_of(uninterrupted / "out")
+
+
+def test_a_dask_cluster_on_the_loopback_gives_the_same_rows(uninterrupted, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        ablate.main([str(uninterrupted / "sweep.toml"), "--out", str(tmp_path), "--scheduler",
+                     cluster.scheduler_address])
+    assert rows_of(tmp_path) == rows_of(uninterrupted / "out")
+
+
+def test_kill_9_mid_sweep_then_rerun_gives_exactly_the_uninterrupted_rows(uninterrupted, tmp_path):
+    out = tmp_path / "out"
+    command = [sys.executable, str(ROOT / "experiments" / "ablate.py"), str(uninterrupted / "sweep.toml"),
+               "--out", str(out), "--workers", "2"]
+    runner = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    total = len(rows_of(uninterrupted / "out"))
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        done = (out / "results.csv").read_text().count("\n") - 1 if (out / "results.csv").exists() else 0
+        if done >= 12:
+            break
+        time.sleep(0.02)
+    os.killpg(runner.pid, signal.SIGKILL)  # the runner and its workers, as a power cut would
+    runner.wait()
+    interrupted = (out / "results.csv").read_text().count("\n") - 1
+    assert 12 <= interrupted < total, "the kill came too late to interrupt anything"
+    subprocess.run(command, check=True, capture_output=True)
+    assert rows_of(out) == rows_of(uninterrupted / "out")
+
+
+def test_a_half_written_row_or_cell_is_dropped_and_run_again(uninterrupted, tmp_path):
+    out = tmp_path / "out"
+    sweep = sweeps.load(uninterrupted / "sweep.toml")
+    store = sweeps.Store(out, sweep)
+    lines = (uninterrupted / "out" / "results.csv").read_text().split("\n")
+    # two whole cells, one cell with a row missing, and a row cut in the middle
+    (out / "results.csv").write_text("\n".join(lines[:7] + lines[8:9]) + "\n" + lines[9][:20])
+    store = sweeps.Store(out, sweep)
+    assert len(store.finished) == 2
+    assert (out / "results.csv").read_text().count("\n") == 1 + 6
+    sweeps.run(sweep, store)
+    assert rows_of(out) == rows_of(uninterrupted / "out")
+
+
+def test_a_changed_sweep_file_is_refused(uninterrupted, tmp_path, capsys):
+    changed = tmp_path / "changed.toml"
+    changed.write_text(SMALL.replace("maxiter = [60]", "maxiter = [80]"))
+    with pytest.raises(SystemExit):
+        ablate.main([str(changed), "--out", str(uninterrupted / "out")])
+    message = capsys.readouterr().err
+    assert "holds the results of a different sweep (axes.maxiter was [60], is now [80])" in message
+
+
+def test_a_rerun_runs_nothing_twice(uninterrupted, monkeypatch, capsys):
+    monkeypatch.setattr(sweeps, "run_cell", lambda *a: pytest.fail("a finished cell ran again"))
+    ablate.main([str(uninterrupted / "sweep.toml"), "--out", str(uninterrupted / "out"), "--workers", "1"])
+    assert "48 cells, 0 to run" in capsys.readouterr().out
+
+
+def test_report_redraws_from_saved_files_without_running_anything(uninterrupted, monkeypatch, capsys):
+    monkeypatch.setattr(sweeps, "run_cell", lambda *a: pytest.fail("the report ran a cell"))
+    ablate.main(["--report", "--out", str(uninterrupted / "out"), "--x", "loss", "--y", "method",
+                 "--cells", "method=gd", "starts=ring", "seed=0"])
+    printed = capsys.readouterr().out
+    assert (uninterrupted / "out" / "report.png").stat().st_size > 0
+    assert "converged" in printed and "144 runs in 48 cells" in printed
+    with pytest.raises(SystemExit):
+        ablate.main(["--report", "--out", str(uninterrupted / "out"), "--cells", "method=newton"])
+
+
+# The headline finding, as a sweep.
+def test_headline_sweep_reproduces_the_finding(tmp_path):
+    ablate.main([str(ROOT / "experiments" / "sweeps" / "headline.toml"), "--out", str(tmp_path), "--workers", "2"])
+    with open(tmp_path / "results.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == 4 * 8
+    for row in rows:
+        if row["loss"] == "iou":
+            assert row["stalled"] == "True" and float(row["final_iou"]) == 0 and row["converged"] == "False"
+        else:
+            assert row["converged"] == "True", row
+
+
+def test_every_example_sweep_is_valid():
+    for path in sorted((ROOT / "experiments" / "sweeps").glob("*.toml")):
+        assert sweeps.cells(sweeps.load(path)), path
+
+
+def test_the_readme_example_sweep_is_valid():
+    import re
+    import tomllib
+    block = re.search(r"```toml\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
+    cells = sweeps.cells(sweeps.resolve(tomllib.loads(block), "README"))
+    assert len(cells) == 60  # 3 tied method/lr x 3 losses x 2 params x 2 starts x 2 seeds, minus l1 with log
