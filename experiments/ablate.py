@@ -1,0 +1,180 @@
+"""Scripted ablation runs: a sweep file of losses, methods, parameterisations, rates and starts.
+
+Run from the repository root::
+
+    python experiments/ablate.py experiments/sweeps/headline.toml --out results/headline
+    python experiments/ablate.py experiments/sweeps/learning_rates.toml --out results/rates --workers 2
+    python experiments/ablate.py experiments/sweeps/headline.toml --out results/headline --scheduler tcp://10.0.0.5:8786
+    python experiments/ablate.py --report --out results/rates --x lr --y method --cells method=adam
+
+The sweep file is described in `sandbox.sweep`. Every cell runs in a worker process
+(all cores by default) or on a Dask cluster; each finished cell is appended to
+``DIR/results.csv``, one row per run, and its IoU histories to ``DIR/histories``.
+Running the same command again skips the finished cells, whatever stopped the
+last run; a different sweep file under the same DIR is refused. ``DIR`` also
+holds the resolved sweep (``sweep.json``) and the package versions
+(``versions.json``). ``--report`` redraws ``report.png`` and prints a summary from
+those files alone, without running anything.
+"""
+# %%
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from sandbox import sweep as sweeps
+from sandbox.plotting import plot_metric
+from sandbox.results import atomic_write
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("sweep", nargs="?", type=Path, help="the sweep file (TOML); not needed with --report")
+    parser.add_argument("--out", type=Path, required=True, help="folder for results.csv, histories and the report")
+    parser.add_argument("--workers", type=int, default=os.cpu_count(), help="local worker processes")
+    parser.add_argument("--scheduler", help="address of a Dask scheduler, as tcp://host:8786, to run the cells on")
+    parser.add_argument("--report", action="store_true", help="only draw report.png and print the summary")
+    parser.add_argument("--x", default="loss", choices=sweeps.AXES, help="report: axis across the heatmaps")
+    parser.add_argument("--y", default="method", choices=sweeps.AXES, help="report: axis down the heatmaps")
+    parser.add_argument("--cells", nargs="*", default=[], metavar="AXIS=VALUE",
+                        help="report: draw IoU against iteration for the cells matching all of these")
+    args = parser.parse_args(argv)
+    if not args.report and args.sweep is None:
+        parser.error("give a sweep file, or --report to summarise what --out holds")
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    return args, parser
+
+
+class Progress:
+    """A progress bar on a terminal, a line at every tenth otherwise: cells done, rate, time left."""
+
+    def __init__(self, stream=sys.stderr):
+        self.stream, self.began, self.first, self.shown = stream, time.perf_counter(), None, -1
+
+    def __call__(self, done, total):
+        if self.first is None:
+            self.first = done
+        elapsed = time.perf_counter() - self.began
+        ran = done - self.first
+        rate = ran / elapsed if elapsed > 0 else 0.0
+        left = f"{(total - done) / rate:.0f} s left" if rate > 0 else "time left unknown"
+        line = f"{done}/{total} cells, {rate:.2f} cells/s, {left}"
+        if self.stream.isatty():
+            bar = "#" * int(30 * done / max(total, 1))
+            self.stream.write(f"\r[{bar:<30}] {line}" + ("\n" if done == total else ""))
+        elif 10 * done // max(total, 1) > self.shown or done == total:
+            self.shown = 10 * done // max(total, 1)
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+# %% The report, from the saved files only.
+def read_results(out):
+    with open(out / "results.csv", newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def report(args):
+    rows = read_results(args.out)
+    if not rows:
+        raise sweeps.SweepError(f"{args.out} holds no finished cells yet")
+    groups = defaultdict(list)
+    for row in rows:
+        groups[row[args.x], row[args.y]].append(row)
+    xs, ys = (axis_order(args.out, axis, {k[n] for k in groups}) for n, axis in enumerate((args.x, args.y)))
+    rate, mean_iou = np.full((len(ys), len(xs)), np.nan), np.full((len(ys), len(xs)), np.nan)
+    lines = [f"{args.y:>14} {args.x:>22} {'runs':>5} {'converged':>9} {'mean IoU':>9}"]
+    for (x, y), group in sorted(groups.items(), key=lambda item: (ys.index(item[0][1]), xs.index(item[0][0]))):
+        i, j = ys.index(y), xs.index(x)
+        rate[i, j] = np.mean([r["converged"] == "True" for r in group])
+        mean_iou[i, j] = np.mean([float(r["final_iou"]) for r in group])
+        lines.append(f"{y or '-':>14} {x or '-':>22} {len(group):>5} {rate[i, j]:>9.0%} {mean_iou[i, j]:>9.4f}")
+    chosen = choose_cells(rows, args.cells)
+    fig = Figure(figsize=(max(12, 1.3 * len(xs) * 2 + 6), 0.5 * len(ys) + 4.5), layout="constrained")
+    axes = fig.subplots(1, 3, width_ratios=[1, 1, 1.2])
+    for ax, values, title in [(axes[0], rate, "share of runs converged"), (axes[1], mean_iou, "mean final IoU")]:
+        image = ax.imshow(values, vmin=0, vmax=1, cmap="RdYlGn", aspect="auto")
+        for (i, j), value in np.ndenumerate(values):
+            if np.isfinite(value):
+                ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8)
+        ax.set_xticks(range(len(xs)), [x or "-" for x in xs], rotation=45, ha="right")
+        ax.set_yticks(range(len(ys)), [y or "-" for y in ys])
+        ax.set_xlabel(args.x)
+        ax.set_ylabel(args.y)
+        ax.set_title(title)
+        fig.colorbar(image, ax=ax, shrink=0.8)
+    ax = axes[2]
+    runs = {cell: [h[~np.isnan(h)] for h in np.load(args.out / "histories" / f"{cell}.npy")] for cell, _ in chosen}
+    horizon = max((len(r) for cell_runs in runs.values() for r in cell_runs), default=1)
+    for k, (cell, label) in enumerate(chosen):
+        color = f"C{k % 10}"
+        held = np.array([np.concatenate([r, np.full(horizon - len(r), r[-1])]) for r in runs[cell]])
+        plot_metric(ax, held, colors=[color] * len(held), alpha=0.3, linewidth=0.8)
+        ax.plot(np.median(held, axis=0), color=color, linewidth=2, label=label)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("IoU with the target")
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_title("IoU against iteration (thick: median of the runs;\na run that stopped keeps its last value)")
+    if chosen:
+        ax.legend(fontsize=7)
+    atomic_write(args.out / "report.png", fig.savefig, dpi=110)
+    print("\n".join(lines))
+    print(f"{len(rows)} runs in {len({r['cell'] for r in rows})} cells; figure: {args.out / 'report.png'}")
+
+
+def axis_order(out, axis, values):
+    """The values of `axis` in the order the sweep file gives them (as the CSV writes them)."""
+    order = [("" if v is None else str(v)) for v in json.loads((out / "sweep.json").read_text())["axes"][axis]]
+    return sorted(values, key=lambda v: order.index(v) if v in order else len(order))
+
+
+def choose_cells(rows, filters, most=8):
+    """Cells whose axis values match every AXIS=VALUE filter (at most `most`), with a label each.
+
+    The label names the axes that vary among the cells chosen.
+    """
+    wanted = {}
+    for item in filters:
+        axis, equals, value = item.partition("=")
+        if not equals or axis not in sweeps.AXES:
+            raise sweeps.SweepError(f"--cells takes AXIS=VALUE with AXIS one of {', '.join(sweeps.AXES)}; got {item!r}")
+        wanted[axis] = value
+    matching = {}
+    for row in rows:
+        if all(row[axis] == value for axis, value in wanted.items()):
+            matching.setdefault(row["cell"], row)
+    if filters and not matching:
+        raise sweeps.SweepError(f"no finished cell matches {' '.join(filters)}")
+    picked = list(matching.items())[:most]
+    varying = [a for a in sweeps.AXES if len({row[a] for _, row in picked}) > 1]
+    return [(cell, ", ".join(f"{a}={row[a] or '-'}" for a in varying) or cell) for cell, row in picked]
+
+
+def main(argv=None):
+    args, parser = parse_args(argv)
+    try:
+        if args.report:
+            report(args)
+            return
+        sweep = sweeps.load(args.sweep)
+        store = sweeps.Store(args.out, sweep)
+        total = len(sweeps.cells(sweep))
+        where = f"the Dask cluster at {args.scheduler}" if args.scheduler else f"{args.workers} worker processes"
+        print(f"{total} cells, {total - len(store.finished)} to run, on {where}; results in {args.out}")
+        sweeps.run(sweep, store, workers=args.workers, scheduler=args.scheduler, progress=Progress())
+    except sweeps.SweepError as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    print(f"done: {args.out / 'results.csv'}; "
+          f"python experiments/ablate.py --report --out {args.out} draws the report")
+
+
+if __name__ == "__main__":
+    main()
