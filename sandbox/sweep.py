@@ -29,11 +29,13 @@ results do not depend on the order, the workers or the interruptions. `Store`
 keeps the results under a folder so that an interrupted sweep loses nothing that
 had finished and runs nothing twice.
 """
+import csv
 import hashlib
 import json
 import math
 import os
 import time
+from collections import Counter
 from itertools import product
 from pathlib import Path
 
@@ -62,9 +64,9 @@ START_KINDS = {
     "random": {"count": 8, "radius": 4.0, "scale": [0.5, 2.0], "min_gap": 0.05},
     "overlapping": {"count": 8, "iou_range": [0.05, 0.7], "scale": [0.5, 2.0]},
 }
-RESULT_COLUMNS = ["cell", "runs", *AXES, "start", "start_box", "final_iou", "final_giou", "iterations",
-                  "stalled", "converged", "outcome", "iterations_to_iou_0.5", "iterations_to_iou_0.9",
-                  "seconds"]
+RESULT_COLUMNS = [*AXES, "start", "start_box", "final_iou", "final_giou", "iterations", "stalled", "converged",
+                  "outcome", "iterations_to_iou_0.5", "iterations_to_iou_0.9", "seconds", "cell", "runs"]
+"""A row per run: the axis values, the run's start and results, then its cell and the cell's number of runs."""
 
 
 class SweepError(ValueError):
@@ -344,14 +346,13 @@ class Store:
             return set()
         lines = self.results.read_text().split("\n")
         header, body = lines[0], lines[1:]
-        complete = [line for line in body[:-1]]  # the last piece follows the final newline: empty if whole
-        counts = {}
-        for line in complete:
-            fields = line.split(",")
-            counts.setdefault(fields[0], []).append(int(fields[1]))
-        finished = {cell for cell, runs in counts.items() if len(runs) == runs[0]}
-        kept = [line for line in complete if line.split(",")[0] in finished]
-        if len(kept) < len(body) - 1 or body[-1]:
+        complete = body[:-1]  # the last piece follows the final newline: empty if the file is whole
+        cells = [dict(zip(RESULT_COLUMNS, fields)) for fields in csv.reader(complete)]
+        counts = Counter(row["cell"] for row in cells)
+        finished = {row["cell"] for row in cells if len(row) == len(RESULT_COLUMNS)
+                    and counts[row["cell"]] == int(row["runs"])}
+        kept = [line for line, row in zip(complete, cells) if row.get("cell") in finished]
+        if len(kept) < len(complete) or body[-1]:
             atomic_write(self.results, lambda tmp: Path(tmp).write_text("\n".join([header, *kept, ""])))
         return finished
 
