@@ -59,6 +59,7 @@ FIRST_ORDER_AXES = ("lr", "schedule")
 DEFAULTS = {"loss": ["giou"], "method": ["gd"], "param": ["xyxy"], "lr": [None], "schedule": ["step"],
             "maxiter": [200], "seed": [0]}
 TOP_LEVEL = ("axes", "starts", "tie", "exclude", "threshold", "target")
+DEFAULT_TARGET = [-1.0, -0.5, 1.0, 0.5]
 START_KINDS = {
     "non_overlapping": {"gap": 0.5, "directions": 8, "size": None},
     "random": {"count": 8, "radius": 4.0, "scale": [0.5, 2.0], "min_gap": 0.05},
@@ -91,11 +92,11 @@ def resolve(raw, where="sweep"):
     threshold = raw.get("threshold", 0.99)
     if not (_number(threshold) and 0 < threshold <= 1):
         raise SweepError(f"{where}: threshold must be a number in (0, 1]; got {threshold!r}")
-    target = raw.get("target", [-1.0, -0.5, 1.0, 0.5])
+    target = raw.get("target", DEFAULT_TARGET)
     if not (isinstance(target, list) and len(target) == 4 and all(map(_number, target))
             and target[2] > target[0] and target[3] > target[1]):
         raise SweepError(f"{where}: target must be [x1, y1, x2, y2] with x2 > x1 and y2 > y1; got {target!r}")
-    starts = _start_sets(raw.get("starts", {"ring": {"kind": "non_overlapping"}}), where)
+    starts = _start_sets(raw.get("starts", {"ring": {"kind": "non_overlapping"}}), target, where)
     axes = _axes(raw.get("axes", {}), starts, where)
     ties = _ties(raw.get("tie", []), axes, where)
     excludes = _excludes(raw.get("exclude", []), axes, where)
@@ -118,7 +119,7 @@ def _keys(table, valid, where, place):
             raise SweepError(f"{where}: {place} has no key {key!r}; valid keys: {', '.join(valid)}")
 
 
-def _start_sets(raw, where):
+def _start_sets(raw, target, where):
     if not isinstance(raw, dict) or not raw:
         raise SweepError(f"{where}: [starts] must hold at least one start set, as [starts.NAME]")
     sets = {}
@@ -132,7 +133,7 @@ def _start_sets(raw, where):
         _keys(spec, ("kind", *START_KINDS[kind]), where, place)
         resolved = dict(kind=kind, **{k: spec.get(k, default) for k, default in START_KINDS[kind].items()})
         try:  # make the set once, so that every mistake in it shows now
-            make_starts(resolved, [-1.0, -0.5, 1.0, 0.5], seed=0)
+            make_starts(resolved, target, seed=0)
         except (TypeError, ValueError) as error:
             raise SweepError(f"{where}: {place}: {error}") from None
         sets[name] = resolved
