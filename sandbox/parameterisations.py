@@ -10,7 +10,7 @@ import autograd.numpy as np
 
 from .boxes import FORMATS, box_convert, check_boxes, order_corners, restack, unstack
 
-Parameterisation = namedtuple("Parameterisation", "name to_box from_box description")
+Parameterisation = namedtuple("Parameterisation", "name to_box from_box")
 
 
 def _format(fmt):
@@ -18,7 +18,6 @@ def _format(fmt):
         fmt,
         lambda params: box_convert(params, fmt, "xyxy"),
         lambda boxes: box_convert(order_corners(boxes), "xyxy", fmt),
-        f"the box's own {fmt} coordinates",
     )
 
 
@@ -34,8 +33,7 @@ def _log_from_box(boxes):
 
 
 PARAMETERISATIONS = {fmt: _format(fmt) for fmt in FORMATS}
-PARAMETERISATIONS["log"] = Parameterisation(
-    "log", _log_to_box, _log_from_box, "(cx, cy, log w, log h): sizes stay positive")
+PARAMETERISATIONS["log"] = Parameterisation("log", _log_to_box, _log_from_box)  # sizes stay positive
 
 
 def get_parameterisation(name):

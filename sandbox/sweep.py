@@ -41,10 +41,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .first_order import RULES, SCHEDULES
+from .first_order import RULES, get_schedule
 from .losses import get_loss
 from .optimize import fit, get_method
-from .parameterisations import PARAMETERISATIONS
+from .parameterisations import get_parameterisation
 from .results import atomic_write, provenance, write_json
 from .starts import direction_name, non_overlapping_starts, overlapping_starts, random_non_overlapping_starts
 
@@ -169,16 +169,16 @@ def _check_value(axis, value, starts, place):
         if axis == "method":
             return get_method(value)
         if axis == "param":
-            if value not in PARAMETERISATIONS:
-                raise ValueError(f"unknown parameterisation {value!r}; valid: {', '.join(PARAMETERISATIONS)}")
+            get_parameterisation(value)
             return value
         if axis == "lr":
             if value is None or not (_number(value) and value > 0):
                 raise ValueError(f"must be a positive number; got {value!r}")
             return float(value)
         if axis == "schedule":
-            if value not in SCHEDULES:
-                raise ValueError(f"unknown schedule {value!r}; valid: {', '.join(SCHEDULES)}")
+            if not isinstance(value, str):
+                raise ValueError(f"must be a schedule name; got {value!r}")
+            get_schedule(value)
             return value
         if axis == "starts":
             if value not in starts:
