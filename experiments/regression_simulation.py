@@ -7,8 +7,9 @@ iterations of B_t = B_{t-1} - eta_t (2 - IoU) dL/dB in (x, y, w, h) with eta 0.1
 then 0.01 after 80 % and 0.001 after 90 % of the iterations. It writes under --out:
 
 - ``<loss>.npz`` for each loss as it finishes: E(t), the mean IoU at every t, and
-  each case's final box, error and IoU (a rerun skips losses already done with
-  the same settings, so an interrupted run loses only the loss it was on);
+  each case's final box, error and IoU (a rerun skips losses already done, so an
+  interrupted run loses only the loss it was on; a loss saved with other settings
+  is refused, not overwritten);
 - ``points.npz``: the anchor centres; ``config.json``; ``summary.csv``, a row per loss;
 - ``error_curves.png``: E(t) for every loss, log scale;
 - ``final_error_maps.png``: for each loss, the final error summed over the 343 cases
@@ -37,11 +38,15 @@ import sandbox
 from sandbox.batch import BLOCK, regress
 from sandbox.diou_reference import REPAIRS, authors_gradient
 from sandbox.fused import KINDS
-from sandbox.results import atomic_write, provenance, write_csv, write_json
+from sandbox.results import atomic_write, difference, provenance, write_csv, write_json
 from sandbox.simulation import CASES_PER_POINT, diou_protocol
 
 SUMMARY = ["loss", "cases", "iterations", "error_first", "error_final", "mean_final_iou",
-           "share_iou_above_0.5", "share_iou_above_0.9", "seconds", "gradient"]
+           "share_iou_above_0.5", "share_iou_above_0.9", "share_error_apart_at_start",
+           "share_error_beyond_2", "share_error_near_axes", "seconds", "gradient"]
+"""A row per loss. The share_error_* columns: the share of the final error carried by the cases
+that start apart, by those whose anchor centre lies more than 2 from the targets' centre, and by
+those within 15 degrees of the horizontal or vertical through it."""
 
 
 def parse_args(argv):
@@ -67,6 +72,7 @@ def parse_args(argv):
                         help="with --gradient authors: correct these slips of the MATLAB code, one by one")
     parser.add_argument("--replot", action="store_true", help="only redraw the figures from what --out holds")
     args = parser.parse_args(argv)
+    args.repairs = sorted(set(args.repairs))
     if not args.replot:
         try:
             for loss in args.losses:
@@ -82,9 +88,25 @@ def parse_args(argv):
                 raise ValueError(f"the authors' code has gradients for {', '.join(KINDS)} only")
             if args.repairs and args.gradient != "authors":
                 raise ValueError("--repairs corrects the authors' gradients: give --gradient authors")
+            refuse_other_settings(args)
         except ValueError as error:
             parser.error(str(error))
     return args
+
+
+def refuse_other_settings(args):
+    """Results already under --out from other settings are an error, not something to overwrite."""
+    config = args.out / "config.json"
+    if config.exists():
+        saved = {key: json.loads(config.read_text()).get(key) for key in settings(args, None) if key != "loss"}
+        wanted = {key: value for key, value in settings(args, None).items() if key != "loss"}
+        if saved != wanted:
+            raise ValueError(f"{args.out} holds a run with other settings ({difference(saved, wanted)}); "
+                             f"give another --out, or delete {args.out} to start over")
+    for loss in args.losses:
+        path = result_path(args.out, loss)
+        if path.exists() and json.loads(str(np.load(path)["settings"])) != settings(args, loss):
+            raise ValueError(f"{path} holds {loss} run with other settings; delete it to run it again")
 
 
 def result_path(out, loss):
@@ -103,12 +125,15 @@ def run(args):
     protocol = diou_protocol(args.points, seed=args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write(args.out / "points.npz", lambda tmp: np.savez_compressed(tmp, points=protocol.points))
-    write_json(args.out / "config.json",
-               dict({k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}, **provenance()))
+    config = dict({k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}, **provenance())
+    if (args.out / "config.json").exists():  # the same settings (checked); keep the losses run before
+        earlier = json.loads((args.out / "config.json").read_text())["losses"]
+        config["losses"] = earlier + [loss for loss in args.losses if loss not in earlier]
+    write_json(args.out / "config.json", config)
     cases = len(protocol.anchors)
     for loss in args.losses:
         path = result_path(args.out, loss)
-        if path.exists() and json.loads(str(np.load(path)["settings"])) == settings(args, loss):
+        if path.exists():
             print(f"{loss}: already done with these settings, in {path}")
             continue
         print(f"{loss}: {cases:,} cases x {args.iterations} iterations on {args.workers} workers", flush=True)
@@ -145,25 +170,41 @@ class Progress:
 
 # %% Summarise and draw, from the saved files only.
 def load(args):
-    """The saved result of every loss of --losses (or of config.json with --replot) that is done."""
-    losses = json.loads((args.out / "config.json").read_text())["losses"] if args.replot else args.losses
+    """The saved result of every loss run under --out (config.json lists them) that is done."""
+    losses = json.loads((args.out / "config.json").read_text())["losses"]
     return {loss: dict(np.load(result_path(args.out, loss))) for loss in losses
             if result_path(args.out, loss).exists()}
 
 
 def write_summary(args):
-    rows = []
+    rows, where = [], None
     for loss, saved in load(args).items():
         ious, config = saved["final_ious"], json.loads(str(saved["settings"]))
+        if where is None:
+            where = regions(args.out, config)
+        errors = saved["final_errors"]
         rows.append({"loss": loss, "cases": len(ious), "iterations": config["iterations"],
                      "error_first": f"{saved['errors'][0]:.6g}", "error_final": f"{saved['errors'][-1]:.6g}",
                      "mean_final_iou": f"{saved['mean_iou'][-1]:.6f}",
                      "share_iou_above_0.5": f"{np.mean(ious > 0.5):.6f}",
                      "share_iou_above_0.9": f"{np.mean(ious > 0.9):.6f}",
+                     **{f"share_error_{name}": f"{errors[mask].sum() / max(errors.sum(), 1e-300):.4f}"
+                        for name, mask in where.items()},
                      "seconds": f"{float(saved['seconds']):.1f}", "gradient": gradient_label(config)})
 
     write_csv(args.out / "summary.csv", SUMMARY, rows)
     return rows
+
+
+def regions(out, config):
+    """Masks over the cases: those that start apart, and those whose anchor centre is far from
+    the targets' centre (more than 2) or near the horizontal and vertical lines through it
+    (within 15 degrees), where the paper places GIoU's residual error."""
+    protocol = diou_protocol(config["points"], seed=config["seed"])
+    offset = np.repeat(np.load(out / "points.npz")["points"] - 10.0, CASES_PER_POINT, axis=0)
+    angle = np.degrees(np.arctan2(np.abs(offset[:, 1]), np.abs(offset[:, 0])))
+    return {"apart_at_start": sandbox.iou(protocol.anchors, protocol.targets) == 0,
+            "beyond_2": np.hypot(*offset.T) > 2, "near_axes": (angle < 15) | (angle > 75)}
 
 
 def gradient_label(config):

@@ -45,3 +45,12 @@ def provenance():
     from . import __version__
     return dict(command=" ".join(sys.argv),
                 versions={p: version(p) for p in PACKAGES} | {"sandbox": __version__})
+
+
+def difference(old, new, path=""):
+    """The first place where two JSON-like settings differ, said in words: 'a.b was 1, is now 2'."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new)):
+            if old.get(key) != new.get(key):
+                return difference(old.get(key), new.get(key), f"{path}.{key}" if path else key)
+    return f"{path or 'the settings'} was {json.dumps(old)}, is now {json.dumps(new)}"

@@ -45,7 +45,7 @@ from .first_order import RULES, get_schedule
 from .losses import get_loss
 from .optimize import fit, get_method
 from .parameterisations import get_parameterisation
-from .results import atomic_write, provenance, write_json
+from .results import atomic_write, difference, provenance, write_json
 from .starts import direction_name, non_overlapping_starts, overlapping_starts, random_non_overlapping_starts
 
 try:
@@ -333,7 +333,7 @@ class Store:
         if saved.exists():
             previous = json.loads(saved.read_text())
             if previous != sweep:
-                raise SweepError(f"{self.out} holds the results of a different sweep ({_difference(previous, sweep)}); "
+                raise SweepError(f"{self.out} holds the results of a different sweep ({difference(previous, sweep)}); "
                                  f"give a new --out, or delete {self.out} to start over")
         else:
             write_json(saved, sweep)
@@ -374,14 +374,6 @@ def _csv(value):
     if any(c in text for c in ',"\n'):
         return '"' + text.replace('"', '""') + '"'
     return text
-
-
-def _difference(old, new, path=""):
-    if isinstance(old, dict) and isinstance(new, dict):
-        for key in sorted(set(old) | set(new)):
-            if old.get(key) != new.get(key):
-                return _difference(old.get(key), new.get(key), f"{path}.{key}" if path else key)
-    return f"{path or 'the sweep'} was {json.dumps(old)}, is now {json.dumps(new)}"
 
 
 def run(sweep, store, workers=1, scheduler=None, progress=None):

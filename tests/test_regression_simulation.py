@@ -20,6 +20,9 @@ def test_experiment_writes_every_file_and_resumes_without_recomputing(tmp_path, 
     assert [r["loss"] for r in rows] == ["iou", "giou", "alpha_ciou:alpha=2"]
     assert {"loss", "cases", "iterations", "error_first", "error_final", "mean_final_iou",
             "share_iou_above_0.5", "share_iou_above_0.9", "seconds"} <= set(rows[0])
+    for row in rows:
+        shares = [float(row[f"share_error_{r}"]) for r in ("apart_at_start", "beyond_2", "near_axes")]
+        assert all(0 <= share <= 1 for share in shares) and shares[0] > 0.5
     assert rows[0]["cases"] == "1029" and rows[0]["iterations"] == "20"
     saved = np.load(tmp_path / "giou.npz")
     assert saved["errors"].shape == (21,) and saved["final_boxes"].shape == (1029, 4)
@@ -30,7 +33,18 @@ def test_experiment_writes_every_file_and_resumes_without_recomputing(tmp_path, 
     simulation.main(["--out", str(tmp_path), *SMALL, "--losses", "iou", "giou"])
     assert "giou: already done with these settings" in capsys.readouterr().out
     simulation.main(["--out", str(tmp_path), "--replot"])
-    assert json.loads((tmp_path / "config.json").read_text())["losses"] == ["iou", "giou"]
+    assert json.loads((tmp_path / "config.json").read_text())["losses"] == ["iou", "giou", "alpha_ciou:alpha=2"]
+    with open(tmp_path / "summary.csv", newline="") as file:
+        assert len(list(csv.DictReader(file))) == 3
+
+
+def test_results_of_other_settings_are_refused_not_overwritten(tmp_path, capsys):
+    simulation.main(["--out", str(tmp_path), *SMALL, "--losses", "giou"])
+    before = (tmp_path / "giou.npz").read_bytes()
+    with pytest.raises(SystemExit):
+        simulation.main(["--out", str(tmp_path), *SMALL, "--losses", "giou", "--reference-gradient"])
+    assert "holds a run with other settings (reference_gradient was false, is now true)" in capsys.readouterr().err
+    assert (tmp_path / "giou.npz").read_bytes() == before
 
 
 def test_authors_gradient_and_repairs_are_labelled(tmp_path):
