@@ -45,6 +45,8 @@ def parse_args(argv):
     parser.add_argument("--y", default="method", choices=sweeps.AXES, help="report: axis down the heatmaps")
     parser.add_argument("--cells", nargs="*", default=[], metavar="AXIS=VALUE",
                         help="report: draw IoU against iteration for the cells matching all of these")
+    parser.add_argument("--only", nargs="*", default=[], metavar="AXIS=VALUE",
+                        help="report: keep only the runs matching all of these, for the heatmaps and the table")
     args = parser.parse_args(argv)
     if not args.report and args.sweep is None:
         parser.error("give a sweep file, or --report to summarise what --out holds")
@@ -83,9 +85,9 @@ def read_results(out):
 
 
 def report(args):
-    rows = read_results(args.out)
+    rows = [row for row in read_results(args.out) if matches(row, filters(args.only, "--only"))]
     if not rows:
-        raise sweeps.SweepError(f"{args.out} holds no finished cells yet")
+        raise sweeps.SweepError(f"{args.out} holds no finished runs{' that match --only' if args.only else ''}")
     groups = defaultdict(list)
     for row in rows:
         groups[row[args.x], row[args.y]].append(row)
@@ -136,23 +138,33 @@ def axis_order(out, axis, values):
     return sorted(values, key=lambda v: order.index(v) if v in order else len(order))
 
 
-def choose_cells(rows, filters, most=8):
-    """Cells whose axis values match every AXIS=VALUE filter (at most `most`), with a label each.
+def filters(items, option):
+    """AXIS=VALUE items as a dict; SweepError naming `option` for a malformed one."""
+    wanted = {}
+    for item in items:
+        axis, equals, value = item.partition("=")
+        if not equals or axis not in sweeps.AXES:
+            raise sweeps.SweepError(f"{option} takes AXIS=VALUE with AXIS one of {', '.join(sweeps.AXES)}; "
+                                    f"got {item!r}")
+        wanted[axis] = value
+    return wanted
+
+
+def matches(row, wanted):
+    return all(row[axis] == value for axis, value in wanted.items())
+
+
+def choose_cells(rows, items, most=8):
+    """Cells whose axis values match every AXIS=VALUE item (at most `most`), with a label each.
 
     The label names the axes that vary among the cells chosen.
     """
-    wanted = {}
-    for item in filters:
-        axis, equals, value = item.partition("=")
-        if not equals or axis not in sweeps.AXES:
-            raise sweeps.SweepError(f"--cells takes AXIS=VALUE with AXIS one of {', '.join(sweeps.AXES)}; got {item!r}")
-        wanted[axis] = value
-    matching = {}
+    wanted, matching = filters(items, "--cells"), {}
     for row in rows:
-        if all(row[axis] == value for axis, value in wanted.items()):
+        if matches(row, wanted):
             matching.setdefault(row["cell"], row)
-    if filters and not matching:
-        raise sweeps.SweepError(f"no finished cell matches {' '.join(filters)}")
+    if items and not matching:
+        raise sweeps.SweepError(f"no finished cell matches {' '.join(items)}")
     picked = list(matching.items())[:most]
     varying = [a for a in sweeps.AXES if len({row[a] for _, row in picked}) > 1]
     return [(cell, ", ".join(f"{a}={row[a] or '-'}" for a in varying) or cell) for cell, row in picked]

@@ -192,3 +192,24 @@ def test_bad_input_raises_a_value_error_naming_it(arguments, words):
 
 def test_method_names_are_case_insensitive():
     assert fit(STARTS[0], TARGET, loss="l2", method="bfgs").outcome == "converged"
+
+
+def test_bfgs_line_search_fails_where_the_minimum_along_its_direction_is_a_kink():
+    # The README's account: from the start at NE, BFGS takes one step, then finds no step meeting
+    # the strong Wolfe conditions along its next direction, -H1 g1 with H1 the first BFGS update of
+    # the identity. Along it the slope steepens (never flattens) until the box's left edge crosses
+    # the target's, then jumps to uphill.
+    start = STARTS[LABELS.index("NE")]
+    result = fit(start, TARGET, loss="giou", method="BFGS")
+    assert result.outcome == "line_search_failed" and result.nit == 1
+    loss = lambda box: LOSSES["giou"](box, TARGET)  # noqa: E731
+    x0, x1 = result.boxes[0], result.boxes[1]
+    s, y = x1 - x0, grad(loss)(x1) - grad(loss)(x0)
+    rho, eye = 1 / (y @ s), np.eye(4)
+    h1 = (eye - rho * np.outer(s, y)) @ (eye - rho * np.outer(y, s)) + rho * np.outer(s, s)
+    direction = -h1 @ grad(loss)(x1)
+    slope = [grad(loss)(x1 + a * direction) @ direction for a in (0.0, 1.0, 2.0)]
+    assert slope[0] == pytest.approx(-0.029, abs=5e-4) and slope[1] == pytest.approx(-0.043, abs=5e-4)
+    assert slope[2] == pytest.approx(0.24, abs=0.01)
+    crossing = (TARGET[0] - x1[0]) / direction[0]  # where the left edges meet
+    assert 1.0 < crossing < 2.0

@@ -218,6 +218,10 @@ def test_report_redraws_from_saved_files_without_running_anything(uninterrupted,
     assert "converged" in printed and "144 runs in 48 cells" in printed
     with pytest.raises(SystemExit):
         ablate.main(["--report", "--out", str(uninterrupted / "out"), "--cells", "method=newton"])
+    ablate.main(["--report", "--out", str(uninterrupted / "out"), "--only", "method=adam", "loss=giou",
+                 "--x", "seed", "--y", "starts"])
+    table = capsys.readouterr().out
+    assert "12 runs in 4 cells" in table and table.count("%") == 4
 
 
 # The headline finding, as a sweep.
