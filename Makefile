@@ -5,13 +5,21 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test clean
+.PHONY: demo test notebooks lab clean
 
 demo: $(INSTALLED)
 	$(BIN)/python experiments/stall_vs_converge.py --out results/stall_vs_converge
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest
+
+# Re-execute every notebook in place, so the committed outputs are the current ones.
+notebooks: $(INSTALLED)
+	$(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=600 notebooks/*.ipynb
+
+# JupyterLab on the notebooks, from the same environment (ipywidgets included).
+lab: $(INSTALLED)
+	$(BIN)/jupyter lab notebooks
 
 $(INSTALLED): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)

@@ -18,4 +18,4 @@ def test_notebook_executes_headless(path):
 
 
 def test_there_is_a_quickstart_notebook():
-    assert "quickstart.ipynb" in [p.name for p in NOTEBOOKS]
+    assert "01_quickstart.ipynb" in [p.name for p in NOTEBOOKS]
