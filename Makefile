@@ -17,9 +17,10 @@ test: $(INSTALLED)
 notebooks: $(INSTALLED)
 	$(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=600 notebooks/*.ipynb
 
-# JupyterLab on the notebooks, from the same environment (ipywidgets included).
+# JupyterLab on the notebooks, from the same environment (ipywidgets included);
+# as root (a container), JupyterLab must be told that is intended.
 lab: $(INSTALLED)
-	$(BIN)/jupyter lab notebooks
+	$(BIN)/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 $(INSTALLED): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
