@@ -368,6 +368,43 @@ class Store:
         self.finished.add(cell)
 
 
+def load_histories(out, cell, hold=True):
+    """The IoU histories of a finished cell, read from ``out/histories/<cell>.npy``.
+
+    Parameters
+    ----------
+    out : str or Path
+        The sweep's folder, as given to `Store`.
+    cell : str
+        The cell's id: the ``cell`` column of ``results.csv``, or `cell_id` of its axis values.
+    hold : bool
+        A run that stopped before the longest run of its cell (converged, stalled, or a
+        scipy method done) is stored padded with NaN; with ``hold`` it keeps its last IoU
+        instead, so that the runs can be averaged step by step.
+
+    Returns
+    -------
+    ndarray, shape (runs, steps)
+        Row i is the i-th row of the cell in ``results.csv``; column t is the IoU after
+        t iterations (column 0, the start).
+
+    Examples
+    --------
+    >>> histories = load_histories("results/rates", "0123456789abcdef")  # doctest: +SKIP
+    >>> np.median(histories, axis=0)  # the cell's median IoU at every step  # doctest: +SKIP
+    """
+    path = Path(out) / "histories" / f"{cell}.npy"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: no finished cell {cell!r} under {out}; "
+                                f"the cell ids of the finished runs are the 'cell' column of results.csv")
+    histories = np.load(path).astype(float)
+    if hold:
+        # the padding is a NaN tail after each run's last step, which stays in place
+        last = np.maximum(np.sum(~np.isnan(histories), axis=1) - 1, 0)
+        histories = np.where(np.isnan(histories), histories[np.arange(len(histories)), last][:, None], histories)
+    return histories
+
+
 def _csv(value):
     """A CSV field; sweep values never hold commas, quotes or newlines (loss parameters use ':')."""
     text = "" if value is None else str(value)
