@@ -97,3 +97,159 @@ def plot_metric(ax, histories, labels=None, colors=None, ylabel="IoU with the ta
     ax.set_xlabel("iteration")
     ax.set_ylabel(ylabel)
     return lines
+
+
+def animate_trajectories(runs, target, labels=None, colors=None, panels=None, step=1, trail=4,
+                         hold=0, interval=100, fig=None):
+    """Animate runs step by step: each run's box moving toward the target, beside IoU growing.
+
+    Parameters
+    ----------
+    runs : sequence of OptimizeResult or array_like
+        One per run: a result of ``sandbox.fit`` (its ``boxes`` and ``ious`` are drawn),
+        or the ``xyxy`` boxes a run visited, shape (steps + 1, 4), the start first (IoU
+        is then computed against `target`). A single result or array is one run.
+    target : array_like, shape (4,)
+        ``xyxy``, drawn grey in every box panel.
+    labels, colors : sequence, optional
+        One per run. Labels go in a legend beside the IoU axes, a repeated label once.
+    panels : sequence of str, optional
+        One per run: runs with the same name share a box panel titled with it (first
+        seen, first drawn). By default every run is in one panel.
+    step : int
+        Show every `step`-th iteration, the last always included. With 1, one frame per
+        iteration of the longest run; runs that ended earlier hold their last box.
+    trail : int
+        Outlines of this many previous frames behind each current box, fading.
+    hold : int
+        Show the last frame this many more times (a pause before a GIF loops).
+    interval : float
+        Milliseconds between frames when played.
+    fig : matplotlib.figure.Figure, optional
+        An empty figure to draw into; by default a new one with constrained layout.
+
+    Returns
+    -------
+    matplotlib.animation.FuncAnimation
+        Its frames are the iterations shown. Also carries ``figure``, ``update(iteration)``
+        (draws that iteration and returns the artists), ``boxes`` (one rectangle per run,
+        the current box) and ``curves`` (one IoU line per run).
+
+    Examples
+    --------
+    >>> from sandbox import fit
+    >>> runs = [fit([2, 0, 3, 1], [0, 0, 1, 1], loss=loss) for loss in ("giou", "l2")]
+    >>> animation = animate_trajectories(runs, [0, 0, 1, 1], labels=["giou", "l2"], step=10)
+    >>> # animation.save("runs.gif", writer="pillow") or HTML(animation.to_jshtml())
+    """
+    from matplotlib.animation import FuncAnimation
+    from matplotlib.figure import Figure
+
+    from .losses import iou
+
+    target = check_boxes(target, "target", positive_size=True)
+    if hasattr(runs, "boxes") or (isinstance(runs, np.ndarray) and runs.ndim == 2):
+        runs = [runs]
+    boxes, ious = [], []
+    for run in runs:
+        visited = np.asarray(run.boxes if hasattr(run, "boxes") else run, dtype=float)
+        if visited.ndim != 2 or visited.shape[1] != 4 or len(visited) == 0:
+            raise ValueError(f"run {len(boxes)} has boxes of shape {visited.shape}; "
+                             f"expected (steps + 1, 4), the start first")
+        with np.errstate(invalid="ignore"):
+            history = np.asarray(run.ious if hasattr(run, "ious") else iou(visited, target), dtype=float)
+        boxes.append(_held_over_non_finite(visited))
+        ious.append(history)
+    n = len(boxes)
+    colors = [f"C{i % 10}" for i in range(n)] if colors is None else list(colors)
+    panels = [""] * n if panels is None else list(panels)
+    if not len(colors) == len(panels) == n or (labels is not None and len(labels) != n):
+        raise ValueError(f"{n} runs need one label, colour and panel each")
+    names = list(dict.fromkeys(panels))
+    longest = max(len(b) for b in boxes)
+    steps = np.arange(0, longest, max(int(step), 1))
+    if steps[-1] != longest - 1:
+        steps = np.append(steps, longest - 1)
+
+    if fig is None:
+        size = (3.4 * len(names) + 4.2, 3.6) if len(names) <= 2 else (3.2 * len(names), 6.4)
+        fig = Figure(figsize=size, layout="constrained")
+    if len(names) <= 2:  # the IoU axes beside the boxes
+        grid = fig.add_gridspec(1, len(names) + 1, width_ratios=[1] * len(names) + [1.3])
+        box_axes = [fig.add_subplot(grid[0, i]) for i in range(len(names))]
+        history_ax = fig.add_subplot(grid[0, -1])
+    else:  # below them, as wide as the row
+        grid = fig.add_gridspec(2, len(names), height_ratios=[1.2, 1])
+        box_axes = [fig.add_subplot(grid[0, i]) for i in range(len(names))]
+        history_ax = fig.add_subplot(grid[1, :])
+
+    for name, ax in zip(names, box_axes):
+        members = [i for i in range(n) if panels[i] == name]
+        seen = np.concatenate([boxes[i] for i in members] + [target[None]])
+        seen = seen[np.all(np.isfinite(seen), axis=-1)]
+        low, high = seen[:, :2].min(axis=0), seen[:, 2:].max(axis=0)
+        margin = 0.06 * (high - low).max()
+        ax.set_xlim(low[0] - margin, high[0] + margin)
+        ax.set_ylim(low[1] - margin, high[1] + margin)
+        ax.set_aspect("equal", adjustable="box")  # the limits stay fixed while the boxes move
+        plot_target(ax, target)
+        if name:
+            ax.set_title(name)
+    axis_of = {name: ax for name, ax in zip(names, box_axes)}
+    current, ghosts, paths, curves = [], [], [], []
+    for i in range(n):
+        ax, color = axis_of[panels[i]], colors[i]
+        centres = (boxes[i][:, :2] + boxes[i][:, 2:]) / 2
+        ax.plot(centres[:1, 0], centres[:1, 1], "o", color=color, markersize=4, zorder=3)
+        paths.append(ax.plot([], [], color=color, linewidth=1.0, alpha=0.6, zorder=3)[0])
+        ghosts.append([ax.add_patch(Rectangle((0, 0), 0, 0, fill=False, edgecolor=color,
+                                              linewidth=1.0, alpha=0.55 * (1 - j / trail), zorder=2))
+                       for j in range(trail)])
+        current.append(ax.add_patch(Rectangle((0, 0), 0, 0, fill=False, edgecolor=color,
+                                              linewidth=2.0, zorder=4)))
+        label = None if labels is None or labels[i] in labels[:i] else labels[i]
+        curves.append(history_ax.plot([], [], color=color, linewidth=1.5, alpha=0.8, label=label)[0])
+    history_ax.set_xlim(0, max(longest - 1, 1))
+    history_ax.set_ylim(-0.03, 1.03)
+    history_ax.set_xlabel("iteration")
+    history_ax.set_ylabel("IoU with the target")
+    if labels is not None:
+        history_ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+                          fontsize="small")
+
+    def update(iteration):
+        shown = steps[:np.searchsorted(steps, iteration) + 1]  # frames up to this one
+        for i in range(n):
+            last = len(boxes[i]) - 1
+            k = min(iteration, last)
+            _set_box(current[i], boxes[i][k])
+            for j, ghost in enumerate(ghosts[i]):
+                earlier = shown[-2 - j] if len(shown) >= 2 + j else None
+                ghost.set_visible(earlier is not None and earlier < k)
+                if ghost.get_visible():
+                    _set_box(ghost, boxes[i][earlier])
+            centres = (boxes[i][:k + 1, :2] + boxes[i][:k + 1, 2:]) / 2
+            paths[i].set_data(centres[:, 0], centres[:, 1])
+            curves[i].set_data(np.arange(k + 1), ious[i][:k + 1])
+        history_ax.set_title(f"iteration {iteration} of {longest - 1}")
+        return [*current, *(g for run in ghosts for g in run), *paths, *curves]
+
+    frames = list(steps) + [steps[-1]] * hold
+    animation = FuncAnimation(fig, update, frames=frames, interval=interval, cache_frame_data=False)
+    update(steps[0])
+    animation.figure, animation.update, animation.boxes, animation.curves = fig, update, current, curves
+    return animation
+
+
+def _held_over_non_finite(boxes):
+    """`boxes` corner-ordered, with each non-finite row (a diverged step) replaced by the last finite one."""
+    held = np.array(boxes, dtype=float)
+    for k in range(len(held)):
+        if not np.all(np.isfinite(held[k])):
+            held[k] = held[k - 1] if k else np.nan
+    return np.asarray(order_corners(held))
+
+
+def _set_box(patch, box):
+    x1, y1, x2, y2 = box
+    patch.set_bounds(x1, y1, x2 - x1, y2 - y1)
