@@ -7,9 +7,11 @@
     >>> artists = plot_trajectory(ax, result.boxes, target=[0, 0, 1, 1])
 """
 import numpy as np
-from matplotlib.patches import Rectangle
+from matplotlib.patches import PathPatch, Rectangle
+from matplotlib.path import Path
 
-from .boxes import check_boxes, order_corners
+from .boxes import box_area, check_boxes, enclosing_box, order_corners, union_area
+from .losses import giou, iou
 
 TARGET_STYLE = dict(facecolor="0.85", edgecolor="black", linewidth=2.0, zorder=1)
 
@@ -253,3 +255,151 @@ def _held_over_non_finite(boxes):
 def _set_box(patch, box):
     x1, y1, x2, y2 = box
     patch.set_bounds(x1, y1, x2 - x1, y2 - y1)
+
+
+def plot_enclosing_box(ax, a, b, labels=("A", "B"), colors=("C0", "C3"), decimals=3):
+    """Draw boxes A and B, their enclosing box C, and hatch the part of C that neither covers.
+
+    The hatched region is exactly C minus (A union B), whether the boxes overlap,
+    lie apart or one holds the other: the rectangle cut by every edge of A, B
+    and C into a grid, and its cells outside both boxes drawn as one patch.
+    IoU, (C - U) / C and GIoU = IoU - (C - U) / C (Rezatofighi et al., CVPR 2019,
+    arXiv 1902.09630) are written in the axes' top left corner.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+    a, b : array_like, shape (4,)
+        ``xyxy`` boxes (inverted corners are ordered first); A is taken as the
+        prediction and B as the target for the values.
+    labels : (str, str)
+        Names written inside A and B.
+    decimals : int
+        Decimals of the written values.
+
+    Returns
+    -------
+    list of matplotlib artists
+        A, B, C, the hatched patch, the three box names and, last, the text of
+        the values.
+
+    Examples
+    --------
+    >>> from matplotlib.figure import Figure
+    >>> artists = plot_enclosing_box(Figure().subplots(), [0, 0, 1, 1], [2, 0, 3, 1])
+    >>> artists[-1].get_text().splitlines()[0]
+    'IoU = 0.000'
+    """
+    a, b = (order_corners(check_boxes(box, name)) for box, name in ((a, "a"), (b, "b")))
+    if a.shape != (4,) or b.shape != (4,):
+        raise ValueError(f"plot_enclosing_box draws one pair of boxes of shape (4,); got {a.shape}, {b.shape}")
+    c = np.asarray(enclosing_box(a, b))
+    enclosing, union = float(box_area(c)), float(union_area(a, b))
+    penalty = (enclosing - union) / enclosing
+    artists = [plot_box(ax, c, edgecolor="black", linestyle="--", linewidth=1.5, zorder=3)]
+    artists.append(ax.add_patch(PathPatch(uncovered_path(a, b), facecolor="0.93", edgecolor="0.45",
+                                          hatch="///", linewidth=0, zorder=1)))
+    for box, color in zip((a, b), colors):
+        artists.append(plot_box(ax, box, fill=True, facecolor=color, alpha=0.3, zorder=2))
+        artists.append(plot_box(ax, box, edgecolor=color, linewidth=2.0, zorder=4))
+    span = max(c[2] - c[0], c[3] - c[1])
+    inset = 0.03 * span
+    for box, label, color, corner in zip((a, b), labels, colors, ("top left", "bottom right")):
+        x, y = (box[0] + inset, box[3] - inset) if corner == "top left" else (box[2] - inset, box[1] + inset)
+        artists.append(ax.text(x, y, label, color=color, fontsize=12, fontweight="bold", zorder=5,
+                               ha="left" if corner == "top left" else "right",
+                               va="top" if corner == "top left" else "bottom"))
+    artists.append(ax.text(c[2], c[3] + inset, "C", fontsize=12, ha="right", va="bottom", zorder=5))
+    ax.set_xlim(c[0] - 0.1 * span, c[2] + 0.1 * span)
+    ax.set_ylim(c[1] - 0.1 * span, c[3] + 0.55 * span)  # room above C for the values
+    ax.set_aspect("equal", adjustable="box")
+    f = f".{decimals}f"
+    artists.append(ax.text(0.03, 0.97, f"IoU = {float(iou(a, b)):{f}}\n(C − U) / C = {penalty:{f}}\n"
+                                       f"GIoU = {float(giou(a, b)):{f}}",
+                           transform=ax.transAxes, ha="left", va="top", fontsize=11, zorder=6,
+                           bbox=dict(facecolor="white", edgecolor="0.7", boxstyle="round")))
+    return artists
+
+
+def uncovered_path(a, b):
+    """The part of the enclosing box of `a` and `b` (ordered ``xyxy``) that neither covers, as a Path.
+
+    Every edge of the boxes cuts the enclosing box into a grid of cells, each
+    either inside one of the boxes or outside both; the path is the disjoint
+    union of the cells outside both, so its area is exactly C - U.
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    xs = np.unique([a[0], a[2], b[0], b[2]])
+    ys = np.unique([a[1], a[3], b[1], b[3]])
+    cells = []
+    for x1, x2 in zip(xs[:-1], xs[1:]):
+        for y1, y2 in zip(ys[:-1], ys[1:]):
+            x, y = (x1 + x2) / 2, (y1 + y2) / 2
+            covered = any(box[0] <= x <= box[2] and box[1] <= y <= box[3] for box in (a, b))
+            if not covered:
+                cells.append([(x1, y1), (x2, y1), (x2, y2), (x1, y2), (x1, y1)])
+    if not cells:
+        return Path(np.empty((0, 2)))
+    codes = [Path.MOVETO, Path.LINETO, Path.LINETO, Path.LINETO, Path.CLOSEPOLY] * len(cells)
+    return Path(np.concatenate(cells), codes)
+
+
+def plot_giou_against_iou(ax, ious, gious, penalties, hist_ax=None, equal_below=1e-9, cmap="viridis"):
+    """Scatter GIoU against IoU for many box pairs, coloured by (C - U) / C.
+
+    Draws the line GIoU = IoU, the range (-1, 1] of GIoU, the empty half-plane
+    GIoU > IoU, and in red the pairs whose enclosing box is their union (C = U,
+    so GIoU = IoU; in practice one box inside the other). With `hist_ax`, a
+    histogram there, sharing the GIoU axis, of GIoU for the pairs apart (IoU = 0),
+    which the scatter piles onto the single column IoU = 0.
+
+    Parameters
+    ----------
+    ious, gious, penalties : array_like, shape (n,)
+        IoU, GIoU and (C - U) / C of each pair.
+    hist_ax : matplotlib.axes.Axes, optional
+    equal_below : float
+        Pairs with (C - U) / C at most this are drawn as C = U: rounding leaves
+        a few units of 1e-16 where C equals U exactly.
+
+    Returns
+    -------
+    list of matplotlib artists
+        The points with C > U (a PathCollection whose array is (C - U) / C; give it
+        to ``colorbar``) first, then the C = U points, the lines, the shading and,
+        with `hist_ax`, the histogram's bars.
+    """
+    ious, gious, penalties = (np.asarray(v, dtype=float).ravel() for v in (ious, gious, penalties))
+    equal = penalties <= equal_below
+    order = np.argsort(-penalties[~equal])  # the small penalties, near the line, drawn last, on top
+    points = ax.scatter(ious[~equal][order], gious[~equal][order], c=penalties[~equal][order], s=3,
+                        cmap=cmap, vmin=0, vmax=1, linewidths=0, rasterized=True, zorder=2,
+                        label="C > U: GIoU < IoU (colour: (C − U) / C)")
+    same = ax.scatter(ious[equal], gious[equal], s=9, color="red", linewidths=0, zorder=3,
+                      label=f"C = U ({np.sum(equal)} pairs, one box inside the other): GIoU = IoU")
+    artists = [points, same]
+    artists += ax.plot([0, 1], [0, 1], color="black", linewidth=1.0, zorder=4, label="GIoU = IoU")
+    artists.append(ax.fill_between([0, 1], [0, 1], [1, 1], facecolor="none", edgecolor="0.75",
+                                   hatch="\\\\", linewidth=0, zorder=1))
+    artists.append(ax.text(0.04, 0.93, f"GIoU > IoU: no pair beyond rounding\n"
+                                       f"(largest GIoU − IoU: {np.max(gious - ious):.1g})",
+                           fontsize=10, va="top", ha="left", zorder=5,
+                           bbox=dict(facecolor="white", edgecolor="none", alpha=0.85)))
+    for level, text in ((1.0, "GIoU = 1 only for identical boxes"), (-1.0, "GIoU → −1, never reached")):
+        artists.append(ax.axhline(level, color="0.4", linestyle="--", linewidth=1.0, zorder=1))
+        artists.append(ax.text(0.5, level * 1.012, text, fontsize=9, ha="center",
+                               va="bottom" if level > 0 else "top", color="0.3"))
+    ax.set_xlim(-0.03, 1.03)
+    ax.set_ylim(-1.1, 1.1)
+    ax.set_xlabel("IoU")
+    ax.set_ylabel("GIoU")
+    if hist_ax is not None:
+        apart = ious == 0
+        _, _, bars = hist_ax.hist(gious[apart], bins=np.linspace(-1, 1, 81), orientation="horizontal",
+                                  color="C1", label=f"IoU = 0: {np.sum(apart)} pairs apart")
+        artists.append(bars)
+        hist_ax.set_ylim(ax.get_ylim())
+        hist_ax.set_xlabel("pairs apart (IoU = 0)")
+        hist_ax.axhline(0, color="0.4", linewidth=0.8)
+        hist_ax.axhline(-1, color="0.4", linestyle="--", linewidth=1.0)
+    return artists
