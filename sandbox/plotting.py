@@ -280,8 +280,8 @@ def plot_enclosing_box(ax, a, b, labels=("A", "B"), colors=("C0", "C3"), decimal
     Returns
     -------
     list of matplotlib artists
-        A, B, C, the hatched patch, the three box names and, last, the text of
-        the values.
+        C, the hatched patch, A and B (each a fill and an outline), the names
+        of A, B and C and, last, the text of the values.
 
     Examples
     --------
@@ -366,8 +366,9 @@ def plot_giou_against_iou(ax, ious, gious, penalties, hist_ax=None, equal_below=
     -------
     list of matplotlib artists
         The points with C > U (a PathCollection whose array is (C - U) / C; give it
-        to ``colorbar``) first, then the C = U points, the lines, the shading and,
-        with `hist_ax`, the histogram's bars.
+        to ``colorbar``) first, then the C = U points, the line GIoU = IoU, the
+        shading, the texts and lines at GIoU = 1 and -1 and, with `hist_ax`,
+        last the histogram's bars.
     """
     ious, gious, penalties = (np.asarray(v, dtype=float).ravel() for v in (ious, gious, penalties))
     equal = penalties <= equal_below
