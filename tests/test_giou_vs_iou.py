@@ -193,8 +193,9 @@ def test_diagram_hatches_exactly_the_part_of_the_enclosing_box_that_neither_box_
     rng = np.random.default_rng(0)
     x1, y1, x2, y2 = sandbox.enclosing_box(a, b)
     points = rng.uniform([x1 - 1, y1 - 1], [x2 + 1, y2 + 1], size=(400, 2))
-    inside = lambda box: (box[0] < points[:, 0]) & (points[:, 0] < box[2]) & (box[1] < points[:, 1]) & (points[:, 1] < box[3])  # noqa: E731
-    expected = inside([x1, y1, x2, y2]) & ~inside(a) & ~inside(b)
+    def inside(box):
+        return np.all((box[:2] < points) & (points < box[2:]), axis=-1)
+    expected = inside(np.array([x1, y1, x2, y2])) & ~inside(a) & ~inside(b)
     if len(path.vertices):
         assert np.array_equal(path.contains_points(points), expected)
     else:
