@@ -9,13 +9,16 @@ fits the predicted box with each loss and each method, then writes under --out:
 - ``config.json``: the arguments, target, starts and package versions;
 - ``stall_vs_converge.png``: a trajectory panel per loss and IoU against iteration,
   for the first method; with several methods also ``outcomes.png``, the loss x
-  method table of how many starts each brings home (IoU >= 0.99).
+  method table of how many starts each brings home (IoU >= 0.99);
+- ``stall_vs_converge.gif`` with --animate: the first method's runs step by step, one
+  panel per loss, beside IoU against iteration.
 
 Run from the repository root::
 
     python experiments/stall_vs_converge.py --out results/stall_vs_converge
     python experiments/stall_vs_converge.py --method all --out results/all_methods
     python experiments/stall_vs_converge.py --replot --out results/stall_vs_converge
+    python experiments/stall_vs_converge.py --animate --out results/stall_vs_converge
 """
 # %%
 import argparse
@@ -26,13 +29,14 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from matplotlib.animation import PillowWriter
 from matplotlib.figure import Figure
 
 import sandbox
 from sandbox.first_order import RULES, get_schedule
 from sandbox.optimize import get_method
 from sandbox.parameterisations import get_parameterisation
-from sandbox.plotting import plot_metric, plot_target, plot_trajectory
+from sandbox.plotting import animate_trajectories, plot_metric, plot_target, plot_trajectory
 from sandbox.results import atomic_write, provenance, write_json
 from sandbox.starts import direction_name
 
@@ -41,6 +45,8 @@ COLUMNS = ["loss", "method", "param", "start", "start_box", "final_box", "final_
            "final_giou", "final_loss", "iterations", "nfev", "njev", "stalled", "outcome",
            "seconds", "message"]
 FIGURE = "stall_vs_converge.png"
+ANIMATION = "stall_vs_converge.gif"
+GIF_FRAMES, GIF_FPS, GIF_PAUSE, GIF_DPI = 50, 10, 2.0, 64  # about 50 frames, then 2 s on the last
 
 
 def parse_args(argv):
@@ -71,6 +77,8 @@ def parse_args(argv):
                         metavar=("X1", "Y1", "X2", "Y2"), help="target box, xyxy")
     parser.add_argument("--replot", action="store_true",
                         help="only redraw the figures from what --out holds")
+    parser.add_argument("--animate", action="store_true",
+                        help=f"also write {ANIMATION}: the first method's runs step by step")
     args = parser.parse_args(argv)
     if not args.replot:
         check(args, parser)
@@ -205,12 +213,8 @@ def plot(out):
         boxes = saved["boxes"][i, :saved["steps"][i]]
         plot_trajectory(axes[r["loss"]], boxes, color=start_colors[labels.index(r["start"])])
     for loss in losses:
-        ax = axes[loss]
-        plot_target(ax, settings["target"])
-        group = [r for r in rows if r["loss"] == loss and r["method"] == methods[0]]
-        home = sum(float(r["final_iou"]) >= HOME for r in group)
-        outcome, count = Counter(r["outcome"] for r in group).most_common(1)[0]
-        ax.set_title(f"{loss}: {home}/{len(group)} starts home; {count} {outcome.replace('_', ' ')}")
+        plot_target(axes[loss], settings["target"])
+        axes[loss].set_title(panel_title(rows, loss, methods[0]))
     chosen = [i for i, r in enumerate(rows) if r["method"] == methods[0]]
     plot_metric(axes["history"], [saved["ious"][i, :saved["steps"][i]] for i in chosen],
                 labels=[rows[i]["loss"] for i in chosen],
@@ -223,6 +227,46 @@ def plot(out):
     atomic_write(out / FIGURE, fig.savefig, dpi=110)
     if len(methods) > 1:
         atomic_write(out / "outcomes.png", outcome_figure(rows, losses, methods).savefig, dpi=110)
+
+
+def panel_title(rows, loss, method):
+    """'giou: 8/8 starts home; 8 max iterations': how one loss's runs with `method` ended."""
+    group = [r for r in rows if r["loss"] == loss and r["method"] == method]
+    home = sum(float(r["final_iou"]) >= HOME for r in group)
+    outcome, count = Counter(r["outcome"] for r in group).most_common(1)[0]
+    return f"{loss}: {home}/{len(group)} starts home; {count} {outcome.replace('_', ' ')}"
+
+
+def animate(out):
+    """Write the first method's runs as a GIF, from summary.csv, runs.npz and config.json."""
+    rows, settings = read_summary(out), json.loads((out / "config.json").read_text())
+    saved = np.load(out / "runs.npz")
+    method = rows[0]["method"]
+    chosen = [i for i, r in enumerate(rows) if r["method"] == method]
+    losses = list(dict.fromkeys(rows[i]["loss"] for i in chosen))
+    longest = int(saved["steps"][chosen].max())
+    animation = animate_trajectories(
+        [saved["boxes"][i, :saved["steps"][i]] for i in chosen], settings["target"],
+        labels=[rows[i]["loss"] for i in chosen], colors=[f"C{losses.index(rows[i]['loss']) % 10}" for i in chosen],
+        panels=[panel_title(rows, rows[i]["loss"], method).replace("; ", "\n") for i in chosen],
+        step=max(1, -(-(longest - 1) // GIF_FRAMES)), interval=1000 / GIF_FPS)
+    animation.figure.suptitle(f"{method}, {settings['param']} parameters, from "
+                              f"{len(settings['start_labels'])} non-overlapping starts (grey: target)")
+    atomic_write(out / ANIMATION, lambda tmp: animation.save(tmp, writer=PausingGifWriter(GIF_FPS, GIF_PAUSE),
+                                                             dpi=GIF_DPI))
+
+
+class PausingGifWriter(PillowWriter):
+    """Matplotlib's Pillow writer, showing the last frame `pause` seconds before the GIF loops."""
+
+    def __init__(self, fps, pause):
+        super().__init__(fps=fps)
+        self.pause = pause
+
+    def finish(self):
+        durations = [round(1000 / self.fps)] * (len(self._frames) - 1) + [round(1000 * self.pause)]
+        self._frames[0].save(self.outfile, save_all=True, append_images=self._frames[1:],
+                             duration=durations, loop=0)
 
 
 def outcome_figure(rows, losses, methods):
@@ -252,6 +296,9 @@ def main(argv=None):
     if not args.replot:
         run(args)
     plot(args.out)
+    if args.animate:
+        animate(args.out)
+        print(f"animation: {args.out / ANIMATION}")
     print(summary_table(read_summary(args.out)))
     print(f"figure: {args.out / FIGURE}; per-run rows: {args.out / 'summary.csv'}")
 

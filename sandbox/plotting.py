@@ -102,7 +102,7 @@ def plot_metric(ax, histories, labels=None, colors=None, ylabel="IoU with the ta
 
 
 def animate_trajectories(runs, target, labels=None, colors=None, panels=None, step=1, trail=4,
-                         hold=0, interval=100, fig=None):
+                         interval=100, fig=None):
     """Animate runs step by step: each run's box moving toward the target, beside IoU growing.
 
     Parameters
@@ -123,8 +123,6 @@ def animate_trajectories(runs, target, labels=None, colors=None, panels=None, st
         iteration of the longest run; runs that ended earlier hold their last box.
     trail : int
         Outlines of this many previous frames behind each current box, fading.
-    hold : int
-        Show the last frame this many more times (a pause before a GIF loops).
     interval : float
         Milliseconds between frames when played.
     fig : matplotlib.figure.Figure, optional
@@ -133,16 +131,18 @@ def animate_trajectories(runs, target, labels=None, colors=None, panels=None, st
     Returns
     -------
     matplotlib.animation.FuncAnimation
-        Its frames are the iterations shown. Also carries ``figure``, ``update(iteration)``
-        (draws that iteration and returns the artists), ``boxes`` (one rectangle per run,
-        the current box) and ``curves`` (one IoU line per run).
+        Also carries ``figure``, ``steps`` (the iteration each frame shows),
+        ``update(iteration)`` (draws that iteration, returns the artists), ``boxes`` (one
+        rectangle per run, its current box) and ``curves`` (one IoU line per run).
 
     Examples
     --------
     >>> from sandbox import fit
     >>> runs = [fit([2, 0, 3, 1], [0, 0, 1, 1], loss=loss) for loss in ("giou", "l2")]
-    >>> animation = animate_trajectories(runs, [0, 0, 1, 1], labels=["giou", "l2"], step=10)
-    >>> # animation.save("runs.gif", writer="pillow") or HTML(animation.to_jshtml())
+    >>> animation = animate_trajectories(runs, [0, 0, 1, 1], labels=["giou", "l2"], step=20)
+    >>> len(animation.steps)  # iterations 0, 20, ..., 200
+    11
+    >>> html = animation.to_jshtml()  # for IPython.display.HTML; a GIF: animation.save("runs.gif")
     """
     from matplotlib.animation import FuncAnimation
     from matplotlib.figure import Figure
@@ -198,7 +198,7 @@ def animate_trajectories(runs, target, labels=None, colors=None, panels=None, st
         if name:
             ax.set_title(name)
     axis_of = {name: ax for name, ax in zip(names, box_axes)}
-    current, ghosts, paths, curves = [], [], [], []
+    current, ghosts, paths, curves, held = [], [], [], [], []
     for i in range(n):
         ax, color = axis_of[panels[i]], colors[i]
         centres = (boxes[i][:, :2] + boxes[i][:, 2:]) / 2
@@ -211,6 +211,9 @@ def animate_trajectories(runs, target, labels=None, colors=None, panels=None, st
                                               linewidth=2.0, zorder=4)))
         label = None if labels is None or labels[i] in labels[:i] else labels[i]
         curves.append(history_ax.plot([], [], color=color, linewidth=1.5, alpha=0.8, label=label)[0])
+        # as in plot_metric: a run that has stopped keeps its last IoU, dotted from a dot
+        held.append(history_ax.plot([], [], ":o", color=color, linewidth=1.0, markersize=3,
+                                    markevery=[0])[0])
     history_ax.set_xlim(0, max(longest - 1, 1))
     history_ax.set_ylim(-0.03, 1.03)
     history_ax.set_xlabel("iteration")
@@ -233,13 +236,14 @@ def animate_trajectories(runs, target, labels=None, colors=None, panels=None, st
             centres = (boxes[i][:k + 1, :2] + boxes[i][:k + 1, 2:]) / 2
             paths[i].set_data(centres[:, 0], centres[:, 1])
             curves[i].set_data(np.arange(k + 1), ious[i][:k + 1])
+            held[i].set_data(*(([last, iteration], [ious[i][last]] * 2) if iteration > last else ([], [])))
         history_ax.set_title(f"iteration {iteration} of {longest - 1}")
-        return [*current, *(g for run in ghosts for g in run), *paths, *curves]
+        return [*current, *(g for run in ghosts for g in run), *paths, *curves, *held]
 
-    frames = list(steps) + [steps[-1]] * hold
-    animation = FuncAnimation(fig, update, frames=frames, interval=interval, cache_frame_data=False)
+    animation = FuncAnimation(fig, update, frames=list(steps), interval=interval, cache_frame_data=False)
     update(steps[0])
-    animation.figure, animation.update, animation.boxes, animation.curves = fig, update, current, curves
+    animation.figure, animation.steps, animation.update = fig, steps, update
+    animation.boxes, animation.curves = current, curves
     return animation
 
 
