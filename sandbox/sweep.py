@@ -368,7 +368,7 @@ class Store:
         self.finished.add(cell)
 
 
-def load_histories(out, cell, hold=True):
+def load_histories(out, cell, hold=True, steps=None):
     """The IoU histories of a finished cell, read from ``out/histories/<cell>.npy``.
 
     Parameters
@@ -381,6 +381,10 @@ def load_histories(out, cell, hold=True):
         A run that stopped before the longest run of its cell (converged, stalled, or a
         scipy method done) is stored padded with NaN; with ``hold`` it keeps its last IoU
         instead, so that the runs can be averaged step by step.
+    steps : int, optional
+        With ``hold``, extend every run to this many columns, holding its last IoU, so
+        that cells whose runs all stopped early line up with the others; at least the
+        cell's stored number of steps.
 
     Returns
     -------
@@ -398,6 +402,13 @@ def load_histories(out, cell, hold=True):
         raise FileNotFoundError(f"{path} does not exist: no finished cell {cell!r} under {out}; "
                                 f"the cell ids of the finished runs are the 'cell' column of results.csv")
     histories = np.load(path).astype(float)
+    if steps is not None:
+        if not hold:
+            raise ValueError("steps extends the runs by holding their last IoU: it needs hold=True")
+        if not (isinstance(steps, (int, np.integer)) and steps >= histories.shape[1]):
+            raise ValueError(f"steps must be a whole number >= {histories.shape[1]}, the steps stored for "
+                             f"cell {cell!r}; got {steps!r}")
+        histories = np.pad(histories, [(0, 0), (0, steps - histories.shape[1])], constant_values=np.nan)
     if hold:
         # the padding is a NaN tail after each run's last step, which stays in place
         last = np.maximum(np.sum(~np.isnan(histories), axis=1) - 1, 0)

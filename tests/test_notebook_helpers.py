@@ -44,6 +44,21 @@ def test_the_fast_cell_stops_early_so_holding_matters(finished):
     assert np.isnan(raw).any() and not np.isnan(sweeps.load_histories(out, cell)).any()
 
 
+def test_histories_of_different_lengths_line_up_when_extended(finished):
+    out, rows = finished
+    cells = {row["loss"]: row["cell"] for row in rows}
+    long = sweeps.load_histories(out, cells["giou"])
+    short = sweeps.load_histories(out, cells["l2"])
+    extended = sweeps.load_histories(out, cells["l2"], steps=long.shape[1])
+    assert short.shape[1] < long.shape[1] == extended.shape[1]
+    assert np.array_equal(extended[:, :short.shape[1]], short)
+    assert np.all(extended[:, short.shape[1]:] == short[:, -1:])
+    with pytest.raises(ValueError, match="steps must be a whole number >= 41"):
+        sweeps.load_histories(out, cells["giou"], steps=10)
+    with pytest.raises(ValueError, match="needs hold=True"):
+        sweeps.load_histories(out, cells["giou"], hold=False, steps=50)
+
+
 def test_an_unknown_cell_is_named_with_where_to_find_the_ids(finished):
     out, _ = finished
     with pytest.raises(FileNotFoundError, match="'nosuchcell'.*'cell' column of results.csv"):
