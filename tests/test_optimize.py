@@ -5,6 +5,7 @@ from autograd import grad
 from helpers import load_experiment
 from sandbox import GRADIENT_METHODS, LOSSES, METHODS, OUTCOMES, PARAMETERISATIONS, fit, iou
 from sandbox.first_order import cosine_decay, step_decay
+from sandbox.line_search import bfgs_second_direction, edge_crossings, loss_along_line
 
 experiment = load_experiment("stall_vs_converge")
 DEFAULTS = experiment.parse_args([])
@@ -202,14 +203,14 @@ def test_bfgs_line_search_fails_where_the_minimum_along_its_direction_is_a_kink(
     start = STARTS[LABELS.index("NE")]
     result = fit(start, TARGET, loss="giou", method="BFGS")
     assert result.outcome == "line_search_failed" and result.nit == 1
-    loss = lambda box: LOSSES["giou"](box, TARGET)  # noqa: E731
     x0, x1 = result.boxes[0], result.boxes[1]
-    s, y = x1 - x0, grad(loss)(x1) - grad(loss)(x0)
-    rho, eye = 1 / (y @ s), np.eye(4)
-    h1 = (eye - rho * np.outer(s, y)) @ (eye - rho * np.outer(y, s)) + rho * np.outer(s, s)
-    direction = -h1 @ grad(loss)(x1)
-    slope = [grad(loss)(x1 + a * direction) @ direction for a in (0.0, 1.0, 2.0)]
+    direction = bfgs_second_direction("giou", TARGET, x0, x1)
+    _, slope = loss_along_line("giou", TARGET, x1, direction, [0.0, 1.0, 2.0])
     assert slope[0] == pytest.approx(-0.029, abs=5e-4) and slope[1] == pytest.approx(-0.043, abs=5e-4)
     assert slope[2] == pytest.approx(0.24, abs=0.01)
     crossing = (TARGET[0] - x1[0]) / direction[0]  # where the left edges meet
     assert 1.0 < crossing < 2.0
+    # the bottom edges meet a little earlier (a = 1.72), and that kink is the minimum along the line
+    first = edge_crossings(x1, direction, TARGET)[0]
+    _, around = loss_along_line("giou", TARGET, x1, direction, [first - 1e-6, first + 1e-6])
+    assert 1.0 < first < crossing and around[0] < 0 < around[1]
