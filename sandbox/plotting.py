@@ -102,7 +102,7 @@ def plot_metric(ax, histories, labels=None, colors=None, ylabel="IoU with the ta
 
 
 def animate_trajectories(runs, target, labels=None, colors=None, panels=None, step=1, trail=4,
-                         interval=100, fig=None):
+                         limits=None, interval=100, fig=None):
     """Animate runs step by step: each run's box moving toward the target, beside IoU growing.
 
     Parameters
@@ -123,6 +123,9 @@ def animate_trajectories(runs, target, labels=None, colors=None, panels=None, st
         iteration of the longest run; runs that ended earlier hold their last box.
     trail : int
         Outlines of this many previous frames behind each current box, fading.
+    limits : array_like, shape (4,), optional
+        The region ``(x1, y1, x2, y2)`` every box panel shows; by default one that holds
+        every box its runs visit. Give it when a run's trial steps fly far out.
     interval : float
         Milliseconds between frames when played.
     fig : matplotlib.figure.Figure, optional
@@ -187,12 +190,16 @@ def animate_trajectories(runs, target, labels=None, colors=None, panels=None, st
 
     for name, ax in zip(names, box_axes):
         members = [i for i in range(n) if panels[i] == name]
-        seen = np.concatenate([boxes[i] for i in members] + [target[None]])
-        seen = seen[np.all(np.isfinite(seen), axis=-1)]
-        low, high = seen[:, :2].min(axis=0), seen[:, 2:].max(axis=0)
-        margin = 0.06 * (high - low).max()
-        ax.set_xlim(low[0] - margin, high[0] + margin)
-        ax.set_ylim(low[1] - margin, high[1] + margin)
+        if limits is None:
+            seen = np.concatenate([boxes[i] for i in members] + [target[None]])
+            seen = seen[np.all(np.isfinite(seen), axis=-1)]
+            low, high = seen[:, :2].min(axis=0), seen[:, 2:].max(axis=0)
+            margin = 0.06 * (high - low).max()
+            low, high = low - margin, high + margin
+        else:
+            low, high = np.asarray(limits, dtype=float)[:2], np.asarray(limits, dtype=float)[2:]
+        ax.set_xlim(low[0], high[0])
+        ax.set_ylim(low[1], high[1])
         ax.set_aspect("equal", adjustable="box")  # the limits stay fixed while the boxes move
         plot_target(ax, target)
         if name:

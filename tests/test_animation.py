@@ -56,3 +56,12 @@ def test_animate_writes_a_gif_that_pillow_reads_frame_by_frame(tmp_path):
         durations = [frame.info["duration"] for frame in ImageSequence.Iterator(gif)]
     assert durations == [round(1000 / experiment.GIF_FPS)] * 12 + [1000 * experiment.GIF_PAUSE]
     assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_limits_fix_the_region_every_box_panel_shows():
+    far = np.array([[1.5, 1.0, 2.5, 2.5], [900.0, 700.0, 1000.0, 800.0], [-1.0, -0.5, 1.0, 0.5]])
+    animation = animate_trajectories([far, far], TARGET, panels=["a", "b"], limits=[-3, -2, 3, 3])
+    box_axes = [ax for ax in animation.figure.axes if ax.get_title() in ("a", "b")]
+    assert len(box_axes) == 2
+    for ax in box_axes:
+        assert ax.get_xlim() == (-3.0, 3.0) and ax.get_ylim() == (-2.0, 3.0)
