@@ -211,7 +211,7 @@ def values_table_html(state, arrows=None):
     if not rows:
         rows = '<tr><td colspan="3">pick at least one loss</td></tr>'
     return (f'<div>IoU <b>{state.iou:.4f}</b>, GIoU <b>{state.giou:.4f}</b></div>'
-            '<table class="loss-explorer-table" style="font-family:monospace;border-spacing:12px 2px">'
+            '<table class="loss-explorer-table" style="font-family:monospace;border-spacing:12px 2px;line-height:1.4">'
             '<tr><th style="text-align:left">loss</th><th>value</th><th>|gradient|</th></tr>'
             f'{rows}</table>')
 
@@ -332,12 +332,13 @@ class LossExplorer:
         self.arrows = widgets.Dropdown(options=self.losses, value=self.losses[0], description="arrows of")
         self.table = widgets.HTML()
         self.table.add_class(f"{CSS_CLASS}-values")
-        self.image = widgets.Image(format="png")
+        # Shown at its own size: stretched to the controls' height it would lose the equal aspect.
+        self.image = widgets.Image(format="png", layout=widgets.Layout(flex="0 0 auto"))
         self.image.add_class(f"{CSS_CLASS}-figure")
         help_text = widgets.HTML("<small>Ctrl- or Shift-click to pick several losses; "
                                  "click a slider and use the arrow keys for fine steps.</small>")
         controls = widgets.VBox([*self.sliders.values(), self.picker, help_text, self.arrows, self.table])
-        self.widget = widgets.HBox([self.image, controls])
+        self.widget = widgets.HBox([self.image, controls], layout=widgets.Layout(align_items="flex-start"))
         self.widget.add_class(CSS_CLASS)
         for slider in self.sliders.values():
             slider.observe(self._update, names="value")
