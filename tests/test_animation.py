@@ -1,3 +1,6 @@
+import gc
+import warnings
+
 import numpy as np
 import pytest
 from PIL import Image, ImageSequence
@@ -7,9 +10,17 @@ from sandbox import fit, iou
 from sandbox.plotting import animate_trajectories
 
 experiment = load_experiment("stall_vs_converge")
-pytestmark = pytest.mark.filterwarnings("ignore:Animation was deleted without rendering")
 TARGET = np.array([-1.0, -0.5, 1.0, 0.5])
 START = np.array([1.5, 1.0, 2.5, 2.5])
+
+
+@pytest.fixture(autouse=True)
+def collect_unplayed_animations():
+    # matplotlib warns when an animation that never played is collected; these need not play
+    yield
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Animation was deleted without rendering")
+        gc.collect()
 
 
 def frames(animation):
