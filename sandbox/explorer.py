@@ -211,7 +211,8 @@ def values_table_html(state, arrows=None):
     if not rows:
         rows = '<tr><td colspan="3">pick at least one loss</td></tr>'
     return (f'<div>IoU <b>{state.iou:.4f}</b>, GIoU <b>{state.giou:.4f}</b></div>'
-            '<table class="loss-explorer-table" style="font-family:monospace;border-spacing:12px 2px;line-height:1.4">'
+            '<table class="loss-explorer-table"'
+            ' style="font-family:monospace;border-spacing:12px 2px;line-height:1.4">'
             '<tr><th style="text-align:left">loss</th><th>value</th><th>|gradient|</th></tr>'
             f'{rows}</table>')
 
@@ -263,8 +264,9 @@ def static_figure(target=DEFAULT_TARGET, losses=DEFAULT_LOSSES, box=None, dpi=80
         ax.set_title(f"{name}: IoU {state.iou:.2f}, GIoU {state.giou:.2f}", fontsize=10)
         ax.tick_params(labelsize=8)
         text_ax.axis("off")
-        text_ax.text(0.0, 1.0, "\n".join(f"{loss:<{width}} {value:8.4f}" for loss, value in state.values.items()),
-                     transform=text_ax.transAxes, va="top", ha="left", family="monospace", fontsize=9)
+        values = "\n".join(f"{loss:<{width}} {value:8.4f}" for loss, value in state.values.items())
+        text_ax.text(0.0, 1.0, values, transform=text_ax.transAxes, va="top", ha="left",
+                     family="monospace", fontsize=9)
     first = next(iter(next(iter(states.values())).values), None)
     fig.suptitle(f"Loss explorer, static view: each loss's value below the box; arrows, the negative "
                  f"gradient of {first} (interactive in JupyterLab)", fontsize=11)
@@ -373,8 +375,9 @@ class LossExplorer:
 
     def _update(self, change=None):
         state = self.state
-        self.table.value = values_table_html(state, arrows=self.arrows.value)
+        # The figure first: once the table shows a state, its figure has been sent too.
         self.image.value = figure_png(explorer_figure(state, loss=self.arrows.value))
+        self.table.value = values_table_html(state, arrows=self.arrows.value)
 
     def static_png(self):
         """PNG bytes of `static_figure` for the current box and losses."""

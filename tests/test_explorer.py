@@ -1,6 +1,7 @@
 """The loss explorer: its state against the library's losses, its widget, its static fallback,
 and the widget in JupyterLab in a real browser (headless Chromium driven by Selenium)."""
 import base64
+import contextlib
 import io
 import json
 import os
@@ -19,14 +20,14 @@ from autograd import grad
 from PIL import Image
 
 import sandbox
-from sandbox.explorer import (LossExplorer, default_box, explorer_state, loss_explorer, plot_explorer_state,
-                              static_figure, values_table_html)
+from sandbox.explorer import (LossExplorer, default_box, explorer_state, loss_explorer,
+                              plot_explorer_state, slider_ranges, static_figure, values_table_html)
 from sandbox.starts import random_box_pairs
 
 from helpers import ROOT
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-TARGET = [-1.0, -0.5, 1.0, 0.5]
+TARGET = [-1.0, -0.5, 1.0, 0.5]  # as in notebooks/04_loss_explorer.ipynb, which the browser test runs
 
 
 def png_size(data):
@@ -185,7 +186,7 @@ class Deadline:
         return left
 
 
-@pytest.fixture
+@contextlib.contextmanager
 def jupyterlab(tmp_path):
     """JupyterLab from this interpreter's environment on a free loopback port with a token,
     serving a copy of notebooks/, with its own settings (no news, no update checks); yields
@@ -251,16 +252,21 @@ def stop_process_group(process):
             continue
 
 
-@pytest.fixture
-def chromium(tmp_path):
-    """Headless Chromium through Debian's chromedriver; fails, never skips, when either is missing."""
+def chromium_paths():
+    """Debian's Chromium and chromedriver; the test fails, never skips, when either is missing."""
     binary = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver_path = shutil.which("chromedriver") or (
+    driver = shutil.which("chromedriver") or (
         "/usr/bin/chromedriver" if os.path.exists("/usr/bin/chromedriver") else None)
-    if binary is None or driver_path is None:
-        missing = " and ".join(name for name, path in [("chromium", binary),
-                                                       ("chromedriver", driver_path)] if path is None)
+    if binary is None or driver is None:
+        missing = " and ".join(name for name, path in [("chromium", binary), ("chromedriver", driver)]
+                               if path is None)
         pytest.fail(f"{missing} not found; {INSTALL}")
+    return binary, driver
+
+
+@contextlib.contextmanager
+def chromium(tmp_path, binary, driver_path):
+    """Headless Chromium driven through chromedriver, quit afterwards."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     options = webdriver.ChromeOptions()
@@ -273,21 +279,27 @@ def chromium(tmp_path):
     driver = webdriver.Chrome(service=Service(executable_path=driver_path,
                                               log_output=str(tmp_path / "chromedriver.log")),
                               options=options)
-    driver.set_page_load_timeout(60)
     try:
+        driver.set_page_load_timeout(60)
         yield driver
     finally:
         driver.quit()
 
 
-def test_explorer_in_jupyterlab_moves_with_its_slider(jupyterlab, chromium, tmp_path):
+def test_explorer_in_jupyterlab_moves_with_its_slider(tmp_path):
+    binary, driver_path = chromium_paths()
+    with jupyterlab(tmp_path) as (url, token, log), chromium(tmp_path, binary, driver_path) as driver:
+        drive_the_explorer(driver, url, token, log, tmp_path)
+
+
+def drive_the_explorer(driver, url, token, log, tmp_path):
+    """Open the explorer notebook, run it, move the centre-x slider, check the GIoU loss moves."""
     from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
-    url, token, log = jupyterlab
-    driver, deadline = chromium, Deadline(BROWSER_BUDGET)
+    deadline = Deadline(BROWSER_BUDGET)
     screenshot = tmp_path / "explorer.png"
 
     def wait_for(condition, what):
@@ -335,13 +347,19 @@ def test_explorer_in_jupyterlab_moves_with_its_slider(jupyterlab, chromium, tmp_
     handle = wait_for(lambda: css(".loss-explorer-cx .noUi-handle"), "the centre-x slider")[0]
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", handle)
     handle.click()
-    for _ in range(6):
-        handle.send_keys(Keys.ARROW_LEFT)  # toward the target: GIoU loss falls
-    wait_for(lambda: giou_value() not in (None, before), "the GIoU loss to change")
+    presses = 6
+    for _ in range(presses):
+        handle.send_keys(Keys.ARROW_LEFT)  # one step each, toward the target
+    cx, cy, width, height = default_box(TARGET)
+    cx -= presses * slider_ranges(TARGET)["cx"][2]
+    expected = explorer_state(cx, cy, width, height, target=TARGET, losses=["giou"]).values["giou"]
+    wait_for(lambda: giou_value() == f"{expected:.4f}",
+             f"the GIoU loss to show {expected:.4f}, its value at centre x {cx:.2f}")
     after = giou_value()
-    driver.execute_script("arguments[0].scrollIntoView({block: 'start'});",
-                          css(".loss-explorer")[0])
+    widget = css(".loss-explorer")[0]
+    driver.execute_script("arguments[0].scrollIntoView({block: 'start'});", widget)
     driver.save_screenshot(str(screenshot))
+    widget.screenshot(str(tmp_path / "explorer-widget.png"))  # the widget alone
 
     assert "Error displaying widget" not in body_text()
     assert float(after) < float(before)
