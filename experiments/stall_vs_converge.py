@@ -46,7 +46,7 @@ COLUMNS = ["loss", "method", "param", "start", "start_box", "final_box", "final_
            "seconds", "message"]
 FIGURE = "stall_vs_converge.png"
 ANIMATION = "stall_vs_converge.gif"
-GIF_FRAMES, GIF_FPS, GIF_PAUSE, GIF_DPI = 50, 10, 2.0, 64  # about 50 frames, then 2 s on the last
+GIF_FRAMES, GIF_FPS, GIF_PAUSE, GIF_DPI = 50, 10, 2.0, 72  # about 50 frames, then 2 s on the last
 
 
 def parse_args(argv):

@@ -226,8 +226,7 @@ def animate_trajectories(runs, target, labels=None, colors=None, panels=None, st
     history_ax.set_xlabel("iteration")
     history_ax.set_ylabel("IoU with the target")
     if labels is not None:
-        history_ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
-                          fontsize="small")
+        history_ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
 
     def update(iteration):
         shown = steps[:np.searchsorted(steps, iteration) + 1]  # frames up to this one
