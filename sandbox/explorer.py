@@ -87,6 +87,14 @@ class ExplorerState:
     giou: float
 
 
+def check_target(target):
+    """`target` as a float array after checking it is one ``xyxy`` box of positive size."""
+    target = check_boxes(target, "target", positive_size=True)
+    if target.shape != (4,):
+        raise ValueError(f"the explorer takes one target box, shape (4,); got shape {target.shape}")
+    return target
+
+
 def explorer_state(cx, cy, width, height, target=DEFAULT_TARGET, losses=DEFAULT_LOSSES):
     """Values and gradients of `losses` at the predicted box with this centre and size.
 
@@ -104,9 +112,7 @@ def explorer_state(cx, cy, width, height, target=DEFAULT_TARGET, losses=DEFAULT_
     ExplorerState
         The gradients come from autograd, with respect to the box's corners.
     """
-    target = check_boxes(target, "target", positive_size=True)
-    if target.shape != (4,):
-        raise ValueError(f"the explorer takes one target box, shape (4,); got shape {target.shape}")
+    target = check_target(target)
     box = box_convert(np.array([cx, cy, width, height], dtype=float), "cxcywh", "xyxy")
     check_boxes(box, "predicted box", positive_size=True)
     functions = {str(spec) if not callable(spec) else getattr(spec, "__name__", repr(spec)):
@@ -125,7 +131,7 @@ def slider_ranges(target):
     The centre moves up to 1.25 times the target's longer side from the target's centre;
     the width and height run from a tenth of that side to 1.5 times it.
     """
-    target = check_boxes(target, "target", positive_size=True)
+    target = check_target(target)
     cx, cy, _, _ = (float(v) for v in box_convert(target, "xyxy", "cxcywh"))
     side = float(max(target[2] - target[0], target[3] - target[1]))
     step = 10.0 ** np.floor(np.log10(side / 40))  # a round step, about 1/40 of the side or less
@@ -244,7 +250,7 @@ def static_figure(target=DEFAULT_TARGET, losses=DEFAULT_LOSSES, box=None, dpi=80
     box : array_like, shape (4,), optional
         The first panel's predicted box, ``cxcywh``; by default the explorer's start.
     """
-    target = check_boxes(target, "target", positive_size=True)
+    target = check_target(target)
     tx, ty, tw, th = box_convert(target, "xyxy", "cxcywh")
     boxes = {"start": default_box(target) if box is None else box}
     boxes.update({name: (tx + dx * tw, ty + dy * th, w * tw, h * th)
@@ -282,7 +288,7 @@ def _static_limits(target, boxes):
 
 def default_box(target):
     """The explorer's starting box, ``cxcywh``: beside the target, apart, half a side away."""
-    target = check_boxes(target, "target", positive_size=True)
+    target = check_target(target)
     tx, ty, tw, th = box_convert(target, "xyxy", "cxcywh")
     return (float(tx + tw), float(ty), float(tw / 2), float(th * 1.5))
 
@@ -302,15 +308,15 @@ class LossExplorer:
     """
 
     def __init__(self, target, losses, box):
-        self.target = check_boxes(target, "target", positive_size=True)
+        self.target = check_target(target)
         self.losses = tuple(losses)
-        for spec in self.losses:  # an unknown loss or bad parameter fails here, before any widget
-            get_loss(spec)
         if not self.losses:
             raise ValueError(f"loss_explorer needs at least one loss; valid losses are {', '.join(LOSSES)}")
         box = default_box(self.target) if box is None else tuple(float(v) for v in box)
         if len(box) != 4 or not box[2] > 0 or not box[3] > 0:
             raise ValueError(f"box must be (cx, cy, width, height) with positive width and height; got {box}")
+        # One evaluation checks the target's shape and every loss spec, before any widget is made.
+        explorer_state(*box, target=self.target, losses=self.losses)
         self.start = box
         self.widget = self.sliders = None
         try:
@@ -406,7 +412,7 @@ def loss_explorer(target=DEFAULT_TARGET, losses=DEFAULT_LOSSES, box=None):
         can be picked in the list. The first is the one whose gradient is drawn.
     box : (cx, cy, width, height), optional
         The predicted box to start from; by default `default_box(target)`, beside the
-        target, not overlapping it.
+        target, not overlapping it. The sliders hold it within `slider_ranges`.
 
     Returns
     -------
@@ -417,7 +423,7 @@ def loss_explorer(target=DEFAULT_TARGET, losses=DEFAULT_LOSSES, box=None):
     Raises
     ------
     ValueError
-        For an unknown loss or bad parameter, a target without positive size, or a
-        box without positive size, before any widget is made.
+        For an unknown loss or bad parameter, no loss, a target that is not one box of
+        positive size, or a box without positive size, before any widget is made.
     """
     return LossExplorer(target, losses, box)

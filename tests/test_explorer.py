@@ -77,6 +77,7 @@ def test_start_box_is_apart_so_the_iou_loss_is_flat_and_giou_pulls_the_near_edge
     (dict(losses=[]), "at least one loss"),
     (dict(target=[0, 0, 0, 1]), "target"),
     (dict(target=[1, 0, 0, 1]), "target"),
+    (dict(target=[[0, 0, 1, 1], [0, 0, 2, 2]]), "one target box"),
     (dict(box=(0, 0, -1, 1)), "positive width and height"),
 ])
 def test_bad_input_fails_before_any_widget_is_made(arguments, message, monkeypatch):
