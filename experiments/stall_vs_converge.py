@@ -21,7 +21,6 @@ Run from the repository root::
     python experiments/stall_vs_converge.py --animate --out results/stall_vs_converge
 """
 # %%
-import argparse
 import csv
 import json
 import time
@@ -33,8 +32,9 @@ from matplotlib.animation import PillowWriter
 from matplotlib.figure import Figure
 
 import sandbox
+from sandbox.cli import check_out, experiment_parser
 from sandbox.first_order import RULES, get_schedule
-from sandbox.optimize import get_method
+from sandbox.optimize import DEFAULT_LEARNING_RATES, get_method
 from sandbox.parameterisations import get_parameterisation
 from sandbox.plotting import animate_trajectories, plot_metric, plot_target, plot_trajectory
 from sandbox.results import atomic_write, provenance, write_json
@@ -50,7 +50,7 @@ GIF_FRAMES, GIF_FPS, GIF_PAUSE, GIF_DPI = 50, 10, 2.0, 72  # about 50 frames, th
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = experiment_parser(__doc__)
     parser.add_argument("--out", type=Path, default=Path("results/stall_vs_converge"),
                         help="folder for the figure, summary.csv, runs.npz and config.json")
     parser.add_argument("--losses", nargs="+", default=["iou", "giou", "l1", "l2"],
@@ -62,7 +62,8 @@ def parse_args(argv):
     parser.add_argument("--schedule", default="step",
                         help=f"learning-rate schedule of gd, momentum, adam: {', '.join(sandbox.SCHEDULES)}")
     parser.add_argument("--lr", type=float, default=None,
-                        help="learning rate of gd, momentum, adam (default: each method's own)")
+                        help="learning rate of gd, momentum, adam (None: each method's own, "
+                             f"{', '.join(f'{m} {lr}' for m, lr in DEFAULT_LEARNING_RATES.items())})")
     parser.add_argument("--iou-weighting", action="store_true",
                         help="scale first-order steps by (2 - IoU), as the DIoU paper does")
     parser.add_argument("--maxiter", type=int, default=200, help="iteration limit of every run")
@@ -80,6 +81,7 @@ def parse_args(argv):
     parser.add_argument("--animate", action="store_true",
                         help=f"also write {ANIMATION}: the first method's runs step by step")
     args = parser.parse_args(argv)
+    check_out(parser, args.out, args.replot, needs=("summary.csv", "runs.npz", "config.json"))
     if not args.replot:
         check(args, parser)
     return args

@@ -62,3 +62,15 @@ def test_bad_arguments_stop_before_any_run(tmp_path, capsys, arguments, words):
         experiment.main(["--out", str(tmp_path / "out"), *arguments])
     assert words in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_an_out_that_is_a_file_or_a_replot_of_nothing_stops_with_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("keep me")
+    with pytest.raises(SystemExit):
+        experiment.main(["--out", str(tmp_path / "file")])
+    assert "is a file; give a folder" in capsys.readouterr().err
+    assert (tmp_path / "file").read_text() == "keep me"
+    with pytest.raises(SystemExit):
+        experiment.main(["--out", str(tmp_path / "empty"), "--replot"])
+    assert "--replot needs summary.csv, runs.npz, config.json" in capsys.readouterr().err
+    assert not (tmp_path / "empty").exists()
