@@ -1,0 +1,511 @@
+"""Why L1 and L2 on box coordinates do not track IoU: the GIoU paper's Figure 1 and its general form.
+
+Step 1 of the GIoU argument (Rezatofighi et al., CVPR 2019, arXiv 1902.09630,
+Figure 1): boxes at exactly the same L1 or L2 distance from the target, measured
+on their four coordinates, can have very different IoU. This module holds
+
+- the Figure 1 reproduction: `PAPER_FIGURE1` (the printed values), `FIGURE1`
+  (boxes that reproduce them) and `solve_figure1_box`, which finds such boxes with
+  the sandbox's own optimiser;
+- the IoU band: `band_extreme` and `iou_band`, the smallest and largest IoU and
+  GIoU over every box at exactly a given distance from a target, by a certified
+  branch-and-bound search;
+- `rank_correlations`: how well each loss in `sandbox.LOSSES` orders random
+  pairs by 1 - IoU (Spearman);
+- drawing helpers that take an ``ax`` and return the artists.
+
+Distances are between the 4-vectors of the predicted and target box in one
+format, ``'xyxy'`` (x1, y1, x2, y2) or ``'cxcywh'`` (xc, yc, w, h), without
+ordering the prediction's corners (`coordinate_distance`).
+
+How the Figure 1 boxes were found
+---------------------------------
+The paper does not publish its boxes. For each printed triple (distance, IoU,
+GIoU), `solve_figure1_box` minimises, with ``sandbox.fit(..., method='BFGS')`` and
+a callable loss, the squared mismatch ``((d - d*) / d*)^2 + (IoU - IoU*)^2 +
+(GIoU - GIoU*)^2`` from a deterministic start (the target moved and resized by
+the fractions stored in `FIGURE1`), then rounds the solution to one decimal, or
+failing that two, tries the rounded box and its neighbours one step away in any of
+the four coordinates, and keeps, among those whose three values lie strictly within
+0.005 of the printed ones, the one closest to them. Panel (a) uses the target
+(0, 0, 16, 16), panel (b) (0, 0, 12, 12).
+"""
+import itertools
+import warnings
+
+import autograd.numpy as anp
+import numpy as np
+from matplotlib.patches import Rectangle
+from scipy.stats import spearmanr
+
+from .boxes import FORMATS, box_convert, check_boxes
+from .losses import LOSSES, giou, iou, unchecked
+from .optimize import fit
+
+NORMS = ("l1", "l2")
+BAND_COORDS = ("xyxy", "cxcywh")
+MEASURES = ("iou", "giou")
+
+PAPER_FIGURE1 = {
+    "a": dict(norm="l2", coords="xyxy", distance=8.41, values=[(0.26, 0.23), (0.49, 0.41), (0.65, 0.65)]),
+    "b": dict(norm="l1", coords="cxcywh", distance=9.07, values=[(0.27, 0.24), (0.59, 0.59), (0.66, 0.62)]),
+}
+"""The GIoU paper's Figure 1 as printed: per panel, the norm, the coordinates, the shared
+distance and each predicted box's (IoU, GIoU)."""
+
+FIGURE1 = {
+    "a": dict(target=[0.0, 0.0, 16.0, 16.0],
+              boxes=[[5.2, -0.8, 10.8, 12.0], [4.4, -7.0, 17.4, 16.6], [0.0, -8.41, 16.0, 15.88]],
+              starts=[(0.0, -0.3, 0.7, 1.0), (0.0, -0.3, 1.0, 1.0), (0.0, -0.3, 1.0, 1.0)]),
+    "b": dict(target=[0.0, 0.0, 12.0, 12.0],
+              boxes=[[-0.53, -5.25, 12.41, 4.87], [0.03, -3.41, 12.0, 16.88], [0.0, -4.53, 10.5, 12.05]],
+              starts=[(0.0, -0.3, 1.0, 1.0), (0.0, 0.0, 1.0, 1.4), (0.0, -0.3, 1.0, 1.4)]),
+}
+"""Boxes (``xyxy``) that reproduce `PAPER_FIGURE1` to two decimals, with the target of each
+panel and the start `solve_figure1_box` found each from: (dx, dy, sw, sh), the target's
+centre moved by (dx w, dy h) and its width and height scaled by (sw, sh)."""
+
+
+def coordinate_distance(pred, target, norm="l2", coords="xyxy"):
+    """L1 or L2 distance between boxes' 4-vectors in format `coords`, shape ``(...,)``.
+
+    `pred` and `target` are ``xyxy`` arrays ``(..., 4)``; the prediction's corners are
+    taken as given (not ordered). Differentiable with autograd.
+
+    >>> float(coordinate_distance([0, 0, 2, 2], [1, 0, 3, 2], "l1", "cxcywh"))
+    1.0
+    """
+    difference = box_convert(pred, "xyxy", coords) - box_convert(target, "xyxy", coords)
+    if norm == "l2":
+        return anp.sqrt(anp.sum(difference ** 2, axis=-1))
+    return anp.sum(anp.abs(difference), axis=-1)
+
+
+def figure1_values(target, boxes, norm, coords):
+    """(distance, IoU, GIoU) of each box against the target, shape (n, 3), unrounded."""
+    boxes = np.asarray(boxes, dtype=float)
+    target = np.asarray(target, dtype=float)
+    return np.stack([coordinate_distance(boxes, target, norm, coords), iou(boxes, target),
+                     giou(boxes, target)], axis=-1)
+
+
+def matches(values, printed):
+    """True if (distance, IoU, GIoU) round to the printed two decimals, clear of any tie.
+
+    Each value must lie strictly within 0.005 of the printed one (by 1e-9), so that
+    no rounding convention can turn it into a neighbouring number.
+    """
+    return bool(np.all(np.abs(np.asarray(values, dtype=float) - np.asarray(printed, dtype=float))
+                       < 0.005 - 1e-9))
+
+
+def start_box(target, fractions):
+    """The target's centre moved by (dx w, dy h), its size scaled by (sw, sh): an ``xyxy`` start."""
+    cx, cy, w, h = box_convert(np.asarray(target, dtype=float), "xyxy", "cxcywh")
+    dx, dy, sw, sh = fractions
+    return box_convert(np.array([cx + dx * w, cy + dy * h, sw * w, sh * h]), "cxcywh", "xyxy")
+
+
+def solve_figure1_box(target, norm, coords, distance, iou_value, giou_value, start, decimals=(1, 2)):
+    """A box at `distance` from `target` with the given IoU and GIoU, all to two decimals.
+
+    Minimises the squared relative mismatch of (distance, IoU, GIoU) with
+    ``sandbox.fit(method='BFGS')`` from `start` (``xyxy``), then rounds the box to
+    each number of `decimals` in turn, trying it and its 80 neighbours one step
+    away. Returns the one whose values are closest to the wanted ones among those
+    that `matches` them, or None if there is none (try another start).
+    """
+    target = check_boxes(target, "target", positive_size=True)
+    wanted = (distance, iou_value, giou_value)
+    core_iou, core_giou = unchecked(iou), unchecked(giou)
+
+    def mismatch(pred, target):
+        return (((coordinate_distance(pred, target, norm, coords) - distance) / distance) ** 2
+                + (core_iou(pred, target) - iou_value) ** 2 + (core_giou(pred, target) - giou_value) ** 2)
+
+    solution = fit(start, target, loss=mismatch, method="BFGS", maxiter=300).box
+    for places in decimals:
+        step = 10.0 ** -places
+        moves = np.array(list(itertools.product((-1, 0, 1), repeat=4)))
+        boxes = np.round(np.round(solution, places) + moves * step, places)
+        boxes = boxes[(boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])]
+        values = figure1_values(target, boxes, norm, coords)
+        good = [k for k in range(len(boxes)) if matches(values[k], wanted)]
+        if good:
+            return boxes[min(good, key=lambda k: np.max(np.abs(values[k] - wanted)))]
+    return None
+
+
+def solve_figure1(panel):
+    """Re-derive one panel's boxes from the starts in `FIGURE1`; the figure1.json entry.
+
+    Returns ``{"target", "boxes", "norm", "coords"}``, every box ``xyxy``.
+    """
+    paper, stored = PAPER_FIGURE1[panel], FIGURE1[panel]
+    boxes = []
+    for (iou_value, giou_value), fractions in zip(paper["values"], stored["starts"]):
+        box = solve_figure1_box(stored["target"], paper["norm"], paper["coords"], paper["distance"],
+                                iou_value, giou_value, start_box(stored["target"], fractions))
+        if box is None:
+            raise RuntimeError(f"panel {panel}: no box found for IoU {iou_value}, GIoU {giou_value}")
+        boxes.append([float(v) for v in box])
+    return dict(target=list(stored["target"]), boxes=boxes, norm=paper["norm"], coords=paper["coords"])
+
+
+FIGURE1_COLOURS = ("tab:green", "tab:blue", "tab:red")
+
+
+def plot_figure1_panel(ax, panel, title=None):
+    """Draw one Figure 1 panel: the target in black, the boxes in colour, values in the legend.
+
+    `panel` is a figure1.json entry: ``target``, ``boxes`` (``xyxy``), ``norm``, ``coords``.
+    Returns the patches; the legend goes to the right of the axes.
+    """
+    target, boxes = np.asarray(panel["target"], float), np.asarray(panel["boxes"], float)
+    values = figure1_values(target, boxes, panel["norm"], panel["coords"])
+    name = "$\\ell_2$" if panel["norm"] == "l2" else "$\\ell_1$"
+    artists = [ax.add_patch(Rectangle(target[:2], *(target[2:] - target[:2]), fill=False,
+                                      edgecolor="black", linewidth=3, label="target", zorder=3))]
+    for box, (d, i, g), colour, style in zip(boxes, values, FIGURE1_COLOURS, ("-", "--", "-.")):
+        artists.append(ax.add_patch(Rectangle(box[:2], *(box[2:] - box[:2]), fill=False, edgecolor=colour,
+                                              linewidth=2.2, linestyle=style, zorder=4,
+                                              label=f"{name} = {d:.2f}, IoU = {i:.2f}, GIoU = {g:.2f}")))
+    every = np.concatenate([target[None], boxes])
+    pad = 1.5
+    ax.set_xlim(every[:, 0].min() - pad, every[:, 2].max() + pad)
+    ax.set_ylim(every[:, 3].max() + pad, every[:, 1].min() - pad)  # y down, as in an image
+    ax.set_aspect("equal")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=10, frameon=False)
+    coordinates = "(x1, y1, x2, y2)" if panel["coords"] == "xyxy" else "(xc, yc, w, h)"
+    ax.set_title(title or f"{name} distance on {coordinates}", fontsize=12)
+    return artists
+
+
+# The IoU band ------------------------------------------------------------------------------
+def lipschitz_constant(target, measure="iou", coords="xyxy"):
+    """A Lipschitz constant of IoU or GIoU in the prediction's coordinates (Euclidean norm).
+
+    Proof sketch, for a target of width W and height H and any prediction with
+    w, h >= 0. IoU = I / U with I = ix iy and U = w h + W H - I. For x1,
+    dI/dx1 = -s iy (s = 1 where x1 is the intersection's left edge, else 0) and
+    d(w h)/dx1 = -h, so dIoU/dx1 = -s iy (U + I) / U^2 + I h / U^2: two terms of
+    opposite sign, the first at most 2 iy / U <= 2 H / (W H) = 2 / W since U >= W H,
+    the second at most (ix / w) iy / U <= 1 / W since U >= w h. So |dIoU/dx1| <= 2 / W,
+    the same for x2, and 2 / H for y1, y2. GIoU = IoU - 1 + U / C: dU/dx1 = -h + s iy
+    and dC/dx1 = -t ch (t in {0, 1}) again give terms of opposite sign, each at most
+    1 / cw <= 1 / W (C = cw ch >= U, ch >= h), so |dGIoU/dx1| <= 3 / W. Both are
+    continuous and piecewise smooth, so the gradient bound c_x, c_y per coordinate
+    gives the constant sqrt(2 c_x^2 + 2 c_y^2) in ``xyxy``. In ``cxcywh``,
+    d/dxc = d/dx1 + d/dx2 and d/dw = (d/dx2 - d/dx1) / 2, whose squares sum to at
+    most 4 c_x^2, giving 2 sqrt(c_x^2 + c_y^2).
+    """
+    x1, y1, x2, y2 = np.asarray(target, dtype=float)
+    per = {"iou": 2.0, "giou": 3.0}[measure]
+    cx, cy = per / (x2 - x1), per / (y2 - y1)
+    if coords == "xyxy":
+        return float(np.sqrt(2 * cx ** 2 + 2 * cy ** 2))
+    return float(2 * np.sqrt(cx ** 2 + cy ** 2))
+
+
+def degenerate_radius(target, norm, coords):
+    """The smallest distance at which some box has zero width or height.
+
+    In ``xyxy`` the width x2 - x1 changes by at most sqrt(2) (L2) or 1 (L1) per unit
+    of distance, so the nearest zero-width box is at W / sqrt(2) (L2; both x edges
+    moved W / 2 toward each other) or W (L1); in ``cxcywh`` w itself is a coordinate,
+    so it is W for both norms. The same for the height.
+    """
+    x1, y1, x2, y2 = np.asarray(target, dtype=float)
+    side = min(x2 - x1, y2 - y1)
+    return float(side / np.sqrt(2) if (coords == "xyxy" and norm == "l2") else side)
+
+
+_DIAMOND = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0], [1.0, 0.0]])
+
+
+def _unit_curve(u, norm):
+    """Points on the unit L2 circle or L1 diamond of the plane, by a parameter u in [0, 1)."""
+    if norm == "l2":
+        return np.stack([np.cos(2 * np.pi * u), np.sin(2 * np.pi * u)], axis=-1)
+    s = 4.0 * np.mod(u, 1.0)
+    edge = np.minimum(np.floor(s).astype(int), 3)
+    f = (s - edge)[..., None]
+    return _DIAMOND[edge] * (1 - f) + _DIAMOND[edge + 1] * f
+
+
+def sphere_offsets(params, radius, norm):
+    """Offsets (..., 4) of norm exactly `radius`, from parameters (..., 3) in [0, 1]^3.
+
+    The 4-vector splits into an x part (x1, x2 or xc, w) and a y part (y1, y2 or yc, h),
+    with norms (r cos(pi t / 2), r sin(pi t / 2)) for L2 and (r t, r (1 - t)) for L1,
+    each placed on its plane's circle (L2) or diamond (L1) at u_x, u_y.
+    """
+    t, ux, uy = params[..., 0], params[..., 1], params[..., 2]
+    if norm == "l2":
+        ax, ay = radius * np.cos(np.pi * t / 2), radius * np.sin(np.pi * t / 2)
+    else:
+        ax, ay = radius * t, radius * (1 - t)
+    x, y = ax[..., None] * _unit_curve(ux, norm), ay[..., None] * _unit_curve(uy, norm)
+    return np.stack([x[..., 0], y[..., 0], x[..., 1], y[..., 1]], axis=-1)
+
+
+def _part_radii(t, half, radius, norm):
+    """How far the x part and the y part of an offset can move within cells of half-widths `half`.
+
+    Changing t by dt moves each part by at most r (pi / 2) dt (L2, an arc) or r dt (L1);
+    changing u_x by du moves the x part along its circle or diamond of radius a_x by at
+    most 2 pi a_x du (L2) or 4 sqrt(2) a_x du (L1), with a_x its largest value in the cell.
+    """
+    speed_t, speed_u = (np.pi / 2, 2 * np.pi) if norm == "l2" else (1.0, 4 * np.sqrt(2))
+    along_t = radius * speed_t * half[0]
+    if norm == "l2":
+        part_x, part_y = radius * np.cos(np.pi * t / 2), radius * np.sin(np.pi * t / 2)
+    else:
+        part_x, part_y = radius * t, radius * (1 - t)
+    largest_x, largest_y = np.minimum(part_x + along_t, radius), np.minimum(part_y + along_t, radius)
+    return along_t + speed_u * largest_x * half[1], along_t + speed_u * largest_y * half[2]
+
+
+def _coordinate_intervals(moved, rho_x, rho_y, coords):
+    """Bounds (lower, upper), each (n, 6): x1, y1, x2, y2, w, h of boxes near `moved`.
+
+    `moved` holds the cells' centre boxes in `coords`; each box of a cell has its x part
+    within Euclidean distance rho_x of the centre's and its y part within rho_y.
+    """
+    rho = np.stack([rho_x, rho_y], axis=-1)
+    a, b = moved[:, :2], moved[:, 2:]
+    if coords == "xyxy":  # a = (x1, y1), b = (x2, y2), w = x2 - x1
+        low = np.concatenate([a - rho, b - rho, b - a - np.sqrt(2) * rho], axis=-1)
+        high = np.concatenate([a + rho, b + rho, b - a + np.sqrt(2) * rho], axis=-1)
+    else:  # a = (xc, yc), b = (w, h), x1 = xc - w / 2
+        spread = np.sqrt(1.25) * rho
+        low = np.concatenate([a - b / 2 - spread, a + b / 2 - spread, b - rho], axis=-1)
+        high = np.concatenate([a - b / 2 + spread, a + b / 2 + spread, b + rho], axis=-1)
+    low[:, 4:] = np.maximum(low[:, 4:], 0.0)  # only real boxes count
+    return low, high
+
+
+def _interval_bound(low, high, target, measure, sign):
+    """An upper bound of sign * measure over every real box within the intervals.
+
+    IoU = I / (A_p + A_t - I) grows with I and falls with A_p, and I <= A_p; GIoU =
+    IoU - 1 + U / C, bounded term by term, with U <= C.
+    """
+    tx1, ty1, tx2, ty2 = np.asarray(target, dtype=float)
+    area = (tx2 - tx1) * (ty2 - ty1)
+
+    def overlap(first_low, first_high, last_low, last_high, t1, t2, size_low, size_high, most):
+        if most:
+            return np.clip(np.minimum(last_high, t2) - np.maximum(first_low, t1), 0.0,
+                           np.minimum(size_high, t2 - t1))
+        return np.maximum(np.minimum(last_low, t2) - np.maximum(first_high, t1), 0.0)
+
+    (x1l, y1l, x2l, y2l, wl, hl), (x1h, y1h, x2h, y2h, wh, hh) = low.T, high.T
+    inter_high = (overlap(x1l, x1h, x2l, x2h, tx1, tx2, wl, wh, True)
+                  * overlap(y1l, y1h, y2l, y2h, ty1, ty2, hl, hh, True))
+    inter_low = (overlap(x1l, x1h, x2l, x2h, tx1, tx2, wl, wh, False)
+                 * overlap(y1l, y1h, y2l, y2h, ty1, ty2, hl, hh, False))
+    pred_low, pred_high = wl * hl, wh * hh
+    iou_high = inter_high / (np.maximum(pred_low, inter_high) + area - inter_high)
+    iou_low = inter_low / (pred_high + area - inter_low)
+    if measure == "giou":
+        union_low = np.maximum(np.maximum(pred_low, area), pred_low + area - inter_high)
+        union_high = pred_high + area - inter_low
+        width_low = np.maximum(np.maximum(x2l, tx2) - np.minimum(x1h, tx1), np.maximum(wl, tx2 - tx1))
+        height_low = np.maximum(np.maximum(y2l, ty2) - np.minimum(y1h, ty1), np.maximum(hl, ty2 - ty1))
+        enclosing_high = (np.maximum(x2h, tx2) - np.minimum(x1l, tx1)) * (np.maximum(y2h, ty2) - np.minimum(y1l, ty1))
+        iou_high = iou_high - 1.0 + np.minimum(union_high / (width_low * height_low), 1.0)
+        iou_low = iou_low - 1.0 + union_low / enclosing_high
+    return iou_high if sign > 0 else -iou_low
+
+
+def boxes_at(target, offsets, coords):
+    """``xyxy`` boxes: the target plus `offsets` in `coords`; and whether each has w, h >= 0.
+
+    A box whose offsets invert it is replaced by its projection onto the valid boxes
+    (x1 = x2 at their middle, or w = 0), so the measures are defined, and
+    Lipschitz, on every offset; the mask says which offsets are real boxes.
+    """
+    target = np.asarray(target, dtype=float)
+    moved = box_convert(target, "xyxy", coords) + offsets
+    if coords == "xyxy":
+        x1, y1, x2, y2 = np.moveaxis(moved, -1, 0)
+        valid = (x2 >= x1) & (y2 >= y1)
+        mx, my = (x1 + x2) / 2, (y1 + y2) / 2
+        boxes = np.stack([np.minimum(x1, mx), np.minimum(y1, my), np.maximum(x2, mx), np.maximum(y2, my)], -1)
+        return boxes, valid
+    valid = (moved[..., 2] >= 0) & (moved[..., 3] >= 0)
+    moved = np.concatenate([moved[..., :2], np.maximum(moved[..., 2:], 0.0)], axis=-1)
+    return box_convert(moved, "cxcywh", "xyxy"), valid
+
+
+def measure_values(boxes, target, measure):
+    """IoU or GIoU of ordered ``xyxy`` boxes (w, h >= 0) against the target, plain NumPy."""
+    bx1, by1, bx2, by2 = np.moveaxis(boxes, -1, 0)
+    tx1, ty1, tx2, ty2 = np.asarray(target, dtype=float)
+    inter = (np.maximum(np.minimum(bx2, tx2) - np.maximum(bx1, tx1), 0.0)
+             * np.maximum(np.minimum(by2, ty2) - np.maximum(by1, ty1), 0.0))
+    union = (bx2 - bx1) * (by2 - by1) + (tx2 - tx1) * (ty2 - ty1) - inter
+    value = inter / union
+    if measure == "iou":
+        return value
+    enclosing = (np.maximum(bx2, tx2) - np.minimum(bx1, tx1)) * (np.maximum(by2, ty2) - np.minimum(by1, ty1))
+    return value - (enclosing - union) / enclosing
+
+
+def band_extreme(target, radius, norm="l2", coords="xyxy", measure="iou", sense="max", tol=2e-3,
+                 initial=(8, 32, 32), max_cells=150_000, max_levels=14, refine=3):
+    """The largest (or smallest) IoU or GIoU over every box at exactly `radius` from `target`.
+
+    Branch and bound over the sphere of offsets (`sphere_offsets`), with a certified
+    error. Cells of the parameter cube [0, 1]^3 map into the sphere within Euclidean
+    radius rho = r (s_t h_t + s_u h_x + s_u h_y) of their centre's offset (h the
+    cell's half-widths, s the speeds of `_part_radii`), so with L from
+    `lipschitz_constant` no point of a cell beats its centre by more than L rho. Each
+    round evaluates every cell's centre, keeps the best value of a real box (w, h >= 0),
+    drops cells whose bound L rho cannot beat it by more than `tol`, and halves the
+    rest. It stops when no cell is left, or at `max_levels` rounds or `max_cells`
+    cells; the returned ``gap`` is then the largest bound still open.
+
+    The minimum IoU is 0 exactly from `degenerate_radius` on: a box of zero width
+    lies on every such sphere (translate the nearest one), it has IoU 0, and real
+    boxes beside it on the sphere have IoU as close to 0 as wanted; below that radius
+    every offset is a real box. That case is returned without search.
+
+    Returns
+    -------
+    value : float
+        Attained by a real box (w, h >= 0) at exactly `radius`: the extreme lies in
+        [value, value + gap] for ``'max'`` and [value - gap, value] for ``'min'``.
+    gap : float
+        The certified error: at most `tol` when the search finished.
+    box : ndarray, shape (4,)
+        ``xyxy``, a box that attains `value` (None for the exact zero minimum).
+    """
+    target = check_boxes(target, "target", positive_size=True)
+    if measure == "iou" and sense == "min" and radius >= degenerate_radius(target, norm, coords):
+        return 0.0, 0.0, None
+    sign = 1.0 if sense == "max" else -1.0
+    lipschitz = lipschitz_constant(target, measure, coords)
+    target_coords = box_convert(target, "xyxy", coords)
+    half = np.array([0.5 / n for n in initial])
+    axes = [np.linspace(h, 1 - h, n) for h, n in zip(half, initial)]
+    centres = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+    best, best_box, gap = -np.inf, None, np.inf
+    # An incumbent first: the best centres of a first grid, refined locally; pruning then starts sharp.
+    offsets = sphere_offsets(centres, radius, norm)
+    boxes, valid = boxes_at(target, offsets, coords)
+    values = np.where(valid, sign * measure_values(boxes, target, measure), -np.inf)
+    for k in np.argsort(values)[::-1][:refine]:
+        value, box = _refine(target, radius, norm, coords, measure, sign, centres[k])
+        if value > best:
+            best, best_box = value, box
+    for level in range(max_levels + 1):
+        offsets = sphere_offsets(centres, radius, norm)
+        boxes, valid = boxes_at(target, offsets, coords)
+        values = sign * measure_values(boxes, target, measure)
+        if valid.any():
+            k = np.argmax(np.where(valid, values, -np.inf))
+            if values[k] > best:
+                best, best_box = values[k], boxes[k]
+        rho_x, rho_y = _part_radii(centres[:, 0], half, radius, norm)
+        lower, upper = _coordinate_intervals(target_coords + offsets, rho_x, rho_y, coords)
+        reachable = (upper[:, 2] >= lower[:, 0]) & (upper[:, 3] >= lower[:, 1])  # a real box in the cell
+        bound = np.minimum(values + lipschitz * np.hypot(rho_x, rho_y),
+                           _interval_bound(lower, upper, target, measure, sign))
+        open_cells = reachable & (bound > best + tol)
+        if not open_cells.any():
+            gap = tol
+            break
+        gap = float(np.max(bound[open_cells]) - best)
+        if level == max_levels or 8 * open_cells.sum() > max_cells:
+            break
+        half = half / 2
+        kept = centres[open_cells]
+        shifts = np.array(list(itertools.product((-1, 1), repeat=3))) * half
+        centres = (kept[:, None, :] + shifts[None, :, :]).reshape(-1, 3)
+    return float(sign * best), float(max(gap, 0.0)), best_box
+
+
+def _refine(target, radius, norm, coords, measure, sign, start):
+    """Nelder-Mead from `start` over the sphere's parameters: the best real box found, and its value."""
+    from scipy.optimize import minimize
+
+    def value_and_box(params):
+        params = np.concatenate([np.clip(params[:1], 0.0, 1.0), params[1:]])
+        boxes, valid = boxes_at(target, sphere_offsets(params[None], radius, norm), coords)
+        return (sign * measure_values(boxes, target, measure)[0] if valid[0] else -np.inf), boxes[0]
+
+    result = minimize(lambda p: -value_and_box(p)[0], start, method="Nelder-Mead",
+                      options=dict(xatol=1e-7, fatol=1e-9, maxiter=250, initial_simplex=start + np.vstack(
+                          [np.zeros(3), np.eye(3) * 0.02])))
+    value, box = value_and_box(result.x)
+    return value, box
+
+
+def iou_band(target, radii, norm="l2", coords="xyxy", tol=2e-3, progress=None):
+    """The band of IoU and GIoU over boxes at each distance in `radii` from `target`.
+
+    Returns a dict of arrays, shape (len(radii),): ``iou_min``, ``iou_max``,
+    ``giou_min``, ``giou_max``, each with its certified error ``*_gap``
+    (`band_extreme`). `progress`, if given, is called with each radius done.
+    """
+    out = {f"{m}_{s}{suffix}": [] for m in MEASURES for s in ("min", "max") for suffix in ("", "_gap")}
+    for radius in radii:
+        for measure in MEASURES:
+            for sense in ("min", "max"):
+                value, gap, _ = band_extreme(target, float(radius), norm, coords, measure, sense, tol)
+                out[f"{measure}_{sense}"].append(value)
+                out[f"{measure}_{sense}_gap"].append(gap)
+        if progress is not None:
+            progress(radius)
+    return {k: np.array(v) for k, v in out.items()}
+
+
+def target_size(target):
+    """The size by which distances are normalised: sqrt(w h), the side of a square of the same area."""
+    x1, y1, x2, y2 = np.asarray(target, dtype=float)
+    return float(np.sqrt((x2 - x1) * (y2 - y1)))
+
+
+def plot_band(ax, relative_radii, band, measure="iou", color="C0", label=None):
+    """Shade the band of `measure` between its minimum and maximum against r / size; return artists."""
+    low, high = band[f"{measure}_min"], band[f"{measure}_max"]
+    fill = ax.fill_between(relative_radii, low, high, color=color, alpha=0.25, linewidth=0)
+    lines = ax.plot(relative_radii, high, color=color, linewidth=2, label=label)
+    lines += ax.plot(relative_radii, low, color=color, linewidth=2, linestyle="--")
+    return [fill, *lines]
+
+
+# Rank correlation --------------------------------------------------------------------------
+def rank_correlations(pred, target, losses=None):
+    """Spearman's rank correlation between each loss and 1 - IoU over (pred, target) pairs.
+
+    For each loss (names in `sandbox.LOSSES`, default parameters; every one by
+    default), over all pairs and over the overlapping ones (IoU > 0). A loss
+    constant on a subset has no rank correlation there: NaN, with ``constant``
+    set. Ties are ranked by their average rank, as `scipy.stats.spearmanr` does;
+    the IoU loss ties at 1 on every pair apart.
+
+    Returns
+    -------
+    list of dict
+        ``loss``, ``spearman_overlapping``, ``spearman_all``, ``constant_overlapping``,
+        ``constant_all``, ``pairs_overlapping``, ``pairs_all``.
+    """
+    pred, target = np.asarray(pred, dtype=float), np.asarray(target, dtype=float)
+    distance = 1.0 - np.asarray(iou(pred, target))
+    overlapping = distance < 1.0
+    rows = []
+    for name in (list(LOSSES) if losses is None else losses):
+        values = np.asarray(LOSSES[name](pred, target), dtype=float)
+        row = dict(loss=name)
+        for subset, mask in (("overlapping", overlapping), ("all", np.ones_like(overlapping))):
+            constant = bool(np.ptp(values[mask]) == 0) if mask.any() else True
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                rho = np.nan if constant else float(spearmanr(values[mask], distance[mask]).statistic)
+            row.update({f"spearman_{subset}": rho, f"constant_{subset}": constant,
+                        f"pairs_{subset}": int(mask.sum())})
+        rows.append(row)
+    return rows
