@@ -159,7 +159,7 @@ def plot_figure1_panel(ax, panel, title=None):
     """Draw one Figure 1 panel: the target in black, the boxes in colour, values in the legend.
 
     `panel` is a figure1.json entry: ``target``, ``boxes`` (``xyxy``), ``norm``, ``coords``.
-    Returns the patches; the legend goes to the right of the axes.
+    Returns the patches; the legend goes below the axes.
     """
     target, boxes = np.asarray(panel["target"], float), np.asarray(panel["boxes"], float)
     values = figure1_values(target, boxes, panel["norm"], panel["coords"])
@@ -175,7 +175,7 @@ def plot_figure1_panel(ax, panel, title=None):
     ax.set_xlim(every[:, 0].min() - pad, every[:, 2].max() + pad)
     ax.set_ylim(every[:, 3].max() + pad, every[:, 1].min() - pad)  # y down, as in an image
     ax.set_aspect("equal")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=10, frameon=False)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), fontsize=10, frameon=False)
     coordinates = "(x1, y1, x2, y2)" if panel["coords"] == "xyxy" else "(xc, yc, w, h)"
     ax.set_title(title or f"{name} distance on {coordinates}", fontsize=12)
     return artists
@@ -233,19 +233,29 @@ def _unit_curve(u, norm):
     return _DIAMOND[edge] * (1 - f) + _DIAMOND[edge + 1] * f
 
 
-def sphere_offsets(params, radius, norm):
+# Reflecting a box about the target's vertical (or horizontal) centre line keeps its IoU, its
+# GIoU and its distance: (dx1, dx2) -> (-dx2, -dx1) in xyxy, (dxc, dw) -> (-dxc, dw) in cxcywh, both
+# isometries for L1 and L2. So each part's curve need only be searched on the half where
+# dx1 + dx2 >= 0 (xyxy) or dxc >= 0 (cxcywh): u in [first, first + 1/2].
+HALF_CURVE_START = {"xyxy": -1 / 8, "cxcywh": -1 / 4}
+
+
+def sphere_offsets(params, radius, norm, coords="xyxy"):
     """Offsets (..., 4) of norm exactly `radius`, from parameters (..., 3) in [0, 1]^3.
 
     The 4-vector splits into an x part (x1, x2 or xc, w) and a y part (y1, y2 or yc, h),
     with norms (r cos(pi t / 2), r sin(pi t / 2)) for L2 and (r t, r (1 - t)) for L1,
-    each placed on its plane's circle (L2) or diamond (L1) at u_x, u_y.
+    each placed on its plane's circle (L2) or diamond (L1) at u = start + u_x / 2 (and
+    u_y): the half of the curve that, up to the reflections above, holds every box.
     """
     t, ux, uy = params[..., 0], params[..., 1], params[..., 2]
     if norm == "l2":
         ax, ay = radius * np.cos(np.pi * t / 2), radius * np.sin(np.pi * t / 2)
     else:
         ax, ay = radius * t, radius * (1 - t)
-    x, y = ax[..., None] * _unit_curve(ux, norm), ay[..., None] * _unit_curve(uy, norm)
+    start = HALF_CURVE_START[coords]
+    x = ax[..., None] * _unit_curve(start + ux / 2, norm)
+    y = ay[..., None] * _unit_curve(start + uy / 2, norm)
     return np.stack([x[..., 0], y[..., 0], x[..., 1], y[..., 1]], axis=-1)
 
 
@@ -254,9 +264,10 @@ def _part_radii(t, half, radius, norm):
 
     Changing t by dt moves each part by at most r (pi / 2) dt (L2, an arc) or r dt (L1);
     changing u_x by du moves the x part along its circle or diamond of radius a_x by at
-    most 2 pi a_x du (L2) or 4 sqrt(2) a_x du (L1), with a_x its largest value in the cell.
+    most pi a_x du (L2) or 2 sqrt(2) a_x du (L1), half a turn per unit of u_x, with a_x
+    its largest value in the cell.
     """
-    speed_t, speed_u = (np.pi / 2, 2 * np.pi) if norm == "l2" else (1.0, 4 * np.sqrt(2))
+    speed_t, speed_u = (np.pi / 2, np.pi) if norm == "l2" else (1.0, 2 * np.sqrt(2))  # u = start + u_x / 2
     along_t = radius * speed_t * half[0]
     if norm == "l2":
         part_x, part_y = radius * np.cos(np.pi * t / 2), radius * np.sin(np.pi * t / 2)
@@ -393,7 +404,7 @@ def band_extreme(target, radius, norm="l2", coords="xyxy", measure="iou", sense=
     centres = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
     best, best_box, gap = -np.inf, None, np.inf
     # An incumbent first: the best centres of a first grid, refined locally; pruning then starts sharp.
-    offsets = sphere_offsets(centres, radius, norm)
+    offsets = sphere_offsets(centres, radius, norm, coords)
     boxes, valid = boxes_at(target, offsets, coords)
     values = np.where(valid, sign * measure_values(boxes, target, measure), -np.inf)
     for k in np.argsort(values)[::-1][:refine]:
@@ -401,7 +412,7 @@ def band_extreme(target, radius, norm="l2", coords="xyxy", measure="iou", sense=
         if value > best:
             best, best_box = value, box
     for level in range(max_levels + 1):
-        offsets = sphere_offsets(centres, radius, norm)
+        offsets = sphere_offsets(centres, radius, norm, coords)
         boxes, valid = boxes_at(target, offsets, coords)
         values = sign * measure_values(boxes, target, measure)
         if valid.any():
@@ -433,7 +444,7 @@ def _refine(target, radius, norm, coords, measure, sign, start):
 
     def value_and_box(params):
         params = np.concatenate([np.clip(params[:1], 0.0, 1.0), params[1:]])
-        boxes, valid = boxes_at(target, sphere_offsets(params[None], radius, norm), coords)
+        boxes, valid = boxes_at(target, sphere_offsets(params[None], radius, norm, coords), coords)
         return (sign * measure_values(boxes, target, measure)[0] if valid[0] else -np.inf), boxes[0]
 
     result = minimize(lambda p: -value_and_box(p)[0], start, method="Nelder-Mead",
@@ -468,12 +479,12 @@ def target_size(target):
     return float(np.sqrt((x2 - x1) * (y2 - y1)))
 
 
-def plot_band(ax, relative_radii, band, measure="iou", color="C0", label=None):
+def plot_band(ax, relative_radii, band, measure="iou", color="C0", label=None, linewidth=2.0):
     """Shade the band of `measure` between its minimum and maximum against r / size; return artists."""
     low, high = band[f"{measure}_min"], band[f"{measure}_max"]
     fill = ax.fill_between(relative_radii, low, high, color=color, alpha=0.25, linewidth=0)
-    lines = ax.plot(relative_radii, high, color=color, linewidth=2, label=label)
-    lines += ax.plot(relative_radii, low, color=color, linewidth=2, linestyle="--")
+    lines = ax.plot(relative_radii, high, color=color, linewidth=linewidth, label=label)
+    lines += ax.plot(relative_radii, low, color=color, linewidth=linewidth, linestyle="--")
     return [fill, *lines]
 
 
