@@ -70,6 +70,9 @@ def parse_args(argv):
                         help="largest distance of the band, in units of the target's size sqrt(w h)")
     parser.add_argument("--tol", type=float, default=2e-3,
                         help="the band search stops refining a cell that cannot beat the best by more")
+    parser.add_argument("--cells", type=int, default=150_000,
+                        help="the band search's largest number of cells in one round; more tightens the "
+                             "certified error of the band (printed per band) and takes longer")
     parser.add_argument("--pairs", type=int, default=10_000, help="random pairs for the rank correlation")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random pairs")
     parser.add_argument("--losses", nargs="+", default=None,
@@ -102,6 +105,8 @@ def check(args, parser):
             raise ValueError(f"--max-radius must be a positive number; got {args.max_radius}")
         if not (math.isfinite(args.tol) and args.tol > 0):
             raise ValueError(f"--tol must be a positive number; got {args.tol}")
+        if args.cells < 10_000:
+            raise ValueError(f"--cells must be at least 10000 (the first grid has 8192); got {args.cells}")
         if args.pairs < 10:
             raise ValueError(f"--pairs must be at least 10; got {args.pairs}")
         if args.seed < 0:
@@ -123,7 +128,7 @@ def run(args):
         for norm in norms.NORMS:
             for coords in norms.BAND_COORDS:
                 clock = time.perf_counter()
-                band = norms.iou_band(target, radii, norm, coords, tol=args.tol)
+                band = norms.iou_band(target, radii, norm, coords, tol=args.tol, max_cells=args.cells)
                 arrays.update({f"{i}_{norm}_{coords}_{k}": v for k, v in band.items()})
                 gaps = [max(band[f"{m}_{s}_gap"].max() for s in ("min", "max")) for m in norms.MEASURES]
                 print(f"band: target {i} {fmt_box(target)}, {norm} on {coords}: {len(radii)} radii in "

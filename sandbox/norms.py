@@ -454,18 +454,20 @@ def _refine(target, radius, norm, coords, measure, sign, start):
     return value, box
 
 
-def iou_band(target, radii, norm="l2", coords="xyxy", tol=2e-3, progress=None):
+def iou_band(target, radii, norm="l2", coords="xyxy", tol=2e-3, max_cells=150_000, progress=None):
     """The band of IoU and GIoU over boxes at each distance in `radii` from `target`.
 
     Returns a dict of arrays, shape (len(radii),): ``iou_min``, ``iou_max``,
     ``giou_min``, ``giou_max``, each with its certified error ``*_gap``
-    (`band_extreme`). `progress`, if given, is called with each radius done.
+    (`band_extreme`, with `tol` and `max_cells`). `progress`, if given, is called with
+    each radius done.
     """
     out = {f"{m}_{s}{suffix}": [] for m in MEASURES for s in ("min", "max") for suffix in ("", "_gap")}
     for radius in radii:
         for measure in MEASURES:
             for sense in ("min", "max"):
-                value, gap, _ = band_extreme(target, float(radius), norm, coords, measure, sense, tol)
+                value, gap, _ = band_extreme(target, float(radius), norm, coords, measure, sense, tol,
+                                             max_cells=max_cells)
                 out[f"{measure}_{sense}"].append(value)
                 out[f"{measure}_{sense}_gap"].append(gap)
         if progress is not None:

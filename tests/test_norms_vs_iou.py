@@ -151,6 +151,8 @@ def test_experiment_writes_figure1_the_band_and_the_table_and_replots_from_them(
     (["--targets", "0", "0", "1", "-1"], "non-positive height"),
     (["--targets", "0", "0", "1"], "four numbers per box"),
     (["--radii", "1"], "--radii must be at least 2"),
+    (["--cells", "100"], "--cells must be at least 10000"),
+    (["--replot"], "--replot needs figure1.json"),
 ])
 def test_bad_arguments_stop_before_any_work(tmp_path, capsys, arguments, words):
     with pytest.raises(SystemExit):
