@@ -186,7 +186,8 @@ def plot(out):
 
 def figure1_figure(figure1):
     fig = Figure(figsize=(11, 6.2), layout="constrained")
-    titles = {"a": "(a) same $\\ell_2$ distance on (x1, y1, x2, y2)", "b": "(b) same $\\ell_1$ distance on (xc, yc, w, h)"}
+    titles = {"a": "(a) same $\\ell_2$ distance on (x1, y1, x2, y2)",
+              "b": "(b) same $\\ell_1$ distance on (xc, yc, w, h)"}
     for ax, panel in zip(fig.subplots(1, 2), ("a", "b")):
         norms.plot_figure1_panel(ax, figure1[panel], title=titles[panel])
     fig.suptitle("The GIoU paper's Figure 1 reproduced: the same coordinate error, very different IoU and GIoU "
@@ -204,11 +205,11 @@ def band_figure(band, measure):
         for ax, coords in zip(axes[i], norms.BAND_COORDS):
             for norm in ("l2", "l1"):  # l1 thinner, on top: where the two coincide both stay visible
                 key = f"{i}_{norm}_{coords}"
-                norms.plot_band(ax, relative, {k: band[f"{key}_{k}"] for k in (f"{measure}_min", f"{measure}_max")},
-                                measure, NORM_COLOURS[norm], label=f"$\\ell_{norm[1]}$ = r",
-                                linewidth=3.0 if norm == "l2" else 1.5)
-            ax.set_title(f"target {w:g} x {h:g}, distance on {'(x1, y1, x2, y2)' if coords == 'xyxy' else '(xc, yc, w, h)'}",
-                         fontsize=11)
+                extremes = {k: band[f"{key}_{k}"] for k in (f"{measure}_min", f"{measure}_max")}
+                norms.plot_band(ax, relative, extremes, measure, NORM_COLOURS[norm],
+                                label=f"$\\ell_{norm[1]}$ = r", linewidth=3.0 if norm == "l2" else 1.5)
+            vector = "(x1, y1, x2, y2)" if coords == "xyxy" else "(xc, yc, w, h)"
+            ax.set_title(f"target {w:g} x {h:g}, distance on {vector}", fontsize=11)
             ax.grid(alpha=0.3)
             ax.set_ylabel(f"{name} of boxes at distance r")
         axes[i, -1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=10, frameon=False,

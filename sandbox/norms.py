@@ -324,7 +324,8 @@ def _interval_bound(low, high, target, measure, sign):
         union_high = pred_high + area - inter_low
         width_low = np.maximum(np.maximum(x2l, tx2) - np.minimum(x1h, tx1), np.maximum(wl, tx2 - tx1))
         height_low = np.maximum(np.maximum(y2l, ty2) - np.minimum(y1h, ty1), np.maximum(hl, ty2 - ty1))
-        enclosing_high = (np.maximum(x2h, tx2) - np.minimum(x1l, tx1)) * (np.maximum(y2h, ty2) - np.minimum(y1l, ty1))
+        enclosing_high = ((np.maximum(x2h, tx2) - np.minimum(x1l, tx1))
+                          * (np.maximum(y2h, ty2) - np.minimum(y1l, ty1)))
         iou_high = iou_high - 1.0 + np.minimum(union_high / (width_low * height_low), 1.0)
         iou_low = iou_low - 1.0 + union_low / enclosing_high
     return iou_high if sign > 0 else -iou_low
