@@ -369,15 +369,21 @@ def band_extreme(target, radius, norm="l2", coords="xyxy", measure="iou", sense=
                  initial=(8, 32, 32), max_cells=150_000, max_levels=14, refine=3):
     """The largest (or smallest) IoU or GIoU over every box at exactly `radius` from `target`.
 
-    Branch and bound over the sphere of offsets (`sphere_offsets`), with a certified
-    error. Cells of the parameter cube [0, 1]^3 map into the sphere within Euclidean
-    radius rho = r (s_t h_t + s_u h_x + s_u h_y) of their centre's offset (h the
-    cell's half-widths, s the speeds of `_part_radii`), so with L from
-    `lipschitz_constant` no point of a cell beats its centre by more than L rho. Each
-    round evaluates every cell's centre, keeps the best value of a real box (w, h >= 0),
-    drops cells whose bound L rho cannot beat it by more than `tol`, and halves the
-    rest. It stops when no cell is left, or at `max_levels` rounds or `max_cells`
-    cells; the returned ``gap`` is then the largest bound still open.
+    Branch and bound over the sphere of offsets (`sphere_offsets`; half of each part's
+    curve suffices, by reflection), with a certified error. In a cell of the parameter
+    cube [0, 1]^3 the x part of the offset stays within Euclidean distance rho_x of the
+    centre's and the y part within rho_y (`_part_radii`). Two bounds hold for every
+    real box (w, h >= 0, degenerate ones included) of a cell, and the smaller is used:
+    the centre's value plus L sqrt(rho_x^2 + rho_y^2), with L from `lipschitz_constant`
+    (the measures are taken on inverted offsets after projecting them onto the valid
+    boxes, which keeps them L-Lipschitz everywhere); and interval bounds on the
+    coordinates, width and height, pushed through IoU = I / (A_p + A_t - I) and
+    GIoU = IoU - 1 + U / C (`_interval_bound`). The best real box is first sought by
+    a grid and Nelder-Mead from its best few points; then each round evaluates every
+    cell's centre, keeps the best real box, drops the cells whose bound cannot beat it
+    by more than `tol`, and halves the rest. It stops when no cell is left (``gap`` =
+    `tol`), or at `max_levels` rounds or `max_cells` cells; ``gap`` is then the
+    largest bound still open above the best value.
 
     The minimum IoU is 0 exactly from `degenerate_radius` on: a box of zero width
     lies on every such sphere (translate the nearest one), it has IoU 0, and real
