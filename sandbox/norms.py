@@ -370,7 +370,8 @@ def band_extreme(target, radius, norm="l2", coords="xyxy", measure="iou", sense=
     """The largest (or smallest) IoU or GIoU over every box at exactly `radius` from `target`.
 
     Branch and bound over the sphere of offsets (`sphere_offsets`; half of each part's
-    curve suffices, by reflection), with a certified error. In a cell of the parameter
+    curve suffices, by reflection, and for a square target half of the t range, by
+    swapping x and y), with a certified error. In a cell of the parameter
     cube [0, 1]^3 the x part of the offset stays within Euclidean distance rho_x of the
     centre's and the y part within rho_y (`_part_radii`). Two bounds hold for every
     real box (w, h >= 0, degenerate ones included) of a cell, and the smaller is used:
@@ -406,8 +407,12 @@ def band_extreme(target, radius, norm="l2", coords="xyxy", measure="iou", sense=
     sign = 1.0 if sense == "max" else -1.0
     lipschitz = lipschitz_constant(target, measure, coords)
     target_coords = box_convert(target, "xyxy", coords)
-    half = np.array([0.5 / n for n in initial])
-    axes = [np.linspace(h, 1 - h, n) for h, n in zip(half, initial)]
+    # A square target is also symmetric under swapping x and y, which swaps the offset's x and y
+    # parts: t -> 1 - t. Then t in [0, 1/2] holds every box up to symmetry.
+    width, height = target[2] - target[0], target[3] - target[1]
+    t_end = 0.5 if np.isclose(width, height, rtol=1e-12, atol=0.0) else 1.0
+    half = np.array([0.5 / n for n in initial]) * np.array([t_end, 1.0, 1.0])
+    axes = [np.linspace(h, end - h, n) for h, end, n in zip(half, (t_end, 1.0, 1.0), initial)]
     centres = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
     best, best_box, gap = -np.inf, None, np.inf
     # An incumbent first: the best centres of a first grid, refined locally; pruning then starts sharp.

@@ -61,9 +61,13 @@ def sphere_grid(norm, steps):
     return np.unique(points, axis=0) / steps
 
 
-@pytest.mark.parametrize("norm, coords", [("l2", "xyxy"), ("l2", "cxcywh"), ("l1", "xyxy"), ("l1", "cxcywh")])
-def test_band_extremes_agree_with_a_brute_force_grid_within_their_certified_error(norm, coords):
-    target = np.array([0.0, 0.0, 2.0, 0.5])
+@pytest.mark.parametrize("norm, coords, target", [
+    ("l2", "xyxy", [0.0, 0.0, 2.0, 0.5]), ("l2", "cxcywh", [0.0, 0.0, 2.0, 0.5]),
+    ("l1", "xyxy", [0.0, 0.0, 2.0, 0.5]), ("l1", "cxcywh", [0.0, 0.0, 2.0, 0.5]),
+    ("l2", "xyxy", [1.0, 2.0, 2.5, 3.5]), ("l1", "cxcywh", [1.0, 2.0, 2.5, 3.5]),  # square: x, y swap searched
+])
+def test_band_extremes_agree_with_a_brute_force_grid_within_their_certified_error(norm, coords, target):
+    target = np.array(target)
     unit = sphere_grid(norm, 36 if norm == "l2" else 40)
     for relative in (0.3, 1.0):
         radius = relative * norms.target_size(target)
