@@ -392,10 +392,8 @@ def load_histories(out, cell, hold=True, steps=None):
         Row i is the i-th row of the cell in ``results.csv``; column t is the IoU after
         t iterations (column 0, the start).
 
-    Examples
-    --------
-    >>> histories = load_histories("results/rates", "0123456789abcdef")  # doctest: +SKIP
-    >>> np.median(histories, axis=0)  # the cell's median IoU at every step  # doctest: +SKIP
+    Notebook 07 reads a sweep's cells this way, then takes, for instance, a cell's median
+    IoU at every step with ``np.median(histories, axis=0)``.
     """
     path = Path(out) / "histories" / f"{cell}.npy"
     if not path.exists():
