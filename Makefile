@@ -13,9 +13,11 @@ demo: $(INSTALLED)
 test: $(INSTALLED)
 	$(BIN)/python -m pytest
 
-# Re-execute every notebook in place, so the committed outputs are the current ones.
+# Re-execute every notebook in place, so the committed outputs are the current ones
+# (without timestamps, so that a re-run changes only what the notebooks show).
 notebooks: $(INSTALLED)
-	$(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=600 notebooks/*.ipynb
+	$(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=600 \
+		--ExecutePreprocessor.record_timing=False notebooks/*.ipynb
 
 # JupyterLab on the notebooks, from the same environment (ipywidgets included);
 # as root (a container), JupyterLab must be told that is intended.
