@@ -150,8 +150,6 @@ def animate_trajectories(runs, target, labels=None, colors=None, panels=None, st
     from matplotlib.animation import FuncAnimation
     from matplotlib.figure import Figure
 
-    from .losses import iou
-
     target = check_boxes(target, "target", positive_size=True)
     if hasattr(runs, "boxes") or (isinstance(runs, np.ndarray) and runs.ndim == 2):
         runs = [runs]

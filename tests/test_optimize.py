@@ -214,3 +214,5 @@ def test_bfgs_line_search_fails_where_the_minimum_along_its_direction_is_a_kink(
     first = edge_crossings(x1, direction, TARGET)[0]
     _, around = loss_along_line("giou", TARGET, x1, direction, [first - 1e-6, first + 1e-6])
     assert 1.0 < first < crossing and around[0] < 0 < around[1]
+    assert first == pytest.approx(1.72, abs=0.005) and crossing == pytest.approx(1.80, abs=0.005)
+    assert around[1] == pytest.approx(0.095, abs=0.001)
