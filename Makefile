@@ -29,5 +29,7 @@ $(INSTALLED): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[test]'
 	touch $@
 
+# Only what a rebuild recreates; results/ can hold hours of runs and is never deleted here.
 clean:
-	rm -rf $(VENV) results
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
