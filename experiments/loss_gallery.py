@@ -27,7 +27,6 @@ Run from the repository root::
     python experiments/loss_gallery.py --replot --out results/loss_gallery
 """
 # %%
-import argparse
 import json
 import math
 import textwrap
@@ -44,6 +43,7 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 import sandbox
+from sandbox.cli import check_out, experiment_parser
 from sandbox.losses import unchecked
 from sandbox.plotting import plot_target
 from sandbox.results import atomic_write, provenance, write_json
@@ -57,12 +57,12 @@ ARROWS_PER_AXIS = 20  # arrows are drawn on every k-th grid point, k chosen for 
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = experiment_parser(__doc__)
     parser.add_argument("--out", type=Path, default=Path("results/loss_gallery"),
                         help="folder for the figure, loss_gallery.npz and config.json")
     parser.add_argument("--losses", nargs="+", default=None,
                         help=f"losses, by name with optional parameters (l1:coords=cxcywh); "
-                             f"default: every loss in sandbox.LOSSES, now {', '.join(sandbox.LOSSES)}")
+                             f"None: every loss in sandbox.LOSSES, now {', '.join(sandbox.LOSSES)}")
     parser.add_argument("--target", nargs=4, type=float, default=[-1.0, -0.5, 1.0, 0.5],
                         metavar=("X1", "Y1", "X2", "Y2"), help="target box, xyxy")
     parser.add_argument("--size", nargs=2, type=float, default=[1.0, 1.5], metavar=("W", "H"),
@@ -73,15 +73,12 @@ def parse_args(argv):
     parser.add_argument("--resolution", type=int, default=161,
                         help="grid points per axis (odd puts one on the target's centre)")
     parser.add_argument("--columns", type=int, default=None,
-                        help="panels per row of the figure (default 6, or as saved with --replot)")
+                        help="panels per row of the figure (None: 6, or as saved with --replot)")
     parser.add_argument("--replot", action="store_true",
                         help="only redraw the figure from what --out holds")
     args = parser.parse_args(argv)
-    if args.replot:
-        missing = [name for name in (DATA, CONFIG) if not (args.out / name).is_file()]
-        if missing:
-            parser.error(f"--replot needs {' and '.join(missing)} in {args.out}; run without --replot first")
-    else:
+    check_out(parser, args.out, args.replot, needs=(DATA, CONFIG))
+    if not args.replot:
         check(args, parser)
     return args
 

@@ -143,7 +143,7 @@ def test_replot_redraws_from_the_saved_files_alone(run, tmp_path, monkeypatch, c
 def test_replot_without_saved_data_says_what_is_missing(tmp_path, capsys):
     with pytest.raises(SystemExit):
         gallery.main(["--out", str(tmp_path / "empty"), "--replot"])
-    assert "--replot needs loss_gallery.npz and config.json" in capsys.readouterr().err
+    assert "--replot needs loss_gallery.npz, config.json" in capsys.readouterr().err
 
 
 def test_default_losses_are_whatever_the_registry_holds_when_it_runs(tmp_path, monkeypatch):
@@ -168,3 +168,11 @@ def test_bad_arguments_stop_before_anything_is_written(tmp_path, capsys, argumen
     assert words in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
+
+
+def test_an_out_that_is_a_file_stops_before_any_work(tmp_path, capsys):
+    (tmp_path / "file").write_text("keep me")
+    with pytest.raises(SystemExit):
+        gallery.main(["--out", str(tmp_path / "file"), "--resolution", "5"])
+    assert "is a file; give a folder" in capsys.readouterr().err
+    assert (tmp_path / "file").read_text() == "keep me"
