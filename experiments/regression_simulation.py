@@ -62,7 +62,8 @@ def parse_args(argv):
     parser.add_argument("--chunk-size", type=int, default=None,
                         help=f"cases per chunk, a multiple of {BLOCK} (default: the engine's choice)")
     parser.add_argument("--reference-gradient", action="store_true",
-                        help="double the w and h gradient components, as the authors' MATLAB code does")
+                        help="double the w and h gradient components, as the authors' MATLAB code does "
+                             "(not with --gradient authors, which runs that code)")
     parser.add_argument("--generic", action="store_true",
                         help="differentiate every loss with autograd op by op, without the fused kernels")
     parser.add_argument("--gradient", choices=["autograd", "authors"], default="autograd",
@@ -88,6 +89,12 @@ def parse_args(argv):
                 raise ValueError(f"the authors' code has gradients for {', '.join(KINDS)} only")
             if args.repairs and args.gradient != "authors":
                 raise ValueError("--repairs corrects the authors' gradients: give --gradient authors")
+            if args.gradient == "authors" and args.reference_gradient:
+                raise ValueError("--reference-gradient doubles w and h as the authors' code does, and "
+                                 "--gradient authors runs that code, doubling already: give one or the other")
+            if args.gradient == "authors" and args.generic:
+                raise ValueError("--generic chooses how autograd differentiates the losses, and "
+                                 "--gradient authors uses no autograd: give one or the other")
             refuse_other_settings(args)
         except ValueError as error:
             parser.error(str(error))
