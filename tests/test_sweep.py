@@ -244,7 +244,7 @@ def test_every_example_sweep_is_valid():
 
 def test_the_readme_example_sweep_is_valid():
     import re
-    import tomllib
+    from sandbox.sweep import tomllib  # tomli before Python 3.11
     block = re.search(r"```toml\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
     cells = sweeps.cells(sweeps.resolve(tomllib.loads(block), "README"))
     assert len(cells) == 60  # 3 tied method/lr x 3 losses x 2 params x 2 starts x 2 seeds, minus l1 with log
