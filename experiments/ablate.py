@@ -177,11 +177,11 @@ def main(argv=None):
             report(args)
             return
         sweep = sweeps.load(args.sweep)
-        store = sweeps.Store(args.out, sweep)
-        total = len(sweeps.cells(sweep))
-        where = f"the Dask cluster at {args.scheduler}" if args.scheduler else f"{args.workers} worker processes"
-        print(f"{total} cells, {total - len(store.finished)} to run, on {where}; results in {args.out}")
-        sweeps.run(sweep, store, workers=args.workers, scheduler=args.scheduler, progress=Progress())
+        with sweeps.Store(args.out, sweep) as store:  # locks --out: a second runner is refused
+            total = len(sweeps.cells(sweep))
+            where = f"the Dask cluster at {args.scheduler}" if args.scheduler else f"{args.workers} worker processes"
+            print(f"{total} cells, {total - len(store.finished)} to run, on {where}; results in {args.out}")
+            sweeps.run(sweep, store, workers=args.workers, scheduler=args.scheduler, progress=Progress())
     except sweeps.SweepError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     print(f"done: {args.out / 'results.csv'}; "

@@ -34,8 +34,9 @@ import hashlib
 import json
 import math
 import os
+import sys
 import time
-from collections import Counter
+import weakref
 from itertools import product
 from pathlib import Path
 
@@ -52,6 +53,10 @@ try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
+try:
+    import fcntl
+except ModuleNotFoundError:  # Windows: no flock, so a sweep folder is not locked there
+    fcntl = None
 
 AXES = ("loss", "method", "param", "lr", "schedule", "starts", "maxiter", "seed")
 FIRST_ORDER_AXES = ("lr", "schedule")
@@ -317,44 +322,149 @@ def _first(flags):
     return int(hits[0]) if hits.size else ""
 
 
+LOCK_FILE = ".lock"
+"""The file in a sweep folder that a runner holds an exclusive flock on while the folder is open."""
+_HELD = {}
+"""The folders this process holds: real path -> [descriptor of the lock file, number of open stores]."""
+
+
+def _hold(folder):
+    """Lock `folder` for this process, or raise SweepError naming the process that holds it.
+
+    The lock is a flock on ``folder/.lock``. The kernel drops it when the last
+    descriptor of that open file closes, so a runner that dies, even by kill -9,
+    never leaves the folder locked. Stores of one process share the lock, so a
+    notebook can open the same folder again. Linux and macOS; on Windows (no
+    fcntl) the folder is not locked.
+    """
+    key = os.path.realpath(folder)
+    if key in _HELD:
+        _HELD[key][1] += 1
+        return key
+    if fcntl is None:
+        return None
+    descriptor = os.open(os.path.join(key, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(descriptor, 200).decode(errors="replace").strip() or "pid unknown"
+        os.close(descriptor)
+        raise SweepError(f"another runner ({holder}) is running on {folder}; wait for it to finish, "
+                         f"or give another --out") from None
+    except BaseException:
+        os.close(descriptor)
+        raise
+    os.ftruncate(descriptor, 0)
+    program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
+    os.write(descriptor, f"{program}, pid {os.getpid()}\n".encode())
+    _HELD[key] = [descriptor, 1]
+    return key
+
+
+def _release(key):
+    """Give back one store's hold on a folder; the last one unlocks it."""
+    held = _HELD.get(key)
+    if held is None:  # not locked (Windows), or a forked child, which holds nothing
+        return
+    held[1] -= 1
+    if held[1] == 0:
+        del _HELD[key]
+        os.close(held[0])
+
+
+def _forget_inherited_locks():
+    # A forked worker shares its parent's lock file. Closing its copy, never LOCK_UN
+    # (which would unlock the parent), lets the lock end with the parent even if a
+    # worker outlives it.
+    for descriptor, _ in _HELD.values():
+        os.close(descriptor)
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_inherited_locks)
+
+
 class Store:
     """A sweep's folder: the resolved sweep, package versions, results.csv and IoU histories.
 
+    Opening a store locks the folder (see `_hold`) until `close`, the end of a
+    ``with`` block, or the store's collection; a runner in another process is
+    refused at once, before it runs or changes anything.
+
     Rows are appended a cell at a time, in one write, and flushed to disk; the
     cell's histories are written first, whole. On opening, a row cut short or a
-    cell with fewer rows than its runs (an interruption mid-write) is dropped, so
-    the cell runs again.
+    cell missing some of its runs (an interruption mid-write) is dropped, so the
+    cell runs again. A cell whose runs are all there but some more than once (two
+    runners from before the lock) keeps the first copy of each and counts as
+    finished: finished work is never run again.
     """
 
     def __init__(self, out, sweep):
         self.out, self.results, self.histories = Path(out), Path(out) / "results.csv", Path(out) / "histories"
         self.histories.mkdir(parents=True, exist_ok=True)
-        saved = self.out / "sweep.json"
-        if saved.exists():
-            previous = json.loads(saved.read_text())
-            if previous != sweep:
-                raise SweepError(f"{self.out} holds the results of a different sweep ({difference(previous, sweep)}); "
-                                 f"give a new --out, or delete {self.out} to start over")
-        else:
-            write_json(saved, sweep)
-        write_json(self.out / "versions.json", provenance())
-        self.finished = self._recover()
+        self._unlock = weakref.finalize(self, _release, _hold(self.out))
+        try:
+            saved = self.out / "sweep.json"
+            if saved.exists():
+                previous = json.loads(saved.read_text())
+                if previous != sweep:
+                    raise SweepError(f"{self.out} holds the results of a different sweep "
+                                     f"({difference(previous, sweep)}); give a new --out, or delete "
+                                     f"{self.out} to start over")
+            else:
+                write_json(saved, sweep)
+            write_json(self.out / "versions.json", provenance())
+            self.finished = self._recover()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self):
+        """Unlock the folder for other runners; nothing may be appended after."""
+        self._unlock()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exception):
+        self.close()
 
     def _recover(self):
-        """The ids of the finished cells, after dropping anything an interruption left half-written."""
+        """The ids of the finished cells, after mending what an interruption or a second runner left.
+
+        The key of a run within its cell is its start (label and box). A start set that
+        lists one start twice (a direction given twice) has fewer keys than runs; its
+        cell is finished when it has exactly its number of rows, as before.
+        """
         if not self.results.exists():
             self.results.write_text(",".join(RESULT_COLUMNS) + "\n")
             return set()
         lines = self.results.read_text().split("\n")
         header, body = lines[0], lines[1:]
         complete = body[:-1]  # the last piece follows the final newline: empty if the file is whole
-        cells = [dict(zip(RESULT_COLUMNS, fields)) for fields in csv.reader(complete)]
-        counts = Counter(row["cell"] for row in cells)
-        finished = {row["cell"] for row in cells if len(row) == len(RESULT_COLUMNS)
-                    and counts[row["cell"]] == int(row["runs"])}
-        kept = [line for line, row in zip(complete, cells) if row.get("cell") in finished]
+        rows_of_cell = {}  # cell -> [(line number, row)] of its whole rows, in file order
+        for number, line in enumerate(complete):
+            fields = next(csv.reader([line]), [])
+            row = dict(zip(RESULT_COLUMNS, fields))
+            if len(fields) == len(RESULT_COLUMNS) and row["runs"].isdigit():  # not cut short, not a header
+                rows_of_cell.setdefault(row["cell"], []).append((number, row))
+        kept, finished = [], set()
+        for cell, entries in rows_of_cell.items():
+            runs = int(entries[0][1]["runs"])
+            first_copies = {}
+            for number, row in entries:
+                first_copies.setdefault((row["start"], row["start_box"]), number)
+            if len(first_copies) == runs:
+                kept.extend(first_copies.values())
+            elif len(entries) == runs:
+                kept.extend(number for number, _ in entries)
+            else:
+                continue
+            finished.add(cell)
         if len(kept) < len(complete) or body[-1]:
-            atomic_write(self.results, lambda tmp: Path(tmp).write_text("\n".join([header, *kept, ""])))
+            text = "\n".join([header, *(complete[number] for number in sorted(kept)), ""])
+            atomic_write(self.results, lambda tmp: Path(tmp).write_text(text))
         return finished
 
     def append(self, rows, histories):
