@@ -36,7 +36,7 @@ from sandbox.cli import check_out, experiment_parser
 from sandbox.first_order import RULES, get_schedule
 from sandbox.optimize import DEFAULT_LEARNING_RATES, get_method
 from sandbox.parameterisations import get_parameterisation
-from sandbox.plotting import animate_trajectories, plot_metric, plot_target, plot_trajectory
+from sandbox.plotting import animate_trajectories, plot_heatmap, plot_metric, plot_target, plot_trajectory
 from sandbox.results import atomic_write, provenance, write_json
 from sandbox.starts import direction_name
 
@@ -274,21 +274,18 @@ class PausingGifWriter(PillowWriter):
 def outcome_figure(rows, losses, methods):
     """Heatmap, method x loss: share of starts brought home, and the most common outcome."""
     share = np.zeros((len(methods), len(losses)))
-    usual = {}
+    texts = [[""] * len(losses) for _ in methods]
     for i, method in enumerate(methods):
         for j, loss in enumerate(losses):
             group = [r for r in rows if r["loss"] == loss and r["method"] == method]
             share[i, j] = np.mean([float(r["final_iou"]) >= HOME for r in group])
-            usual[i, j] = Counter(r["outcome"] for r in group).most_common(1)[0][0]
+            usual = Counter(r["outcome"] for r in group).most_common(1)[0][0]
+            texts[i][j] = f"{share[i, j]:.0%} {usual.replace('_', ' ')}"
     fig = Figure(figsize=(1.7 * len(losses) + 2.5, 0.42 * len(methods) + 1.4), layout="constrained")
     ax = fig.subplots()
-    image = ax.imshow(share, vmin=0, vmax=1, cmap="RdYlGn", aspect="auto")
-    for (i, j), outcome in usual.items():
-        ax.text(j, i, f"{share[i, j]:.0%} {outcome.replace('_', ' ')}", ha="center", va="center", fontsize=8)
-    ax.set_xticks(range(len(losses)), losses)
+    image, _ = plot_heatmap(ax, share, methods, losses, texts=texts)
     ax.xaxis.tick_top()
-    ax.set_yticks(range(len(methods)), methods)
-    fig.colorbar(image, ax=ax, label=f"share of starts brought home (IoU >= {HOME})")
+    fig.colorbar(image, ax=ax, label=f"share home (IoU >= {HOME})")
     ax.set_title("which optimiser brings which loss home\n(text: share home, most common outcome)")
     return fig
 

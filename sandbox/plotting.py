@@ -412,3 +412,41 @@ def plot_giou_against_iou(ax, ious, gious, penalties, hist_ax=None, equal_below=
         hist_ax.axhline(0, color="0.4", linewidth=0.8)
         hist_ax.axhline(-1, color="0.4", linestyle="--", linewidth=1.0)
     return artists
+
+
+def plot_heatmap(ax, values, rows, columns, texts=None, decimals=2, vmin=0.0, vmax=1.0, cmap="RdYlGn"):
+    """Draw a table of shares or scores as coloured cells, each annotated; NaN cells stay blank.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+    values : array_like, shape (len(rows), len(columns))
+    rows, columns : sequence of str
+        Tick labels, rows top to bottom.
+    texts : array_like of str, same shape as `values`, optional
+        What each cell says; by default its value to `decimals` places.
+
+    Returns
+    -------
+    image, texts : matplotlib.image.AxesImage, list of matplotlib.text.Text
+        Give `image` to ``fig.colorbar``.
+
+    Examples
+    --------
+    >>> from matplotlib.figure import Figure
+    >>> image, texts = plot_heatmap(Figure().subplots(), [[0.5, 1.0]], ["gd"], ["giou", "l1"])
+    >>> [t.get_text() for t in texts]
+    ['0.50', '1.00']
+    """
+    values = np.asarray(values, dtype=float)
+    if values.shape != (len(rows), len(columns)):
+        raise ValueError(f"values of shape {values.shape} do not fit {len(rows)} rows x {len(columns)} columns")
+    image = ax.imshow(values, vmin=vmin, vmax=vmax, cmap=cmap, aspect="auto")
+    written = []
+    for (i, j), value in np.ndenumerate(values):
+        if np.isfinite(value):
+            text = f"{value:.{decimals}f}" if texts is None else texts[i][j]
+            written.append(ax.text(j, i, text, ha="center", va="center", fontsize=8))
+    ax.set_xticks(range(len(columns)), columns)
+    ax.set_yticks(range(len(rows)), rows)
+    return image, written
