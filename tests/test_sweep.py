@@ -1,6 +1,7 @@
 """Sweeps: the grid, the mistakes, nothing lost and nothing twice, the same results anywhere."""
 import csv
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -192,6 +193,85 @@ def test_a_half_written_row_or_cell_is_dropped_and_run_again(uninterrupted, tmp_
     assert (out / "results.csv").read_text().count("\n") == 1 + 6
     sweeps.run(sweep, store)
     assert rows_of(out) == rows_of(uninterrupted / "out")
+
+
+def start_runner(sweep_file, out, workers):
+    """ablate.py in a process group of its own, so that a test can stop or kill it with its workers."""
+    command = [sys.executable, str(ROOT / "experiments" / "ablate.py"), str(sweep_file), "--out", str(out),
+               "--workers", str(workers)]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def wait_for_rows(out, runner, count):
+    deadline = time.time() + 120
+    while time.time() < deadline and runner.poll() is None:
+        if (out / "results.csv").exists() and (out / "results.csv").read_text().count("\n") - 1 >= count:
+            return
+        time.sleep(0.02)
+    pytest.fail(f"the runner wrote fewer than {count} rows (exit code {runner.poll()})")
+
+
+def end_process_group(runner):
+    try:
+        os.killpg(runner.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    runner.wait()
+
+
+def test_a_second_runner_on_the_same_out_is_refused_and_nothing_is_doubled(uninterrupted, tmp_path, monkeypatch,
+                                                                            capsys):
+    out = tmp_path / "out"
+    first = start_runner(uninterrupted / "sweep.toml", out, workers=1)
+    try:
+        wait_for_rows(out, first, 3)
+        os.killpg(first.pid, signal.SIGSTOP)  # held mid-sweep, so that it is surely still running
+        written = (out / "results.csv").read_text()
+        monkeypatch.setattr(sweeps, "run_cell", lambda *a: pytest.fail("the second runner ran a cell"))
+        with pytest.raises(SystemExit) as refused:
+            ablate.main([str(uninterrupted / "sweep.toml"), "--out", str(out), "--workers", "1"])
+        assert refused.value.code == 2
+        message = capsys.readouterr().err
+        assert message.count("\n") == 1 and message.endswith(
+            f" error: another runner (ablate.py, pid {first.pid}) is running on {out}; wait for it to finish, "
+            f"or give another --out\n")
+        assert (out / "results.csv").read_text() == written
+        os.killpg(first.pid, signal.SIGCONT)
+        assert first.wait(timeout=120) == 0, first.stderr.read().decode()
+    finally:
+        end_process_group(first)
+    assert rows_of(out) == rows_of(uninterrupted / "out")  # one row per run
+
+
+def test_the_lock_of_a_killed_runner_does_not_block_the_rerun(uninterrupted, tmp_path):
+    out = tmp_path / "out"
+    runner = start_runner(uninterrupted / "sweep.toml", out, workers=2)
+    try:
+        wait_for_rows(out, runner, 6)
+        # the runner alone: its pool workers, forked while it held the lock, may outlive it a moment
+        os.kill(runner.pid, signal.SIGKILL)
+        runner.wait()
+        ablate.main([str(uninterrupted / "sweep.toml"), "--out", str(out), "--workers", "1"])
+    finally:
+        end_process_group(runner)
+    assert rows_of(out) == rows_of(uninterrupted / "out")
+
+
+@pytest.mark.parametrize("doubling", ["every row twice", "the file appended to itself", "a second copy cut short"])
+def test_a_doubled_results_csv_recovers_to_one_copy_each_without_rerunning(uninterrupted, tmp_path, monkeypatch,
+                                                                             capsys, doubling):
+    out = tmp_path / "out"
+    shutil.copytree(uninterrupted / "out", out)
+    whole = (out / "results.csv").read_text()
+    header, *rows = whole.splitlines(keepends=True)
+    doubled = {"every row twice": header + "".join(rows) * 2,
+               "the file appended to itself": whole * 2,
+               "a second copy cut short": whole + "".join(rows[3:5]) + rows[5][:30]}[doubling]
+    (out / "results.csv").write_text(doubled)
+    monkeypatch.setattr(sweeps, "run_cell", lambda *a: pytest.fail("a finished cell ran again"))
+    ablate.main([str(uninterrupted / "sweep.toml"), "--out", str(out), "--workers", "1"])
+    assert "48 cells, 0 to run" in capsys.readouterr().out
+    assert (out / "results.csv").read_text() == whole  # the first copy of each row, in its place
 
 
 def test_a_changed_sweep_file_is_refused(uninterrupted, tmp_path, capsys):
