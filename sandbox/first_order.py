@@ -1,16 +1,17 @@
-"""Plain first-order loops: gradient descent, momentum and Adam, with learning-rate schedules.
+"""First-order rules, gradient descent, momentum and Adam, and learning-rate schedules.
 
 A rule turns gradients into a direction, in the style of optax: ``init(x)`` makes
-its state and ``update(g, state, t)`` returns ``(direction, new_state)``; the loop
-`minimize_first_order` steps ``x <- x - lr * schedule(t, maxiter) * weight(x) * direction``.
-The weight is 1, or (2 - IoU) for the DIoU paper's step weighting. Everything is
-pure: arrays are never modified in place.
+its state and ``update(g, state, t)`` returns ``(direction, new_state)``, elementwise,
+so that x may hold one box's parameters or a (4, n) array of n boxes'. The engine,
+`sandbox.engine.descend`, steps ``x <- x - lr * schedule(t, maxiter) * weight * direction``,
+the weight 1 or the DIoU paper's (2 - IoU). Everything is pure: arrays are never
+modified in place.
 """
+import inspect
 import math
 from collections import namedtuple
 
 import numpy as np
-from scipy.optimize import OptimizeResult
 
 Rule = namedtuple("Rule", "init update")
 
@@ -40,6 +41,21 @@ def adam(b1=0.9, b2=0.999, eps=1e-8):
 
 RULES = {"gd": gd, "momentum": momentum, "adam": adam}
 DEFAULT_LEARNING_RATES = {"gd": 0.3, "momentum": 0.03, "adam": 0.1}
+OPTIONS = ("lr", "schedule", "iou_weighting", "gtol", "fused")
+"""The options every rule takes in `sandbox.fit`; each rule adds its own (``beta``; ``b1``, ``b2``, ``eps``)."""
+
+
+def get_rule(method, options=None):
+    """The `Rule` of `method` (a name in `RULES`) with its own `options`; ValueError naming a bad one."""
+    if method not in RULES:
+        raise ValueError(f"unknown first-order method {method!r}; valid: {', '.join(RULES)}")
+    options = options or {}
+    valid = list(inspect.signature(RULES[method]).parameters)
+    unknown = [key for key in options if key not in valid]
+    if unknown:
+        raise ValueError(f"method {method!r} takes no option(s) {', '.join(unknown)}; "
+                         f"its options are {', '.join([*OPTIONS, *valid])}")
+    return RULES[method](**options)
 
 
 def step_decay(t, maxiter, milestones=(0.8, 0.9), gamma=0.1):
@@ -66,57 +82,3 @@ def get_schedule(schedule):
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown schedule {schedule!r}; valid schedules are {', '.join(SCHEDULES)}")
     return SCHEDULES[schedule]
-
-
-def minimize_first_order(value_and_grad, x0, rule, lr, schedule="step", maxiter=200,
-                         weight=None, gtol=1e-5, callback=None):
-    """Minimise with a first-order rule; stop when max |gradient| <= `gtol` or after `maxiter` steps.
-
-    Parameters
-    ----------
-    value_and_grad : callable
-        ``x -> (f, g)``, for instance ``autograd.value_and_grad(f)``.
-    x0 : ndarray, shape (n,)
-    rule : Rule
-    lr : float
-        Base learning rate, multiplied by ``schedule(t, maxiter)`` at step t.
-    weight : callable, optional
-        ``x -> factor`` for the step at x, as the DIoU paper's (2 - IoU).
-    callback : callable, optional
-        Called as ``callback(intermediate_result)`` after each step with an
-        `OptimizeResult` holding the new ``x``, ``fun`` at the point stepped
-        from, and ``nit``; raising StopIteration ends the run.
-
-    Returns
-    -------
-    OptimizeResult
-        ``x, nit, nfev, njev, success, status, message`` and ``xs``, every
-        iterate from `x0` on, shape ``(nit + 1, n)``. Status 0: gradient below
-        `gtol`; 1: `maxiter` reached; 3: non-finite loss or gradient; 99: the
-        callback raised StopIteration.
-    """
-    schedule = get_schedule(schedule)
-    x = np.asarray(x0, dtype=float)
-    state, xs, evaluations = rule.init(x), [x], 0
-    status, message = 1, f"Maximum number of iterations ({maxiter}) reached."
-    for t in range(maxiter):
-        f, g = value_and_grad(x)
-        evaluations += 1
-        if not (np.isfinite(f) and np.all(np.isfinite(g))):
-            status, message = 3, f"Non-finite loss or gradient at iteration {t}."
-            break
-        if np.max(np.abs(g)) <= gtol:
-            status, message = 0, f"Gradient below gtol={gtol}: max |g| = {np.max(np.abs(g)):.3g}."
-            break
-        direction, state = rule.update(g, state, t)
-        factor = lr * schedule(t, maxiter) * (1.0 if weight is None else weight(x))
-        x = x - factor * direction
-        xs.append(x)
-        if callback is not None:
-            try:
-                callback(OptimizeResult(x=x, fun=f, nit=t + 1))
-            except StopIteration:
-                status, message = 99, "`callback` raised `StopIteration`."
-                break
-    return OptimizeResult(x=x, nit=len(xs) - 1, nfev=evaluations, njev=evaluations,
-                          status=status, success=status == 0, message=message, xs=np.array(xs))

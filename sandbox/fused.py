@@ -167,8 +167,8 @@ def fused_total(kind):
     """The sum over cases of the loss `kind`, as ``total(pred, target, out=None)``, differentiable once.
 
     `pred` is `Coordinates`; `target` is `Coordinates` or `TargetTerms`, computed
-    once for many calls. When `out` is a dict, the IoU of every case, computed on
-    the way, is left in ``out["iou"]``.
+    once for many calls. When `out` is a dict, the loss and the IoU of every case,
+    computed on the way, are left in ``out["value"]`` and ``out["iou"]``.
     """
     if kind not in KINDS:
         raise ValueError(f"no fused kernel for {kind!r}; there are kernels for {', '.join(KINDS)}")
@@ -179,7 +179,7 @@ def fused_total(kind):
             target = [getval(t) for t in unstack(target)]
         value, partials, iou = value_and_partials(kind, [getval(c) for c in corners], target)
         if out is not None:
-            out["iou"] = iou
+            out["value"], out["iou"] = value, iou
         return _total(*corners, value=value, partials=partials)
     total.__name__ = f"fused_{kind}_total"
     return total

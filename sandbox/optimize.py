@@ -1,9 +1,11 @@
 """`fit`: move one predicted box toward one target box, and say honestly how the run ended.
 
-Methods are the first-order loops of `sandbox.first_order` (``gd``, ``momentum``,
-``adam``) and every `scipy.optimize.minimize` method that runs without bounds or
-constraints. Gradients, Hessians and Hessian-vector products all come from
-autograd, never from finite differences.
+Methods are the first-order rules of `sandbox.first_order` (``gd``, ``momentum``,
+``adam``), run by the engine `sandbox.engine.descend`, and every
+`scipy.optimize.minimize` method that runs without bounds or constraints.
+Gradients, Hessians and Hessian-vector products all come from autograd, never
+from finite differences. `fit_many` fits many starts at once with a first-order
+method: one call, one result whose fields gain a leading axis.
 """
 import inspect
 import warnings
@@ -14,7 +16,8 @@ from autograd import grad, hessian, hessian_vector_product, value_and_grad
 from scipy.optimize import OptimizeResult, OptimizeWarning, minimize
 
 from .boxes import check_boxes
-from .first_order import DEFAULT_LEARNING_RATES, RULES, minimize_first_order
+from .engine import descend
+from .first_order import DEFAULT_LEARNING_RATES, OPTIONS, RULES  # noqa: F401 (the defaults, for the experiments)
 from .losses import get_loss, giou, iou, unchecked
 from .parameterisations import get_parameterisation
 
@@ -27,7 +30,6 @@ SCIPY_METHODS = {
 }
 METHODS = (*RULES, *SCIPY_METHODS)
 GRADIENT_METHODS = tuple(m for m in METHODS if m in RULES or "jac" in SCIPY_METHODS[m])
-FIRST_ORDER_OPTIONS = ("lr", "schedule", "iou_weighting", "gtol")
 
 HOME_IOU = 0.99
 """A box with at least this IoU with the target is home: `fit` calls a run converged only there."""
@@ -127,6 +129,10 @@ def fit(start, target, loss="giou", method="gd", param="xyxy", maxiter=200, call
     method = get_method(method)
     x0 = parameterisation.from_box(start)
 
+    if method in RULES:
+        run = _first_order(start[None], target, loss, method, param, maxiter, callback, home_iou, options, one=True)
+        return _one(run, 0)
+
     def objective(x):
         return loss_function(parameterisation.to_box(x), target)
 
@@ -141,33 +147,131 @@ def fit(start, target, loss="giou", method="gd", param="xyxy", maxiter=200, call
             callback(OptimizeResult(x=x, box=parameterisation.to_box(x), nit=len(xs) - 1))
 
     with np.errstate(all="ignore"):  # a wild trial step may overflow; the outcome will say so
-        if method in RULES:
-            result = _first_order(method, objective, x0, maxiter, record, options,
-                                  lambda x: 2.0 - unchecked(iou)(parameterisation.to_box(x), target))
-        else:
-            result = _scipy(method, objective, x0, maxiter, record, options)
+        result = _scipy(method, objective, x0, maxiter, record, options)
         if not np.array_equal(result.x, xs[-1]):
             xs.append(np.asarray(result.x, dtype=float))
-        return _with_trajectory(result, np.array(xs), target, parameterisation, loss_function,
-                                home_iou)
+        return _with_trajectory(result, np.array(xs), target, parameterisation, loss_function, home_iou)
 
 
-def _first_order(method, objective, x0, maxiter, record, options, iou_weight):
-    rule_options = {k: v for k, v in options.items() if k not in FIRST_ORDER_OPTIONS}
-    try:
-        rule = RULES[method](**rule_options)
-    except TypeError:
-        valid = [*FIRST_ORDER_OPTIONS, *inspect.signature(RULES[method]).parameters]
-        raise ValueError(f"method {method!r} takes no option(s) {', '.join(rule_options)}; "
-                         f"its options are {', '.join(valid)}") from None
-    lr = options.get("lr", DEFAULT_LEARNING_RATES[method])
-    if not (isinstance(lr, (int, float)) and 0 < lr < np.inf):
-        raise ValueError(f"lr must be a positive number; got {lr!r}")
-    return minimize_first_order(
-        value_and_grad(objective), x0, rule, lr=lr, schedule=options.get("schedule", "step"),
-        maxiter=maxiter,
-        weight=iou_weight if options.get("iou_weighting", False) else None,
-        gtol=options.get("gtol", 1e-5), callback=record)
+def fit_many(starts, targets, loss="giou", method="gd", param="xyxy", maxiter=200, callback=None,
+             home_iou=HOME_IOU, workers=1, **options):
+    """Fit many start boxes, each to its own target, at once with a first-order method.
+
+    The batched `fit`: the same arguments and options, each box run exactly as `fit`
+    runs it alone (bit for bit: no box's result depends on the others), and one
+    result whose fields gain a leading axis. The scipy methods move one box at a
+    time: call `fit` for each start.
+
+    Parameters
+    ----------
+    starts : array_like, shape (n, 4)
+        ``xyxy`` start boxes.
+    targets : array_like, shape (n, 4) or (4,)
+        ``xyxy`` targets with positive width and height; one of shape (4,) serves every start.
+    loss, method, param, maxiter, home_iou, **options
+        As for `fit`, with ``method`` one of ``'gd'``, ``'momentum'``, ``'adam'``;
+        ``lr`` may also be an array of one rate per start, shape (n,).
+    callback : callable, optional
+        ``callback(intermediate_result)`` after each step, with ``x`` and ``box``
+        (n, 4), ``nit``, and ``running`` (n,), the boxes still moving; raise
+        StopIteration to end the run of every box still running.
+    workers : int
+        Processes to spread the starts over; results do not depend on it.
+
+    Returns
+    -------
+    OptimizeResult
+        The fields of `fit`, each with a leading axis of length n: ``x``, ``box``
+        (n, 4); ``fun``, ``nit``, ``nfev``, ``njev``, ``status``, ``success``,
+        ``message``, ``outcome``, ``stalled`` (n,); ``boxes`` (n, maxiter + 1, 4)
+        and ``losses``, ``ious``, ``gious``, ``grad_norms`` (n, maxiter + 1), each
+        box's steps first and NaN after its last step ``nit``.
+
+    Examples
+    --------
+    >>> result = fit_many([[2.0, 0.0, 3.0, 1.0], [0.5, 0.0, 1.5, 1.0]], [0.0, 0.0, 1.0, 1.0], loss="iou")
+    >>> result.outcome.tolist(), result.nit.tolist()
+    (['stalled', 'max_iterations'], [0, 200])
+    """
+    starts = check_boxes(starts, "start")
+    if starts.ndim != 2:
+        raise ValueError(f"fit_many takes starts of shape (n, 4); got shape {starts.shape}")
+    targets = check_boxes(targets, "target", positive_size=True)
+    if targets.shape not in ((4,), starts.shape):
+        raise ValueError(f"targets must have shape (4,) or the starts' shape {starts.shape}; "
+                         f"got shape {targets.shape}")
+    method = get_method(method)
+    if method not in RULES:
+        raise ValueError(f"fit_many runs the first-order methods ({', '.join(RULES)}) on many boxes at once; "
+                         f"{method!r} moves one box at a time: call fit(start, target, method={method!r}) "
+                         f"for each start")
+    return _first_order(starts, targets, loss, method, param, maxiter, callback, home_iou, options, workers)
+
+
+def _first_order(starts, targets, loss, method, param, maxiter, callback, home_iou, options, workers=1, one=False):
+    """Run `descend` on checked boxes with `fit`'s options; add messages and outcomes per box."""
+    if not (isinstance(maxiter, (int, np.integer)) and maxiter >= 1):
+        raise ValueError(f"maxiter must be a whole number >= 1; got {maxiter!r}")
+    parameterisation = get_parameterisation(param)
+    loss_function = get_loss(loss)
+    with np.errstate(all="ignore"):
+        values = unchecked(loss_function)(parameterisation.to_box(parameterisation.from_box(starts)), targets)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        where = "" if len(starts) == 1 else f" {bad[0]}"
+        raise ValueError(f"loss {loss!r} is not finite at the start box{where} {starts[bad[0]].tolist()}")
+    settings = {key: options[key] for key in OPTIONS if key in options}
+    rule_options = {key: value for key, value in options.items() if key not in OPTIONS}
+    gtol, fused = settings.pop("gtol", 1e-5), settings.pop("fused", False)
+    engine_callback = None
+    if callback is not None:
+        def engine_callback(intermediate_result):
+            x = intermediate_result.x[0] if one else intermediate_result.x
+            extra = {} if one else {"running": intermediate_result.running}
+            callback(OptimizeResult(x=x, box=parameterisation.to_box(x), nit=intermediate_result.nit, **extra))
+    with np.errstate(all="ignore"):  # a wild step may overflow; the outcome will say so
+        run = descend(starts, targets, loss=loss, method=method, param=param, maxiter=maxiter, gtol=gtol,
+                      fused=fused, record="history", callback=engine_callback, workers=workers,
+                      chunk_size=len(starts) if callback is not None else None, **settings, **rule_options)
+    last = run.nit
+    index = np.arange(len(starts))
+    final_loss = run.losses[index, last]
+    run.stalled = (final_loss >= run.losses[:, 0]) & (run.grad_norms[:, 0] == 0.0)
+    finite = np.isfinite(run.box).all(axis=-1) & np.isfinite(final_loss)
+    home = run.ious[index, last] >= home_iou
+    run.message = np.array([_message(status, nit, gtol, largest, maxiter)
+                            for status, nit, largest in zip(run.status, last, run.gradient_max)])
+    run.outcome = np.array([_outcome(status, status == 0, message, stalled, ok, at_home) for
+                            status, message, stalled, ok, at_home in
+                            zip(run.status, run.message, run.stalled, finite, home)])
+    run.update(fun=final_loss, njev=run.nfev, success=run.outcome == "converged")
+    del run["gradient_max"], run["seconds"]
+    return run
+
+
+def _message(status, nit, gtol, largest, maxiter):
+    """The message of a first-order run, as scipy's methods word theirs."""
+    if status == 0:
+        return f"Gradient below gtol={gtol}: max |g| = {largest:.3g}."
+    if status == 1:
+        return f"Maximum number of iterations ({maxiter}) reached."
+    if status == 3:
+        return f"Non-finite loss or gradient at iteration {nit}."
+    return "`callback` raised `StopIteration`."
+
+
+def _one(run, i):
+    """Box `i` of a `fit_many` result, as `fit` returns it: its steps only, scalars as Python's."""
+    steps = int(run.nit[i]) + 1
+    result = OptimizeResult()
+    for key, value in run.items():
+        value = value[i]
+        if key in ("boxes", "losses", "ious", "gious", "grad_norms"):
+            value = value[:steps]
+        elif np.ndim(value) == 0:
+            value = value.item()
+        result[key] = value
+    return result
 
 
 def _scipy(method, objective, x0, maxiter, record, options):
@@ -205,21 +309,23 @@ def _with_trajectory(result, xs, target, parameterisation, loss_function, home_i
         boxes=boxes, losses=losses, ious=ious, gious=unchecked(giou)(boxes, target),
         grad_norms=grad_norms, box=boxes[-1], fun=float(losses[-1]),
         nit=result.get("nit", len(xs) - 1), njev=result.get("njev", 0), stalled=stalled,
-        outcome=_outcome(result, stalled, finite, home=ious[-1] >= home_iou))
+        outcome=_outcome(result.status, result.success, result.message, stalled, finite,
+                         home=ious[-1] >= home_iou))
     result.success = result.outcome == "converged"
     return result
 
 
-def _outcome(result, stalled, finite, home):
+def _outcome(status, success, message, stalled, finite, home):
+    """One of `OUTCOMES`, from the method's status, success and message and the run's record."""
     if stalled:
         return "stalled"
     if not finite:
         return "diverged"
-    if result.status == 99:
+    if status == 99:
         return "stopped"
-    if result.success:
+    if success:
         return "converged" if home else "stuck"
-    message = str(result.message).lower()
+    message = str(message).lower()
     for words, outcome in _MESSAGE_OUTCOMES:
         if any(word in message for word in words):
             return outcome

@@ -1,0 +1,460 @@
+"""The first-order engine: n boxes, each moved toward its own target, one box or a million.
+
+Every first-order run of the sandbox goes through `descend`: `sandbox.fit` with
+gd, momentum or Adam (n = 1), `sandbox.fit_many` (one box per start) and the DIoU
+paper's simulation, `sandbox.batch.regress` (millions of boxes). Each step is::
+
+    theta_t = theta_{t-1} - lr * schedule(t, maxiter) * weight * direction_t
+
+for parameters theta of shape (4, n) (one row per parameter, one column per box),
+the direction of a rule of `sandbox.first_order` (gd, momentum, Adam) applied
+elementwise to the gradient, and the weight 1 or the DIoU paper's (2 - IoU).
+The gradient is autograd's, of the sum over boxes of the independent per-box
+losses; for IoU, GIoU, DIoU and CIoU it goes through the fused kernels of
+`sandbox.fused`, or it comes from a `gradient` override (the authors' MATLAB
+transcription, `sandbox.diou_reference`).
+
+Each box stops on its own: when its max |gradient| <= `gtol` (status 0), or
+when its loss or gradient is not finite (status 3); otherwise it runs `maxiter`
+steps (status 1). A stopped box's parameters and rule state stay as they were
+while the others go on.
+
+Every operation of a step is elementwise over boxes (the sum's reverse pass hands
+each box its own partials), so a box's result does not depend on the batch it
+ran in: bit for bit, whatever n, the chunk size or the number of workers. The
+only sums across boxes are the running sums of E(t) and of the IoU, added up
+from partial sums over fixed blocks of `BLOCK` boxes with `math.fsum`, which
+rounds once, whatever the order.
+
+The speed devices live here and in `sandbox.fused`: parameters held as one
+(4, n) array read through `sandbox.boxes.rows`, the losses called `unchecked`,
+chunks sized for the cache and spread over processes, and `_tune_malloc`.
+"""
+import ctypes
+import math
+import multiprocessing
+import time
+
+import autograd.numpy as anp
+import numpy as np
+from autograd import grad
+from autograd.tracer import getval
+from scipy.optimize import OptimizeResult
+
+from .boxes import Coordinates, box_convert, check_boxes, rows
+from .first_order import DEFAULT_LEARNING_RATES, get_rule, get_schedule
+from .fused import KINDS, fused_total, target_terms
+from .losses import get_loss, giou, iou, unchecked
+from .parameterisations import get_parameterisation
+
+BLOCK = 1024
+"""Boxes per partial sum of E(t) and of the mean IoU; with running sums, chunks hold whole blocks."""
+CHUNK = 32 * BLOCK
+"""The largest chunk by default: its temporaries stay within a few MiB of cache per worker."""
+SIZE_PARAMETERS = {"cxcywh": (2, 3), "xywh": (2, 3), "log": (2, 3)}
+"""The parameters that are a width and a height, which the reference gradient doubles."""
+RECORDS = ("history", "sums")
+STATUS_MESSAGES = {
+    0: "Gradient below gtol.",
+    1: "Maximum number of iterations reached.",
+    3: "Non-finite loss or gradient.",
+    99: "`callback` raised `StopIteration`.",
+}
+
+
+def descend(starts, targets, loss="giou", method="gd", param="xyxy", maxiter=200, lr=None, schedule="step",
+            iou_weighting=False, gtol=1e-5, reference_gradient=False, fused=True, gradient=None,
+            record="history", callback=None, chunk_size=None, workers=1, progress=None, **rule_options):
+    """Move every start box toward its target by `method`; one result whose fields have a box axis.
+
+    Parameters
+    ----------
+    starts : array_like, shape (n, 4)
+        ``xyxy`` start boxes, possibly inverted or empty.
+    targets : array_like, shape (n, 4) or (4,)
+        ``xyxy`` targets with positive width and height; one of shape (4,) serves every box.
+    loss : str or callable
+        A loss of `sandbox.LOSSES` by name, with parameters as `sandbox.get_loss` takes
+        them, or a function ``loss(pred, target)`` of stacked ``(..., 4)`` boxes.
+    method : str
+        ``'gd'``, ``'momentum'`` or ``'adam'``; `rule_options` go to the rule
+        (``beta``; ``b1``, ``b2``, ``eps``).
+    param : str
+        What moves: a name in `sandbox.PARAMETERISATIONS`.
+    maxiter : int
+        Steps, and the length of the schedule.
+    lr : float or array_like, shape (n,), optional
+        Base learning rate, one for all boxes or one per box; by default the
+        method's in `sandbox.first_order.DEFAULT_LEARNING_RATES`.
+    schedule : str or callable
+        A name in `sandbox.SCHEDULES` or ``factor(t, maxiter)``.
+    iou_weighting : bool
+        Multiply each box's step by its 2 - IoU, as the DIoU paper does.
+    gtol : float or None
+        A box stops when its max |gradient| <= gtol; None: never (it still stops
+        where its loss or gradient is not finite).
+    reference_gradient : bool
+        Double the width and height components of the gradient, as the DIoU
+        authors' MATLAB code does.
+    fused : bool
+        Use the fused kernels of `sandbox.fused` for IoU, GIoU, DIoU and CIoU.
+    gradient : callable, optional
+        ``gradient(theta, target) -> (g, iou)`` for theta (4, m) and target corners
+        (`Coordinates`), used instead of autograd's; `loss` is then only a label.
+        Picklable when `workers` > 1.
+    record : str
+        ``'history'``: every step of every box; ``'sums'``: only the running sums,
+        for millions of boxes.
+    callback : callable, optional
+        ``callback(intermediate_result)`` after each step, with ``x`` (n, 4) the
+        parameters, ``fun`` (n,) the losses at the points stepped from, ``nit`` and
+        ``running`` (n,) the boxes that moved; raising StopIteration ends the run
+        (status 99 for the boxes still running). In this process only.
+    chunk_size : int, optional
+        Boxes per chunk (with ``'sums'``, a multiple of `BLOCK`); by default at most
+        `CHUNK`, and small enough for every worker to get four chunks.
+    workers : int
+        Processes to spread the chunks over; 1 runs in this process.
+    progress : callable, optional
+        ``progress(done, total)`` after each chunk, in boxes.
+
+    Returns
+    -------
+    OptimizeResult
+        Per box: ``x`` (n, 4) the final parameters, ``box`` (n, 4) the final ``xyxy``
+        box, ``nit``, ``nfev``, ``status`` (n,), as `STATUS_MESSAGES` says, and
+        ``gradient_max`` (n,), max |gradient| where a box stopped (NaN if it did not
+        stop by `gtol` or a non-finite value); then
+
+        - with ``'history'``: ``boxes`` (n, maxiter + 1, 4), ``losses``, ``ious``,
+          ``gious``, ``grad_norms`` (n, maxiter + 1), step 0 the start, NaN after
+          the box's last step ``nit``;
+        - with ``'sums'``: ``errors`` (maxiter + 1,), E(t), the sum over boxes of
+          the L1 distance in (x, y, w, h) between box and target; ``mean_iou``
+          (maxiter + 1,); ``final_errors`` and ``final_ious`` (n,).
+    """
+    began = time.perf_counter()
+    starts = check_boxes(starts, "start")
+    if starts.ndim != 2:
+        raise ValueError(f"starts must have shape (n, 4); got shape {starts.shape}")
+    targets = check_boxes(targets, "target", positive_size=True)
+    targets = np.ascontiguousarray(np.broadcast_to(targets, starts.shape))
+    n = len(starts)
+    settings = _settings(loss, method, param, maxiter, schedule, iou_weighting, gtol, reference_gradient, fused,
+                         gradient, record, rule_options)
+    lr = _learning_rate(DEFAULT_LEARNING_RATES[settings["method"]] if lr is None else lr, n)
+    if not (isinstance(workers, (int, np.integer)) and workers >= 1):
+        raise ValueError(f"workers must be a whole number >= 1; got {workers!r}")
+    if callback is not None and not callable(callback):
+        raise ValueError(f"callback must be a function of the intermediate result; got {callback!r}")
+    multiple = BLOCK if record == "sums" else 1
+    if chunk_size is None:
+        chunks = max(4 * workers, math.ceil(n / CHUNK))
+        chunk_size = max(1, math.ceil(n / chunks / multiple)) * multiple
+    if not (isinstance(chunk_size, (int, np.integer)) and chunk_size > 0 and chunk_size % multiple == 0):
+        raise ValueError(f"chunk_size must be a positive multiple of {multiple}; got {chunk_size!r}")
+    if callback is not None and (workers > 1 or chunk_size < n):
+        raise ValueError("a callback sees every box at every step: run with one worker and one chunk")
+    get_parameterisation(param).from_box(starts)  # the log parameterisation needs positive sizes
+    bounds = [(start, min(start + chunk_size, n)) for start in range(0, n, chunk_size)]
+    tasks = [(starts[a:b], targets[a:b], lr if np.ndim(lr) == 0 else lr[a:b], settings, callback)
+             for a, b in bounds]
+    parts = []
+    for (a, b), part in zip(bounds, _map(_descend_chunk, tasks, workers)):
+        parts.append(part)
+        if progress is not None:
+            progress(b, n)
+    result = OptimizeResult({key: np.concatenate([part[key] for part in parts], axis=-1) if parts
+                             else part_shape for key, part_shape in _empty(settings).items()})
+    if record == "sums":
+        result.errors = np.array([math.fsum(row) for row in result.pop("error_blocks")])
+        result.mean_iou = np.array([math.fsum(row) for row in result.pop("iou_blocks")]) / max(n, 1)
+    else:
+        for key in ("boxes", "losses", "ious", "gious", "grad_norms"):
+            result[key] = np.moveaxis(result[key], -1, 0)  # the box axis first: (n, maxiter + 1[, 4])
+    result.x, result.box = result.x.T, result.box.T
+    result.seconds = time.perf_counter() - began
+    return result
+
+
+def _settings(loss, method, param, maxiter, schedule, iou_weighting, gtol, reference_gradient, fused, gradient,
+              record, rule_options):
+    """Check a run's settings before any work; return them as plain values for the workers."""
+    get_loss(loss)
+    get_parameterisation(param)
+    get_schedule(schedule)
+    get_rule(method, rule_options)
+    if not (isinstance(maxiter, (int, np.integer)) and maxiter >= 0):
+        raise ValueError(f"maxiter must be a whole number >= 0; got {maxiter!r}")
+    if gtol is not None and not (isinstance(gtol, (int, float)) and gtol >= 0):
+        raise ValueError(f"gtol must be a number >= 0, or None to never stop on the gradient; got {gtol!r}")
+    if reference_gradient and param not in SIZE_PARAMETERS:
+        raise ValueError(f"the reference gradient doubles the width and height components; parameterisation "
+                         f"{param!r} has none (use one of {', '.join(SIZE_PARAMETERS)})")
+    if gradient is not None and not callable(gradient):
+        raise ValueError(f"gradient must be a function (theta, target) -> (g, iou); got {gradient!r}")
+    if record not in RECORDS:
+        raise ValueError(f"unknown record {record!r}; valid: {', '.join(RECORDS)}")
+    return dict(loss=loss, method=method, rule_options=dict(rule_options), param=param, maxiter=int(maxiter),
+                schedule=schedule, iou_weighting=bool(iou_weighting), gtol=None if gtol is None else float(gtol),
+                reference_gradient=bool(reference_gradient), fused=bool(fused), gradient=gradient, record=record)
+
+
+def _learning_rate(lr, n):
+    """The learning rate as a float, or an array of shape (n,); ValueError unless every one is positive."""
+    if isinstance(lr, (int, float, np.integer, np.floating)) and not isinstance(lr, bool):
+        if not 0 < lr < np.inf:
+            raise ValueError(f"lr must be a positive number; got {lr!r}")
+        return float(lr)
+    try:
+        rates = np.asarray(lr, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"lr must be a positive number or one per box; got {lr!r}") from None
+    if rates.shape != (n,):
+        raise ValueError(f"lr must be a number or an array of one rate per box, shape ({n},); "
+                         f"got shape {rates.shape}")
+    bad = np.flatnonzero(~((rates > 0) & (rates < np.inf)))
+    if bad.size:
+        raise ValueError(f"lr must be positive; box {bad[0]} has lr {rates[bad[0]]!r}")
+    return rates
+
+
+def _empty(settings):
+    """The fields of a run of no boxes, with their shapes: the box axis last, as the chunks give them."""
+    steps = settings["maxiter"] + 1
+    fields = {"x": (4, 0), "box": (4, 0), "nit": (0,), "nfev": (0,), "status": (0,), "gradient_max": (0,)}
+    if settings["record"] == "sums":
+        fields |= {"final_errors": (0,), "final_ious": (0,), "error_blocks": (steps, 0), "iou_blocks": (steps, 0)}
+    else:
+        fields |= {"boxes": (steps, 4, 0), **{key: (steps, 0) for key in ("losses", "ious", "gious", "grad_norms")}}
+    return {key: np.empty(shape, dtype=int if key in ("nit", "nfev", "status") else float)
+            for key, shape in fields.items()}
+
+
+def _map(function, tasks, workers):
+    """Apply `function` to every task, in order, in this process or in `workers` processes."""
+    if workers == 1 or len(tasks) <= 1:
+        _tune_malloc()
+        yield from map(function, tasks)
+        return
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    with context.Pool(min(workers, len(tasks)), initializer=_tune_malloc) as pool:
+        yield from pool.imap(function, tasks)
+
+
+def _tune_malloc():
+    """Keep freed memory in the heap instead of returning it to the system after each array.
+
+    glibc serves allocations above 128 KiB with mmap and frees them with munmap, so
+    each of the thousands of temporary arrays of a chunk costs page faults; with a
+    higher threshold the batch runs about 1.5 times faster. No effect elsewhere.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    libc.mallopt(-3, 256 << 20)  # M_MMAP_THRESHOLD
+    libc.mallopt(-1, 512 << 20)  # M_TRIM_THRESHOLD
+
+
+def _evaluator(settings, param, target):
+    """``evaluate(theta, want_iou) -> (loss (m,) or None, g (4, m), iou (m,) or None)`` at parameters theta.
+
+    The fused kernels give the IoU on the way; otherwise it is computed only when
+    wanted. A `gradient` override gives no loss.
+    """
+    if np.shape(target[0]) == (1,):  # one box: autograd's graph on 0-d arrays, which it need not unbroadcast
+        return _one_box(_evaluator(settings, param, Coordinates(np.reshape(t, ()) for t in target)))
+    loss = settings["loss"]
+    if settings["gradient"] is not None:
+        def evaluate(theta, want_iou):
+            g, current_iou = settings["gradient"](theta, target)
+            return None, g, current_iou
+        return evaluate
+    captured = {}  # the loss per box, and the IoU where the kernel computes it, left by the objective
+    if settings["fused"] and isinstance(loss, str) and loss in KINDS:
+        total, terms = fused_total(loss), target_terms(target)
+
+        def objective(theta):
+            return total(param.to_box(rows(theta)), terms, out=captured)
+    else:
+        function = unchecked(get_loss(loss))
+        if callable(loss):  # a user's function takes stacked boxes (..., 4)
+            function = _stacked(function)
+
+        def objective(theta):
+            values = function(param.to_box(rows(theta)), target)
+            captured["value"] = getval(values)
+            return values if np.ndim(values) == 0 else anp.sum(values)
+    gradient = grad(objective)
+
+    def evaluate(theta, want_iou):
+        g = gradient(theta)
+        current_iou = captured.pop("iou", None)
+        if current_iou is None and want_iou:
+            current_iou = unchecked(iou)(param.to_box(Coordinates(theta)), target)
+        return captured.pop("value"), g, current_iou
+    return evaluate
+
+
+def _one_box(evaluate):
+    """An evaluator for one box held as (4, 1), from one that takes it as (4,): the same numbers, faster."""
+    def evaluate_one(theta, want_iou):
+        value, g, current_iou = evaluate(theta[:, 0], want_iou)
+        return (None if value is None else np.reshape(value, 1), g[:, None],
+                None if current_iou is None else np.reshape(current_iou, 1))
+    return evaluate_one
+
+
+def _stacked(function):
+    def on_stacked_boxes(pred, target):
+        return function(anp.stack(list(pred), axis=-1), np.stack(target, axis=-1))
+    return on_stacked_boxes
+
+
+def _descend_chunk(task):
+    """Run one chunk of boxes through every step; return its fields, the box axis last."""
+    starts, targets, lr, s, callback = task
+    param, schedule, maxiter, gtol = (get_parameterisation(s["param"]), get_schedule(s["schedule"]), s["maxiter"],
+                                      s["gtol"])
+    rule = get_rule(s["method"], s["rule_options"])
+    target = Coordinates(np.ascontiguousarray(targets.T))
+    evaluate = _evaluator(s, param, target)
+    recorder = (_Sums if s["record"] == "sums" else _History)(param, target, s)
+    want_iou = s["iou_weighting"] or recorder.wants_iou
+    doubled = SIZE_PARAMETERS.get(s["param"], ()) if s["reference_gradient"] else ()
+    doubling = np.array([[2.0 if i in doubled else 1.0] for i in range(4)])  # exact: times 1 or 2
+    theta = np.array(param.from_box(Coordinates(starts.T)))  # shape (4, n): one row per parameter
+    n = theta.shape[1]
+    state = rule.init(theta)
+    running = np.ones(n, dtype=bool)  # not stopped yet
+    status, nit, gradient_max = np.ones(n, dtype=int), np.full(n, maxiter), np.full(n, np.nan)
+    for t in range(maxiter):
+        value, g, current_iou = evaluate(theta, want_iou)
+        recorder.step(theta, value, g, current_iou, running)
+        stopping, failed, largest = _stopping(value, g, gtol)
+        if stopping is not None:
+            stopping = stopping & running
+            status = np.where(stopping, np.where(failed, 3, 0), status)
+            nit = np.where(stopping, t, nit)
+            gradient_max = np.where(stopping, largest, gradient_max)
+            running = running & ~stopping
+            if not (running.any() or recorder.every_step):
+                break
+        if s["reference_gradient"]:
+            g = g * doubling
+        direction, new_state = rule.update(g, state, t)
+        factor = lr * schedule(t, maxiter)
+        if s["iou_weighting"]:
+            factor = factor * (2.0 - current_iou)
+        moved = theta - factor * direction
+        if running.all():
+            theta, state = moved, new_state
+        else:  # stopped boxes keep their parameters and their rule's state
+            theta, state = _select(running, moved, theta), _select(running, new_state, state)
+        if callback is not None and running.any():
+            try:
+                callback(OptimizeResult(x=theta.T, fun=value, nit=t + 1, running=running))
+            except StopIteration:
+                status, nit = np.where(running, 99, status), np.where(running, t + 1, nit)
+                break
+    # the boxes still running (maxiter reached, or the callback) have not been evaluated at their last point
+    fields = recorder.finish(theta, running, evaluate)
+    evaluations = np.where((status == 0) | (status == 3), nit + 1, nit)
+    fields.update(x=theta, box=np.stack(param.to_box(Coordinates(theta))), nit=nit, nfev=evaluations,
+                  status=status, gradient_max=gradient_max)
+    return fields
+
+
+def _stopping(value, g, gtol):
+    """Which boxes stop at this evaluation, which of them because of a non-finite value, and max |g|.
+
+    (None, None, None) when none stops. Without `gtol`, a finite sum shows that
+    every term is finite (a NaN or an infinity makes a sum NaN or infinite), so the
+    usual case costs one pass; the sum decides nothing about any box on its own.
+    """
+    if gtol is None and np.isfinite(g.sum()) and (value is None or np.isfinite(value.sum())):
+        return None, None, None
+    largest = np.abs(g).max(axis=0)  # NaN or infinite where the gradient is
+    failed = ~np.isfinite(largest)
+    if value is not None:
+        failed = failed | ~np.isfinite(value)
+    stopping = failed if gtol is None else failed | (largest <= gtol)
+    return (stopping, failed, largest) if stopping.any() else (None, None, None)
+
+
+def _select(mask, new, old):
+    """`new` where `mask` (per box), else `old`: for arrays (4, n), a rule's state (a tuple of them) or None."""
+    if new is None:
+        return None
+    if isinstance(new, tuple):
+        return tuple(_select(mask, a, b) for a, b in zip(new, old))
+    return np.where(mask, new, old)
+
+
+class _History:
+    """Every step of every box, NaN after its last: parameters, loss, gradient; IoU and GIoU at the end."""
+    wants_iou = False
+    every_step = False  # a chunk whose boxes have all stopped can end
+
+    def __init__(self, param, target, settings):
+        self.param, self.target, self.steps = param, target, settings["maxiter"] + 1
+        self.thetas, self.losses, self.gradients = [], [], []
+
+    def step(self, theta, value, g, current_iou, recorded):
+        value = np.full(recorded.shape, np.nan) if value is None else value
+        if not recorded.all():
+            theta, value, g = (np.where(recorded, x, np.nan) for x in (theta, value, g))
+        self.thetas.append(theta)
+        self.losses.append(value)
+        self.gradients.append(g)
+
+    def finish(self, theta, running, evaluate):
+        if running.any():
+            value, g, _ = evaluate(theta, False)
+            self.step(theta, value, g, None, running)
+        missing = self.steps - len(self.thetas)
+        thetas, g = (_pad(np.stack(x), missing) for x in (self.thetas, self.gradients))  # (steps, 4, n)
+        boxes = self.param.to_box(Coordinates(thetas[:, i] for i in range(4)))
+        target = Coordinates(t[None] for t in self.target)
+        with np.errstate(all="ignore"):  # the NaN after a box's last step
+            ious, gious = unchecked(iou)(boxes, target), unchecked(giou)(boxes, target)
+        return dict(boxes=np.stack(boxes, axis=1), losses=_pad(np.stack(self.losses), missing), ious=ious,
+                    gious=gious, grad_norms=np.sqrt(g[:, 0] ** 2 + g[:, 1] ** 2 + g[:, 2] ** 2 + g[:, 3] ** 2))
+
+
+class _Sums:
+    """Partial sums over blocks of `BLOCK` boxes of E(t) and of the IoU at every step, stopped boxes included."""
+    wants_iou = True
+    every_step = True  # a stopped box still counts in the sums, as it is
+
+    def __init__(self, param, target, settings):
+        self.param, self.target, self.steps = param, target, settings["maxiter"] + 1
+        self.blocks = np.arange(0, len(target[0]), BLOCK)
+        self.moves_centre_size = settings["param"] == "cxcywh"
+        self.target_centre_size = box_convert(target, "xyxy", "cxcywh")
+        self.errors, self.ious = [], []
+
+    def error(self, theta):
+        """L1 distance in (x, y, w, h) to the target: E(t) before summing."""
+        centre_size = theta if self.moves_centre_size else box_convert(self.param.to_box(Coordinates(theta)),
+                                                                        "xyxy", "cxcywh")
+        return sum(np.abs(b - g) for b, g in zip(centre_size, self.target_centre_size))
+
+    def step(self, theta, value, g, current_iou, running):
+        self.errors.append(np.add.reduceat(self.error(theta), self.blocks))
+        self.ious.append(np.add.reduceat(current_iou, self.blocks))
+
+    def finish(self, theta, running, evaluate):
+        final_error = self.error(theta)
+        final_iou = unchecked(iou)(self.param.to_box(Coordinates(theta)), self.target)
+        self.step(theta, None, None, final_iou, None)
+        missing = self.steps - len(self.errors)  # after a callback's StopIteration
+        return dict(final_errors=final_error, final_ious=final_iou, error_blocks=_pad(np.stack(self.errors), missing),
+                    iou_blocks=_pad(np.stack(self.ious), missing))
+
+
+def _pad(history, missing):
+    """`history` (steps, ...) with `missing` rows of NaN after it."""
+    return np.concatenate([history, np.full((missing, *history.shape[1:]), np.nan)]) if missing else history
