@@ -1,0 +1,153 @@
+"""The first-order engine: a box's run does not depend on the batch it ran in; fit is the engine at n = 1."""
+import numpy as np
+import pytest
+
+import sandbox
+from sandbox.engine import descend
+from sandbox.optimize import fit_many
+
+TARGET = np.array([-1.0, -0.5, 1.0, 0.5])
+STARTS = np.array([
+    [1.5, -0.75, 2.5, 0.75],     # right of the target, apart: IoU stalls at once
+    [-0.5, -2.0, 0.5, -1.0],     # below it, apart
+    [-0.5, -0.25, 1.5, 0.75],    # overlapping
+    [0.8, 0.4, -1.3, -0.3],      # overlapping, inverted
+    [-3.0, -1.0, -2.0, 2.0],     # left, apart, tall
+    [-1.0, -0.5, 1.0, 0.5],      # on the target: the gradient is zero for the coordinate losses
+])
+RATES = np.array([0.3, 0.1, 0.2, 1e300, 0.01, 0.3])  # the fourth box's steps overflow
+PER_BOX = ("x", "box", "nit", "nfev", "status", "gradient_max", "boxes", "losses", "ious", "gious", "grad_norms")
+
+
+def one_at_a_time(starts, lr, **settings):
+    with np.errstate(all="ignore"):  # the fourth box's overflow
+        runs = [descend(start[None], TARGET, lr=rate, **settings) for start, rate in zip(starts, lr)]
+    return {key: np.concatenate([run[key] for run in runs]) for key in PER_BOX}
+
+
+@pytest.mark.parametrize("method, param, options", [
+    ("gd", "xyxy", {}),
+    ("gd", "log", {"schedule": "cosine", "iou_weighting": True}),
+    ("momentum", "xyxy", {"iou_weighting": True}),
+    ("momentum", "cxcywh", {"schedule": "constant"}),
+    ("adam", "log", {}),
+    ("adam", "xyxy", {"schedule": "cosine"}),
+])
+@pytest.mark.parametrize("loss, fused", [("iou", True), ("giou", True), ("giou", False), ("l2", False)])
+def test_a_box_runs_the_same_alone_or_in_any_batch_bit_for_bit(method, param, options, loss, fused):
+    settings = dict(loss=loss, method=method, param=param, maxiter=60, fused=fused, **options)
+    chosen = [0, 1, 2, 4, 5] if param == "log" else list(range(6))  # log needs positive sizes: not the inverted
+    starts, rates = STARTS[chosen], RATES[chosen] if param != "log" else np.array([0.3, 0.1, 1e300, 0.01, 0.3])
+    alone = one_at_a_time(starts, rates, **settings)
+    with np.errstate(all="ignore"):
+        batches = [descend(starts, TARGET, lr=rates, **settings),
+                   descend(starts, TARGET, lr=rates, chunk_size=2, **settings),
+                   descend(starts[::-1], TARGET, lr=rates[::-1], **settings)]
+    for key in PER_BOX:
+        for batch, order in zip(batches, [slice(None), slice(None), slice(None, None, -1)]):
+            np.testing.assert_array_equal(batch[key][order], alone[key], err_msg=key)
+    # the boxes ended in different ways at different steps, and each stopped box kept still
+    if method == "gd" and param == "xyxy" and loss in ("iou", "l2"):
+        assert {0, 1, 3 if loss == "l2" else 0} <= set(alone["status"].tolist())
+        assert len(set(alone["nit"].tolist())) >= 3
+    for i, steps in enumerate(alone["nit"]):
+        assert np.isnan(alone["boxes"][i, steps + 1:]).all() and not np.isnan(alone["boxes"][i, :steps + 1]).any()
+
+
+def test_the_boxes_stop_each_for_its_own_reason():
+    with np.errstate(all="ignore"):
+        run = descend(STARTS, TARGET, loss="l2", method="gd", lr=RATES, maxiter=200, gtol=1e-5)
+    assert run.status.tolist() == [0, 0, 0, 3, 1, 0]
+    assert run.nit[0] < run.nit[1] < 200 and run.nit[5] == 0  # at different steps; the one home at once
+    assert run.nit[3] <= 3 and not np.all(np.isfinite(run.losses[3, run.nit[3]]))
+    np.testing.assert_array_equal(run.box[5], TARGET)
+    assert np.all(run.gradient_max[[0, 1, 2, 5]] <= 1e-5) and np.isnan(run.gradient_max[4])
+    np.testing.assert_array_equal(run.nfev, np.where(run.status == 1, run.nit, run.nit + 1))
+
+
+def test_batched_runs_do_not_depend_on_workers():
+    settings = dict(loss="giou", method="adam", param="xyxy", maxiter=40, lr=RATES[[0, 1, 2, 4, 5, 0]])
+    one = descend(STARTS, TARGET, **settings)
+    two = descend(STARTS, TARGET, workers=2, chunk_size=3, **settings)
+    for key in PER_BOX:
+        np.testing.assert_array_equal(one[key], two[key], err_msg=key)
+
+
+@pytest.mark.parametrize("method, options", [
+    ("gd", {}), ("gd", {"iou_weighting": True, "schedule": "cosine", "lr": 0.1}), ("momentum", {"beta": 0.5}),
+    ("adam", {"lr": 0.05, "b1": 0.8}),
+])
+@pytest.mark.parametrize("loss", ["iou", "giou", "l2", "ciou"])
+def test_fit_and_fit_many_are_the_engine_at_n_equals_one(method, options, loss):
+    starts = STARTS[:5]
+    many = fit_many(starts, TARGET, loss=loss, method=method, maxiter=80, **options)
+    for i, start in enumerate(starts):
+        alone = sandbox.fit(start, TARGET, loss=loss, method=method, maxiter=80, **options)
+        engine = descend(start[None], TARGET, loss=loss, method=method, maxiter=80, fused=False,
+                         **{"lr": sandbox.first_order.DEFAULT_LEARNING_RATES[method], **options})
+        steps = alone.nit + 1
+        assert alone.nit == many.nit[i] == engine.nit[0] and alone.status == many.status[i] == engine.status[0]
+        assert alone.outcome == many.outcome[i] and alone.message == many.message[i]
+        for key in ("boxes", "losses", "ious", "gious", "grad_norms"):
+            np.testing.assert_array_equal(alone[key], engine[key][0, :steps], err_msg=key)
+            np.testing.assert_array_equal(alone[key], many[key][i, :steps], err_msg=key)
+            assert np.isnan(many[key][i, steps:]).all()
+        np.testing.assert_array_equal(alone.x, engine.x[0])
+        assert alone.fun == many.fun[i] and alone.success == many.success[i] and alone.stalled == many.stalled[i]
+
+
+def test_fit_many_takes_one_learning_rate_per_start_and_reports_each_outcome():
+    result = fit_many(STARTS[:3], TARGET, loss="iou", method="gd", lr=[0.3, 0.3, 0.05], maxiter=100)
+    assert result.outcome.tolist() == ["stalled", "stalled", "max_iterations"]
+    assert result.boxes.shape == (3, 101, 4) and result.x.shape == (3, 4) and result.nit.tolist() == [0, 0, 100]
+    alone = sandbox.fit(STARTS[2], TARGET, loss="iou", lr=0.05, maxiter=100)
+    np.testing.assert_array_equal(result.boxes[2], alone.boxes)
+
+
+def test_adam_over_several_steps_is_the_papers_adam():
+    # Kingma and Ba (2015), Algorithm 1, written out in plain Python on the L2 loss,
+    # whose gradient in xyxy is 2 (x - target)
+    lr, b1, b2, eps, steps = 0.1, 0.9, 0.999, 1e-8, 6
+    x, m, v = [float(c) for c in STARTS[2]], [0.0] * 4, [0.0] * 4
+    expected = [list(x)]
+    for t in range(1, steps + 1):
+        g = [2 * (xi - ti) for xi, ti in zip(x, TARGET)]
+        m = [b1 * mi + (1 - b1) * gi for mi, gi in zip(m, g)]
+        v = [b2 * vi + (1 - b2) * gi * gi for vi, gi in zip(v, g)]
+        x = [xi - lr * (mi / (1 - b1 ** t)) / ((vi / (1 - b2 ** t)) ** 0.5 + eps) for xi, mi, vi in zip(x, m, v)]
+        expected.append(list(x))
+    result = sandbox.fit(STARTS[2], TARGET, loss="l2", method="adam", lr=lr, schedule="constant", maxiter=steps)
+    np.testing.assert_allclose(result.boxes, expected, rtol=1e-13, atol=1e-13)
+
+
+def test_a_callback_sees_every_box_and_can_stop_the_run():
+    seen = []
+
+    def callback(intermediate):
+        seen.append(intermediate.running.copy())
+        if intermediate.nit == 5:
+            raise StopIteration
+
+    result = fit_many(STARTS, TARGET, loss="l2", method="gd", callback=callback)
+    assert result.status.tolist() == [99, 99, 99, 99, 99, 0] and result.nit.tolist() == [5] * 5 + [0]
+    assert set(result.outcome.tolist()) == {"stopped", "stalled"} and len(seen) == 5
+    assert seen[0].tolist() == [True] * 5 + [False]
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda: fit_many(STARTS, TARGET, method="BFGS"),
+     "fit_many runs the first-order methods (gd, momentum, adam) on many boxes at once; 'BFGS' moves one box "
+     "at a time: call fit(start, target, method='BFGS') for each start"),
+    (lambda: fit_many(STARTS[0], TARGET), "fit_many takes starts of shape (n, 4); got shape (4,)"),
+    (lambda: fit_many(STARTS, STARTS[:2]), "targets must have shape (4,) or the starts' shape (6, 4)"),
+    (lambda: fit_many(STARTS, TARGET, lr=[0.1, 0.2]), "one rate per box, shape (6,); got shape (2,)"),
+    (lambda: fit_many(STARTS, TARGET, lr=[0.1] * 5 + [0.0]), "lr must be positive; box 5 has lr 0.0"),
+    (lambda: fit_many(STARTS, TARGET, method="adam", beta=0.5), "method 'adam' takes no option(s) beta"),
+    (lambda: descend(STARTS, TARGET, record="everything"), "unknown record 'everything'; valid: history, sums"),
+    (lambda: descend(STARTS, TARGET, gtol=-1), "gtol must be a number >= 0, or None"),
+    (lambda: descend(STARTS, TARGET, callback=print, chunk_size=2), "run with one worker and one chunk"),
+])
+def test_bad_arguments_are_named_before_any_work(call, words):
+    with pytest.raises(ValueError) as error:
+        call()
+    assert words in str(error.value)
