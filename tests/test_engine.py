@@ -75,7 +75,7 @@ def test_batched_runs_do_not_depend_on_workers():
 
 @pytest.mark.parametrize("method, options", [
     ("gd", {}), ("gd", {"iou_weighting": True, "schedule": "cosine", "lr": 0.1}), ("momentum", {"beta": 0.5}),
-    ("adam", {"lr": 0.05, "b1": 0.8}),
+    ("adam", {"lr": 0.05, "b1": 0.8}), ("gd", {"fused": True}),
 ])
 @pytest.mark.parametrize("loss", ["iou", "giou", "l2", "ciou"])
 def test_fit_and_fit_many_are_the_engine_at_n_equals_one(method, options, loss):
@@ -83,8 +83,8 @@ def test_fit_and_fit_many_are_the_engine_at_n_equals_one(method, options, loss):
     many = fit_many(starts, TARGET, loss=loss, method=method, maxiter=80, **options)
     for i, start in enumerate(starts):
         alone = sandbox.fit(start, TARGET, loss=loss, method=method, maxiter=80, **options)
-        engine = descend(start[None], TARGET, loss=loss, method=method, maxiter=80, fused=False,
-                         **{"lr": sandbox.first_order.DEFAULT_LEARNING_RATES[method], **options})
+        engine = descend(start[None], TARGET, loss=loss, method=method, maxiter=80,
+                         **{"fused": False, "lr": sandbox.first_order.DEFAULT_LEARNING_RATES[method], **options})
         steps = alone.nit + 1
         assert alone.nit == many.nit[i] == engine.nit[0] and alone.status == many.status[i] == engine.status[0]
         assert alone.outcome == many.outcome[i] and alone.message == many.message[i]
