@@ -37,7 +37,7 @@ import time
 
 import autograd.numpy as anp
 import numpy as np
-from autograd import grad
+from autograd import value_and_grad
 from autograd.tracer import getval
 from scipy.optimize import OptimizeResult
 
@@ -260,10 +260,13 @@ def _tune_malloc():
 
 
 def _evaluator(settings, param, target):
-    """``evaluate(theta, want_iou) -> (loss (m,) or None, g (4, m), iou (m,) or None)`` at parameters theta.
+    """``evaluate(theta, want_iou) -> (loss (m,) or None, g (4, m), iou (m,) or None, finite)`` at theta.
 
     The fused kernels give the IoU on the way; otherwise it is computed only when
-    wanted. A `gradient` override gives no loss.
+    wanted. A `gradient` override gives no loss. `finite` True says that every
+    loss and gradient is finite; False, that some may not be. It comes from the
+    total the reverse pass starts from and the sum of the gradient: a finite sum
+    has only finite terms (a NaN or an infinity makes it NaN or infinite).
     """
     if np.shape(target[0]) == (1,):
         return _one_box(_evaluator(settings, param, Coordinates(np.repeat(t, 2) for t in target)))
@@ -271,7 +274,7 @@ def _evaluator(settings, param, target):
     if settings["gradient"] is not None:
         def evaluate(theta, want_iou):
             g, current_iou = settings["gradient"](theta, target)
-            return None, g, current_iou
+            return None, g, current_iou, bool(np.isfinite(g.sum()))
         return evaluate
     captured = {}  # the loss per box, and the IoU where the kernel computes it, left by the objective
     if settings["fused"] and isinstance(loss, str) and loss in KINDS:
@@ -288,14 +291,14 @@ def _evaluator(settings, param, target):
             values = function(param.to_box(rows(theta)), target)
             captured["value"] = getval(values)
             return values if np.ndim(values) == 0 else anp.sum(values)
-    gradient = grad(objective)
+    total_and_gradient = value_and_grad(objective)
 
     def evaluate(theta, want_iou):
-        g = gradient(theta)
+        total, g = total_and_gradient(theta)
         current_iou = captured.pop("iou", None)
         if current_iou is None and want_iou:
             current_iou = unchecked(iou)(param.to_box(Coordinates(theta)), target)
-        return captured.pop("value"), g, current_iou
+        return captured.pop("value"), g, current_iou, bool(np.isfinite(total + g.sum()))
     return evaluate
 
 
@@ -309,8 +312,9 @@ def _one_box(evaluate):
     alone exactly as it runs in a batch. Two copies are a batch of two.
     """
     def evaluate_one(theta, want_iou):
-        value, g, current_iou = evaluate(np.repeat(theta, 2, axis=1), want_iou)
-        return (None if value is None else value[:1], g[:, :1], None if current_iou is None else current_iou[:1])
+        value, g, current_iou, finite = evaluate(np.repeat(theta, 2, axis=1), want_iou)
+        return (None if value is None else value[:1], g[:, :1], None if current_iou is None else current_iou[:1],
+                finite)
     return evaluate_one
 
 
@@ -338,9 +342,9 @@ def _descend_chunk(task):
     running = np.ones(n, dtype=bool)  # not stopped yet
     status, nit, gradient_max = np.ones(n, dtype=int), np.full(n, maxiter), np.full(n, np.nan)
     for t in range(maxiter):
-        value, g, current_iou = evaluate(theta, want_iou)
+        value, g, current_iou, finite = evaluate(theta, want_iou)
         recorder.step(theta, value, g, current_iou, running)
-        stopping, failed, largest = _stopping(value, g, gtol)
+        stopping, failed, largest = _stopping(value, g, gtol, finite)
         if stopping is not None:
             stopping = stopping & running
             status = np.where(stopping, np.where(failed, 3, 0), status)
@@ -374,14 +378,13 @@ def _descend_chunk(task):
     return fields
 
 
-def _stopping(value, g, gtol):
+def _stopping(value, g, gtol, finite):
     """Which boxes stop at this evaluation, which of them because of a non-finite value, and max |g|.
 
-    (None, None, None) when none stops. Without `gtol`, a finite sum shows that
-    every term is finite (a NaN or an infinity makes a sum NaN or infinite), so the
-    usual case costs one pass; the sum decides nothing about any box on its own.
+    (None, None, None) when none stops. Without `gtol`, the usual case, where the
+    evaluation says everything is `finite`, costs nothing more.
     """
-    if gtol is None and np.isfinite(g.sum()) and (value is None or np.isfinite(value.sum())):
+    if gtol is None and finite:
         return None, None, None
     largest = np.abs(g).max(axis=0)  # NaN or infinite where the gradient is
     failed = ~np.isfinite(largest)
@@ -419,7 +422,7 @@ class _History:
 
     def finish(self, theta, running, evaluate):
         if running.any():
-            value, g, _ = evaluate(theta, False)
+            value, g, _, _ = evaluate(theta, False)
             self.step(theta, value, g, None, running)
         missing = self.steps - len(self.thetas)
         thetas, g = (_pad(np.stack(x), missing) for x in (self.thetas, self.gradients))  # (steps, 4, n)
