@@ -160,13 +160,15 @@ def descend(starts, targets, loss="giou", method="gd", param="xyxy", maxiter=200
     bounds = [(start, min(start + chunk_size, n)) for start in range(0, n, chunk_size)]
     tasks = [(starts[a:b], targets[a:b], lr if np.ndim(lr) == 0 else lr[a:b], settings, callback)
              for a, b in bounds]
-    parts = []
+    result = OptimizeResult(_fields(settings, n))
     for (a, b), part in zip(bounds, _map(_descend_chunk, tasks, workers)):
-        parts.append(part)
+        for key, value in part.items():
+            if key.endswith("_blocks"):  # per block of boxes: chunks hold whole blocks
+                result[key][..., a // BLOCK:a // BLOCK + value.shape[-1]] = value
+            else:
+                result[key][..., a:b] = value
         if progress is not None:
             progress(b, n)
-    result = OptimizeResult({key: np.concatenate([part[key] for part in parts], axis=-1) if parts
-                             else part_shape for key, part_shape in _empty(settings).items()})
     if record == "sums":
         result.errors = np.array([math.fsum(row) for row in result.pop("error_blocks")])
         result.mean_iou = np.array([math.fsum(row) for row in result.pop("iou_blocks")]) / max(n, 1)
@@ -220,16 +222,18 @@ def _learning_rate(lr, n):
     return rates
 
 
-def _empty(settings):
-    """The fields of a run of no boxes, with their shapes: the box axis last, as the chunks give them."""
+def _fields(settings, n):
+    """Empty arrays for the fields of a run of n boxes, the box (or block) axis last, as the chunks give them."""
     steps = settings["maxiter"] + 1
-    fields = {"x": (4, 0), "box": (4, 0), "nit": (0,), "nfev": (0,), "status": (0,), "gradient_max": (0,)}
+    shapes = {"x": (4, n), "box": (4, n), "nit": (n,), "nfev": (n,), "status": (n,), "gradient_max": (n,)}
     if settings["record"] == "sums":
-        fields |= {"final_errors": (0,), "final_ious": (0,), "error_blocks": (steps, 0), "iou_blocks": (steps, 0)}
+        blocks = math.ceil(n / BLOCK)
+        shapes |= {"final_errors": (n,), "final_ious": (n,), "error_blocks": (steps, blocks),
+                   "iou_blocks": (steps, blocks)}
     else:
-        fields |= {"boxes": (steps, 4, 0), **{key: (steps, 0) for key in ("losses", "ious", "gious", "grad_norms")}}
-    return {key: np.empty(shape, dtype=int if key in ("nit", "nfev", "status") else float)
-            for key, shape in fields.items()}
+        shapes |= {"boxes": (steps, 4, n), **{key: (steps, n) for key in ("losses", "ious", "gious", "grad_norms")}}
+    dtypes = {"nit": np.int32, "nfev": np.int32, "status": np.int8}
+    return {key: np.empty(shape, dtype=dtypes.get(key, float)) for key, shape in shapes.items()}
 
 
 def _map(function, tasks, workers):
