@@ -165,6 +165,8 @@ def descend(starts, targets, loss="giou", method="gd", param="xyxy", maxiter=200
         for key, value in part.items():
             if key.endswith("_blocks"):  # per block of boxes: chunks hold whole blocks
                 result[key][..., a // BLOCK:a // BLOCK + value.shape[-1]] = value
+            elif key in ("x", "box"):
+                result[key][a:b] = value.T
             else:
                 result[key][..., a:b] = value
         if progress is not None:
@@ -175,7 +177,6 @@ def descend(starts, targets, loss="giou", method="gd", param="xyxy", maxiter=200
     else:
         for key in ("boxes", "losses", "ious", "gious", "grad_norms"):
             result[key] = np.moveaxis(result[key], -1, 0)  # the box axis first: (n, maxiter + 1[, 4])
-    result.x, result.box = result.x.T, result.box.T
     result.seconds = time.perf_counter() - began
     return result
 
@@ -223,9 +224,9 @@ def _learning_rate(lr, n):
 
 
 def _fields(settings, n):
-    """Empty arrays for the fields of a run of n boxes, the box (or block) axis last, as the chunks give them."""
+    """Empty arrays for the fields of a run of n boxes: x and box (n, 4), the others with the box axis last."""
     steps = settings["maxiter"] + 1
-    shapes = {"x": (4, n), "box": (4, n), "nit": (n,), "nfev": (n,), "status": (n,), "gradient_max": (n,)}
+    shapes = {"x": (n, 4), "box": (n, 4), "nit": (n,), "nfev": (n,), "status": (n,), "gradient_max": (n,)}
     if settings["record"] == "sums":
         blocks = math.ceil(n / BLOCK)
         shapes |= {"final_errors": (n,), "final_ious": (n,), "error_blocks": (steps, blocks),
