@@ -7,7 +7,6 @@ Gradients, Hessians and Hessian-vector products all come from autograd, never
 from finite differences. `fit_many` fits many starts at once with a first-order
 method: one call, one result whose fields gain a leading axis.
 """
-import inspect
 import warnings
 
 import autograd.numpy as anp
@@ -17,7 +16,7 @@ from scipy.optimize import OptimizeResult, OptimizeWarning, minimize
 
 from .boxes import check_boxes
 from .engine import descend
-from .first_order import DEFAULT_LEARNING_RATES, OPTIONS, RULES  # noqa: F401 (the defaults, for the experiments)
+from .first_order import DEFAULT_LEARNING_RATES, OPTIONS, RULES  # noqa: F401 (stall_vs_converge imports the defaults from here)
 from .losses import get_loss, giou, iou, unchecked
 from .parameterisations import get_parameterisation
 
@@ -228,15 +227,16 @@ def _first_order(starts, targets, loss, method, param, maxiter, callback, home_i
     settings = {key: options[key] for key in OPTIONS if key in options}
     rule_options = {key: value for key, value in options.items() if key not in OPTIONS}
     gtol, fused = settings.pop("gtol", 1e-5), settings.pop("fused", False)
-    engine_callback = None
-    if callback is not None:
-        def engine_callback(intermediate_result):
-            x = intermediate_result.x[0] if one else intermediate_result.x
-            extra = {} if one else {"running": intermediate_result.running}
-            callback(OptimizeResult(x=x, box=parameterisation.to_box(x), nit=intermediate_result.nit, **extra))
+
+    def engine_callback(intermediate_result):
+        x = intermediate_result.x[0] if one else intermediate_result.x
+        extra = {} if one else {"running": intermediate_result.running}
+        callback(OptimizeResult(x=x, box=parameterisation.to_box(x), nit=intermediate_result.nit, **extra))
+
     with np.errstate(all="ignore"):  # a wild step may overflow; the outcome will say so
         run = descend(starts, targets, loss=loss, method=method, param=param, maxiter=maxiter, gtol=gtol,
-                      fused=fused, record="history", callback=engine_callback, workers=workers,
+                      fused=fused, record="history", callback=None if callback is None else engine_callback,
+                      workers=workers,
                       chunk_size=len(starts) if callback is not None else None, **settings, **rule_options)
     last = run.nit
     index = np.arange(len(starts))
