@@ -110,6 +110,26 @@ def test_callback_sees_each_step_and_can_stop_the_run():
     np.testing.assert_array_equal(np.array(seen), result.boxes[1:])
 
 
+@pytest.mark.parametrize("method, status", [("COBYLA", 30), ("COBYQA", 3), ("trust-constr", 3)])
+def test_a_callback_stop_is_read_from_the_methods_own_status_code(method, status):
+    # These three report a StopIteration in their own status code, not minimize's 99, and
+    # COBYQA calls it a success; no word of their messages tells the message fallback.
+    def callback(intermediate_result):
+        if intermediate_result.nit == 2:
+            raise StopIteration
+
+    result = fit(STARTS[0], TARGET, loss="giou", method=method, callback=callback)
+    assert result.status == status and result.outcome == "stopped" and not result.success
+
+
+def test_every_method_has_its_status_codes_classified():
+    from sandbox.optimize import _STATUS_OUTCOMES
+    assert set(_STATUS_OUTCOMES) == set(METHODS)
+    for method, outcomes in _STATUS_OUTCOMES.items():
+        assert set(outcomes.values()) <= {*OUTCOMES, None}, method
+        assert "converged" in outcomes.values(), method
+
+
 # The result's record.
 @pytest.mark.parametrize("method", METHODS)
 def test_result_records_the_whole_trajectory(method):
