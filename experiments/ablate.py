@@ -11,7 +11,9 @@ The sweep file is described in `sandbox.sweep`. Every cell runs in a worker proc
 (all cores by default) or on a Dask cluster; each finished cell is appended to
 ``DIR/results.csv``, one row per run, and its IoU histories to ``DIR/histories``.
 Running the same command again skips the finished cells, whatever stopped the
-last run; a different sweep file under the same DIR is refused. ``DIR`` also
+last run; a different sweep file under the same DIR is refused, and so is a
+second runner on DIR while one runs (Linux and macOS: a lock on ``DIR/.lock``,
+released when the runner ends, however it ends). ``DIR`` also
 holds the resolved sweep (``sweep.json``) and the package versions
 (``versions.json``). ``--report`` redraws ``report.png`` and prints a summary from
 those files alone, without running anything.

@@ -355,7 +355,7 @@ def _hold(folder):
         os.close(descriptor)
         raise
     os.ftruncate(descriptor, 0)
-    program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
+    program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] not in ("", "-c") else "python"
     os.write(descriptor, f"{program}, pid {os.getpid()}\n".encode())
     _HELD[key] = [descriptor, 1]
     return key
@@ -468,6 +468,9 @@ class Store:
         return finished
 
     def append(self, rows, histories):
+        if not self._unlock.alive:
+            raise ValueError(f"the store of {self.out} is closed: it no longer holds the folder's lock; "
+                             f"open a new Store to append")
         cell = rows[0]["cell"]
         atomic_write(self.histories / f"{cell}.npy", lambda tmp: np.save(tmp, histories))
         text = "".join(",".join(_csv(row[c]) for c in RESULT_COLUMNS) + "\n" for row in rows)
