@@ -32,7 +32,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from sandbox import sweep as sweeps
-from sandbox.plotting import plot_metric
+from sandbox.plotting import plot_heatmap, plot_metric
 from sandbox.results import atomic_write
 
 
@@ -101,36 +101,38 @@ def report(args):
         rate[i, j] = np.mean([r["converged"] == "True" for r in group])
         mean_iou[i, j] = np.mean([float(r["final_iou"]) for r in group])
         lines.append(f"{y or '-':>14} {x or '-':>22} {len(group):>5} {rate[i, j]:>9.0%} {mean_iou[i, j]:>9.4f}")
-    chosen = choose_cells(rows, args.cells)
+    chosen, matching = choose_cells(rows, args.cells)
     fig = Figure(figsize=(max(12, 1.3 * len(xs) * 2 + 6), 0.5 * len(ys) + 4.5), layout="constrained")
     axes = fig.subplots(1, 3, width_ratios=[1, 1, 1.2])
     for ax, values, title in [(axes[0], rate, "share of runs converged"), (axes[1], mean_iou, "mean final IoU")]:
-        image = ax.imshow(values, vmin=0, vmax=1, cmap="RdYlGn", aspect="auto")
-        for (i, j), value in np.ndenumerate(values):
-            if np.isfinite(value):
-                ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8)
-        ax.set_xticks(range(len(xs)), [x or "-" for x in xs], rotation=45, ha="right")
-        ax.set_yticks(range(len(ys)), [y or "-" for y in ys])
+        image, _ = plot_heatmap(ax, values, [y or "-" for y in ys], [x or "-" for x in xs])
+        for label in ax.get_xticklabels():
+            label.set(rotation=45, ha="right")
         ax.set_xlabel(args.x)
         ax.set_ylabel(args.y)
         ax.set_title(title)
         fig.colorbar(image, ax=ax, shrink=0.8)
     ax = axes[2]
-    runs = {cell: [h[~np.isnan(h)] for h in np.load(args.out / "histories" / f"{cell}.npy")] for cell, _ in chosen}
-    horizon = max((len(r) for cell_runs in runs.values() for r in cell_runs), default=1)
+    histories = {cell: sweeps.load_histories(args.out, cell) for cell, _ in chosen}
+    horizon = max((h.shape[1] for h in histories.values()), default=1)
     for k, (cell, label) in enumerate(chosen):
         color = f"C{k % 10}"
-        held = np.array([np.concatenate([r, np.full(horizon - len(r), r[-1])]) for r in runs[cell]])
+        held = np.pad(histories[cell], [(0, 0), (0, horizon - histories[cell].shape[1])], mode="edge")
         plot_metric(ax, held, colors=[color] * len(held), alpha=0.3, linewidth=0.8)
         ax.plot(np.median(held, axis=0), color=color, linewidth=2, label=label)
     ax.set_xlabel("iteration")
     ax.set_ylabel("IoU with the target")
     ax.set_ylim(-0.03, 1.03)
-    ax.set_title("IoU against iteration (thick: median of the runs;\na run that stopped keeps its last value)")
+    shown = f"{len(chosen)} of {matching} cells{' matching --cells' if args.cells else ''}"
+    ax.set_title(f"IoU against iteration, {shown} (thick: median of the runs;\n"
+                 f"a run that stopped keeps its last value)")
     if chosen:
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     atomic_write(args.out / "report.png", fig.savefig, dpi=110)
     print("\n".join(lines))
+    if len(chosen) < matching:
+        print(f"histories drawn for {len(chosen)} of the {matching} cells{' matching --cells' if args.cells else ''}, "
+              f"the first in sweep order; name more axis values with --cells to choose")
     print(f"{len(rows)} runs in {len({r['cell'] for r in rows})} cells; figure: {args.out / 'report.png'}")
 
 
@@ -157,7 +159,8 @@ def matches(row, wanted):
 
 
 def choose_cells(rows, items, most=8):
-    """Cells whose axis values match every AXIS=VALUE item (at most `most`), with a label each.
+    """Cells whose axis values match every AXIS=VALUE item (at most `most`), with a label each,
+    and how many cells match.
 
     The label names the axes that vary among the cells chosen.
     """
@@ -169,7 +172,7 @@ def choose_cells(rows, items, most=8):
         raise sweeps.SweepError(f"no finished cell matches {' '.join(items)}")
     picked = list(matching.items())[:most]
     varying = [a for a in sweeps.AXES if len({row[a] for _, row in picked}) > 1]
-    return [(cell, ", ".join(f"{a}={row[a] or '-'}" for a in varying) or cell) for cell, row in picked]
+    return [(cell, ", ".join(f"{a}={row[a] or '-'}" for a in varying) or cell) for cell, row in picked], len(matching)
 
 
 def main(argv=None):

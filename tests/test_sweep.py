@@ -304,6 +304,13 @@ def test_report_redraws_from_saved_files_without_running_anything(uninterrupted,
     assert "12 runs in 4 cells" in table and table.count("%") == 4
 
 
+def test_a_report_that_draws_a_subset_of_the_cells_says_how_many(uninterrupted, capsys):
+    ablate.main(["--report", "--out", str(uninterrupted / "out"), "--cells", "seed=0"])
+    assert "histories drawn for 8 of the 24 cells matching --cells" in capsys.readouterr().out
+    ablate.main(["--report", "--out", str(uninterrupted / "out"), "--cells", "method=gd", "starts=ring", "seed=0"])
+    assert "histories drawn for" not in capsys.readouterr().out
+
+
 # The headline finding, as a sweep.
 def test_headline_sweep_reproduces_the_finding(tmp_path):
     ablate.main([str(ROOT / "experiments" / "sweeps" / "headline.toml"), "--out", str(tmp_path), "--workers", "2"])
