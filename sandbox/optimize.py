@@ -197,12 +197,13 @@ def fit(start, target, loss="giou", method="gd", param="xyxy", maxiter=200, call
     method = get_method(method)
     x0 = parameterisation.from_box(start)
 
-    def objective(x):
-        return loss_function(parameterisation.to_box(x), target)
-
-    if not np.isfinite(objective(x0)):
+    if not np.isfinite(loss_function(parameterisation.to_box(x0), target)):
         raise ValueError(f"loss {loss!r} is not finite at the start box {start.tolist()}")
-    xs = [x0]
+    xs, evaluations = [x0], []
+
+    def objective(x):
+        evaluations.append(1)
+        return loss_function(parameterisation.to_box(x), target)
 
     def record(intermediate_result):
         x = np.array(getattr(intermediate_result, "x", intermediate_result), dtype=float)
@@ -215,7 +216,12 @@ def fit(start, target, loss="giou", method="gd", param="xyxy", maxiter=200, call
             result = _first_order(method, objective, x0, maxiter, record, options,
                                   lambda x: 2.0 - unchecked(iou)(parameterisation.to_box(x), target))
         else:
-            result = _scipy(method, objective, x0, maxiter, record, options)
+            try:
+                result = _scipy(method, objective, x0, maxiter, record, options)
+            except StopIteration:  # TNC calls the callback itself, outside minimize's halting
+                result = OptimizeResult(x=xs[-1], fun=objective(xs[-1]), nit=len(xs) - 1,
+                                        nfev=len(evaluations) - 1, njev=len(evaluations) - 1, status=99,
+                                        success=False, message="`callback` raised `StopIteration`.")
         if not np.array_equal(result.x, xs[-1]):
             xs.append(np.asarray(result.x, dtype=float))
         return _with_trajectory(method, result, np.array(xs), target, parameterisation,

@@ -110,10 +110,11 @@ def test_callback_sees_each_step_and_can_stop_the_run():
     np.testing.assert_array_equal(np.array(seen), result.boxes[1:])
 
 
-@pytest.mark.parametrize("method, status", [("COBYLA", 30), ("COBYQA", 3), ("trust-constr", 3)])
+@pytest.mark.parametrize("method, status", [("COBYLA", 30), ("COBYQA", 3), ("trust-constr", 3), ("TNC", 99)])
 def test_a_callback_stop_is_read_from_the_methods_own_status_code(method, status):
-    # These three report a StopIteration in their own status code, not minimize's 99, and
-    # COBYQA calls it a success; no word of their messages tells the message fallback.
+    # The first three report a StopIteration in their own status code, not minimize's 99, and
+    # COBYQA calls it a success; no word of their messages tells the message fallback. TNC lets it
+    # escape from minimize, and fit ends the run itself.
     def callback(intermediate_result):
         if intermediate_result.nit == 2:
             raise StopIteration
