@@ -21,6 +21,7 @@ def sample():
     return protocol.anchors[chosen], protocol.targets[chosen]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", KINDS)
 def test_batch_matches_a_plain_loop_of_single_case_fits(sample, loss):
     # sandbox.fit's gd with the paper's settings is the same update, one case at a time
@@ -63,6 +64,7 @@ def reduced():
     return diou_protocol(points=200, seed=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("reference", [False, True])
 def test_iou_stays_stuck_where_giou_and_diou_move_on_a_reduced_protocol(reduced, reference):
     results = {loss: regress(reduced.anchors, reduced.targets, loss=loss, reference_gradient=reference,
@@ -125,6 +127,7 @@ def test_fused_ciou_and_the_registry_agree_on_boxes_of_zero_width_or_height():
     np.testing.assert_allclose(np.array(partials).T, generic, rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.slow
 def test_fused_and_autograd_runs_agree_up_to_rounding_amplified_at_kinks(reduced):
     # per step they agree to 1e-16; over 200 steps a box that keeps crossing a kink
     # can turn a difference of one rounding into a visible one, for a few cases

@@ -119,6 +119,7 @@ def test_ciou_aspect_term_drops_the_factor_the_paper_says_it_drops(states):
     np.testing.assert_allclose(v_part[3], -alpha * 8 / np.pi ** 2 * gap * w, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_with_the_authors_gradient_the_papers_ordering_appears():
     # the paper's finding, IoU > GIoU > DIoU in final error, needs the authors' gradients
     protocol = diou_protocol(points=200, seed=0)

@@ -14,6 +14,7 @@ def read_rows(out):
         return list(csv.DictReader(file))
 
 
+@pytest.mark.slow
 def test_headline_experiment_writes_its_files_and_shows_the_finding(tmp_path, capsys):
     experiment.main(["--out", str(tmp_path)])
     for name in ("stall_vs_converge.png", "summary.csv", "runs.npz", "config.json"):
@@ -37,6 +38,7 @@ def test_headline_experiment_writes_its_files_and_shows_the_finding(tmp_path, ca
     assert "stall_vs_converge.png" in printed
 
 
+@pytest.mark.slow
 def test_several_methods_add_the_outcome_table_and_replot_reads_saved_data(tmp_path, capsys):
     losses = ["iou", "l1:coords=cxcywh", "alpha_ciou:alpha=3", "inner_giou:ratio=0.8"]
     experiment.main(["--out", str(tmp_path), "--method", "gd", "bfgs", "--losses", *losses,

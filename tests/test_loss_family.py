@@ -106,6 +106,7 @@ def test_the_reference_covers_every_loss():
 
 
 # Gradients against central differences.
+@pytest.mark.slow
 @pytest.mark.parametrize("param", PARAMETERISATIONS)
 @pytest.mark.parametrize("spec", [*LOSSES, "ciou:trade_off_gradient=true", "alpha_ciou:trade_off_gradient=true",
                                   "focal_eiou:weight_gradient=true", *PARAMETER_CASES])
@@ -154,6 +155,7 @@ def test_trade_off_is_held_constant_unless_asked_to_flow():
 
 
 # Finite everywhere.
+@pytest.mark.slow
 @pytest.mark.parametrize("case", HARD_CASES)
 @pytest.mark.parametrize("loss", LOSSES)
 def test_values_and_gradients_are_finite_at_every_hard_case_in_every_parameterisation(loss, case):

@@ -10,6 +10,7 @@ simulation = load_experiment("regression_simulation")
 SMALL = ["--points", "3", "--iterations", "20", "--workers", "2", "--chunk-size", "1024"]
 
 
+@pytest.mark.slow
 def test_experiment_writes_every_file_and_resumes_without_recomputing(tmp_path, capsys):
     simulation.main(["--out", str(tmp_path), *SMALL, "--losses", "iou", "giou", "alpha_ciou:alpha=2"])
     for name in ("iou.npz", "giou.npz", "alpha_ciou_alpha-2.npz", "points.npz", "config.json",

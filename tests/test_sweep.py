@@ -137,6 +137,7 @@ def uninterrupted(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 def test_a_finished_sweep_has_one_row_per_run_and_a_history_per_cell(uninterrupted):
     rows = rows_of(uninterrupted / "out")
     cells = sweeps.cells(sweeps.load(uninterrupted / "sweep.toml"))
@@ -146,11 +147,13 @@ def test_a_finished_sweep_has_one_row_per_run_and_a_history_per_cell(uninterrupt
         assert (uninterrupted / "out" / name).exists()
 
 
+@pytest.mark.slow
 def test_two_workers_give_the_same_rows(uninterrupted, tmp_path):
     ablate.main([str(uninterrupted / "sweep.toml"), "--out", str(tmp_path), "--workers", "2"])
     assert rows_of(tmp_path) == rows_of(uninterrupted / "out")
 
 
+@pytest.mark.slow
 def test_a_dask_cluster_on_the_loopback_gives_the_same_rows(uninterrupted, tmp_path):
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
@@ -160,6 +163,7 @@ def test_a_dask_cluster_on_the_loopback_gives_the_same_rows(uninterrupted, tmp_p
     assert rows_of(tmp_path) == rows_of(uninterrupted / "out")
 
 
+@pytest.mark.slow
 def test_kill_9_mid_sweep_then_rerun_gives_exactly_the_uninterrupted_rows(uninterrupted, tmp_path):
     out = tmp_path / "out"
     command = [sys.executable, str(ROOT / "experiments" / "ablate.py"), str(uninterrupted / "sweep.toml"),
@@ -181,6 +185,7 @@ def test_kill_9_mid_sweep_then_rerun_gives_exactly_the_uninterrupted_rows(uninte
     assert rows_of(out) == rows_of(uninterrupted / "out")
 
 
+@pytest.mark.slow
 def test_a_half_written_row_or_cell_is_dropped_and_run_again(uninterrupted, tmp_path):
     out = tmp_path / "out"
     sweep = sweeps.load(uninterrupted / "sweep.toml")
@@ -219,6 +224,7 @@ def end_process_group(runner):
     runner.wait()
 
 
+@pytest.mark.slow
 def test_a_second_runner_on_the_same_out_is_refused_and_nothing_is_doubled(uninterrupted, tmp_path, monkeypatch,
                                                                             capsys):
     out = tmp_path / "out"
@@ -243,6 +249,7 @@ def test_a_second_runner_on_the_same_out_is_refused_and_nothing_is_doubled(unint
     assert rows_of(out) == rows_of(uninterrupted / "out")  # one row per run
 
 
+@pytest.mark.slow
 def test_the_lock_of_a_killed_runner_does_not_block_the_rerun(uninterrupted, tmp_path):
     out = tmp_path / "out"
     runner = start_runner(uninterrupted / "sweep.toml", out, workers=2)
@@ -312,6 +319,7 @@ def test_a_report_that_draws_a_subset_of_the_cells_says_how_many(uninterrupted, 
 
 
 # The headline finding, as a sweep.
+@pytest.mark.slow
 def test_headline_sweep_reproduces_the_finding(tmp_path):
     ablate.main([str(ROOT / "experiments" / "sweeps" / "headline.toml"), "--out", str(tmp_path), "--workers", "2"])
     with open(tmp_path / "results.csv", newline="") as file:
