@@ -19,7 +19,6 @@ holds the resolved sweep (``sweep.json``) and the package versions
 those files alone, without running anything.
 """
 # %%
-import argparse
 import csv
 import json
 import os
@@ -32,12 +31,13 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from sandbox import sweep as sweeps
+from sandbox.cli import check_out, experiment_parser, run_interruptible
 from sandbox.plotting import plot_heatmap, plot_metric
 from sandbox.results import atomic_write
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = experiment_parser(__doc__)
     parser.add_argument("sweep", nargs="?", type=Path, help="the sweep file (TOML); not needed with --report")
     parser.add_argument("--out", type=Path, required=True, help="folder for results.csv, histories and the report")
     parser.add_argument("--workers", type=int, default=os.cpu_count(), help="local worker processes")
@@ -50,6 +50,7 @@ def parse_args(argv):
     parser.add_argument("--only", nargs="*", default=[], metavar="AXIS=VALUE",
                         help="report: keep only the runs matching all of these, for the heatmaps and the table")
     args = parser.parse_args(argv)
+    check_out(parser, args.out, args.report, needs=("results.csv", "sweep.json"), flag="--report")
     if not args.report and args.sweep is None:
         parser.error("give a sweep file, or --report to summarise what --out holds")
     if args.workers < 1:
@@ -186,7 +187,9 @@ def main(argv=None):
             total = len(sweeps.cells(sweep))
             where = f"the Dask cluster at {args.scheduler}" if args.scheduler else f"{args.workers} worker processes"
             print(f"{total} cells, {total - len(store.finished)} to run, on {where}; results in {args.out}")
-            sweeps.run(sweep, store, workers=args.workers, scheduler=args.scheduler, progress=Progress())
+            run_interruptible(lambda: sweeps.run(sweep, store, workers=args.workers, scheduler=args.scheduler,
+                                                 progress=Progress()),
+                              args.out, kept="the finished cells' rows and histories", resumes=True)
     except sweeps.SweepError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     print(f"done: {args.out / 'results.csv'}; "

@@ -15,10 +15,11 @@ def experiment_parser(doc):
                                    formatter_class=argparse.ArgumentDefaultsHelpFormatter)
 
 
-def check_out(parser, out, replot=False, needs=()):
+def check_out(parser, out, replot=False, needs=(), flag="--replot"):
     """Stop with a one-line error, before any work, if --out cannot hold or does not hold results.
 
-    `out` must not be a file; with `replot`, it must already hold every name in `needs`.
+    `out` must not be a file; with `replot` (the option `flag` of the command line), it
+    must already hold every name in `needs`.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -26,18 +27,20 @@ def check_out(parser, out, replot=False, needs=()):
     if replot:
         missing = [name for name in needs if not (out / name).is_file()]
         if missing:
-            parser.error(f"--replot needs {', '.join(missing)} in {out}; run once without --replot first")
+            parser.error(f"{flag} needs {', '.join(missing)} in {out}; run once without {flag} first")
 
 
-def run_interruptible(main, out, kept="the files already written"):
-    """Run ``main()``; on Ctrl-C say what under `out` was kept, and exit with status 130.
+def run_interruptible(main, out, kept="the files already written", resumes=False):
+    """Run ``main()``; on Ctrl-C say in one line what under `out` was kept, and exit with status 130.
 
     Every file is written whole or not at all (``sandbox.results.atomic_write``), so
-    an interruption leaves finished files and never a half-written one.
+    an interruption leaves finished files and never a half-written one. With
+    `resumes`, the line also says that the same command goes on from there.
     """
     try:
         return main()
     except KeyboardInterrupt:
-        print(f"\ninterrupted: {kept} in {out} are complete; nothing half-written is left",
+        then = "; the same command goes on from there" if resumes else ""
+        print(f"\ninterrupted: {kept} in {out} are complete, nothing half-written is left{then}",
               file=sys.stderr)
         raise SystemExit(130)

@@ -34,6 +34,7 @@ import hashlib
 import json
 import math
 import os
+import signal
 import sys
 import time
 import weakref
@@ -574,8 +575,13 @@ def _results(pending, sweep, workers, scheduler):
         return
     import multiprocessing
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-    with context.Pool(workers) as pool:
+    with context.Pool(workers, initializer=_leave_interrupts_to_the_runner) as pool:
         yield from pool.imap_unordered(_run_cell_star, [(cell, sweep) for cell in pending])
+
+
+def _leave_interrupts_to_the_runner():
+    """In a worker: ignore Ctrl-C, which reaches the whole process group; the runner stops the pool."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _run_cell_star(arguments):

@@ -250,6 +250,25 @@ def test_a_second_runner_on_the_same_out_is_refused_and_nothing_is_doubled(unint
 
 
 @pytest.mark.slow
+def test_ctrl_c_stops_the_runner_at_once_with_one_line_and_the_same_command_goes_on(uninterrupted, tmp_path):
+    out = tmp_path / "out"
+    runner = start_runner(uninterrupted / "sweep.toml", out, workers=2)
+    try:
+        wait_for_rows(out, runner, 3)
+        os.killpg(runner.pid, signal.SIGINT)  # as Ctrl-C in a terminal: the runner and its workers
+        assert runner.wait(timeout=10) == 130
+        said = runner.stderr.read().decode()
+    finally:
+        end_process_group(runner)
+    assert "Traceback" not in said
+    assert said.strip().splitlines()[-1] == (f"interrupted: the finished cells' rows and histories in {out} are "
+                                             f"complete, nothing half-written is left; the same command goes on "
+                                             f"from there")
+    ablate.main([str(uninterrupted / "sweep.toml"), "--out", str(out), "--workers", "1"])
+    assert rows_of(out) == rows_of(uninterrupted / "out")
+
+
+@pytest.mark.slow
 def test_the_lock_of_a_killed_runner_does_not_block_the_rerun(uninterrupted, tmp_path):
     out = tmp_path / "out"
     runner = start_runner(uninterrupted / "sweep.toml", out, workers=2)
@@ -309,6 +328,17 @@ def test_report_redraws_from_saved_files_without_running_anything(uninterrupted,
                  "--x", "seed", "--y", "starts"])
     table = capsys.readouterr().out
     assert "12 runs in 4 cells" in table and table.count("%") == 4
+
+
+def test_an_out_that_is_a_file_or_a_report_of_nothing_is_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("keep me")
+    with pytest.raises(SystemExit):
+        ablate.main([str(ROOT / "experiments" / "sweeps" / "headline.toml"), "--out", str(tmp_path / "file")])
+    assert "is a file; give a folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        ablate.main(["--report", "--out", str(tmp_path / "empty")])
+    assert "--report needs results.csv, sweep.json" in capsys.readouterr().err
+    assert not (tmp_path / "empty").exists() and (tmp_path / "file").read_text() == "keep me"
 
 
 def test_a_report_that_draws_a_subset_of_the_cells_says_how_many(uninterrupted, capsys):
