@@ -23,7 +23,6 @@ Run from the repository root::
     python experiments/regression_simulation.py --points 200 --losses giou siou alpha_ciou:alpha=2 --out results/small
 """
 # %%
-import argparse
 import json
 import os
 import time
@@ -36,6 +35,7 @@ from matplotlib.figure import Figure
 
 import sandbox
 from sandbox.batch import BLOCK, regress
+from sandbox.cli import check_out, experiment_parser, run_interruptible
 from sandbox.diou_reference import REPAIRS, authors_gradient
 from sandbox.fused import KINDS
 from sandbox.results import atomic_write, difference, provenance, write_csv, write_json
@@ -50,7 +50,7 @@ those within 15 degrees of the horizontal or vertical through it."""
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = experiment_parser(__doc__)
     parser.add_argument("--out", type=Path, default=Path("results/regression_simulation"),
                         help="folder for the per-loss results, summary.csv, config.json and figures")
     parser.add_argument("--losses", nargs="+", default=["iou", "giou", "diou", "ciou"],
@@ -73,6 +73,7 @@ def parse_args(argv):
                         help="with --gradient authors: correct these slips of the MATLAB code, one by one")
     parser.add_argument("--replot", action="store_true", help="only redraw the figures from what --out holds")
     args = parser.parse_args(argv)
+    check_out(parser, args.out, args.replot, needs=("config.json", "points.npz"))
     args.repairs = sorted(set(args.repairs))
     if not args.replot:
         try:
@@ -263,7 +264,7 @@ def plot(args):
 def main(argv=None):
     args = parse_args(argv)
     if not args.replot:
-        run(args)
+        run_interruptible(lambda: run(args), args.out, kept="the losses already finished", resumes=True)
     rows = write_summary(args) if not args.replot else None
     plot(args)
     for row in rows or []:

@@ -70,3 +70,14 @@ def test_bad_arguments_stop_before_any_work(tmp_path, capsys, arguments, words):
         simulation.main(["--out", str(tmp_path / "out"), *arguments])
     assert words in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_an_out_that_is_a_file_or_a_replot_of_nothing_is_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("keep me")
+    with pytest.raises(SystemExit):
+        simulation.main(["--out", str(tmp_path / "file"), *SMALL])
+    assert "is a file; give a folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        simulation.main(["--out", str(tmp_path / "empty"), "--replot"])
+    assert "--replot needs config.json, points.npz" in capsys.readouterr().err
+    assert not (tmp_path / "empty").exists() and (tmp_path / "file").read_text() == "keep me"
