@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .first_order import RULES, get_schedule
+from .first_order import DEFAULT_LEARNING_RATES, RULES, get_schedule
 from .losses import get_loss
 from .optimize import fit, get_method
 from .parameterisations import get_parameterisation
@@ -245,7 +245,8 @@ def cells(sweep):
     """Every cell of the grid, in a fixed order: dicts axis -> value, ties zipped, exclusions dropped.
 
     Axes a method has no use for (a learning rate for BFGS) hold None, and the
-    cells that become alike are kept once.
+    cells that become alike are kept once; a first-order cell without a learning
+    rate gets its method's default (`sandbox.first_order.DEFAULT_LEARNING_RATES`).
     """
     tied = {name for group in sweep["tie"] for name in group}
     groups = [[dict(zip(group, values)) for values in zip(*(sweep["axes"][n] for n in group))]
@@ -258,6 +259,8 @@ def cells(sweep):
             cell.update(part)
         if cell["method"] not in RULES:
             cell.update({name: None for name in FIRST_ORDER_AXES})
+        elif cell["lr"] is None:  # each method's own rate, recorded as the value used
+            cell["lr"] = DEFAULT_LEARNING_RATES[cell["method"]]
         key = json.dumps(cell, sort_keys=True)
         if key in seen or any(all(cell[n] in values for n, values in rule.items()) for rule in sweep["exclude"]):
             continue

@@ -354,7 +354,7 @@ def test_headline_sweep_reproduces_the_finding(tmp_path):
     ablate.main([str(ROOT / "experiments" / "sweeps" / "headline.toml"), "--out", str(tmp_path), "--workers", "2"])
     with open(tmp_path / "results.csv", newline="") as file:
         rows = list(csv.DictReader(file))
-    assert len(rows) == 4 * 8
+    assert len(rows) == 4 * 8 and {row["lr"] for row in rows} == {"0.3"}  # gd's default, as used
     for row in rows:
         if row["loss"] == "iou":
             assert row["stalled"] == "True" and float(row["final_iou"]) == 0 and row["converged"] == "False"
