@@ -187,6 +187,8 @@ def main(argv=None):
             total = len(sweeps.cells(sweep))
             where = f"the Dask cluster at {args.scheduler}" if args.scheduler else f"{args.workers} worker processes"
             print(f"{total} cells, {total - len(store.finished)} to run, on {where}; results in {args.out}")
+            if sweeps.unused_settings(sweep):
+                print(f"note: {sweeps.unused_settings(sweep)}")
             run_interruptible(lambda: sweeps.run(sweep, store, workers=args.workers, scheduler=args.scheduler,
                                                  progress=Progress()),
                               args.out, kept="the finished cells' rows and histories", resumes=True)

@@ -269,6 +269,16 @@ def cells(sweep):
     return result
 
 
+def unused_settings(sweep):
+    """A note on the axis values some cells have no use for (a learning rate for BFGS), or None."""
+    given = [name for name in FIRST_ORDER_AXES if sweep["axes"][name] != DEFAULTS[name]]
+    others = sorted({method for method in sweep["axes"]["method"] if method not in RULES})
+    if not (given and others):
+        return None
+    return (f"{' and '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to {', '.join(RULES)} only: "
+            f"the {', '.join(others)} cells run without {'them' if len(given) > 1 else 'it'}")
+
+
 def cell_id(cell):
     """A short name for a cell that depends on its coordinates only."""
     return hashlib.sha256(json.dumps(cell, sort_keys=True).encode()).hexdigest()[:16]

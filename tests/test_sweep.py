@@ -362,6 +362,17 @@ def test_headline_sweep_reproduces_the_finding(tmp_path):
             assert row["converged"] == "True", row
 
 
+def test_a_setting_some_cells_cannot_use_is_reported_once(tmp_path, capsys):
+    (tmp_path / "sweep.toml").write_text('[axes]\nmethod = ["gd", "BFGS"]\nlr = [0.1]\nmaxiter = [3]\n'
+                                         'starts = ["r"]\n[starts.r]\nkind = "random"\ncount = 1\n')
+    ablate.main([str(tmp_path / "sweep.toml"), "--out", str(tmp_path / "out"), "--workers", "1"])
+    printed = capsys.readouterr().out
+    assert printed.count("note: lr applies to gd, momentum, adam only: the BFGS cells run without it") == 1
+    with open(tmp_path / "out" / "results.csv", newline="") as file:
+        lrs = {row["method"]: row["lr"] for row in csv.DictReader(file)}
+    assert lrs == {"gd": "0.1", "BFGS": ""}
+
+
 def test_every_example_sweep_is_valid():
     for path in sorted((ROOT / "experiments" / "sweeps").glob("*.toml")):
         assert sweeps.cells(sweeps.load(path)), path
