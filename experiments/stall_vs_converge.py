@@ -105,6 +105,12 @@ def check(args, parser):
         make_starts(args)
     except ValueError as error:
         parser.error(str(error))
+    given = [flag for flag, used in [("--lr", args.lr is not None), ("--schedule", args.schedule != "step"),
+                                     ("--iou-weighting", args.iou_weighting)] if used]
+    others = [method for method in args.method if method not in RULES]
+    if given and others:
+        print(f"note: {' and '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to {', '.join(RULES)} only: "
+              f"{', '.join(others)} run{'s' if len(others) == 1 else ''} without {'them' if len(given) > 1 else 'it'}")
 
 
 def make_starts(args):

@@ -76,3 +76,9 @@ def test_an_out_that_is_a_file_or_a_replot_of_nothing_stops_with_one_line(tmp_pa
         experiment.main(["--out", str(tmp_path / "empty"), "--replot"])
     assert "--replot needs summary.csv, runs.npz, config.json" in capsys.readouterr().err
     assert not (tmp_path / "empty").exists()
+
+
+def test_a_setting_a_method_cannot_use_is_reported_once(tmp_path, capsys):
+    experiment.main(["--out", str(tmp_path), "--method", "gd", "BFGS", "--lr", "0.1", "--losses", "giou",
+                     "--starts", "1", "--maxiter", "3"])
+    assert capsys.readouterr().out.count("note: --lr applies to gd, momentum, adam only: BFGS runs without it") == 1
