@@ -33,7 +33,7 @@ from matplotlib.figure import Figure
 
 import sandbox
 from sandbox.cli import check_out, experiment_parser
-from sandbox.first_order import RULES, get_schedule
+from sandbox.first_order import RULES, get_schedule, not_applicable
 from sandbox.optimize import DEFAULT_LEARNING_RATES, get_method
 from sandbox.parameterisations import get_parameterisation
 from sandbox.plotting import animate_trajectories, plot_heatmap, plot_metric, plot_target, plot_trajectory
@@ -107,10 +107,8 @@ def check(args, parser):
         parser.error(str(error))
     given = [flag for flag, used in [("--lr", args.lr is not None), ("--schedule", args.schedule != "step"),
                                      ("--iou-weighting", args.iou_weighting)] if used]
-    others = [method for method in args.method if method not in RULES]
-    if given and others:
-        print(f"note: {' and '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to {', '.join(RULES)} only: "
-              f"{', '.join(others)} run{'s' if len(others) == 1 else ''} without {'them' if len(given) > 1 else 'it'}")
+    if not_applicable(given, args.method):
+        print(f"note: {not_applicable(given, args.method)}")
 
 
 def make_starts(args):

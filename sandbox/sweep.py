@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .first_order import DEFAULT_LEARNING_RATES, RULES, get_schedule
+from .first_order import DEFAULT_LEARNING_RATES, RULES, get_schedule, not_applicable
 from .losses import get_loss
 from .optimize import fit, get_method
 from .parameterisations import get_parameterisation
@@ -271,12 +271,8 @@ def cells(sweep):
 
 def unused_settings(sweep):
     """A note on the axis values some cells have no use for (a learning rate for BFGS), or None."""
-    given = [name for name in FIRST_ORDER_AXES if sweep["axes"][name] != DEFAULTS[name]]
-    others = sorted({method for method in sweep["axes"]["method"] if method not in RULES})
-    if not (given and others):
-        return None
-    return (f"{' and '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to {', '.join(RULES)} only: "
-            f"the {', '.join(others)} cells run without {'them' if len(given) > 1 else 'it'}")
+    return not_applicable([name for name in FIRST_ORDER_AXES if sweep["axes"][name] != DEFAULTS[name]],
+                          sweep["axes"]["method"])
 
 
 def cell_id(cell):

@@ -367,7 +367,7 @@ def test_a_setting_some_cells_cannot_use_is_reported_once(tmp_path, capsys):
                                          'starts = ["r"]\n[starts.r]\nkind = "random"\ncount = 1\n')
     ablate.main([str(tmp_path / "sweep.toml"), "--out", str(tmp_path / "out"), "--workers", "1"])
     printed = capsys.readouterr().out
-    assert printed.count("note: lr applies to gd, momentum, adam only: the BFGS cells run without it") == 1
+    assert printed.count("note: lr applies to gd, momentum, adam only: BFGS runs without it") == 1
     with open(tmp_path / "out" / "results.csv", newline="") as file:
         lrs = {row["method"]: row["lr"] for row in csv.DictReader(file)}
     assert lrs == {"gd": "0.1", "BFGS": ""}
