@@ -35,10 +35,11 @@ from matplotlib.figure import Figure
 
 import sandbox
 from sandbox.batch import BLOCK, regress
+from sandbox import cli
 from sandbox.cli import check_out, experiment_parser, run_interruptible
 from sandbox.diou_reference import REPAIRS, authors_gradient
 from sandbox.fused import KINDS
-from sandbox.results import atomic_write, difference, provenance, write_csv, write_json
+from sandbox.results import atomic_write, provenance, write_csv, write_json
 from sandbox.simulation import CASES_PER_POINT, diou_protocol
 
 SUMMARY = ["loss", "cases", "iterations", "error_first", "error_final", "mean_final_iou",
@@ -104,13 +105,7 @@ def parse_args(argv):
 
 def refuse_other_settings(args):
     """Results already under --out from other settings are an error, not something to overwrite."""
-    config = args.out / "config.json"
-    if config.exists():
-        saved = {key: json.loads(config.read_text()).get(key) for key in settings(args, None) if key != "loss"}
-        wanted = {key: value for key, value in settings(args, None).items() if key != "loss"}
-        if saved != wanted:
-            raise ValueError(f"{args.out} holds a run with other settings ({difference(saved, wanted)}); "
-                             f"give another --out, or delete {args.out} to start over")
+    cli.refuse_other_settings(args.out, {key: value for key, value in settings(args, None).items() if key != "loss"})
     for loss in args.losses:
         path = result_path(args.out, loss)
         if path.exists() and json.loads(str(np.load(path)["settings"])) != settings(args, loss):

@@ -32,7 +32,7 @@ from matplotlib.animation import PillowWriter
 from matplotlib.figure import Figure
 
 import sandbox
-from sandbox.cli import check_out, experiment_parser
+from sandbox.cli import check_out, experiment_parser, refuse_other_settings, run_interruptible
 from sandbox.first_order import RULES, get_schedule, not_applicable
 from sandbox.optimize import DEFAULT_LEARNING_RATES, get_method
 from sandbox.parameterisations import get_parameterisation
@@ -103,6 +103,7 @@ def check(args, parser):
         if args.starts + args.random_starts == 0:
             raise ValueError("no starts: give --starts or --random-starts a positive count")
         make_starts(args)
+        refuse_other_settings(args.out, settings(args))
     except ValueError as error:
         parser.error(str(error))
     given = [flag for flag, used in [("--lr", args.lr is not None), ("--schedule", args.schedule != "step"),
@@ -130,6 +131,8 @@ def run(args):
     starts, labels = make_starts(args)
     target = np.array(args.target)
     args.out.mkdir(parents=True, exist_ok=True)
+    for stale in (FIGURE, "outcomes.png", ANIMATION, "runs.npz"):  # drawn from the run this one replaces
+        (args.out / stale).unlink(missing_ok=True)
     write_json(args.out / "config.json", config(args, starts, labels))
     first_order = {"schedule": args.schedule, "iou_weighting": args.iou_weighting,
                    **({} if args.lr is None else {"lr": args.lr})}
@@ -178,9 +181,14 @@ def save_runs(path, runs):
     atomic_write(path, lambda tmp: np.savez_compressed(tmp, **arrays))
 
 
+def settings(args):
+    """What the runs depend on: every argument but where they go and what is drawn."""
+    return {k: v for k, v in vars(args).items() if k not in ("out", "replot", "animate")}
+
+
 def config(args, starts, labels):
-    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    return dict(settings, starts=starts.tolist(), start_labels=labels, home_iou=HOME, **provenance())
+    return dict(settings(args), out=str(args.out), start_boxes=starts.tolist(), start_labels=labels, home_iou=HOME,
+                **provenance())
 
 
 # %% Summarise and draw, from the saved files only.
@@ -297,7 +305,7 @@ def outcome_figure(rows, losses, methods):
 def main(argv=None):
     args = parse_args(argv)
     if not args.replot:
-        run(args)
+        run_interruptible(lambda: run(args), args.out, kept="the finished runs' rows of summary.csv")
     plot(args.out)
     if args.animate:
         animate(args.out)

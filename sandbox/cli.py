@@ -5,8 +5,11 @@
     'One claim per script.'
 """
 import argparse
+import json
 import sys
 from pathlib import Path
+
+from .results import difference
 
 
 def experiment_parser(doc):
@@ -44,3 +47,19 @@ def run_interruptible(main, out, kept="the files already written", resumes=False
         print(f"\ninterrupted: {kept} in {out} are complete, nothing half-written is left{then}",
               file=sys.stderr)
         raise SystemExit(130)
+
+
+def refuse_other_settings(out, wanted):
+    """Raise ValueError if ``out/config.json`` records other values for the keys of `wanted`.
+
+    Results of other settings are never overwritten in silence: the error names the
+    first difference and says what to do.
+    """
+    config = Path(out) / "config.json"
+    if config.exists():
+        recorded = json.loads(config.read_text())
+        saved = {key: recorded.get(key) for key in wanted}
+        wanted = json.loads(json.dumps(wanted))  # tuples as lists, as JSON keeps them
+        if saved != wanted:
+            raise ValueError(f"{out} holds a run with other settings ({difference(saved, wanted)}); "
+                             f"give another --out, or delete {out} to start over")
