@@ -22,8 +22,6 @@ those files alone, without running anything.
 import csv
 import json
 import os
-import sys
-import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -31,7 +29,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from sandbox import sweep as sweeps
-from sandbox.cli import check_out, experiment_parser, run_interruptible
+from sandbox.cli import Progress, check_out, experiment_parser, run_interruptible
 from sandbox.plotting import plot_heatmap, plot_metric
 from sandbox.results import atomic_write
 
@@ -58,30 +56,6 @@ def parse_args(argv):
     return args, parser
 
 
-class Progress:
-    """A progress bar on a terminal, a line at every tenth otherwise: cells done, rate, time left."""
-
-    def __init__(self, stream=sys.stderr):
-        self.stream, self.began, self.first, self.shown = stream, time.perf_counter(), None, -1
-
-    def __call__(self, done, total):
-        if self.first is None:
-            self.first = done
-        elapsed = time.perf_counter() - self.began
-        ran = done - self.first
-        rate = ran / elapsed if elapsed > 0 else 0.0
-        left = f"{(total - done) / rate:.0f} s left" if rate > 0 else "time left unknown"
-        line = f"{done}/{total} cells, {rate:.2f} cells/s, {left}"
-        if self.stream.isatty():
-            bar = "#" * int(30 * done / max(total, 1))
-            self.stream.write(f"\r[{bar:<30}] {line}" + ("\n" if done == total else ""))
-        elif 10 * done // max(total, 1) > self.shown or done == total:
-            self.shown = 10 * done // max(total, 1)
-            self.stream.write(line + "\n")
-        self.stream.flush()
-
-
-# %% The report, from the saved files only.
 def read_results(out):
     with open(out / "results.csv", newline="") as file:
         return list(csv.DictReader(file))
@@ -190,7 +164,7 @@ def main(argv=None):
             if sweeps.unused_settings(sweep):
                 print(f"note: {sweeps.unused_settings(sweep)}")
             run_interruptible(lambda: sweeps.run(sweep, store, workers=args.workers, scheduler=args.scheduler,
-                                                 progress=Progress()),
+                                                 progress=Progress("cells")),
                               args.out, kept="the finished cells' rows and histories", resumes=True)
     except sweeps.SweepError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")

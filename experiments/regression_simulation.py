@@ -25,7 +25,6 @@ Run from the repository root::
 # %%
 import json
 import os
-import time
 from functools import partial
 from pathlib import Path
 
@@ -36,7 +35,7 @@ from matplotlib.figure import Figure
 import sandbox
 from sandbox.batch import BLOCK, regress
 from sandbox import cli
-from sandbox.cli import check_out, experiment_parser, run_interruptible
+from sandbox.cli import Progress, check_out, experiment_parser, run_interruptible
 from sandbox.diou_reference import REPAIRS, authors_gradient
 from sandbox.fused import KINDS
 from sandbox.results import atomic_write, provenance, write_csv, write_json
@@ -143,7 +142,7 @@ def run(args):
         authors = partial(authors_gradient, loss, repairs=tuple(args.repairs)) if args.gradient == "authors" else None
         result = regress(protocol.anchors, protocol.targets, loss=loss, iterations=args.iterations,
                          reference_gradient=args.reference_gradient, fused=not args.generic,
-                         chunk_size=args.chunk_size, workers=args.workers, progress=Progress(loss),
+                         chunk_size=args.chunk_size, workers=args.workers, progress=Progress("cases", loss),
                          gradient=authors)
         rate = cases * args.iterations / result.seconds / 1e6
         print(f"{loss}: E(0) = {result.errors[0]:.6g}, E({args.iterations}) = {result.errors[-1]:.6g}, "
@@ -154,21 +153,6 @@ def run(args):
             final_errors=result.final_errors, final_ious=result.final_ious, seconds=result.seconds,
             settings=json.dumps(settings(args, loss))))
         write_summary(args)
-
-
-class Progress:
-    """Print a line at every tenth of the cases done, with the time left."""
-
-    def __init__(self, loss):
-        self.loss, self.began, self.shown = loss, time.perf_counter(), 0
-
-    def __call__(self, done, total):
-        tenths = 10 * done // total
-        if tenths > self.shown and done < total:
-            self.shown = tenths
-            elapsed = time.perf_counter() - self.began
-            print(f"  {self.loss}: {done:,}/{total:,} cases, {elapsed:.0f} s, "
-                  f"about {elapsed * (total - done) / done:.0f} s left", flush=True)
 
 
 # %% Summarise and draw, from the saved files only.

@@ -7,6 +7,7 @@
 import argparse
 import json
 import sys
+import weakref
 from pathlib import Path
 
 from .results import difference
@@ -43,6 +44,8 @@ def run_interruptible(main, out, kept="the files already written", resumes=False
     try:
         return main()
     except KeyboardInterrupt:
+        for bar in list(_OPEN_BARS):  # so that no bar is drawn again after the line below
+            bar.close()
         then = "; the same command goes on from there" if resumes else ""
         print(f"\ninterrupted: {kept} in {out} are complete, nothing half-written is left{then}",
               file=sys.stderr)
@@ -63,3 +66,33 @@ def refuse_other_settings(out, wanted):
         if saved != wanted:
             raise ValueError(f"{out} holds a run with other settings ({difference(saved, wanted)}); "
                              f"give another --out, or delete {out} to start over")
+
+
+class Progress:
+    """A ``progress(done, total)`` callback drawn as a tqdm bar: how many done, the rate, the time left.
+
+    The first call sets the total and where the bar starts (a resumed run starts part
+    way); the bar closes when `done` reaches `total`.
+    """
+
+    def __init__(self, unit, description=None):
+        try:
+            from tqdm import tqdm
+        except ModuleNotFoundError:
+            raise SystemExit("the experiments show progress with tqdm: pip install 'giou-sandbox[experiments]' "
+                             "(make demo and make test install it)") from None
+        self.tqdm, self.unit, self.description, self.bar = tqdm, unit, description, None
+
+    def __call__(self, done, total):
+        if self.bar is None:
+            self.bar = self.tqdm(total=total, initial=done, unit=self.unit, desc=self.description,
+                                 file=sys.stderr, dynamic_ncols=True)
+            _OPEN_BARS.add(self.bar)
+        self.bar.update(done - self.bar.n)
+        if done >= total:
+            self.bar.close()
+            _OPEN_BARS.discard(self.bar)
+
+
+_OPEN_BARS = weakref.WeakSet()
+"""The progress bars still drawing, closed by `run_interruptible` before it says what was kept."""
