@@ -19,7 +19,6 @@ holds the resolved sweep (``sweep.json``) and the package versions
 those files alone, without running anything.
 """
 # %%
-import csv
 import json
 import os
 from collections import defaultdict
@@ -31,7 +30,7 @@ from matplotlib.figure import Figure
 from sandbox import sweep as sweeps
 from sandbox.cli import Progress, check_out, experiment_parser, run_interruptible
 from sandbox.plotting import plot_heatmap, plot_metric
-from sandbox.results import atomic_write
+from sandbox.results import atomic_write, read_csv
 
 
 def parse_args(argv):
@@ -56,13 +55,8 @@ def parse_args(argv):
     return args, parser
 
 
-def read_results(out):
-    with open(out / "results.csv", newline="") as file:
-        return list(csv.DictReader(file))
-
-
 def report(args):
-    rows = [row for row in read_results(args.out) if matches(row, filters(args.only, "--only"))]
+    rows = [row for row in read_csv(args.out / "results.csv") if matches(row, filters(args.only, "--only"))]
     if not rows:
         raise sweeps.SweepError(f"{args.out} holds no finished runs{' that match --only' if args.only else ''}")
     groups = defaultdict(list)

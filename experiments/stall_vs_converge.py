@@ -37,7 +37,7 @@ from sandbox.first_order import RULES, get_schedule, not_applicable
 from sandbox.optimize import DEFAULT_LEARNING_RATES, get_method
 from sandbox.parameterisations import get_parameterisation
 from sandbox.plotting import animate_trajectories, plot_heatmap, plot_metric, plot_target, plot_trajectory
-from sandbox.results import atomic_write, provenance, write_json
+from sandbox.results import atomic_write, provenance, read_csv, write_json
 from sandbox.starts import direction_name
 
 HOME = sandbox.HOME_IOU  # a run brings the box home when its final IoU reaches this
@@ -192,11 +192,6 @@ def config(args, starts, labels):
 
 
 # %% Summarise and draw, from the saved files only.
-def read_summary(out):
-    with open(out / "summary.csv", newline="") as file:
-        return list(csv.DictReader(file))
-
-
 def summary_table(rows):
     """Per loss and method: runs, runs brought home, mean and lowest final IoU, outcomes."""
     groups = {}
@@ -214,7 +209,7 @@ def summary_table(rows):
 
 def plot(out):
     """Draw the figures from summary.csv, runs.npz and config.json under `out`."""
-    rows, settings = read_summary(out), json.loads((out / "config.json").read_text())
+    rows, settings = read_csv(out / "summary.csv"), json.loads((out / "config.json").read_text())
     saved = np.load(out / "runs.npz")
     losses, methods = list(dict.fromkeys(r["loss"] for r in rows)), list(dict.fromkeys(r["method"] for r in rows))
     labels = settings["start_labels"]
@@ -253,7 +248,7 @@ def panel_title(rows, loss, method):
 
 def animate(out):
     """Write the first method's runs as a GIF, from summary.csv, runs.npz and config.json."""
-    rows, settings = read_summary(out), json.loads((out / "config.json").read_text())
+    rows, settings = read_csv(out / "summary.csv"), json.loads((out / "config.json").read_text())
     saved = np.load(out / "runs.npz")
     method = rows[0]["method"]
     chosen = [i for i, r in enumerate(rows) if r["method"] == method]
@@ -310,7 +305,7 @@ def main(argv=None):
     if args.animate:
         animate(args.out)
         print(f"animation: {args.out / ANIMATION}")
-    print(summary_table(read_summary(args.out)))
+    print(summary_table(read_csv(args.out / "summary.csv")))
     print(f"figure: {args.out / FIGURE}; per-run rows: {args.out / 'summary.csv'}")
 
 
