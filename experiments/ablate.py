@@ -20,7 +20,6 @@ those files alone, without running anything.
 """
 # %%
 import json
-import os
 from collections import defaultdict
 from pathlib import Path
 
@@ -28,7 +27,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from sandbox import sweep as sweeps
-from sandbox.cli import Progress, check_out, experiment_parser, run_interruptible
+from sandbox.cli import Progress, add_workers, check_out, experiment_parser, run_interruptible
 from sandbox.plotting import plot_heatmap, plot_metric
 from sandbox.results import atomic_write, read_csv
 
@@ -37,7 +36,7 @@ def parse_args(argv):
     parser = experiment_parser(__doc__)
     parser.add_argument("sweep", nargs="?", type=Path, help="the sweep file (TOML); not needed with --report")
     parser.add_argument("--out", type=Path, required=True, help="folder for results.csv, histories and the report")
-    parser.add_argument("--workers", type=int, default=os.cpu_count(), help="local worker processes")
+    add_workers(parser, "local worker processes")
     parser.add_argument("--scheduler", help="address of a Dask scheduler, as tcp://host:8786, to run the cells on")
     parser.add_argument("--report", action="store_true", help="only draw report.png and print the summary")
     parser.add_argument("--x", default="loss", choices=sweeps.AXES, help="report: axis across the heatmaps")
@@ -50,8 +49,6 @@ def parse_args(argv):
     check_out(parser, args.out, args.report, needs=("results.csv", "sweep.json"), flag="--report")
     if not args.report and args.sweep is None:
         parser.error("give a sweep file, or --report to summarise what --out holds")
-    if args.workers < 1:
-        parser.error("--workers must be at least 1")
     return args, parser
 
 

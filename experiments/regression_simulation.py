@@ -24,7 +24,6 @@ Run from the repository root::
 """
 # %%
 import json
-import os
 from functools import partial
 from pathlib import Path
 
@@ -35,7 +34,7 @@ from matplotlib.figure import Figure
 import sandbox
 from sandbox.batch import BLOCK, regress
 from sandbox import cli
-from sandbox.cli import Progress, check_out, experiment_parser, run_interruptible
+from sandbox.cli import Progress, add_workers, check_out, experiment_parser, run_interruptible
 from sandbox.diou_reference import REPAIRS, authors_gradient
 from sandbox.fused import KINDS
 from sandbox.results import atomic_write, provenance, write_csv, write_json
@@ -58,7 +57,7 @@ def parse_args(argv):
     parser.add_argument("--points", type=int, default=5000, help="anchor centres; 343 cases each")
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0, help="seed of the anchor centres")
-    parser.add_argument("--workers", type=int, default=os.cpu_count(), help="worker processes")
+    add_workers(parser)
     parser.add_argument("--chunk-size", type=int, default=None,
                         help=f"cases per chunk, a multiple of {BLOCK} (default: the engine's choice)")
     parser.add_argument("--reference-gradient", action="store_true",
@@ -79,7 +78,7 @@ def parse_args(argv):
         try:
             for loss in args.losses:
                 sandbox.get_loss(loss)
-            for name in ("points", "iterations", "workers"):
+            for name in ("points", "iterations"):
                 if getattr(args, name) < (0 if name == "iterations" else 1):
                     raise ValueError(f"--{name} must be at least {0 if name == 'iterations' else 1}")
             if args.chunk_size is not None and (args.chunk_size < BLOCK or args.chunk_size % BLOCK):

@@ -6,6 +6,7 @@
 """
 import argparse
 import json
+import os
 import sys
 import weakref
 from pathlib import Path
@@ -17,6 +18,22 @@ def experiment_parser(doc):
     """An ``ArgumentParser`` described by the first line of `doc`, showing every default in --help."""
     return argparse.ArgumentParser(description=doc.split("\n")[0],
                                    formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+
+
+def positive_int(text):
+    """An argparse type: a whole number >= 1, or a one-line error naming the value."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1 or str(value) != text.strip():
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1; got {text!r}")
+    return value
+
+
+def add_workers(parser, what="worker processes"):
+    """The --workers option every parallel experiment takes: by default one per core."""
+    parser.add_argument("--workers", type=positive_int, default=os.cpu_count(), help=f"{what} (one per core)")
 
 
 def check_out(parser, out, replot=False, needs=(), flag="--replot"):
