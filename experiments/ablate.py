@@ -11,18 +11,15 @@ The sweep file is described in `sandbox.sweep`. Every cell runs in a worker proc
 (all cores by default) or on a Dask cluster; each finished cell is appended to
 ``DIR/results.csv``, one row per run, and its IoU histories to ``DIR/histories``.
 Running the same command again skips the finished cells, whatever stopped the
-last run; a different sweep file under the same DIR is refused. ``DIR`` also
+last run; a different sweep file under the same DIR is refused, and so is a
+second runner on DIR while one runs (Linux and macOS: a lock on ``DIR/.lock``,
+released when the runner ends, however it ends). ``DIR`` also
 holds the resolved sweep (``sweep.json``) and the package versions
 (``versions.json``). ``--report`` redraws ``report.png`` and prints a summary from
 those files alone, without running anything.
 """
 # %%
-import argparse
-import csv
 import json
-import os
-import sys
-import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -30,15 +27,16 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from sandbox import sweep as sweeps
-from sandbox.plotting import plot_metric
-from sandbox.results import atomic_write
+from sandbox.cli import Progress, add_workers, check_out, experiment_parser, run_interruptible
+from sandbox.plotting import plot_heatmap, plot_metric
+from sandbox.results import atomic_write, read_csv
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = experiment_parser(__doc__)
     parser.add_argument("sweep", nargs="?", type=Path, help="the sweep file (TOML); not needed with --report")
     parser.add_argument("--out", type=Path, required=True, help="folder for results.csv, histories and the report")
-    parser.add_argument("--workers", type=int, default=os.cpu_count(), help="local worker processes")
+    add_workers(parser, "local worker processes")
     parser.add_argument("--scheduler", help="address of a Dask scheduler, as tcp://host:8786, to run the cells on")
     parser.add_argument("--report", action="store_true", help="only draw report.png and print the summary")
     parser.add_argument("--x", default="loss", choices=sweeps.AXES, help="report: axis across the heatmaps")
@@ -48,44 +46,14 @@ def parse_args(argv):
     parser.add_argument("--only", nargs="*", default=[], metavar="AXIS=VALUE",
                         help="report: keep only the runs matching all of these, for the heatmaps and the table")
     args = parser.parse_args(argv)
+    check_out(parser, args.out, args.report, needs=("results.csv", "sweep.json"), flag="--report")
     if not args.report and args.sweep is None:
         parser.error("give a sweep file, or --report to summarise what --out holds")
-    if args.workers < 1:
-        parser.error("--workers must be at least 1")
     return args, parser
 
 
-class Progress:
-    """A progress bar on a terminal, a line at every tenth otherwise: cells done, rate, time left."""
-
-    def __init__(self, stream=sys.stderr):
-        self.stream, self.began, self.first, self.shown = stream, time.perf_counter(), None, -1
-
-    def __call__(self, done, total):
-        if self.first is None:
-            self.first = done
-        elapsed = time.perf_counter() - self.began
-        ran = done - self.first
-        rate = ran / elapsed if elapsed > 0 else 0.0
-        left = f"{(total - done) / rate:.0f} s left" if rate > 0 else "time left unknown"
-        line = f"{done}/{total} cells, {rate:.2f} cells/s, {left}"
-        if self.stream.isatty():
-            bar = "#" * int(30 * done / max(total, 1))
-            self.stream.write(f"\r[{bar:<30}] {line}" + ("\n" if done == total else ""))
-        elif 10 * done // max(total, 1) > self.shown or done == total:
-            self.shown = 10 * done // max(total, 1)
-            self.stream.write(line + "\n")
-        self.stream.flush()
-
-
-# %% The report, from the saved files only.
-def read_results(out):
-    with open(out / "results.csv", newline="") as file:
-        return list(csv.DictReader(file))
-
-
 def report(args):
-    rows = [row for row in read_results(args.out) if matches(row, filters(args.only, "--only"))]
+    rows = [row for row in read_csv(args.out / "results.csv") if matches(row, filters(args.only, "--only"))]
     if not rows:
         raise sweeps.SweepError(f"{args.out} holds no finished runs{' that match --only' if args.only else ''}")
     groups = defaultdict(list)
@@ -99,36 +67,38 @@ def report(args):
         rate[i, j] = np.mean([r["converged"] == "True" for r in group])
         mean_iou[i, j] = np.mean([float(r["final_iou"]) for r in group])
         lines.append(f"{y or '-':>14} {x or '-':>22} {len(group):>5} {rate[i, j]:>9.0%} {mean_iou[i, j]:>9.4f}")
-    chosen = choose_cells(rows, args.cells)
+    chosen, matching = choose_cells(rows, args.cells)
     fig = Figure(figsize=(max(12, 1.3 * len(xs) * 2 + 6), 0.5 * len(ys) + 4.5), layout="constrained")
     axes = fig.subplots(1, 3, width_ratios=[1, 1, 1.2])
     for ax, values, title in [(axes[0], rate, "share of runs converged"), (axes[1], mean_iou, "mean final IoU")]:
-        image = ax.imshow(values, vmin=0, vmax=1, cmap="RdYlGn", aspect="auto")
-        for (i, j), value in np.ndenumerate(values):
-            if np.isfinite(value):
-                ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8)
-        ax.set_xticks(range(len(xs)), [x or "-" for x in xs], rotation=45, ha="right")
-        ax.set_yticks(range(len(ys)), [y or "-" for y in ys])
+        image, _ = plot_heatmap(ax, values, [y or "-" for y in ys], [x or "-" for x in xs])
+        for label in ax.get_xticklabels():
+            label.set(rotation=45, ha="right")
         ax.set_xlabel(args.x)
         ax.set_ylabel(args.y)
         ax.set_title(title)
         fig.colorbar(image, ax=ax, shrink=0.8)
     ax = axes[2]
-    runs = {cell: [h[~np.isnan(h)] for h in np.load(args.out / "histories" / f"{cell}.npy")] for cell, _ in chosen}
-    horizon = max((len(r) for cell_runs in runs.values() for r in cell_runs), default=1)
+    histories = {cell: sweeps.load_histories(args.out, cell) for cell, _ in chosen}
+    horizon = max((h.shape[1] for h in histories.values()), default=1)
     for k, (cell, label) in enumerate(chosen):
         color = f"C{k % 10}"
-        held = np.array([np.concatenate([r, np.full(horizon - len(r), r[-1])]) for r in runs[cell]])
+        held = np.pad(histories[cell], [(0, 0), (0, horizon - histories[cell].shape[1])], mode="edge")
         plot_metric(ax, held, colors=[color] * len(held), alpha=0.3, linewidth=0.8)
         ax.plot(np.median(held, axis=0), color=color, linewidth=2, label=label)
     ax.set_xlabel("iteration")
     ax.set_ylabel("IoU with the target")
     ax.set_ylim(-0.03, 1.03)
-    ax.set_title("IoU against iteration (thick: median of the runs;\na run that stopped keeps its last value)")
+    shown = f"{len(chosen)} of {matching} cells{' matching --cells' if args.cells else ''}"
+    ax.set_title(f"IoU against iteration, {shown} (thick: median of the runs;\n"
+                 f"a run that stopped keeps its last value)")
     if chosen:
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     atomic_write(args.out / "report.png", fig.savefig, dpi=110)
     print("\n".join(lines))
+    if len(chosen) < matching:
+        print(f"histories drawn for {len(chosen)} of the {matching} cells{' matching --cells' if args.cells else ''}, "
+              f"the first in sweep order; name more axis values with --cells to choose")
     print(f"{len(rows)} runs in {len({r['cell'] for r in rows})} cells; figure: {args.out / 'report.png'}")
 
 
@@ -155,7 +125,8 @@ def matches(row, wanted):
 
 
 def choose_cells(rows, items, most=8):
-    """Cells whose axis values match every AXIS=VALUE item (at most `most`), with a label each.
+    """Cells whose axis values match every AXIS=VALUE item (at most `most`), with a label each,
+    and how many cells match.
 
     The label names the axes that vary among the cells chosen.
     """
@@ -167,7 +138,7 @@ def choose_cells(rows, items, most=8):
         raise sweeps.SweepError(f"no finished cell matches {' '.join(items)}")
     picked = list(matching.items())[:most]
     varying = [a for a in sweeps.AXES if len({row[a] for _, row in picked}) > 1]
-    return [(cell, ", ".join(f"{a}={row[a] or '-'}" for a in varying) or cell) for cell, row in picked]
+    return [(cell, ", ".join(f"{a}={row[a] or '-'}" for a in varying) or cell) for cell, row in picked], len(matching)
 
 
 def main(argv=None):
@@ -181,7 +152,11 @@ def main(argv=None):
             total = len(sweeps.cells(sweep))
             where = f"the Dask cluster at {args.scheduler}" if args.scheduler else f"{args.workers} worker processes"
             print(f"{total} cells, {total - len(store.finished)} to run, on {where}; results in {args.out}")
-            sweeps.run(sweep, store, workers=args.workers, scheduler=args.scheduler, progress=Progress())
+            if sweeps.unused_settings(sweep):
+                print(f"note: {sweeps.unused_settings(sweep)}")
+            run_interruptible(lambda: sweeps.run(sweep, store, workers=args.workers, scheduler=args.scheduler,
+                                                 progress=Progress("cells")),
+                              args.out, kept="the finished cells' rows and histories", resumes=True)
     except sweeps.SweepError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     print(f"done: {args.out / 'results.csv'}; "

@@ -16,7 +16,6 @@ peak memory of a run can be read off it. It prints a table and writes
 import argparse
 import importlib.util
 import json
-import os
 import resource
 import statistics
 import subprocess
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from sandbox.batch import BLOCK, regress
+from sandbox.cli import add_workers, experiment_parser
 from sandbox.fused import KINDS
 from sandbox.results import provenance, write_csv, write_json
 from sandbox.simulation import diou_protocol
@@ -37,20 +37,20 @@ COLUMNS = ["loss", "engine", "cases", "iterations", "workers", "median_seconds",
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = experiment_parser(__doc__)
     parser.add_argument("--losses", nargs="+", default=["giou"], choices=KINDS)
     parser.add_argument("--points", type=int, default=500, help="anchor centres; 343 cases each")
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3, help="runs per figure; the median is reported")
-    parser.add_argument("--workers", type=int, default=os.cpu_count())
+    add_workers(parser)
     parser.add_argument("--chunk-size", type=int, default=None, help=f"a multiple of {BLOCK}; default: the engine's")
     parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES,
                         help="what to time; torch and jax are skipped when not installed")
     parser.add_argument("--out", type=Path, default=Path("results/benchmark_simulation"))
     parser.add_argument("--measure", help=argparse.SUPPRESS)  # one run, in a fresh process
     args = parser.parse_args(argv)
-    if args.measure is None and (args.points < 1 or args.iterations < 1 or args.repeats < 1 or args.workers < 1):
-        parser.error("--points, --iterations, --repeats and --workers must be at least 1")
+    if args.measure is None and (args.points < 1 or args.iterations < 1 or args.repeats < 1):
+        parser.error("--points, --iterations and --repeats must be at least 1")
     return args
 
 

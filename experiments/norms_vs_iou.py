@@ -33,7 +33,6 @@ Run from the repository root::
     python experiments/norms_vs_iou.py --replot --out results/norms_vs_iou
 """
 # %%
-import csv
 import json
 import math
 import time
@@ -46,7 +45,7 @@ from matplotlib.patches import Rectangle
 import sandbox
 from sandbox import norms
 from sandbox.cli import check_out, experiment_parser, run_interruptible
-from sandbox.results import atomic_write, provenance, write_csv, write_json
+from sandbox.results import atomic_write, provenance, read_csv, write_csv, write_json
 from sandbox.starts import random_box_pairs
 
 FIGURE1, BAND, SPEARMAN, CONFIG = "figure1.json", "band.npz", "spearman.csv", "config.json"
@@ -156,9 +155,7 @@ def load(out):
     figure1 = json.loads((out / FIGURE1).read_text())
     with np.load(out / BAND) as saved:
         band = {k: saved[k] for k in saved.files}
-    with open(out / SPEARMAN, newline="") as file:
-        rows = list(csv.DictReader(file))
-    return figure1, band, rows
+    return figure1, band, read_csv(out / SPEARMAN)
 
 
 def spearman_table(rows):

@@ -23,10 +23,7 @@ Run from the repository root::
     python experiments/regression_simulation.py --points 200 --losses giou siou alpha_ciou:alpha=2 --out results/small
 """
 # %%
-import argparse
 import json
-import os
-import time
 from functools import partial
 from pathlib import Path
 
@@ -36,9 +33,11 @@ from matplotlib.figure import Figure
 
 import sandbox
 from sandbox.batch import BLOCK, regress
+from sandbox import cli
+from sandbox.cli import Progress, add_workers, check_out, experiment_parser, run_interruptible
 from sandbox.diou_reference import REPAIRS, authors_gradient
 from sandbox.fused import KINDS
-from sandbox.results import atomic_write, difference, provenance, write_csv, write_json
+from sandbox.results import atomic_write, provenance, write_csv, write_json
 from sandbox.simulation import CASES_PER_POINT, diou_protocol
 
 SUMMARY = ["loss", "cases", "iterations", "error_first", "error_final", "mean_final_iou",
@@ -50,7 +49,7 @@ those within 15 degrees of the horizontal or vertical through it."""
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = experiment_parser(__doc__)
     parser.add_argument("--out", type=Path, default=Path("results/regression_simulation"),
                         help="folder for the per-loss results, summary.csv, config.json and figures")
     parser.add_argument("--losses", nargs="+", default=["iou", "giou", "diou", "ciou"],
@@ -58,7 +57,7 @@ def parse_args(argv):
     parser.add_argument("--points", type=int, default=5000, help="anchor centres; 343 cases each")
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0, help="seed of the anchor centres")
-    parser.add_argument("--workers", type=int, default=os.cpu_count(), help="worker processes")
+    add_workers(parser)
     parser.add_argument("--chunk-size", type=int, default=None,
                         help=f"cases per chunk, a multiple of {BLOCK} (default: the engine's choice)")
     parser.add_argument("--reference-gradient", action="store_true",
@@ -73,12 +72,13 @@ def parse_args(argv):
                         help="with --gradient authors: correct these slips of the MATLAB code, one by one")
     parser.add_argument("--replot", action="store_true", help="only redraw the figures from what --out holds")
     args = parser.parse_args(argv)
+    check_out(parser, args.out, args.replot, needs=("config.json", "points.npz"))
     args.repairs = sorted(set(args.repairs))
     if not args.replot:
         try:
             for loss in args.losses:
                 sandbox.get_loss(loss)
-            for name in ("points", "iterations", "workers"):
+            for name in ("points", "iterations"):
                 if getattr(args, name) < (0 if name == "iterations" else 1):
                     raise ValueError(f"--{name} must be at least {0 if name == 'iterations' else 1}")
             if args.chunk_size is not None and (args.chunk_size < BLOCK or args.chunk_size % BLOCK):
@@ -103,13 +103,7 @@ def parse_args(argv):
 
 def refuse_other_settings(args):
     """Results already under --out from other settings are an error, not something to overwrite."""
-    config = args.out / "config.json"
-    if config.exists():
-        saved = {key: json.loads(config.read_text()).get(key) for key in settings(args, None) if key != "loss"}
-        wanted = {key: value for key, value in settings(args, None).items() if key != "loss"}
-        if saved != wanted:
-            raise ValueError(f"{args.out} holds a run with other settings ({difference(saved, wanted)}); "
-                             f"give another --out, or delete {args.out} to start over")
+    cli.refuse_other_settings(args.out, {key: value for key, value in settings(args, None).items() if key != "loss"})
     for loss in args.losses:
         path = result_path(args.out, loss)
         if path.exists() and json.loads(str(np.load(path)["settings"])) != settings(args, loss):
@@ -147,7 +141,7 @@ def run(args):
         authors = partial(authors_gradient, loss, repairs=tuple(args.repairs)) if args.gradient == "authors" else None
         result = regress(protocol.anchors, protocol.targets, loss=loss, iterations=args.iterations,
                          reference_gradient=args.reference_gradient, fused=not args.generic,
-                         chunk_size=args.chunk_size, workers=args.workers, progress=Progress(loss),
+                         chunk_size=args.chunk_size, workers=args.workers, progress=Progress("cases", loss),
                          gradient=authors)
         rate = cases * args.iterations / result.seconds / 1e6
         print(f"{loss}: E(0) = {result.errors[0]:.6g}, E({args.iterations}) = {result.errors[-1]:.6g}, "
@@ -158,21 +152,6 @@ def run(args):
             final_errors=result.final_errors, final_ious=result.final_ious, seconds=result.seconds,
             settings=json.dumps(settings(args, loss))))
         write_summary(args)
-
-
-class Progress:
-    """Print a line at every tenth of the cases done, with the time left."""
-
-    def __init__(self, loss):
-        self.loss, self.began, self.shown = loss, time.perf_counter(), 0
-
-    def __call__(self, done, total):
-        tenths = 10 * done // total
-        if tenths > self.shown and done < total:
-            self.shown = tenths
-            elapsed = time.perf_counter() - self.began
-            print(f"  {self.loss}: {done:,}/{total:,} cases, {elapsed:.0f} s, "
-                  f"about {elapsed * (total - done) / done:.0f} s left", flush=True)
 
 
 # %% Summarise and draw, from the saved files only.
@@ -263,7 +242,7 @@ def plot(args):
 def main(argv=None):
     args = parse_args(argv)
     if not args.replot:
-        run(args)
+        run_interruptible(lambda: run(args), args.out, kept="the losses already finished", resumes=True)
     rows = write_summary(args) if not args.replot else None
     plot(args)
     for row in rows or []:

@@ -32,12 +32,12 @@ from matplotlib.animation import PillowWriter
 from matplotlib.figure import Figure
 
 import sandbox
-from sandbox.cli import check_out, experiment_parser
-from sandbox.first_order import RULES, get_schedule
+from sandbox.cli import check_out, experiment_parser, refuse_other_settings, run_interruptible
+from sandbox.first_order import RULES, get_schedule, not_applicable
 from sandbox.optimize import DEFAULT_LEARNING_RATES, get_method
 from sandbox.parameterisations import get_parameterisation
 from sandbox.plotting import animate_trajectories, plot_heatmap, plot_metric, plot_target, plot_trajectory
-from sandbox.results import atomic_write, provenance, write_json
+from sandbox.results import atomic_write, provenance, read_csv, write_json
 from sandbox.starts import direction_name
 
 HOME = sandbox.HOME_IOU  # a run brings the box home when its final IoU reaches this
@@ -103,8 +103,13 @@ def check(args, parser):
         if args.starts + args.random_starts == 0:
             raise ValueError("no starts: give --starts or --random-starts a positive count")
         make_starts(args)
+        refuse_other_settings(args.out, settings(args))
     except ValueError as error:
         parser.error(str(error))
+    given = [flag for flag, used in [("--lr", args.lr is not None), ("--schedule", args.schedule != "step"),
+                                     ("--iou-weighting", args.iou_weighting)] if used]
+    if not_applicable(given, args.method):
+        print(f"note: {not_applicable(given, args.method)}")
 
 
 def make_starts(args):
@@ -126,6 +131,8 @@ def run(args):
     starts, labels = make_starts(args)
     target = np.array(args.target)
     args.out.mkdir(parents=True, exist_ok=True)
+    for stale in (FIGURE, "outcomes.png", ANIMATION, "runs.npz"):  # drawn from the run this one replaces
+        (args.out / stale).unlink(missing_ok=True)
     write_json(args.out / "config.json", config(args, starts, labels))
     first_order = {"schedule": args.schedule, "iou_weighting": args.iou_weighting,
                    **({} if args.lr is None else {"lr": args.lr})}
@@ -174,17 +181,17 @@ def save_runs(path, runs):
     atomic_write(path, lambda tmp: np.savez_compressed(tmp, **arrays))
 
 
+def settings(args):
+    """What the runs depend on: every argument but where they go and what is drawn."""
+    return {k: v for k, v in vars(args).items() if k not in ("out", "replot", "animate")}
+
+
 def config(args, starts, labels):
-    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    return dict(settings, starts=starts.tolist(), start_labels=labels, home_iou=HOME, **provenance())
+    return dict(settings(args), out=str(args.out), start_boxes=starts.tolist(), start_labels=labels, home_iou=HOME,
+                **provenance())
 
 
 # %% Summarise and draw, from the saved files only.
-def read_summary(out):
-    with open(out / "summary.csv", newline="") as file:
-        return list(csv.DictReader(file))
-
-
 def summary_table(rows):
     """Per loss and method: runs, runs brought home, mean and lowest final IoU, outcomes."""
     groups = {}
@@ -202,7 +209,7 @@ def summary_table(rows):
 
 def plot(out):
     """Draw the figures from summary.csv, runs.npz and config.json under `out`."""
-    rows, settings = read_summary(out), json.loads((out / "config.json").read_text())
+    rows, settings = read_csv(out / "summary.csv"), json.loads((out / "config.json").read_text())
     saved = np.load(out / "runs.npz")
     losses, methods = list(dict.fromkeys(r["loss"] for r in rows)), list(dict.fromkeys(r["method"] for r in rows))
     labels = settings["start_labels"]
@@ -241,7 +248,7 @@ def panel_title(rows, loss, method):
 
 def animate(out):
     """Write the first method's runs as a GIF, from summary.csv, runs.npz and config.json."""
-    rows, settings = read_summary(out), json.loads((out / "config.json").read_text())
+    rows, settings = read_csv(out / "summary.csv"), json.loads((out / "config.json").read_text())
     saved = np.load(out / "runs.npz")
     method = rows[0]["method"]
     chosen = [i for i, r in enumerate(rows) if r["method"] == method]
@@ -293,12 +300,12 @@ def outcome_figure(rows, losses, methods):
 def main(argv=None):
     args = parse_args(argv)
     if not args.replot:
-        run(args)
+        run_interruptible(lambda: run(args), args.out, kept="the finished runs' rows of summary.csv")
     plot(args.out)
     if args.animate:
         animate(args.out)
         print(f"animation: {args.out / ANIMATION}")
-    print(summary_table(read_summary(args.out)))
+    print(summary_table(read_csv(args.out / "summary.csv")))
     print(f"figure: {args.out / FIGURE}; per-run rows: {args.out / 'summary.csv'}")
 
 

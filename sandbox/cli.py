@@ -5,8 +5,13 @@
     'One claim per script.'
 """
 import argparse
+import json
+import os
 import sys
+import weakref
 from pathlib import Path
+
+from .results import difference
 
 
 def experiment_parser(doc):
@@ -15,10 +20,27 @@ def experiment_parser(doc):
                                    formatter_class=argparse.ArgumentDefaultsHelpFormatter)
 
 
-def check_out(parser, out, replot=False, needs=()):
+def positive_int(text):
+    """An argparse type: a whole number >= 1, or a one-line error naming the value."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1 or str(value) != text.strip():
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1; got {text!r}")
+    return value
+
+
+def add_workers(parser, what="worker processes"):
+    """The --workers option every parallel experiment takes: by default one per core."""
+    parser.add_argument("--workers", type=positive_int, default=os.cpu_count(), help=f"{what} (one per core)")
+
+
+def check_out(parser, out, replot=False, needs=(), flag="--replot"):
     """Stop with a one-line error, before any work, if --out cannot hold or does not hold results.
 
-    `out` must not be a file; with `replot`, it must already hold every name in `needs`.
+    `out` must not be a file; with `replot` (the option `flag` of the command line), it
+    must already hold every name in `needs`.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -26,18 +48,68 @@ def check_out(parser, out, replot=False, needs=()):
     if replot:
         missing = [name for name in needs if not (out / name).is_file()]
         if missing:
-            parser.error(f"--replot needs {', '.join(missing)} in {out}; run once without --replot first")
+            parser.error(f"{flag} needs {', '.join(missing)} in {out}; run once without {flag} first")
 
 
-def run_interruptible(main, out, kept="the files already written"):
-    """Run ``main()``; on Ctrl-C say what under `out` was kept, and exit with status 130.
+def run_interruptible(main, out, kept="the files already written", resumes=False):
+    """Run ``main()``; on Ctrl-C say in one line what under `out` was kept, and exit with status 130.
 
     Every file is written whole or not at all (``sandbox.results.atomic_write``), so
-    an interruption leaves finished files and never a half-written one.
+    an interruption leaves finished files and never a half-written one. With
+    `resumes`, the line also says that the same command goes on from there.
     """
     try:
         return main()
     except KeyboardInterrupt:
-        print(f"\ninterrupted: {kept} in {out} are complete; nothing half-written is left",
+        for bar in list(_OPEN_BARS):  # so that no bar is drawn again after the line below
+            bar.close()
+        then = "; the same command goes on from there" if resumes else ""
+        print(f"\ninterrupted: {kept} in {out} are complete, nothing half-written is left{then}",
               file=sys.stderr)
         raise SystemExit(130)
+
+
+def refuse_other_settings(out, wanted):
+    """Raise ValueError if ``out/config.json`` records other values for the keys of `wanted`.
+
+    Results of other settings are never overwritten in silence: the error names the
+    first difference and says what to do.
+    """
+    config = Path(out) / "config.json"
+    if config.exists():
+        recorded = json.loads(config.read_text())
+        saved = {key: recorded.get(key) for key in wanted}
+        wanted = json.loads(json.dumps(wanted))  # tuples as lists, as JSON keeps them
+        if saved != wanted:
+            raise ValueError(f"{out} holds a run with other settings ({difference(saved, wanted)}); "
+                             f"give another --out, or delete {out} to start over")
+
+
+class Progress:
+    """A ``progress(done, total)`` callback drawn as a tqdm bar: how many done, the rate, the time left.
+
+    The first call sets the total and where the bar starts (a resumed run starts part
+    way); the bar closes when `done` reaches `total`.
+    """
+
+    def __init__(self, unit, description=None):
+        try:
+            from tqdm import tqdm
+        except ModuleNotFoundError:
+            raise SystemExit("the experiments show progress with tqdm: pip install 'giou-sandbox[experiments]' "
+                             "(make demo and make test install it)") from None
+        self.tqdm, self.unit, self.description, self.bar = tqdm, unit, description, None
+
+    def __call__(self, done, total):
+        if self.bar is None:
+            self.bar = self.tqdm(total=total, initial=done, unit=self.unit, desc=self.description,
+                                 file=sys.stderr, dynamic_ncols=True)
+            _OPEN_BARS.add(self.bar)
+        self.bar.update(done - self.bar.n)
+        if done >= total:
+            self.bar.close()
+            _OPEN_BARS.discard(self.bar)
+
+
+_OPEN_BARS = weakref.WeakSet()
+"""The progress bars still drawing, closed by `run_interruptible` before it says what was kept."""

@@ -58,6 +58,20 @@ def get_rule(method, options=None):
     return RULES[method](**options)
 
 
+def not_applicable(settings, methods):
+    """A note that the first-order `settings` given do not apply to some of `methods`, or None.
+
+    >>> not_applicable(["lr"], ["gd", "BFGS"])
+    'lr applies to gd, momentum, adam only: BFGS runs without it'
+    """
+    others = [method for method in methods if method not in RULES]
+    if not (settings and others):
+        return None
+    several = len(settings) > 1
+    return (f"{' and '.join(settings)} appl{'y' if several else 'ies'} to {', '.join(RULES)} only: "
+            f"{', '.join(others)} run{'' if len(others) > 1 else 's'} without {'them' if several else 'it'}")
+
+
 def step_decay(t, maxiter, milestones=(0.8, 0.9), gamma=0.1):
     """Factor 1, then times `gamma` at each milestone (a share of `maxiter`).
 

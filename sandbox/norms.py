@@ -38,7 +38,7 @@ import numpy as np
 from matplotlib.patches import Rectangle
 from scipy.stats import spearmanr
 
-from .boxes import FORMATS, box_convert, check_boxes
+from .boxes import box_convert, check_boxes
 from .losses import LOSSES, giou, iou, unchecked
 from .optimize import fit
 

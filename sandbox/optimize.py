@@ -44,7 +44,77 @@ OUTCOMES = {
     "failed": "the method stopped for another reason; see message",
     "stopped": "the callback raised StopIteration",
 }
-_MESSAGE_OUTCOMES = [  # words in a method's message (lower case) -> outcome
+_STATUS_OUTCOMES = {
+    # method: {status: outcome}, read in scipy 1.17's source (scipy/optimize/, file and function
+    # named below). "converged" means the method's own test passed: `fit` says "stuck" unless the
+    # box is home. None: the status covers several endings, which only the message tells apart.
+    # Every method: 99, set by `minimize` (_minimize.py) when the callback raised StopIteration.
+    # Before any of these, a run ending on a non-finite box or loss is "diverged".
+    **dict.fromkeys(RULES, {  # sandbox.engine.descend, per box
+        0: "converged",       # max |gradient| <= gtol
+        1: "max_iterations",
+        3: "failed"}),        # non-finite loss or gradient
+    "Nelder-Mead": {          # _optimize.py, _minimize_neldermead
+        0: "converged", 1: "max_iterations", 2: "max_iterations"},  # 1: maxfev, 2: maxiter
+    "Powell": {               # _optimize.py, _minimize_powell
+        0: "converged", 1: "max_iterations", 2: "max_iterations",   # 1: maxfev, 2: maxiter
+        3: "failed",          # NaN result
+        4: "failed"},         # outside the bounds
+    **dict.fromkeys(["CG", "BFGS"], {  # _optimize.py, _minimize_cg and _minimize_bfgs
+        0: "converged", 1: "max_iterations",
+        2: "line_search_failed",  # "precision loss": the Wolfe line search failed
+        3: "failed"}),            # NaN result
+    "Newton-CG": {            # _optimize.py, _minimize_newtoncg
+        0: "converged", 1: "max_iterations",
+        2: "line_search_failed",  # "precision loss": the Wolfe line search failed
+        3: "failed",              # NaN result, or inner CG not converging (Hessian not positive definite)
+        5: "stopped"},            # callback halt (minimize then sets 99)
+    "L-BFGS-B": {             # _lbfgsb_py.py, _minimize_lbfgsb
+        0: "converged",       # CONVERGENCE: projected gradient or relative reduction of f
+        1: "max_iterations",  # iteration or evaluation limit
+        2: None},             # any other task: ABNORMAL (line search), WARNING (rounding errors,
+                              # STP = STPMAX or STPMIN, XTOL), ERROR, callback halt
+    "TNC": {                  # _tnc.py, RCSTRINGS
+        -1: "failed",         # infeasible bounds
+        0: "converged", 1: "converged", 2: "converged",  # |pg|, |f_n - f_(n-1)|, |x_n - x_(n-1)| ~= 0
+        3: "max_iterations",  # maxfun
+        4: "line_search_failed",
+        5: "failed",          # all lower bounds equal the upper bounds
+        6: "failed",          # unable to progress
+        7: "stopped"},        # user requested end
+    "SLSQP": {                # _slsqp_py.py, exit_modes
+        0: "converged",
+        **dict.fromkeys(range(2, 8), "failed"),  # LSQ subproblem: too many iterations, singular,
+                                                 # incompatible or rank-deficient constraints
+        8: "line_search_failed",  # positive directional derivative for linesearch
+        9: "max_iterations"},
+    "COBYLA": {               # _cobyla_py.py; codes from scipy/_lib/pyprima/common/infos.py
+        0: "converged",       # SMALL_TR_RADIUS
+        1: "converged",       # FTARGET_ACHIEVED
+        2: "failed",          # TRSUBP_FAILED
+        3: "max_iterations",  # MAXFUN_REACHED
+        20: "max_iterations",  # MAXTR_REACHED, the trust-region iteration limit
+        -1: "failed", -2: "failed", -3: "failed",  # NaN or Inf in x, f or the models
+        7: "failed",          # DAMAGING_ROUNDING
+        30: "stopped"},       # CALLBACK_TERMINATE
+    "COBYQA": {               # _cobyqa_py.py; codes from scipy/_lib/cobyqa/settings.py, ExitStatus
+        0: "converged", 1: "converged", 2: "converged", 4: "converged",  # radius, target, fixed,
+                                                                          # feasible
+        3: "stopped",         # CALLBACK_SUCCESS: scipy's success is True, but the callback ended it
+        5: "max_iterations", 6: "max_iterations",  # MAX_EVAL, MAX_ITER
+        -1: "failed", -2: "failed"},  # infeasible, linear algebra error
+    **dict.fromkeys(["trust-ncg", "trust-krylov", "trust-exact", "dogleg"], {
+        0: "converged",       # _trustregion.py, _minimize_trust_region, status_messages
+        1: "max_iterations",
+        2: "failed",          # the model failed to predict an improvement
+        3: "failed"}),        # linear algebra error, such as a Hessian not positive definite
+    "trust-constr": {         # _trustregion_constr/minimize_trustregion_constr.py
+        0: "max_iterations",  # TERMINATION_MESSAGES[0]: maxiter reached
+        1: "converged", 2: "converged",  # gtol, xtol
+        3: "stopped",         # the callback raised StopIteration
+        4: "failed"},         # constraint violation exceeds gtol
+}
+_MESSAGE_OUTCOMES = [  # the fallback, for a status the table leaves open: words in the message
     (("line search", "linear search", "linesearch", "lnsrch", "abnormal", "stp = stp",
       "precision loss", "directional derivative"), "line_search_failed"),
     (("maximum number", "max. number", "iteration limit", "iterations reached", "exceed", "maxfun"),
@@ -137,12 +207,13 @@ def fit(start, target, loss="giou", method="gd", param="xyxy", maxiter=200, call
         run = _first_order(start[None], target, loss, method, param, maxiter, callback, home_iou, options, one=True)
         return _one(run, 0)
 
-    def objective(x):
-        return loss_function(parameterisation.to_box(x), target)
-
-    if not np.isfinite(objective(x0)):
+    if not np.isfinite(loss_function(parameterisation.to_box(x0), target)):
         raise ValueError(f"loss {loss!r} is not finite at the start box {start.tolist()}")
-    xs = [x0]
+    xs, evaluations = [x0], []
+
+    def objective(x):
+        evaluations.append(1)
+        return loss_function(parameterisation.to_box(x), target)
 
     def record(intermediate_result):
         x = np.array(getattr(intermediate_result, "x", intermediate_result), dtype=float)
@@ -151,10 +222,16 @@ def fit(start, target, loss="giou", method="gd", param="xyxy", maxiter=200, call
             callback(OptimizeResult(x=x, box=parameterisation.to_box(x), nit=len(xs) - 1))
 
     with np.errstate(all="ignore"):  # a wild trial step may overflow; the outcome will say so
-        result = _scipy(method, objective, x0, maxiter, record, options)
+        try:
+            result = _scipy(method, objective, x0, maxiter, record, options)
+        except StopIteration:  # TNC calls the callback itself, outside minimize's halting
+            result = OptimizeResult(x=xs[-1], fun=objective(xs[-1]), nit=len(xs) - 1,
+                                    nfev=len(evaluations) - 1, njev=len(evaluations) - 1, status=99,
+                                    success=False, message="`callback` raised `StopIteration`.")
         if not np.array_equal(result.x, xs[-1]):
             xs.append(np.asarray(result.x, dtype=float))
-        return _with_trajectory(result, np.array(xs), target, parameterisation, loss_function, home_iou)
+        return _with_trajectory(method, result, np.array(xs), target, parameterisation,
+                                loss_function, home_iou)
 
 
 def fit_many(starts, targets, loss="giou", method="gd", param="xyxy", maxiter=200, callback=None,
@@ -246,9 +323,10 @@ def _first_order(starts, targets, loss, method, param, maxiter, callback, home_i
     home = run.ious[index, last] >= home_iou
     run.message = np.array([_message(status, nit, gtol, largest, maxiter)
                             for status, nit, largest in zip(run.status, last, run.gradient_max)])
-    run.outcome = np.array([_outcome(status, status == 0, message, stalled, ok, at_home) for
-                            status, message, stalled, ok, at_home in
-                            zip(run.status, run.message, run.stalled, finite, home)])
+    run.outcome = np.array([
+        _outcome(method, OptimizeResult(status=status, success=status == 0, message=message), stalled, ok,
+                 at_home)
+        for status, message, stalled, ok, at_home in zip(run.status, run.message, run.stalled, finite, home)])
     run.update(fun=final_loss, njev=run.nfev, success=run.outcome == "converged")
     del run["gradient_max"], run["seconds"]
     return run
@@ -298,7 +376,7 @@ def _scipy(method, objective, x0, maxiter, record, options):
                              f"('minimize', {method!r})") from None
 
 
-def _with_trajectory(result, xs, target, parameterisation, loss_function, home_iou):
+def _with_trajectory(method, result, xs, target, parameterisation, loss_function, home_iou):
     """Add the per-step record and the outcome to a run's result."""
     boxes = parameterisation.to_box(xs)
 
@@ -314,23 +392,27 @@ def _with_trajectory(result, xs, target, parameterisation, loss_function, home_i
         boxes=boxes, losses=losses, ious=ious, gious=unchecked(giou)(boxes, target),
         grad_norms=grad_norms, box=boxes[-1], fun=float(losses[-1]),
         nit=result.get("nit", len(xs) - 1), njev=result.get("njev", 0), stalled=stalled,
-        outcome=_outcome(result.status, result.success, result.message, stalled, finite,
-                         home=ious[-1] >= home_iou))
+        outcome=_outcome(method, result, stalled, finite, home=ious[-1] >= home_iou))
     result.success = result.outcome == "converged"
     return result
 
 
-def _outcome(status, success, message, stalled, finite, home):
-    """One of `OUTCOMES`, from the method's status, success and message and the run's record."""
+def _outcome(method, result, stalled, finite, home):
+    """How a run ended, from the method's status code (`_STATUS_OUTCOMES`), else its message."""
     if stalled:
         return "stalled"
     if not finite:
         return "diverged"
-    if status == 99:
+    if result.status == 99:
         return "stopped"
-    if success:
+    outcome = _STATUS_OUTCOMES.get(method, {}).get(result.status)
+    if outcome is None and result.success:
+        outcome = "converged"
+    if outcome == "converged":
         return "converged" if home else "stuck"
-    message = str(message).lower()
+    if outcome is not None:
+        return outcome
+    message = str(result.message).lower()
     for words, outcome in _MESSAGE_OUTCOMES:
         if any(word in message for word in words):
             return outcome

@@ -40,6 +40,12 @@ def write_csv(path, columns, rows):
     atomic_write(path, write)
 
 
+def read_csv(path):
+    """The rows of a CSV file written by `write_csv` (or a sweep), as dicts of strings."""
+    with open(path, newline="") as file:
+        return list(csv.DictReader(file))
+
+
 def provenance():
     """The command line and the versions of the packages behind a result."""
     from . import __version__

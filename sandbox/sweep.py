@@ -34,6 +34,7 @@ import hashlib
 import json
 import math
 import os
+import signal
 import sys
 import time
 import weakref
@@ -42,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .first_order import RULES, get_schedule
+from .first_order import DEFAULT_LEARNING_RATES, RULES, get_schedule, not_applicable
 from .losses import get_loss
 from .optimize import fit, get_method
 from .parameterisations import get_parameterisation
@@ -244,7 +245,8 @@ def cells(sweep):
     """Every cell of the grid, in a fixed order: dicts axis -> value, ties zipped, exclusions dropped.
 
     Axes a method has no use for (a learning rate for BFGS) hold None, and the
-    cells that become alike are kept once.
+    cells that become alike are kept once; a first-order cell without a learning
+    rate gets its method's default (`sandbox.first_order.DEFAULT_LEARNING_RATES`).
     """
     tied = {name for group in sweep["tie"] for name in group}
     groups = [[dict(zip(group, values)) for values in zip(*(sweep["axes"][n] for n in group))]
@@ -257,12 +259,20 @@ def cells(sweep):
             cell.update(part)
         if cell["method"] not in RULES:
             cell.update({name: None for name in FIRST_ORDER_AXES})
+        elif cell["lr"] is None:  # each method's own rate, recorded as the value used
+            cell["lr"] = DEFAULT_LEARNING_RATES[cell["method"]]
         key = json.dumps(cell, sort_keys=True)
         if key in seen or any(all(cell[n] in values for n, values in rule.items()) for rule in sweep["exclude"]):
             continue
         seen.add(key)
         result.append(cell)
     return result
+
+
+def unused_settings(sweep):
+    """A note on the axis values some cells have no use for (a learning rate for BFGS), or None."""
+    return not_applicable([name for name in FIRST_ORDER_AXES if sweep["axes"][name] != DEFAULTS[name]],
+                          sweep["axes"]["method"])
 
 
 def cell_id(cell):
@@ -355,7 +365,7 @@ def _hold(folder):
         os.close(descriptor)
         raise
     os.ftruncate(descriptor, 0)
-    program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
+    program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] not in ("", "-c") else "python"
     os.write(descriptor, f"{program}, pid {os.getpid()}\n".encode())
     _HELD[key] = [descriptor, 1]
     return key
@@ -468,6 +478,9 @@ class Store:
         return finished
 
     def append(self, rows, histories):
+        if not self._unlock.alive:
+            raise ValueError(f"the store of {self.out} is closed: it no longer holds the folder's lock; "
+                             f"open a new Store to append")
         cell = rows[0]["cell"]
         atomic_write(self.histories / f"{cell}.npy", lambda tmp: np.save(tmp, histories))
         text = "".join(",".join(_csv(row[c]) for c in RESULT_COLUMNS) + "\n" for row in rows)
@@ -571,8 +584,13 @@ def _results(pending, sweep, workers, scheduler):
         return
     import multiprocessing
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-    with context.Pool(workers) as pool:
+    with context.Pool(workers, initializer=_leave_interrupts_to_the_runner) as pool:
         yield from pool.imap_unordered(_run_cell_star, [(cell, sweep) for cell in pending])
+
+
+def _leave_interrupts_to_the_runner():
+    """In a worker: ignore Ctrl-C, which reaches the whole process group; the runner stops the pool."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _run_cell_star(arguments):

@@ -57,6 +57,7 @@ def test_a_run_must_be_boxes_of_four_coordinates():
         animate_trajectories([np.zeros((5, 3))], TARGET)
 
 
+@pytest.mark.slow
 def test_animate_writes_a_gif_that_pillow_reads_frame_by_frame(tmp_path):
     experiment.main(["--out", str(tmp_path), "--starts", "2", "--maxiter", "12"])
     assert not (tmp_path / experiment.ANIMATION).exists()

@@ -21,6 +21,7 @@ def sample():
     return protocol.anchors[chosen], protocol.targets[chosen]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", KINDS)
 def test_batch_matches_a_plain_loop_of_single_case_fits(sample, loss):
     # sandbox.fit's gd with the paper's settings is the same update, one case at a time
@@ -63,6 +64,7 @@ def reduced():
     return diou_protocol(points=200, seed=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("reference", [False, True])
 def test_iou_stays_stuck_where_giou_and_diou_move_on_a_reduced_protocol(reduced, reference):
     results = {loss: regress(reduced.anchors, reduced.targets, loss=loss, reference_gradient=reference,
@@ -105,6 +107,27 @@ def test_fused_kernels_match_autograd_per_step_and_central_differences(kind):
         np.testing.assert_allclose(grad(one)(moved[case]), expected, rtol=1e-6)
 
 
+def test_fused_ciou_and_the_registry_agree_on_boxes_of_zero_width_or_height():
+    # CIoU's aspect term takes arctan2(w, h), which has a limit wherever w or h is not 0
+    # (pi / 2 at zero height, 0 at zero width); only a point borrows the target's aspect.
+    target = np.array([0.0, 0.0, 2.0, 1.0])
+    preds = np.array([
+        [0.5, 0.2, 0.5, 0.8],  # zero width, inside the target
+        [0.2, 0.5, 1.4, 0.5],  # zero height, inside
+        [1.4, 0.5, 0.2, 0.5],  # zero height, inverted
+        [3.0, 0.5, 4.0, 0.5],  # zero height, apart
+        [3.0, 0.2, 3.0, 2.0],  # zero width, apart
+        [0.5, 0.5, 0.5, 0.5],  # a point
+    ])
+    targets = list(np.tile(target, (len(preds), 1)).T)
+    value, partials, _ = value_and_partials("ciou", list(preds.T.copy()), targets)
+    registry = unchecked(sandbox.LOSSES["ciou"])
+    np.testing.assert_array_equal(value, registry(preds, target))
+    generic = grad(lambda p: anp.sum(registry(p, target)))(preds)
+    np.testing.assert_allclose(np.array(partials).T, generic, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.slow
 def test_fused_and_autograd_runs_agree_up_to_rounding_amplified_at_kinks(reduced):
     # per step they agree to 1e-16; over 200 steps a box that keeps crossing a kink
     # can turn a difference of one rounding into a visible one, for a few cases

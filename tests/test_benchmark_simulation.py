@@ -1,10 +1,13 @@
 import csv
 
+import pytest
+
 from helpers import load_experiment
 
 benchmark = load_experiment("benchmark_simulation")
 
 
+@pytest.mark.slow
 def test_benchmark_times_the_engines_and_writes_its_table(tmp_path, capsys):
     benchmark.main(["--points", "2", "--iterations", "5", "--repeats", "2", "--workers", "1",
                     "--engines", "sandbox", "sandbox-autograd", "--out", str(tmp_path)])

@@ -72,6 +72,40 @@ def test_distance_term_is_wrong_until_repaired(states, kind):
     np.testing.assert_allclose(matlab[:, nested], repaired[:, nested], atol=1e-14)
 
 
+# dDIOU.m worked by hand, line by line, for two predictions that span the target (the case
+# where it overwrites Cw.dw = -1 and Ch.dh = -1 after filling Cw and Ch alike). Target
+# B = (x, y, w, h) = (0, 0, 2, 2): t = -1, b = 1, l = -1, r = 1.
+# Span across, A = (0.5, 0, 4, 1): t -0.5, b 0.5, l -1.5, r 2.5.
+#   cover t -1, b 1, l -1.5, r 2.5: CCw 4, CCh 2, C = 2^2 + 4^2 = 20; d = 0.5^2 = 0.25.
+#   Ct = Cb = 0 (not outside); Cl = (1, 0, -0.5, 0), Cr = (1, 0, 0.5, 0) in (dx, dy, dw, dh);
+#   Cw = Ch = Cr - Cl = (0, 0, 1, 0); then pred.l < gt.l && pred.r > gt.r: Cw.dw = -1.
+#   s.dx = (2 (0 - 0.5) 20 - 0) / 400 = -0.05; s.dy = 0;
+#   s.dw = (2*4*Cw.dw + 2*2*Ch.dw) d / 400 = (-8 + 4) 0.25 / 400 = -1/400; s.dh = 0.
+#   dIOU.m: I box t -0.5, b 0.5, l -1, r 1: I 2, U 4 + 4 - 2 = 6; dIbox (t, b, l, r) = (-2, 2, 0, 0),
+#   dXbox = (-4, 4, -1, 1), dUbox = (-2, 2, -1, 1); (U dI - I dU) / U^2 = (-2/9, 2/9, 1/18, -1/18);
+#   to (x, y, w, h): (l + r, t + b, r - l, b - t) = (0, 0, -1/9, 4/9).
+#   Sum: (-0.05, 0, -1/9 - 1/400, 4/9).
+# Span both ways, A = (0.5, 0.25, 4, 4): t -1.75, b 2.25, l -1.5, r 2.5, the target inside.
+#   cover = A: CCw = CCh = 4, C = 32; d = 0.25 + 0.0625 = 0.3125.
+#   Ct = (0, 1, 0, -0.5), Cb = (0, 1, 0, 0.5), Cl = (1, 0, -0.5, 0), Cr = (1, 0, 0.5, 0);
+#   Cw = Ch = (Cr - Cl for x and w, Cb - Ct for y and h) = (0, 0, 1, 1); overwritten:
+#   Cw.dw = -1, Ch.dh = -1, so Cw = (0, 0, -1, 1), Ch = (0, 0, 1, -1).
+#   s.dx = 2 (0 - 0.5) 32 / 1024 = -1/32; s.dy = 2 (0 - 0.25) 32 / 1024 = -1/64;
+#   s.dw = (8 (-1) + 8 (1)) d / 1024 = 0; s.dh = (8 (1) + 8 (-1)) d / 1024 = 0.
+#   dIOU.m: I = the target, 4; U 16 + 4 - 4 = 16; dIbox = 0 (no edge of A inside B);
+#   dUbox = dXbox = (-4, 4, -4, 4); -I dU / U^2 = (1/16, -1/16, 1/16, -1/16) -> (0, 0, -1/8, -1/8).
+#   Sum: (-1/32, -1/64, -1/8, -1/8).
+# Without the overwrite (Cw.dw = Ch.dh = 1) s.dw would be 12 * 0.25 / 400 = 3/400 in the first
+# and 16 * 0.3125 / 1024 = 5/1024 (w and h) in the second.
+SPANNING = np.array([[0.5, 0.0, 4.0, 1.0], [0.5, 0.25, 4.0, 4.0]]).T
+DDIOU_BY_HAND = np.array([[-0.05, 0.0, -1 / 9 - 1 / 400, 4 / 9], [-1 / 32, -1 / 64, -1 / 8, -1 / 8]]).T
+
+
+def test_diou_gradient_is_the_matlab_one_for_predictions_that_span_the_target():
+    target = np.array([[0.0, 0.0, 2.0, 2.0]] * 2).T
+    np.testing.assert_allclose(ascent("diou", SPANNING, target), DDIOU_BY_HAND, rtol=0, atol=1e-15)
+
+
 def test_ciou_aspect_term_drops_the_factor_the_paper_says_it_drops(states):
     box, target = states
     v_part = ascent("ciou", box, target, repairs=["distance"]) - ascent("diou", box, target, repairs=["distance"])
@@ -85,6 +119,7 @@ def test_ciou_aspect_term_drops_the_factor_the_paper_says_it_drops(states):
     np.testing.assert_allclose(v_part[3], -alpha * 8 / np.pi ** 2 * gap * w, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_with_the_authors_gradient_the_papers_ordering_appears():
     # the paper's finding, IoU > GIoU > DIoU in final error, needs the authors' gradients
     protocol = diou_protocol(points=200, seed=0)

@@ -14,6 +14,7 @@ def read_rows(out):
         return list(csv.DictReader(file))
 
 
+@pytest.mark.slow
 def test_headline_experiment_writes_its_files_and_shows_the_finding(tmp_path, capsys):
     experiment.main(["--out", str(tmp_path)])
     for name in ("stall_vs_converge.png", "summary.csv", "runs.npz", "config.json"):
@@ -28,7 +29,7 @@ def test_headline_experiment_writes_its_files_and_shows_the_finding(tmp_path, ca
         else:
             assert float(row["final_iou"]) >= 0.99
     config = json.loads((tmp_path / "config.json").read_text())
-    assert config["method"] == ["gd"] and len(config["starts"]) == 8 and "scipy" in config["versions"]
+    assert config["method"] == ["gd"] and len(config["start_boxes"]) == 8 and "scipy" in config["versions"]
     saved = np.load(tmp_path / "runs.npz")
     i = next(i for i, r in enumerate(rows) if r["loss"] == "giou")
     assert saved["ious"][i, saved["steps"][i] - 1] == pytest.approx(float(rows[i]["final_iou"]), abs=1e-6)
@@ -37,6 +38,7 @@ def test_headline_experiment_writes_its_files_and_shows_the_finding(tmp_path, ca
     assert "stall_vs_converge.png" in printed
 
 
+@pytest.mark.slow
 def test_several_methods_add_the_outcome_table_and_replot_reads_saved_data(tmp_path, capsys):
     losses = ["iou", "l1:coords=cxcywh", "alpha_ciou:alpha=3", "inner_giou:ratio=0.8"]
     experiment.main(["--out", str(tmp_path), "--method", "gd", "bfgs", "--losses", *losses,
@@ -74,3 +76,35 @@ def test_an_out_that_is_a_file_or_a_replot_of_nothing_stops_with_one_line(tmp_pa
         experiment.main(["--out", str(tmp_path / "empty"), "--replot"])
     assert "--replot needs summary.csv, runs.npz, config.json" in capsys.readouterr().err
     assert not (tmp_path / "empty").exists()
+
+
+def test_a_setting_a_method_cannot_use_is_reported_once(tmp_path, capsys):
+    experiment.main(["--out", str(tmp_path), "--method", "gd", "BFGS", "--lr", "0.1", "--losses", "giou",
+                     "--starts", "1", "--maxiter", "3"])
+    assert capsys.readouterr().out.count("note: --lr applies to gd, momentum, adam only: BFGS runs without it") == 1
+
+
+def test_other_settings_are_refused_and_an_interrupted_rerun_leaves_no_figure_of_the_old_run(tmp_path, capsys,
+                                                                                           monkeypatch):
+    small = ["--out", str(tmp_path), "--losses", "giou", "--starts", "2", "--maxiter", "5"]
+    experiment.main(small)
+    with pytest.raises(SystemExit):
+        experiment.main([*small, "--maxiter", "6"])
+    assert "holds a run with other settings (maxiter was 5, is now 6)" in capsys.readouterr().err
+    fit, calls = experiment.sandbox.fit, []
+
+    def interrupted_fit(*arguments, **options):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return fit(*arguments, **options)
+
+    monkeypatch.setattr(experiment.sandbox, "fit", interrupted_fit)
+    with pytest.raises(SystemExit) as stopped:
+        experiment.main(small)
+    assert stopped.value.code == 130
+    assert capsys.readouterr().err.strip().startswith("interrupted: the finished runs' rows of summary.csv in")
+    assert len(read_rows(tmp_path)) == 1 and not (tmp_path / "stall_vs_converge.png").exists()
+    with pytest.raises(SystemExit):
+        experiment.main(["--out", str(tmp_path), "--replot"])
+    assert "--replot needs runs.npz" in capsys.readouterr().err

@@ -287,6 +287,7 @@ def chromium(tmp_path, binary, driver_path):
         driver.quit()
 
 
+@pytest.mark.slow
 def test_explorer_in_jupyterlab_moves_with_its_slider(tmp_path):
     binary, driver_path = chromium_paths()
     with jupyterlab(tmp_path) as (url, token, log), chromium(tmp_path, binary, driver_path) as driver:

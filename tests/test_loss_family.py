@@ -106,6 +106,7 @@ def test_the_reference_covers_every_loss():
 
 
 # Gradients against central differences.
+@pytest.mark.slow
 @pytest.mark.parametrize("param", PARAMETERISATIONS)
 @pytest.mark.parametrize("spec", [*LOSSES, "ciou:trade_off_gradient=true", "alpha_ciou:trade_off_gradient=true",
                                   "focal_eiou:weight_gradient=true", *PARAMETER_CASES])
@@ -119,6 +120,21 @@ def test_autograd_gradient_matches_central_differences(spec, param):
         x = parameterisation.from_box(pred)
         np.testing.assert_allclose(grad(objective)(x), central_differences(frozen(objective, x), x),
                                    rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("pred, side", [
+    ([0.2, 0.5, 1.4, 0.5], 3),  # zero height, inside the target: grow y2
+    ([3.0, 0.5, 4.0, 0.5], 3),  # zero height, apart
+    ([0.5, 0.2, 0.5, 0.8], 2),  # zero width, inside: grow x2
+])
+def test_ciou_is_continuous_as_a_height_or_width_goes_to_zero(pred, side):
+    # arctan(w / h) tends to pi / 2 as h -> 0 and to 0 as w -> 0; the loss at the flat box
+    # must be that limit, not the value a point gets (the target's aspect, v = 0).
+    target, flat = np.array([0.0, 0.0, 2.0, 1.0]), np.array(pred)
+    at_zero = LOSSES["ciou"](flat, target)
+    gaps = [abs(LOSSES["ciou"](flat + size * np.eye(4)[side], target) - at_zero)
+            for size in (1e-3, 1e-6, 1e-9)]
+    assert gaps[0] > gaps[1] > gaps[2] and gaps[2] < 1e-8
 
 
 def test_focal_weight_is_held_constant_so_that_the_loss_pulls_overlapping_boxes_together():
@@ -139,6 +155,7 @@ def test_trade_off_is_held_constant_unless_asked_to_flow():
 
 
 # Finite everywhere.
+@pytest.mark.slow
 @pytest.mark.parametrize("case", HARD_CASES)
 @pytest.mark.parametrize("loss", LOSSES)
 def test_values_and_gradients_are_finite_at_every_hard_case_in_every_parameterisation(loss, case):

@@ -43,6 +43,32 @@ def test_l1_and_l2_on_corners_and_on_centre_and_size():
     assert get_loss("l2:coords=cxcywh")(pred, target) == 8.25
 
 
+# The README's "Conventions": every loss reads the prediction with its corners sorted (GIoU
+# paper, Algorithm 2), the coordinate losses included. Ordered pred [0, 0.5, 2, 2], target
+# [1, 0, 4, 4]: corner differences (-1, 0.5, -2, -2), so l1 = 5.5, l2 = 1 + 0.25 + 4 + 4 = 9.25,
+# smooth_l1 (beta 1) = (1 - 0.5) + 0.5 * 0.25 + 1.5 + 1.5 = 3.625, and the l1 gradient is the
+# signs (-1, 1, -1, -1). Read unsorted, the inverted [2, 2, 0, 0.5] would give differences
+# (1, 2, -4, -3.5) and l1 = 10.5.
+ORDERED, FAR_TARGET = np.array([0.0, 0.5, 2.0, 2.0]), np.array([1.0, 0.0, 4.0, 4.0])
+INVERSIONS = {"both": [2, 3, 0, 1], "x": [2, 1, 0, 3], "y": [0, 3, 2, 1]}  # pred = ORDERED[order]
+
+
+@pytest.mark.parametrize("inverted", INVERSIONS)
+@pytest.mark.parametrize("name, expected", [("l1", 5.5), ("l2", 9.25), ("smooth_l1", 3.625)])
+def test_coordinate_losses_read_an_inverted_prediction_as_the_ordered_box(name, expected, inverted):
+    order = INVERSIONS[inverted]
+    pred = ORDERED[order]
+    assert LOSSES[name](pred, FAR_TARGET) == expected
+    # each given corner gets the gradient of the ordered corner it stands for
+    gradient = grad(LOSSES[name])
+    np.testing.assert_array_equal(gradient(pred, FAR_TARGET), gradient(ORDERED, FAR_TARGET)[order])
+    if name == "l1":
+        np.testing.assert_array_equal(gradient(ORDERED, FAR_TARGET), [-1, 1, -1, -1])
+    for coords in ("xywh", "cxcywh"):
+        loss = get_loss(f"{name}:coords={coords}")
+        assert loss(pred, FAR_TARGET) == loss(ORDERED, FAR_TARGET)
+
+
 def test_losses_are_elementwise_over_leading_axes():
     preds = np.array([[[0, 0, 1, 1], [0, 0, 2, 1]], [[5, 5, 6, 6], [1, 0, 3, 1]]], dtype=float)
     for name, loss in LOSSES.items():

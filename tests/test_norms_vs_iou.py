@@ -61,6 +61,7 @@ def sphere_grid(norm, steps):
     return np.unique(points, axis=0) / steps
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("norm, coords, target", [
     ("l2", "xyxy", [0.0, 0.0, 2.0, 0.5]), ("l2", "cxcywh", [0.0, 0.0, 2.0, 0.5]),
     ("l1", "xyxy", [0.0, 0.0, 2.0, 0.5]), ("l1", "cxcywh", [0.0, 0.0, 2.0, 0.5]),
@@ -89,6 +90,7 @@ def test_band_extremes_agree_with_a_brute_force_grid_within_their_certified_erro
                     assert metric(box, target) == pytest.approx(value, abs=1e-9)
 
 
+@pytest.mark.slow
 def test_iou_band_is_scale_invariant_and_its_minimum_reaches_zero_at_the_degenerate_radius():
     small, large = np.array([0.0, 0.0, 2.0, 0.5]), np.array([0.0, 0.0, 20.0, 5.0])
     relative = np.array([0.2, 0.8])
@@ -130,6 +132,7 @@ def test_rank_correlations_rank_the_iou_loss_perfectly_among_overlapping_pairs_a
     assert not only_apart[1]["constant_all"]
 
 
+@pytest.mark.slow
 def test_experiment_writes_figure1_the_band_and_the_table_and_replots_from_them(tmp_path, capsys):
     out = tmp_path / "run"
     experiment.main(["--out", str(out), "--targets", "0", "0", "2", "1", "--radii", "2", "--max-radius", "0.6",

@@ -32,6 +32,7 @@ def shows_png(output):
     return output.output_type in ("display_data", "execute_result") and "image/png" in output.data
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_executes_headless(path):
     notebook = executed(path)
@@ -66,6 +67,7 @@ def explorer_outputs(notebook):
     return [o for o in outputs(notebook) if "data" in o and WIDGET_VIEW in o.data]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("source", ["headless run", "committed"])
 def test_explorer_output_carries_its_static_view_beside_the_widget(source):
     """Where widgets cannot run (nbconvert, GitHub) the explorer's own output holds a PNG."""

@@ -10,6 +10,7 @@ simulation = load_experiment("regression_simulation")
 SMALL = ["--points", "3", "--iterations", "20", "--workers", "2", "--chunk-size", "1024"]
 
 
+@pytest.mark.slow
 def test_experiment_writes_every_file_and_resumes_without_recomputing(tmp_path, capsys):
     simulation.main(["--out", str(tmp_path), *SMALL, "--losses", "iou", "giou", "alpha_ciou:alpha=2"])
     for name in ("iou.npz", "giou.npz", "alpha_ciou_alpha-2.npz", "points.npz", "config.json",
@@ -69,3 +70,14 @@ def test_bad_arguments_stop_before_any_work(tmp_path, capsys, arguments, words):
         simulation.main(["--out", str(tmp_path / "out"), *arguments])
     assert words in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_an_out_that_is_a_file_or_a_replot_of_nothing_is_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("keep me")
+    with pytest.raises(SystemExit):
+        simulation.main(["--out", str(tmp_path / "file"), *SMALL])
+    assert "is a file; give a folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        simulation.main(["--out", str(tmp_path / "empty"), "--replot"])
+    assert "--replot needs config.json, points.npz" in capsys.readouterr().err
+    assert not (tmp_path / "empty").exists() and (tmp_path / "file").read_text() == "keep me"
