@@ -104,22 +104,6 @@ def test_fit_many_takes_one_learning_rate_per_start_and_reports_each_outcome():
     np.testing.assert_array_equal(result.boxes[2], alone.boxes)
 
 
-def test_adam_over_several_steps_is_the_papers_adam():
-    # Kingma and Ba (2015), Algorithm 1, written out in plain Python on the L2 loss,
-    # whose gradient in xyxy is 2 (x - target)
-    lr, b1, b2, eps, steps = 0.1, 0.9, 0.999, 1e-8, 6
-    x, m, v = [float(c) for c in STARTS[2]], [0.0] * 4, [0.0] * 4
-    expected = [list(x)]
-    for t in range(1, steps + 1):
-        g = [2 * (xi - ti) for xi, ti in zip(x, TARGET)]
-        m = [b1 * mi + (1 - b1) * gi for mi, gi in zip(m, g)]
-        v = [b2 * vi + (1 - b2) * gi * gi for vi, gi in zip(v, g)]
-        x = [xi - lr * (mi / (1 - b1 ** t)) / ((vi / (1 - b2 ** t)) ** 0.5 + eps) for xi, mi, vi in zip(x, m, v)]
-        expected.append(list(x))
-    result = sandbox.fit(STARTS[2], TARGET, loss="l2", method="adam", lr=lr, schedule="constant", maxiter=steps)
-    np.testing.assert_allclose(result.boxes, expected, rtol=1e-13, atol=1e-13)
-
-
 def test_a_callback_sees_every_box_and_can_stop_the_run():
     seen = []
 
