@@ -122,14 +122,14 @@ def descend(starts, targets, loss="giou", method="gd", param="xyxy", maxiter=200
     Returns
     -------
     OptimizeResult
-        Per box: ``x`` (n, 4) the final parameters, ``box`` (n, 4) the final ``xyxy``
-        box, ``nit``, ``nfev``, ``status`` (n,), as `STATUS_MESSAGES` says, and
-        ``gradient_max`` (n,), max |gradient| where a box stopped (NaN if it did not
-        stop by `gtol` or a non-finite value); then
+        Per box: ``box`` (n, 4) the final ``xyxy`` box, ``nit`` and ``status`` (n,),
+        as `STATUS_MESSAGES` says; then
 
-        - with ``'history'``: ``boxes`` (n, maxiter + 1, 4), ``losses``, ``ious``,
-          ``gious``, ``grad_norms`` (n, maxiter + 1), step 0 the start, NaN after
-          the box's last step ``nit``;
+        - with ``'history'``: ``x`` (n, 4) the final parameters, ``nfev`` (n,),
+          ``gradient_max`` (n,), max |gradient| where a box stopped (NaN unless it
+          stopped by `gtol` or a non-finite value), ``boxes`` (n, maxiter + 1, 4),
+          ``losses``, ``ious``, ``gious``, ``grad_norms`` (n, maxiter + 1), step 0
+          the start, NaN after the box's last step ``nit``;
         - with ``'sums'``: ``errors`` (maxiter + 1,), E(t), the sum over boxes of
           the L1 distance in (x, y, w, h) between box and target; ``mean_iou``
           (maxiter + 1,); ``final_errors`` and ``final_ious`` (n,).
@@ -226,13 +226,13 @@ def _learning_rate(lr, n):
 def _fields(settings, n):
     """Empty arrays for the fields of a run of n boxes: x and box (n, 4), the others with the box axis last."""
     steps = settings["maxiter"] + 1
-    shapes = {"x": (n, 4), "box": (n, 4), "nit": (n,), "nfev": (n,), "status": (n,), "gradient_max": (n,)}
+    shapes = {"box": (n, 4), "nit": (n,), "status": (n,)}
     if settings["record"] == "sums":
         blocks = math.ceil(n / BLOCK)
         shapes |= {"final_errors": (n,), "final_ious": (n,), "error_blocks": (steps, blocks),
                    "iou_blocks": (steps, blocks)}
     else:
-        shapes |= {"boxes": (steps, 4, n), **{key: (steps, n) for key in ("losses", "ious", "gious", "grad_norms")}}
+        shapes |= {"x": (n, 4), "nfev": (n,), "gradient_max": (n,), "boxes": (steps, 4, n), **{key: (steps, n) for key in ("losses", "ious", "gious", "grad_norms")}}
     dtypes = {"nit": np.int32, "nfev": np.int32, "status": np.int8}
     return {key: np.empty(shape, dtype=dtypes.get(key, float)) for key, shape in shapes.items()}
 
@@ -377,9 +377,9 @@ def _descend_chunk(task):
                 break
     # the boxes still running (maxiter reached, or the callback) have not been evaluated at their last point
     fields = recorder.finish(theta, running, evaluate)
-    evaluations = np.where((status == 0) | (status == 3), nit + 1, nit)
-    fields.update(x=theta, box=np.stack(param.to_box(Coordinates(theta))), nit=nit, nfev=evaluations,
-                  status=status, gradient_max=gradient_max)
+    fields.update(box=np.stack(param.to_box(Coordinates(theta))), nit=nit, status=status)
+    if s["record"] == "history":  # with running sums, for millions of boxes, only what regress reports
+        fields.update(x=theta, nfev=np.where((status == 0) | (status == 3), nit + 1, nit), gradient_max=gradient_max)
     return fields
 
 

@@ -65,6 +65,18 @@ def test_the_boxes_stop_each_for_its_own_reason():
     np.testing.assert_array_equal(run.nfev, np.where(run.status == 1, run.nit, run.nit + 1))
 
 
+@pytest.mark.parametrize("method", ["gd", "momentum", "adam"])
+def test_running_sums_move_the_boxes_as_histories_do(method):
+    # what is recorded changes nothing of the run: the same boxes, stops and sums of the history
+    settings = dict(loss="diou", method=method, param="cxcywh", maxiter=50, gtol=None, iou_weighting=True)
+    history = descend(STARTS, TARGET, record="history", **settings)
+    sums = descend(STARTS, TARGET, record="sums", **settings)
+    for key in ("box", "nit", "status"):
+        np.testing.assert_array_equal(sums[key], history[key], err_msg=key)
+    np.testing.assert_allclose(sums.mean_iou, history.ious.mean(axis=0), rtol=1e-12)
+    np.testing.assert_array_equal(sums.final_ious, history.ious[:, -1])
+
+
 def test_batched_runs_do_not_depend_on_workers():
     settings = dict(loss="giou", method="adam", param="xyxy", maxiter=40, lr=RATES[[0, 1, 2, 4, 5, 0]])
     one = descend(STARTS, TARGET, **settings)
