@@ -10,9 +10,10 @@ for parameters theta of shape (4, n) (one row per parameter, one column per box)
 the direction of a rule of `sandbox.first_order` (gd, momentum, Adam) applied
 elementwise to the gradient, and the weight 1 or the DIoU paper's (2 - IoU).
 The gradient is autograd's, of the sum over boxes of the independent per-box
-losses; for IoU, GIoU, DIoU and CIoU it goes through the fused kernels of
-`sandbox.fused`, or it comes from a `gradient` override (the authors' MATLAB
-transcription, `sandbox.diou_reference`).
+losses; for IoU, GIoU, DIoU and CIoU it may go through the fused kernels of
+`sandbox.fused` (``fused=True``, the default here and in `regress`; `fit`'s
+default is autograd op by op), or it comes from a `gradient` override (the
+authors' MATLAB transcription, `sandbox.diou_reference`).
 
 Each box stops on its own: when its max |gradient| <= `gtol` (status 0), or
 when its loss or gradient is not finite (status 3); otherwise it runs `maxiter`
@@ -21,7 +22,8 @@ while the others go on.
 
 Every operation of a step is elementwise over boxes (the sum's reverse pass hands
 each box its own partials), so a box's result does not depend on the batch it
-ran in: bit for bit, whatever n, the chunk size or the number of workers. The
+ran in: bit for bit, whatever n, the chunk size or the number of workers (a
+single box runs as a batch of two copies of itself, see `_one_box`). The
 only sums across boxes are the running sums of E(t) and of the IoU, added up
 from partial sums over fixed blocks of `BLOCK` boxes with `math.fsum`, which
 rounds once, whatever the order.
