@@ -42,10 +42,11 @@ from itertools import product
 from pathlib import Path
 
 import numpy as np
+from scipy.optimize import OptimizeResult
 
 from .first_order import DEFAULT_LEARNING_RATES, RULES, get_schedule, not_applicable
 from .losses import get_loss
-from .optimize import fit, get_method
+from .optimize import fit, fit_many, get_method
 from .parameterisations import get_parameterisation
 from .results import atomic_write, difference, provenance, write_json
 from .starts import direction_name, non_overlapping_starts, overlapping_starts, random_non_overlapping_starts
@@ -302,15 +303,31 @@ def make_starts(spec, target, seed):
 
 
 def run_cell(cell, sweep):
-    """Fit every start of a cell; return its result rows and its IoU histories, shape (runs, steps)."""
+    """Fit every start of a cell; return its result rows and its IoU histories, shape (runs, steps).
+
+    A first-order cell fits all its starts in one batched call (`fit_many`, each box
+    exactly as `fit` runs it alone), its rows sharing the cell's time; a scipy method
+    fits one start at a time.
+    """
     spec = sweep["starts"][cell["starts"]]
     boxes, labels = make_starts(spec, sweep["target"], cell_seed(cell))
-    options = {k: cell[k] for k in FIRST_ORDER_AXES if cell[k] is not None}
-    rows, histories = [], []
-    for label, start in zip(labels, boxes):
+    options = dict(loss=cell["loss"], method=cell["method"], param=cell["param"], maxiter=cell["maxiter"],
+                   home_iou=sweep["threshold"], **{k: cell[k] for k in FIRST_ORDER_AXES if cell[k] is not None})
+    if cell["method"] in RULES:
         began = time.perf_counter()
-        result = fit(start, sweep["target"], loss=cell["loss"], method=cell["method"], param=cell["param"],
-                     maxiter=cell["maxiter"], home_iou=sweep["threshold"], **options)
+        batch = fit_many(boxes, sweep["target"], **options)
+        seconds = (time.perf_counter() - began) / len(boxes)
+        runs = [(OptimizeResult(nit=batch.nit[i], stalled=batch.stalled[i], outcome=batch.outcome[i],
+                                ious=batch.ious[i, :batch.nit[i] + 1], gious=batch.gious[i, :batch.nit[i] + 1]),
+                 seconds) for i in range(len(boxes))]
+    else:
+        runs = []
+        for start in boxes:
+            began = time.perf_counter()
+            result = fit(start, sweep["target"], **options)
+            runs.append((result, time.perf_counter() - began))
+    rows, histories = [], []
+    for label, start, (result, seconds) in zip(labels, boxes, runs):
         ious = result.ious
         rows.append(dict(cell, cell=cell_id(cell), runs=len(boxes), start=label,
                          start_box=" ".join(f"{v:.6g}" for v in start),
@@ -318,7 +335,7 @@ def run_cell(cell, sweep):
                          iterations=result.nit, stalled=result.stalled,
                          converged=bool(ious[-1] >= sweep["threshold"]), outcome=result.outcome,
                          **{f"iterations_to_iou_{level}": _first(ious >= float(level)) for level in ("0.5", "0.9")},
-                         seconds=f"{time.perf_counter() - began:.4f}"))
+                         seconds=f"{seconds:.4f}"))
         histories.append(ious)
     steps = max(len(h) for h in histories)
     padded = np.full((len(histories), steps), np.nan, dtype=np.float32)
