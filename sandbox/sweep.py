@@ -302,18 +302,19 @@ def make_starts(spec, target, seed):
     return boxes, [f"{kind}{i}" for i in range(len(boxes))]
 
 
-def run_cell(cell, sweep):
+def run_cell(cell, sweep, batched=True):
     """Fit every start of a cell; return its result rows and its IoU histories, shape (runs, steps).
 
     A first-order cell fits all its starts in one batched call (`fit_many`, each box
-    exactly as `fit` runs it alone), its rows sharing the cell's time; a scipy method
-    fits one start at a time.
+    exactly as `fit` runs it alone), its rows sharing the cell's time; a scipy method,
+    or any method with ``batched=False`` (as sandbox 0.3 ran every cell, for
+    benchmarks), fits one start at a time.
     """
     spec = sweep["starts"][cell["starts"]]
     boxes, labels = make_starts(spec, sweep["target"], cell_seed(cell))
     options = dict(loss=cell["loss"], method=cell["method"], param=cell["param"], maxiter=cell["maxiter"],
                    home_iou=sweep["threshold"], **{k: cell[k] for k in FIRST_ORDER_AXES if cell[k] is not None})
-    if cell["method"] in RULES:
+    if batched and cell["method"] in RULES:
         began = time.perf_counter()
         batch = fit_many(boxes, sweep["target"], **options)
         seconds = (time.perf_counter() - began) / len(boxes)
@@ -562,19 +563,20 @@ def _csv(value):
     return text
 
 
-def run(sweep, store, workers=1, scheduler=None, progress=None):
+def run(sweep, store, workers=1, scheduler=None, progress=None, batch=True):
     """Run every cell the store has not finished, storing each as it finishes.
 
     Cells go to `workers` local processes, or to the Dask cluster whose scheduler
     listens at `scheduler` (``dask.distributed`` must be installed). `progress` is
-    called as ``progress(done, total)`` after each cell.
+    called as ``progress(done, total)`` after each cell. ``batch=False`` fits one
+    start at a time in every cell, as sandbox 0.3 did (`run_cell`), for benchmarks.
     """
     every = cells(sweep)
     pending = [cell for cell in every if cell_id(cell) not in store.finished]
     done = len(every) - len(pending)
     if progress is not None:
         progress(done, len(every))
-    for rows, histories in _results(pending, sweep, workers, scheduler):
+    for rows, histories in _results(pending, sweep, workers, scheduler, batch):
         store.append(rows, histories)
         done += 1
         if progress is not None:
@@ -582,7 +584,7 @@ def run(sweep, store, workers=1, scheduler=None, progress=None):
     return len(pending)
 
 
-def _results(pending, sweep, workers, scheduler):
+def _results(pending, sweep, workers, scheduler, batched):
     """(rows, histories) of each pending cell, in the order they finish."""
     if not pending:
         return
@@ -592,17 +594,17 @@ def _results(pending, sweep, workers, scheduler):
         except ModuleNotFoundError:
             raise SweepError("--scheduler needs dask.distributed: pip install 'giou-sandbox[dask]'") from None
         with Client(scheduler) as client:
-            futures = client.map(run_cell, pending, sweep=sweep, pure=False)
+            futures = client.map(run_cell, pending, sweep=sweep, batched=batched, pure=False)
             for _, result in as_completed(futures, with_results=True):
                 yield result
         return
     if workers == 1:
-        yield from (run_cell(cell, sweep) for cell in pending)
+        yield from (run_cell(cell, sweep, batched) for cell in pending)
         return
     import multiprocessing
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
     with context.Pool(workers, initializer=_leave_interrupts_to_the_runner) as pool:
-        yield from pool.imap_unordered(_run_cell_star, [(cell, sweep) for cell in pending])
+        yield from pool.imap_unordered(_run_cell_star, [(cell, sweep, batched) for cell in pending])
 
 
 def _leave_interrupts_to_the_runner():
