@@ -57,7 +57,7 @@ def parse_args(argv):
     parser.add_argument("--points", type=int, default=5000, help="anchor centres; 343 cases each")
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0, help="seed of the anchor centres")
-    add_workers(parser)
+    add_workers(parser, scheduler="chunks of cases")
     parser.add_argument("--chunk-size", type=int, default=None,
                         help=f"cases per chunk, a multiple of {BLOCK} (default: the engine's choice)")
     parser.add_argument("--reference-gradient", action="store_true",
@@ -137,11 +137,13 @@ def run(args):
         if path.exists():
             print(f"{loss}: already done with these settings, in {path}")
             continue
-        print(f"{loss}: {cases:,} cases x {args.iterations} iterations on {args.workers} workers", flush=True)
+        where = f"the Dask cluster at {args.scheduler}" if args.scheduler else f"{args.workers} workers"
+        print(f"{loss}: {cases:,} cases x {args.iterations} iterations on {where}", flush=True)
         authors = partial(authors_gradient, loss, repairs=tuple(args.repairs)) if args.gradient == "authors" else None
         result = regress(protocol.anchors, protocol.targets, loss=loss, iterations=args.iterations,
                          reference_gradient=args.reference_gradient, fused=not args.generic,
-                         chunk_size=args.chunk_size, workers=args.workers, progress=Progress("cases", loss),
+                         chunk_size=args.chunk_size, workers=args.workers, scheduler=args.scheduler,
+                         progress=Progress("cases", loss),
                          gradient=authors)
         rate = cases * args.iterations / result.seconds / 1e6
         print(f"{loss}: E(0) = {result.errors[0]:.6g}, E({args.iterations}) = {result.errors[-1]:.6g}, "

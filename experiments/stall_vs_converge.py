@@ -33,8 +33,8 @@ from matplotlib.figure import Figure
 
 import sandbox
 from sandbox.cli import check_out, experiment_parser, refuse_other_settings, run_interruptible
-from sandbox.first_order import RULES, get_schedule, not_applicable
-from sandbox.optimize import DEFAULT_LEARNING_RATES, get_method
+from sandbox.first_order import DEFAULT_LEARNING_RATES, RULES, get_schedule, not_applicable
+from sandbox.optimize import get_method
 from sandbox.parameterisations import get_parameterisation
 from sandbox.plotting import animate_trajectories, plot_heatmap, plot_metric, plot_target, plot_trajectory
 from sandbox.results import atomic_write, provenance, read_csv, write_json

@@ -24,7 +24,7 @@ __all__ = ["BLOCK", "CHUNK", "SIZE_PARAMETERS", "regress"]
 
 def regress(preds, targets, loss="giou", param="cxcywh", iterations=200, lr=0.1, schedule="step",
             iou_weighting=True, reference_gradient=False, fused=True, chunk_size=None,
-            workers=1, progress=None, gradient=None):
+            workers=1, scheduler=None, progress=None, gradient=None):
     """Regress every predicted box toward its target; return E(t), the mean IoU and the final boxes.
 
     Parameters
@@ -54,6 +54,9 @@ def regress(preds, targets, loss="giou", param="cxcywh", iterations=200, lr=0.1,
         enough that every worker gets at least four chunks, so that they finish together.
     workers : int
         Processes to spread the chunks over; 1 runs in this process.
+    scheduler : str, optional
+        The address of a Dask scheduler whose cluster runs the chunks instead; the same
+        results bit for bit.
     progress : callable, optional
         ``progress(done, total)`` after each chunk, in cases.
     gradient : callable, optional
@@ -79,7 +82,7 @@ def regress(preds, targets, loss="giou", param="cxcywh", iterations=200, lr=0.1,
     run = descend(preds, targets, loss=loss, method="gd", param=param, maxiter=iterations, lr=lr,
                   schedule=schedule, iou_weighting=iou_weighting, gtol=None, reference_gradient=reference_gradient,
                   fused=fused, gradient=gradient, record="sums", chunk_size=chunk_size, workers=workers,
-                  progress=progress)
+                  scheduler=scheduler, progress=progress)
     return OptimizeResult(errors=run.errors, mean_iou=run.mean_iou, final_boxes=run.box,
                           final_errors=run.final_errors, final_ious=run.final_ious, cases=len(preds),
                           iterations=iterations, seconds=run.seconds)

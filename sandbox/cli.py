@@ -31,9 +31,14 @@ def positive_int(text):
     return value
 
 
-def add_workers(parser, what="worker processes"):
-    """The --workers option every parallel experiment takes: by default one per core."""
+def add_workers(parser, what="worker processes", scheduler=None):
+    """The --workers option every parallel experiment takes (one per core by default), and with
+    `scheduler` (what runs on a cluster) the --scheduler option, the address of a Dask scheduler."""
     parser.add_argument("--workers", type=positive_int, default=os.cpu_count(), help=f"{what} (one per core)")
+    if scheduler:
+        parser.add_argument("--scheduler", metavar="ADDRESS",
+                            help=f"address of a Dask scheduler, as tcp://host:8786, to run the {scheduler} on "
+                                 f"instead of local processes (pip install 'giou-sandbox[dask]')")
 
 
 def check_out(parser, out, replot=False, needs=(), flag="--replot"):

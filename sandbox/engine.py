@@ -35,6 +35,7 @@ chunks sized for the cache and spread over processes, and `_tune_malloc`.
 import ctypes
 import math
 import multiprocessing
+import signal
 import time
 
 import autograd.numpy as anp
@@ -66,7 +67,8 @@ STATUS_MESSAGES = {
 
 def descend(starts, targets, loss="giou", method="gd", param="xyxy", maxiter=200, lr=None, schedule="step",
             iou_weighting=False, gtol=1e-5, reference_gradient=False, fused=True, gradient=None,
-            record="history", callback=None, chunk_size=None, workers=1, progress=None, **rule_options):
+            record="history", callback=None, chunk_size=None, workers=1, scheduler=None, progress=None,
+            **rule_options):
     """Move every start box toward its target by `method`; one result whose fields have a box axis.
 
     Parameters
@@ -118,6 +120,10 @@ def descend(starts, targets, loss="giou", method="gd", param="xyxy", maxiter=200
         so that they finish together.
     workers : int
         Processes to spread the chunks over; 1 runs in this process.
+    scheduler : str, optional
+        The address of a Dask scheduler (``tcp://host:8786``) whose cluster runs the
+        chunks instead (``dask.distributed`` must be installed); the results are the
+        same bit for bit.
     progress : callable, optional
         ``progress(done, total)`` after each chunk, in boxes.
 
@@ -156,14 +162,14 @@ def descend(starts, targets, loss="giou", method="gd", param="xyxy", maxiter=200
         chunk_size = max(1, math.ceil(n / chunks / multiple)) * multiple
     if not (isinstance(chunk_size, (int, np.integer)) and chunk_size > 0 and chunk_size % multiple == 0):
         raise ValueError(f"chunk_size must be a positive multiple of {multiple}; got {chunk_size!r}")
-    if callback is not None and (workers > 1 or chunk_size < n):
+    if callback is not None and (workers > 1 or chunk_size < n or scheduler is not None):
         raise ValueError("a callback sees every box at every step: run with one worker and one chunk")
     get_parameterisation(param).from_box(starts)  # the log parameterisation needs positive sizes
     bounds = [(start, min(start + chunk_size, n)) for start in range(0, n, chunk_size)]
     tasks = [(starts[a:b], targets[a:b], lr if np.ndim(lr) == 0 else lr[a:b], settings, callback)
              for a, b in bounds]
     result = OptimizeResult(_fields(settings, n))
-    for (a, b), part in zip(bounds, _map(_descend_chunk, tasks, workers)):
+    for (a, b), part in zip(bounds, _map(_descend_chunk, tasks, workers, scheduler)):
         for key, value in part.items():
             if key.endswith("_blocks"):  # per block of boxes: chunks hold whole blocks
                 result[key][..., a // BLOCK:a // BLOCK + value.shape[-1]] = value
@@ -239,16 +245,36 @@ def _fields(settings, n):
     return {key: np.empty(shape, dtype=dtypes.get(key, float)) for key, shape in shapes.items()}
 
 
-def _map(function, tasks, workers):
-    """Apply `function` to every task, in order, in this process or in `workers` processes."""
+def _map(function, tasks, workers, scheduler=None):
+    """Apply `function` to every task, in order: here, in `workers` processes, or on a Dask cluster."""
+    if scheduler is not None:
+        try:
+            from distributed import Client
+        except ModuleNotFoundError:
+            raise ValueError("a scheduler needs dask.distributed: pip install 'giou-sandbox[dask]'") from None
+        with Client(scheduler) as client:
+            client.run(start_worker)
+            for future in client.map(function, tasks, pure=False):  # in order; the cluster runs them all
+                yield future.result()
+        return
     if workers == 1 or len(tasks) <= 1:
         _tune_malloc()
         yield from map(function, tasks)
         return
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    with context.Pool(min(workers, len(tasks)), initializer=_tune_malloc) as pool:
+    with context.Pool(min(workers, len(tasks)), initializer=start_worker) as pool:
         yield from pool.imap(function, tasks)
+
+
+def start_worker():
+    """Set up a worker process: the engine's malloc tuning, and Ctrl-C left to the process that runs it.
+
+    A terminal's Ctrl-C reaches the whole process group; the parent stops its pool
+    and says what was kept, and workers that raised too would only add tracebacks.
+    """
+    _tune_malloc()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _tune_malloc():

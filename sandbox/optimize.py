@@ -16,7 +16,7 @@ from scipy.optimize import OptimizeResult, OptimizeWarning, minimize
 
 from .boxes import check_boxes
 from .engine import descend
-from .first_order import DEFAULT_LEARNING_RATES, OPTIONS, RULES  # noqa: F401 (stall_vs_converge imports the defaults from here)
+from .first_order import OPTIONS, RULES
 from .losses import get_loss, giou, iou, unchecked
 from .parameterisations import get_parameterisation
 

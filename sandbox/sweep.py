@@ -34,7 +34,6 @@ import hashlib
 import json
 import math
 import os
-import signal
 import sys
 import time
 import weakref
@@ -44,6 +43,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import OptimizeResult
 
+from .engine import start_worker
 from .first_order import DEFAULT_LEARNING_RATES, RULES, get_schedule, not_applicable
 from .losses import get_loss
 from .optimize import fit, fit_many, get_method
@@ -603,13 +603,8 @@ def _results(pending, sweep, workers, scheduler, batched):
         return
     import multiprocessing
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-    with context.Pool(workers, initializer=_leave_interrupts_to_the_runner) as pool:
+    with context.Pool(workers, initializer=start_worker) as pool:
         yield from pool.imap_unordered(_run_cell_star, [(cell, sweep, batched) for cell in pending])
-
-
-def _leave_interrupts_to_the_runner():
-    """In a worker: ignore Ctrl-C, which reaches the whole process group; the runner stops the pool."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _run_cell_star(arguments):

@@ -81,3 +81,15 @@ def test_an_out_that_is_a_file_or_a_replot_of_nothing_is_one_line(tmp_path, caps
         simulation.main(["--out", str(tmp_path / "empty"), "--replot"])
     assert "--replot needs config.json, points.npz" in capsys.readouterr().err
     assert not (tmp_path / "empty").exists() and (tmp_path / "file").read_text() == "keep me"
+
+
+@pytest.mark.slow
+def test_a_dask_cluster_on_the_loopback_gives_the_same_errors_as_local_workers(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    simulation.main(["--out", str(tmp_path / "local"), *SMALL, "--losses", "giou"])
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        simulation.main(["--out", str(tmp_path / "dask"), *SMALL, "--losses", "giou", "--scheduler",
+                         cluster.scheduler_address])
+    local, dask = np.load(tmp_path / "local" / "giou.npz"), np.load(tmp_path / "dask" / "giou.npz")
+    assert np.array_equal(local["errors"], dask["errors"]) and np.array_equal(local["mean_iou"], dask["mean_iou"])
