@@ -25,7 +25,9 @@ A sweep file names the axes and their values::
 file; `cells` expands the grid. A cell is one combination of axis values; it fits
 every start box of its start set, one run each. `run_cell` is a pure function of
 the cell: random start boxes are seeded from the cell's own coordinates, so the
-results do not depend on the order, the workers or the interruptions. `Store`
+results do not depend on the order, the workers or the interruptions; `run_cells`
+fits the first-order cells that differ only in learning rate, start set or seed
+in one batched call, giving each cell the same results. `Store`
 keeps the results under a folder so that an interrupted sweep loses nothing that
 had finished and runs nothing twice.
 """
@@ -302,31 +304,82 @@ def make_starts(spec, target, seed):
     return boxes, [f"{kind}{i}" for i in range(len(boxes))]
 
 
-def run_cell(cell, sweep, batched=True):
-    """Fit every start of a cell; return its result rows and its IoU histories, shape (runs, steps).
+BATCH_BOXES = 8192
+"""At most this many boxes in one batched call of cells run together (unless one cell has more)."""
 
-    A first-order cell fits all its starts in one batched call (`fit_many`, each box
-    exactly as `fit` runs it alone), its rows sharing the cell's time; a scipy method,
-    or any method with ``batched=False`` (as sandbox 0.3 ran every cell, for
-    benchmarks), fits one start at a time.
+
+def batches(pending, sweep, batched=True):
+    """The pending cells in groups that run as one call of `run_cells`, in their order.
+
+    First-order cells that agree on the loss, the method, the parameterisation, the
+    schedule and the iteration limit are grouped, up to `BATCH_BOXES` starts, since
+    one `fit_many` call fits them all: the learning rate, the start set and the seed
+    may differ from box to box. Any other cell, and every cell when not `batched`,
+    is a group of its own.
     """
-    spec = sweep["starts"][cell["starts"]]
-    boxes, labels = make_starts(spec, sweep["target"], cell_seed(cell))
-    options = dict(loss=cell["loss"], method=cell["method"], param=cell["param"], maxiter=cell["maxiter"],
-                   home_iou=sweep["threshold"], **{k: cell[k] for k in FIRST_ORDER_AXES if cell[k] is not None})
-    if batched and cell["method"] in RULES:
+    groups, open_groups = [], {}
+    for cell in pending:
+        if not (batched and cell["method"] in RULES):
+            groups.append([cell])
+            continue
+        key = tuple(cell[name] for name in ("loss", "method", "param", "schedule", "maxiter"))
+        size = _start_count(sweep["starts"][cell["starts"]])
+        group = open_groups.get(key)
+        if group is None or group[1] + size > BATCH_BOXES:
+            group = open_groups[key] = [[], 0]
+            groups.append(group[0])
+        group[0].append(cell)
+        group[1] += size
+    return groups
+
+
+def _start_count(spec):
+    return spec.get("count") or int(np.size(spec["directions"]) if np.ndim(spec["directions"]) else spec["directions"])
+
+
+def run_cells(group, sweep, batched=True):
+    """Fit every start of each cell of `group`; return (rows, IoU histories (runs, steps)) per cell.
+
+    The cells of a first-order group (see `batches`) run as one `fit_many` call over
+    all their starts, each box exactly as `fit` runs it alone, with its own cell's
+    learning rate; the rows share the call's time. A scipy method, or any method with
+    ``batched=False`` (as sandbox 0.3 ran every cell, for benchmarks), fits one start
+    at a time.
+    """
+    starts = [make_starts(sweep["starts"][cell["starts"]], sweep["target"], cell_seed(cell)) for cell in group]
+    first = group[0]
+    if batched and first["method"] in RULES:
+        boxes = np.concatenate([boxes for boxes, _ in starts])
+        rates = np.concatenate([np.full(len(boxes), cell["lr"]) for cell, (boxes, _) in zip(group, starts)])
         began = time.perf_counter()
-        batch = fit_many(boxes, sweep["target"], **options)
+        batch = fit_many(boxes, sweep["target"], loss=first["loss"], method=first["method"], param=first["param"],
+                         maxiter=first["maxiter"], home_iou=sweep["threshold"], lr=rates, schedule=first["schedule"])
         seconds = (time.perf_counter() - began) / len(boxes)
-        runs = [(OptimizeResult(nit=batch.nit[i], stalled=batch.stalled[i], outcome=batch.outcome[i],
-                                ious=batch.ious[i, :batch.nit[i] + 1], gious=batch.gious[i, :batch.nit[i] + 1]),
-                 seconds) for i in range(len(boxes))]
-    else:
+        runs = iter([(OptimizeResult(nit=batch.nit[i], stalled=batch.stalled[i], outcome=batch.outcome[i],
+                                     ious=batch.ious[i, :batch.nit[i] + 1], gious=batch.gious[i, :batch.nit[i] + 1]),
+                      seconds) for i in range(len(boxes))])
+        return [_cell_results(cell, boxes, labels, [next(runs) for _ in boxes], sweep)
+                for cell, (boxes, labels) in zip(group, starts)]
+    results = []
+    for cell, (boxes, labels) in zip(group, starts):
+        options = dict(loss=cell["loss"], method=cell["method"], param=cell["param"], maxiter=cell["maxiter"],
+                       home_iou=sweep["threshold"], **{k: cell[k] for k in FIRST_ORDER_AXES if cell[k] is not None})
         runs = []
         for start in boxes:
             began = time.perf_counter()
             result = fit(start, sweep["target"], **options)
             runs.append((result, time.perf_counter() - began))
+        results.append(_cell_results(cell, boxes, labels, runs, sweep))
+    return results
+
+
+def run_cell(cell, sweep, batched=True):
+    """Fit every start of one cell: its rows and its IoU histories, shape (runs, steps)."""
+    return run_cells([cell], sweep, batched)[0]
+
+
+def _cell_results(cell, boxes, labels, runs, sweep):
+    """A cell's rows and its IoU histories, NaN-padded to its longest run, from (result, seconds) per start."""
     rows, histories = [], []
     for label, start, (result, seconds) in zip(labels, boxes, runs):
         ious = result.ious
@@ -569,24 +622,25 @@ def run(sweep, store, workers=1, scheduler=None, progress=None, batch=True):
     Cells go to `workers` local processes, or to the Dask cluster whose scheduler
     listens at `scheduler` (``dask.distributed`` must be installed). `progress` is
     called as ``progress(done, total)`` after each cell. ``batch=False`` fits one
-    start at a time in every cell, as sandbox 0.3 did (`run_cell`), for benchmarks.
+    start at a time in every cell, as sandbox 0.3 did (`run_cells`), for benchmarks.
     """
     every = cells(sweep)
     pending = [cell for cell in every if cell_id(cell) not in store.finished]
     done = len(every) - len(pending)
     if progress is not None:
         progress(done, len(every))
-    for rows, histories in _results(pending, sweep, workers, scheduler, batch):
-        store.append(rows, histories)
-        done += 1
+    for results in _results(batches(pending, sweep, batch), sweep, workers, scheduler, batch):
+        for rows, histories in results:
+            store.append(rows, histories)
+            done += 1
         if progress is not None:
             progress(done, len(every))
     return len(pending)
 
 
-def _results(pending, sweep, workers, scheduler, batched):
-    """(rows, histories) of each pending cell, in the order they finish."""
-    if not pending:
+def _results(groups, sweep, workers, scheduler, batched):
+    """The results of each group of cells (`run_cells`), in the order the groups finish."""
+    if not groups:
         return
     if scheduler is not None:
         try:
@@ -594,19 +648,20 @@ def _results(pending, sweep, workers, scheduler, batched):
         except ModuleNotFoundError:
             raise SweepError("--scheduler needs dask.distributed: pip install 'giou-sandbox[dask]'") from None
         with Client(scheduler) as client:
-            futures = client.map(run_cell, pending, sweep=sweep, batched=batched, pure=False)
+            futures = client.map(run_cells, groups, sweep=sweep, batched=batched, pure=False)
             for _, result in as_completed(futures, with_results=True):
                 yield result
         return
     if workers == 1:
-        yield from (run_cell(cell, sweep, batched) for cell in pending)
+        yield from (run_cells(group, sweep, batched) for group in groups)
         return
     import multiprocessing
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
     with context.Pool(workers, initializer=start_worker) as pool:
-        yield from pool.imap_unordered(_run_cell_star, [(cell, sweep, batched) for cell in pending])
+        yield from pool.imap_unordered(_run_cells_star, [(group, sweep, batched) for group in groups])
 
 
-def _run_cell_star(arguments):
-    return run_cell(*arguments)
+def _run_cells_star(arguments):
+    return run_cells(*arguments)
+
 

@@ -233,7 +233,7 @@ def test_a_second_runner_on_the_same_out_is_refused_and_nothing_is_doubled(unint
         wait_for_rows(out, first, 3)
         os.killpg(first.pid, signal.SIGSTOP)  # held mid-sweep, so that it is surely still running
         written = (out / "results.csv").read_text()
-        monkeypatch.setattr(sweeps, "run_cell", lambda *a: pytest.fail("the second runner ran a cell"))
+        monkeypatch.setattr(sweeps, "run_cells", lambda *a: pytest.fail("the second runner ran a cell"))
         with pytest.raises(SystemExit) as refused:
             ablate.main([str(uninterrupted / "sweep.toml"), "--out", str(out), "--workers", "1"])
         assert refused.value.code == 2
@@ -294,7 +294,7 @@ def test_a_doubled_results_csv_recovers_to_one_copy_each_without_rerunning(unint
                "the file appended to itself": whole * 2,
                "a second copy cut short": whole + "".join(rows[3:5]) + rows[5][:30]}[doubling]
     (out / "results.csv").write_text(doubled)
-    monkeypatch.setattr(sweeps, "run_cell", lambda *a: pytest.fail("a finished cell ran again"))
+    monkeypatch.setattr(sweeps, "run_cells", lambda *a: pytest.fail("a finished cell ran again"))
     ablate.main([str(uninterrupted / "sweep.toml"), "--out", str(out), "--workers", "1"])
     assert "48 cells, 0 to run" in capsys.readouterr().out
     assert (out / "results.csv").read_text() == whole  # the first copy of each row, in its place
@@ -310,13 +310,13 @@ def test_a_changed_sweep_file_is_refused(uninterrupted, tmp_path, capsys):
 
 
 def test_a_rerun_runs_nothing_twice(uninterrupted, monkeypatch, capsys):
-    monkeypatch.setattr(sweeps, "run_cell", lambda *a: pytest.fail("a finished cell ran again"))
+    monkeypatch.setattr(sweeps, "run_cells", lambda *a: pytest.fail("a finished cell ran again"))
     ablate.main([str(uninterrupted / "sweep.toml"), "--out", str(uninterrupted / "out"), "--workers", "1"])
     assert "48 cells, 0 to run" in capsys.readouterr().out
 
 
 def test_report_redraws_from_saved_files_without_running_anything(uninterrupted, monkeypatch, capsys):
-    monkeypatch.setattr(sweeps, "run_cell", lambda *a: pytest.fail("the report ran a cell"))
+    monkeypatch.setattr(sweeps, "run_cells", lambda *a: pytest.fail("the report ran a cell"))
     ablate.main(["--report", "--out", str(uninterrupted / "out"), "--x", "loss", "--y", "method",
                  "--cells", "method=gd", "starts=ring", "seed=0"])
     printed = capsys.readouterr().out
