@@ -1,4 +1,4 @@
-"""What every experiment's command line shares: the parser, the --out folder, a clean Ctrl-C.
+"""What every experiment's command line shares: parser, workers, --out checks, refusals, progress, Ctrl-C.
 
     >>> parser = experiment_parser("One claim per script.\\n\\nMore text.")
     >>> parser.description
