@@ -1,10 +1,13 @@
 import csv
 
+import pytest
+
 from helpers import load_experiment
 
 benchmark = load_experiment("benchmark_sweeps")
 
 
+@pytest.mark.slow
 def test_benchmark_runs_a_sweep_both_ways_and_finds_the_same_rows(tmp_path, capsys):
     (tmp_path / "small.toml").write_text('[axes]\nloss = ["giou", "l2"]\nmethod = ["gd", "adam", "BFGS"]\n'
                                          'maxiter = [20]\nstarts = ["r"]\n[starts.r]\nkind = "random"\ncount = 3\n')

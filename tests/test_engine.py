@@ -85,6 +85,7 @@ def test_batched_runs_do_not_depend_on_workers():
         np.testing.assert_array_equal(one[key], two[key], err_msg=key)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method, options", [
     ("gd", {}), ("gd", {"iou_weighting": True, "schedule": "cosine", "lr": 0.1}), ("momentum", {"beta": 0.5}),
     ("adam", {"lr": 0.05, "b1": 0.8}), ("gd", {"fused": True}),
