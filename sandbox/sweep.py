@@ -70,7 +70,7 @@ DEFAULTS = {"loss": ["giou"], "method": ["gd"], "param": ["xyxy"], "lr": [None],
 TOP_LEVEL = ("axes", "starts", "tie", "exclude", "threshold", "target")
 DEFAULT_TARGET = [-1.0, -0.5, 1.0, 0.5]
 START_KINDS = {
-    "non_overlapping": {"gap": 0.5, "directions": 8, "size": None},
+    "non_overlapping": {"gap": 0.5, "directions": 8, "size": [1.0, 1.5]},  # the headline's starts
     "random": {"count": 8, "radius": 4.0, "scale": [0.5, 2.0], "min_gap": 0.05},
     "overlapping": {"count": 8, "iou_range": [0.05, 0.7], "scale": [0.5, 2.0]},
 }

@@ -2,13 +2,14 @@ import numpy as np
 import pytest
 from autograd import grad
 
-from helpers import load_experiment
+from helpers import ROOT, load_experiment
 from sandbox import GRADIENT_METHODS, LOSSES, METHODS, OUTCOMES, PARAMETERISATIONS, fit, iou
 from sandbox.first_order import cosine_decay, step_decay
 from sandbox.line_search import bfgs_second_direction, edge_crossings, loss_along_line
 
 experiment = load_experiment("stall_vs_converge")
-DEFAULTS = experiment.parse_args([])
+# the script's defaults, with an --out that holds nothing, whatever a run has left in results/
+DEFAULTS = experiment.parse_args(["--out", str(ROOT / "tests" / "never-written")])
 TARGET = np.array(DEFAULTS.target)
 STARTS, LABELS = experiment.make_starts(DEFAULTS)  # the headline experiment's default starts
 

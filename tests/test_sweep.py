@@ -373,6 +373,14 @@ def test_a_setting_some_cells_cannot_use_is_reported_once(tmp_path, capsys):
     assert lrs == {"gd": "0.1", "BFGS": ""}
 
 
+def test_a_ring_of_starts_without_a_size_is_the_headlines():
+    sweep = sweeps.resolve(sweeps.tomllib.loads('[axes]\nstarts = ["ring"]\n[starts.ring]\nkind = "non_overlapping"\n'))
+    boxes, labels = sweeps.make_starts(sweep["starts"]["ring"], sweep["target"], seed=0)
+    headline = load_experiment("stall_vs_converge")
+    expected, expected_labels = headline.make_starts(headline.parse_args(["--out", str(ROOT / "tests" / "never-written")]))
+    assert labels == expected_labels and (boxes == expected).all()
+
+
 def test_every_example_sweep_is_valid():
     for path in sorted((ROOT / "experiments" / "sweeps").glob("*.toml")):
         assert sweeps.cells(sweeps.load(path)), path
