@@ -62,7 +62,7 @@ def parse_args(argv):
                         help="folder for the figure, loss_gallery.npz and config.json")
     parser.add_argument("--losses", nargs="+", default=None,
                         help=f"losses, by name with optional parameters (l1:coords=cxcywh); "
-                             f"None: every loss in sandbox.LOSSES, now {', '.join(sandbox.LOSSES)}")
+                             f"by default every loss in sandbox.LOSSES, now {', '.join(sandbox.LOSSES)}")
     parser.add_argument("--target", nargs=4, type=float, default=[-1.0, -0.5, 1.0, 0.5],
                         metavar=("X1", "Y1", "X2", "Y2"), help="target box, xyxy")
     parser.add_argument("--size", nargs=2, type=float, default=[1.0, 1.5], metavar=("W", "H"),
@@ -73,7 +73,7 @@ def parse_args(argv):
     parser.add_argument("--resolution", type=int, default=161,
                         help="grid points per axis (odd puts one on the target's centre)")
     parser.add_argument("--columns", type=int, default=None,
-                        help="panels per row of the figure (None: 6, or as saved with --replot)")
+                        help="panels per row of the figure (by default 6, or as saved with --replot)")
     parser.add_argument("--replot", action="store_true",
                         help="only redraw the figure from what --out holds")
     args = parser.parse_args(argv)

@@ -62,7 +62,7 @@ def parse_args(argv):
     parser.add_argument("--schedule", default="step",
                         help=f"learning-rate schedule of gd, momentum, adam: {', '.join(sandbox.SCHEDULES)}")
     parser.add_argument("--lr", type=float, default=None,
-                        help="learning rate of gd, momentum, adam (None: each method's own, "
+                        help="learning rate of gd, momentum, adam (by default each method's own, "
                              f"{', '.join(f'{m} {lr}' for m, lr in DEFAULT_LEARNING_RATES.items())})")
     parser.add_argument("--iou-weighting", action="store_true",
                         help="scale first-order steps by (2 - IoU), as the DIoU paper does")

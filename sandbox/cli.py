@@ -14,10 +14,19 @@ from pathlib import Path
 from .results import difference
 
 
+class _DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
+    """Every default in --help, but none for a required option, a switch, or an option whose help
+    already says what leaving it out means (its default None)."""
+
+    def _get_help_string(self, action):
+        if action.required or action.default is None or action.default is False or action.nargs == 0:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def experiment_parser(doc):
     """An ``ArgumentParser`` described by the first line of `doc`, showing every default in --help."""
-    return argparse.ArgumentParser(description=doc.split("\n")[0],
-                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    return argparse.ArgumentParser(description=doc.split("\n")[0], formatter_class=_DefaultsShown)
 
 
 def positive_int(text):
