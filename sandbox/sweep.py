@@ -23,11 +23,12 @@ A sweep file names the axes and their values::
 
 `load` checks every key and value and reports a mistake with its place in the
 file; `cells` expands the grid. A cell is one combination of axis values; it fits
-every start box of its start set, one run each. `run_cell` is a pure function of
-the cell: random start boxes are seeded from the cell's own coordinates, so the
-results do not depend on the order, the workers or the interruptions; `run_cells`
-fits the first-order cells that differ only in learning rate, start set or seed
-in one batched call, giving each cell the same results. `Store`
+every start box of its start set, one run each. `run_cells` runs a group of
+cells (`batches`: first-order cells that differ only in learning rate, start set
+or seed run as one batched call) and gives each cell the results it would get
+alone: they are a pure function of the cell, whose random start boxes are seeded
+from its own coordinates, so they do not depend on the order, the grouping, the
+workers or the interruptions. `Store`
 keeps the results under a folder so that an interrupted sweep loses nothing that
 had finished and runs nothing twice.
 """
@@ -334,7 +335,10 @@ def batches(pending, sweep, batched=True):
 
 
 def _start_count(spec):
-    return spec.get("count") or int(np.size(spec["directions"]) if np.ndim(spec["directions"]) else spec["directions"])
+    """How many starts a start set makes (`make_starts`), without making them."""
+    if "count" in spec:
+        return spec["count"]
+    return int(np.size(spec["directions"])) if np.ndim(spec["directions"]) else int(spec["directions"])
 
 
 def run_cells(group, sweep, batched=True):
@@ -371,11 +375,6 @@ def run_cells(group, sweep, batched=True):
             runs.append((result, time.perf_counter() - began))
         results.append(_cell_results(cell, boxes, labels, runs, sweep))
     return results
-
-
-def run_cell(cell, sweep, batched=True):
-    """Fit every start of one cell: its rows and its IoU histories, shape (runs, steps)."""
-    return run_cells([cell], sweep, batched)[0]
 
 
 def _cell_results(cell, boxes, labels, runs, sweep):
