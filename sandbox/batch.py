@@ -17,9 +17,9 @@ import numpy as np
 from scipy.optimize import OptimizeResult
 
 from .boxes import check_boxes
-from .engine import BLOCK, CHUNK, SIZE_PARAMETERS, descend
+from .engine import BLOCK, descend
 
-__all__ = ["BLOCK", "CHUNK", "SIZE_PARAMETERS", "regress"]
+__all__ = ["BLOCK", "regress"]
 
 
 def regress(preds, targets, loss="giou", param="cxcywh", iterations=200, lr=0.1, schedule="step",

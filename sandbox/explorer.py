@@ -377,7 +377,8 @@ class LossExplorer:
         with self.arrows.hold_trait_notifications():
             self.arrows.options = chosen
             self.arrows.value = drawn if drawn in chosen else (chosen[0] if chosen else None)
-        self._update()
+        if self.arrows.value == drawn:  # otherwise the dropdown's own change has redrawn everything
+            self._update()
 
     def _update(self, change=None):
         state = self.state

@@ -352,7 +352,12 @@ def boxes_at(target, offsets, coords):
 
 
 def measure_values(boxes, target, measure):
-    """IoU or GIoU of ordered ``xyxy`` boxes (w, h >= 0) against the target, plain NumPy."""
+    """IoU or GIoU of ordered ``xyxy`` boxes (w, h >= 0) against the target, plain NumPy.
+
+    The band search measures millions of boxes; this is `sandbox.iou` and `sandbox.giou`
+    without autograd's wrapping and the corner ordering (GIoU about 3.6 times faster),
+    and a test checks that it gives their values.
+    """
     bx1, by1, bx2, by2 = np.moveaxis(boxes, -1, 0)
     tx1, ty1, tx2, ty2 = np.asarray(target, dtype=float)
     inter = (np.maximum(np.minimum(bx2, tx2) - np.maximum(bx1, tx1), 0.0)
@@ -418,15 +423,16 @@ def band_extreme(target, radius, norm="l2", coords="xyxy", measure="iou", sense=
     # An incumbent first: the best centres of a first grid, refined locally; pruning then starts sharp.
     offsets = sphere_offsets(centres, radius, norm, coords)
     boxes, valid = boxes_at(target, offsets, coords)
-    values = np.where(valid, sign * measure_values(boxes, target, measure), -np.inf)
-    for k in np.argsort(values)[::-1][:refine]:
+    values = sign * measure_values(boxes, target, measure)
+    for k in np.argsort(np.where(valid, values, -np.inf))[::-1][:refine]:
         value, box = _refine(target, radius, norm, coords, measure, sign, centres[k])
         if value > best:
             best, best_box = value, box
     for level in range(max_levels + 1):
-        offsets = sphere_offsets(centres, radius, norm, coords)
-        boxes, valid = boxes_at(target, offsets, coords)
-        values = sign * measure_values(boxes, target, measure)
+        if level:  # level 0 is the first grid, measured above
+            offsets = sphere_offsets(centres, radius, norm, coords)
+            boxes, valid = boxes_at(target, offsets, coords)
+            values = sign * measure_values(boxes, target, measure)
         if valid.any():
             k = np.argmax(np.where(valid, values, -np.inf))
             if values[k] > best:

@@ -15,7 +15,7 @@ from autograd import grad, hessian, hessian_vector_product, value_and_grad
 from scipy.optimize import OptimizeResult, OptimizeWarning, minimize
 
 from .boxes import check_boxes
-from .engine import descend
+from .engine import STATUS_MESSAGES, descend
 from .first_order import OPTIONS, RULES
 from .losses import get_loss, giou, iou, unchecked
 from .parameterisations import get_parameterisation
@@ -227,7 +227,7 @@ def fit(start, target, loss="giou", method="gd", param="xyxy", maxiter=200, call
         except StopIteration:  # TNC calls the callback itself, outside minimize's halting
             result = OptimizeResult(x=xs[-1], fun=objective(xs[-1]), nit=len(xs) - 1,
                                     nfev=len(evaluations) - 1, njev=len(evaluations) - 1, status=99,
-                                    success=False, message="`callback` raised `StopIteration`.")
+                                    success=False, message=STATUS_MESSAGES[99])
         if not np.array_equal(result.x, xs[-1]):
             xs.append(np.asarray(result.x, dtype=float))
         return _with_trajectory(method, result, np.array(xs), target, parameterisation,
@@ -341,7 +341,7 @@ def _message(status, nit, gtol, largest, maxiter):
         return f"Maximum number of iterations ({maxiter}) reached."
     if status == 3:
         return f"Non-finite loss or gradient at iteration {nit}."
-    return "`callback` raised `StopIteration`."
+    return STATUS_MESSAGES[99]
 
 
 def _one(run, i):

@@ -52,7 +52,7 @@ from .losses import get_loss
 from .optimize import fit, fit_many, get_method
 from .parameterisations import get_parameterisation
 from .results import atomic_write, difference, provenance, write_json
-from .starts import direction_name, non_overlapping_starts, overlapping_starts, random_non_overlapping_starts
+from .starts import _angles, direction_name, non_overlapping_starts, overlapping_starts, random_non_overlapping_starts
 
 try:
     import tomllib
@@ -336,9 +336,7 @@ def batches(pending, sweep, batched=True):
 
 def _start_count(spec):
     """How many starts a start set makes (`make_starts`), without making them."""
-    if "count" in spec:
-        return spec["count"]
-    return int(np.size(spec["directions"])) if np.ndim(spec["directions"]) else int(spec["directions"])
+    return spec["count"] if "count" in spec else len(_angles(spec["directions"]))
 
 
 def run_cells(group, sweep, batched=True):

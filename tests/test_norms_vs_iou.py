@@ -174,3 +174,10 @@ def test_an_out_that_is_a_file_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         experiment.main(["--out", str(file)])
     assert "is a file" in capsys.readouterr().err and file.read_text() == "keep me"
+
+
+def test_the_band_searchs_plain_numpy_measures_are_sandbox_iou_and_giou():
+    pred, target = sandbox.starts.random_box_pairs(2000, seed=3)
+    for measure, function in [("iou", sandbox.iou), ("giou", sandbox.giou)]:
+        np.testing.assert_allclose(norms.measure_values(pred, target[0], measure), function(pred, target[0]),
+                                   rtol=0, atol=1e-15)
