@@ -4,6 +4,8 @@ A sweep file names the axes and their values::
 
     threshold = 0.99                       # final IoU that counts as converged
     target = [-1.0, -0.5, 1.0, 0.5]
+    iou_weighting = false                  # first-order steps times (2 - IoU), as the DIoU paper
+    record_boxes = false                   # also keep every run's box at every step
     tie = [["method", "lr"]]               # zip these axes instead of crossing them
 
     [axes]
@@ -13,9 +15,14 @@ A sweep file names the axes and their values::
     starts = ["ring"]
 
     [starts.ring]
-    kind = "non_overlapping"               # or "random", "overlapping"
+    kind = "non_overlapping"               # or "random", "overlapping", "boxes"
     gap = 0.5
     directions = 8
+
+    [starts.mine]
+    kind = "boxes"                         # these boxes, xyxy, in every cell that names them
+    boxes = [[2.0, 2.0, 3.0, 3.5], [-4.0, -1.0, -3.0, 0.5]]
+    labels = ["NE", "W"]                   # optional; box0, box1, ... otherwise
 
     [[exclude]]                            # drop the cells that match every key
     loss = "iou"
@@ -28,7 +35,8 @@ cells (`batches`: first-order cells that differ only in learning rate, start set
 or seed run as one batched call) and gives each cell the results it would get
 alone: they are a pure function of the cell, whose random start boxes are seeded
 from its own coordinates, so they do not depend on the order, the grouping, the
-workers or the interruptions. `Store`
+workers or the interruptions (give random boxes that every cell shares as a
+``boxes`` start set). `Store`
 keeps the results under a folder so that an interrupted sweep loses nothing that
 had finished and runs nothing twice.
 """
@@ -46,6 +54,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import OptimizeResult
 
+from .boxes import check_boxes
 from .engine import start_worker
 from .first_order import DEFAULT_LEARNING_RATES, RULES, get_schedule, not_applicable
 from .losses import get_loss
@@ -68,12 +77,13 @@ FIRST_ORDER_AXES = ("lr", "schedule")
 """Axes that only first-order methods have; for any other method a cell holds None there."""
 DEFAULTS = {"loss": ["giou"], "method": ["gd"], "param": ["xyxy"], "lr": [None], "schedule": ["step"],
             "maxiter": [200], "seed": [0]}
-TOP_LEVEL = ("axes", "starts", "tie", "exclude", "threshold", "target")
+TOP_LEVEL = ("axes", "starts", "tie", "exclude", "threshold", "target", "iou_weighting", "record_boxes")
 DEFAULT_TARGET = [-1.0, -0.5, 1.0, 0.5]
 START_KINDS = {
     "non_overlapping": {"gap": 0.5, "directions": 8, "size": [1.0, 1.5]},  # the headline's starts
     "random": {"count": 8, "radius": 4.0, "scale": [0.5, 2.0], "min_gap": 0.05},
     "overlapping": {"count": 8, "iou_range": [0.05, 0.7], "scale": [0.5, 2.0]},
+    "boxes": {"boxes": None, "labels": None},
 }
 RESULT_COLUMNS = [*AXES, "start", "start_box", "final_iou", "final_giou", "iterations", "stalled", "converged",
                   "outcome", "iterations_to_iou_0.5", "iterations_to_iou_0.9", "seconds", "cell", "runs"]
@@ -106,12 +116,17 @@ def resolve(raw, where="sweep"):
     if not (isinstance(target, list) and len(target) == 4 and all(map(_number, target))
             and target[2] > target[0] and target[3] > target[1]):
         raise SweepError(f"{where}: target must be [x1, y1, x2, y2] with x2 > x1 and y2 > y1; got {target!r}")
+    switches = {}
+    for key in ("iou_weighting", "record_boxes"):
+        switches[key] = raw.get(key, False)
+        if not isinstance(switches[key], bool):
+            raise SweepError(f"{where}: {key} must be true or false; got {switches[key]!r}")
     starts = _start_sets(raw.get("starts", {"ring": {"kind": "non_overlapping"}}), target, where)
     axes = _axes(raw.get("axes", {}), starts, where)
     ties = _ties(raw.get("tie", []), axes, where)
     excludes = _excludes(raw.get("exclude", []), axes, where)
-    sweep = dict(threshold=float(threshold), target=[float(v) for v in target], starts=starts, axes=axes,
-                 tie=ties, exclude=excludes)
+    sweep = dict(threshold=float(threshold), target=[float(v) for v in target], **switches, starts=starts,
+                 axes=axes, tie=ties, exclude=excludes)
     if not cells(sweep):
         raise SweepError(f"{where}: no cells are left once the exclusions are applied")
     return sweep
@@ -143,9 +158,11 @@ def _start_sets(raw, target, where):
         _keys(spec, ("kind", *START_KINDS[kind]), where, place)
         resolved = dict(kind=kind, **{k: spec.get(k, default) for k, default in START_KINDS[kind].items()})
         try:  # make the set once, so that every mistake in it shows now
-            make_starts(resolved, target, seed=0)
+            boxes, _ = make_starts(resolved, target, seed=0)
         except (TypeError, ValueError) as error:
             raise SweepError(f"{where}: {place}: {error}") from None
+        if kind == "boxes":
+            resolved["boxes"] = boxes.tolist()
         sets[name] = resolved
     return sets
 
@@ -274,9 +291,9 @@ def cells(sweep):
 
 
 def unused_settings(sweep):
-    """A note on the axis values some cells have no use for (a learning rate for BFGS), or None."""
-    return not_applicable([name for name in FIRST_ORDER_AXES if sweep["axes"][name] != DEFAULTS[name]],
-                          sweep["axes"]["method"])
+    """A note on the settings some cells have no use for (a learning rate for BFGS), or None."""
+    given = [name for name in FIRST_ORDER_AXES if sweep["axes"][name] != DEFAULTS[name]]
+    return not_applicable(given + ["iou_weighting"] * sweep["iou_weighting"], sweep["axes"]["method"])
 
 
 def cell_id(cell):
@@ -297,6 +314,16 @@ def make_starts(spec, target, seed):
         angles = np.arange(directions) * 360.0 / directions if np.ndim(directions) == 0 else directions
         boxes = non_overlapping_starts(target, spec["gap"], angles, spec["size"])
         return boxes, [direction_name(a) for a in np.atleast_1d(angles)]
+    if kind == "boxes":
+        if spec["boxes"] is None:
+            raise ValueError("a start set of kind 'boxes' needs boxes = [[x1, y1, x2, y2], ...]")
+        boxes = check_boxes(spec["boxes"], "start")
+        if boxes.ndim != 2 or len(boxes) == 0:
+            raise ValueError(f"boxes must be a non-empty list of [x1, y1, x2, y2]; got {spec['boxes']!r}")
+        labels = spec["labels"] if spec["labels"] is not None else [f"box{i}" for i in range(len(boxes))]
+        if not (isinstance(labels, list) and len(labels) == len(boxes) and all(isinstance(s, str) for s in labels)):
+            raise ValueError(f"labels must be a list of {len(boxes)} strings, one per box; got {labels!r}")
+        return boxes, labels
     if kind == "random":
         boxes = random_non_overlapping_starts(target, spec["count"], seed, spec["radius"], spec["scale"],
                                               spec["min_gap"])
@@ -336,11 +363,17 @@ def batches(pending, sweep, batched=True):
 
 def _start_count(spec):
     """How many starts a start set makes (`make_starts`), without making them."""
+    if spec["kind"] == "boxes":
+        return len(spec["boxes"])
     return spec["count"] if "count" in spec else len(_angles(spec["directions"]))
 
 
 def run_cells(group, sweep, batched=True):
-    """Fit every start of each cell of `group`; return (rows, IoU histories (runs, steps)) per cell.
+    """Fit every start of each cell of `group`; return (rows, IoU histories, boxes) per cell.
+
+    The histories have shape (runs, steps); the boxes, each run's box at every step,
+    shape (runs, steps, 4), if the sweep has ``record_boxes`` (None otherwise); both
+    NaN after a run's last step.
 
     The cells of a first-order group (see `batches`) run as one `fit_many` call over
     all their starts, each box exactly as `fit` runs it alone, with its own cell's
@@ -355,10 +388,11 @@ def run_cells(group, sweep, batched=True):
         rates = np.concatenate([np.full(len(boxes), cell["lr"]) for cell, (boxes, _) in zip(group, starts)])
         began = time.perf_counter()
         batch = fit_many(boxes, sweep["target"], loss=first["loss"], method=first["method"], param=first["param"],
-                         maxiter=first["maxiter"], home_iou=sweep["threshold"], lr=rates, schedule=first["schedule"])
+                         maxiter=first["maxiter"], home_iou=sweep["threshold"], lr=rates, schedule=first["schedule"],
+                         iou_weighting=sweep["iou_weighting"])
         seconds = (time.perf_counter() - began) / len(boxes)
-        runs = iter([(OptimizeResult(nit=batch.nit[i], stalled=batch.stalled[i], outcome=batch.outcome[i],
-                                     ious=batch.ious[i, :batch.nit[i] + 1], gious=batch.gious[i, :batch.nit[i] + 1]),
+        runs = iter([(OptimizeResult({key: batch[key][i, :batch.nit[i] + 1] for key in ("ious", "gious", "boxes")},
+                                     nit=batch.nit[i], stalled=batch.stalled[i], outcome=batch.outcome[i]),
                       seconds) for i in range(len(boxes))])
         return [_cell_results(cell, boxes, labels, [next(runs) for _ in boxes], sweep)
                 for cell, (boxes, labels) in zip(group, starts)]
@@ -366,6 +400,8 @@ def run_cells(group, sweep, batched=True):
     for cell, (boxes, labels) in zip(group, starts):
         options = dict(loss=cell["loss"], method=cell["method"], param=cell["param"], maxiter=cell["maxiter"],
                        home_iou=sweep["threshold"], **{k: cell[k] for k in FIRST_ORDER_AXES if cell[k] is not None})
+        if cell["method"] in RULES:
+            options["iou_weighting"] = sweep["iou_weighting"]
         runs = []
         for start in boxes:
             began = time.perf_counter()
@@ -376,8 +412,9 @@ def run_cells(group, sweep, batched=True):
 
 
 def _cell_results(cell, boxes, labels, runs, sweep):
-    """A cell's rows and its IoU histories, NaN-padded to its longest run, from (result, seconds) per start."""
-    rows, histories = [], []
+    """A cell's rows, IoU histories and (with ``record_boxes``) boxes, NaN-padded to its longest run,
+    from (result, seconds) per start."""
+    rows = []
     for label, start, (result, seconds) in zip(labels, boxes, runs):
         ious = result.ious
         rows.append(dict(cell, cell=cell_id(cell), runs=len(boxes), start=label,
@@ -387,12 +424,17 @@ def _cell_results(cell, boxes, labels, runs, sweep):
                          converged=bool(ious[-1] >= sweep["threshold"]), outcome=result.outcome,
                          **{f"iterations_to_iou_{level}": _first(ious >= float(level)) for level in ("0.5", "0.9")},
                          seconds=f"{seconds:.4f}"))
-        histories.append(ious)
-    steps = max(len(h) for h in histories)
-    padded = np.full((len(histories), steps), np.nan, dtype=np.float32)
+    results = [result for result, _ in runs]
+    boxes = _padded([r.boxes for r in results], np.float64) if sweep["record_boxes"] else None
+    return rows, _padded([r.ious for r in results], np.float32), boxes
+
+
+def _padded(histories, dtype):
+    """Runs of different lengths as one array, (runs, longest, ...), NaN after each run's last step."""
+    padded = np.full((len(histories), max(map(len, histories)), *np.shape(histories[0])[1:]), np.nan, dtype=dtype)
     for i, history in enumerate(histories):
         padded[i, :len(history)] = history
-    return rows, padded
+    return padded
 
 
 def _first(flags):
@@ -464,14 +506,14 @@ if hasattr(os, "register_at_fork"):
 
 
 class Store:
-    """A sweep's folder: the resolved sweep, package versions, results.csv and IoU histories.
+    """A sweep's folder: the resolved sweep, package versions, results.csv, IoU histories and boxes.
 
     Opening a store locks the folder (see `_hold`) until `close`, the end of a
     ``with`` block, or the store's collection; a runner in another process is
     refused at once, before it runs or changes anything.
 
     Rows are appended a cell at a time, in one write, and flushed to disk; the
-    cell's histories are written first, whole. On opening, a row cut short or a
+    cell's histories (and boxes) are written first, whole. On opening, a row cut short or a
     cell missing some of its runs (an interruption mid-write) is dropped, so the
     cell runs again. A cell whose runs are all there but some more than once (two
     runners from before the lock) keeps the first copy of each and counts as
@@ -545,12 +587,15 @@ class Store:
             atomic_write(self.results, lambda tmp: Path(tmp).write_text(text))
         return finished
 
-    def append(self, rows, histories):
+    def append(self, rows, histories, boxes=None):
         if not self._unlock.alive:
             raise ValueError(f"the store of {self.out} is closed: it no longer holds the folder's lock; "
                              f"open a new Store to append")
         cell = rows[0]["cell"]
         atomic_write(self.histories / f"{cell}.npy", lambda tmp: np.save(tmp, histories))
+        if boxes is not None:
+            (self.out / "boxes").mkdir(exist_ok=True)
+            atomic_write(self.out / "boxes" / f"{cell}.npy", lambda tmp: np.save(tmp, boxes))
         text = "".join(",".join(_csv(row[c]) for c in RESULT_COLUMNS) + "\n" for row in rows)
         with open(self.results, "a") as file:
             file.write(text)
@@ -605,6 +650,20 @@ def load_histories(out, cell, hold=True, steps=None):
     return histories
 
 
+def load_boxes(out, cell):
+    """The boxes of a finished cell's runs at every step, read from ``out/boxes/<cell>.npy``.
+
+    Stored when the sweep has ``record_boxes = true``. Returns an ndarray of shape
+    (runs, steps, 4), ``xyxy``: row i is the i-th row of the cell in ``results.csv``,
+    ``[i, t]`` its box after t iterations, NaN after its last step.
+    """
+    path = Path(out) / "boxes" / f"{cell}.npy"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: no finished cell {cell!r} under {out} whose boxes "
+                                f"were kept; a sweep keeps them with record_boxes = true")
+    return np.load(path)
+
+
 def _csv(value):
     """A CSV field; sweep values never hold commas, quotes or newlines (loss parameters use ':')."""
     text = "" if value is None else str(value)
@@ -627,8 +686,8 @@ def run(sweep, store, workers=1, scheduler=None, progress=None, batch=True):
     if progress is not None:
         progress(done, len(every))
     for results in _results(batches(pending, sweep, batch), sweep, workers, scheduler, batch):
-        for rows, histories in results:
-            store.append(rows, histories)
+        for rows, histories, boxes in results:
+            store.append(rows, histories, boxes)
             done += 1
         if progress is not None:
             progress(done, len(every))

@@ -59,6 +59,35 @@ def test_cell_ids_and_random_starts_depend_on_the_cell_alone():
     assert not (boxes[0] == boxes[1]).all()
 
 
+def test_a_start_set_of_boxes_gives_every_cell_the_same_boxes():
+    boxes = [[2.0, 2.0, 3.0, 3.5], [-4, -1, -3, 0.5]]
+    sweep = sweeps.resolve({"starts": {"mine": {"kind": "boxes", "boxes": boxes}}, "axes": {"seed": [0, 1]}})
+    assert sweep["starts"]["mine"]["boxes"] == [[2.0, 2.0, 3.0, 3.5], [-4.0, -1.0, -3.0, 0.5]]
+    made = [sweeps.make_starts(sweep["starts"]["mine"], sweep["target"], sweeps.cell_seed(c)) for c in sweeps.cells(sweep)]
+    for starts, labels in made:
+        assert starts.tolist() == sweep["starts"]["mine"]["boxes"] and labels == ["box0", "box1"]
+
+
+def test_a_sweep_keeps_boxes_only_when_asked_and_weights_steps_by_2_minus_iou_when_asked(tmp_path):
+    from sandbox import fit
+    raw = {"starts": {"mine": {"kind": "boxes", "boxes": [[2.0, 2.0, 3.0, 3.5]]}},
+           "axes": {"method": ["gd", "BFGS"], "maxiter": [20]}}
+    for options in ({}, {"record_boxes": True}, {"record_boxes": True, "iou_weighting": True}):
+        sweep, out = sweeps.resolve(dict(raw, **options)), tmp_path / str(len(options))
+        with sweeps.Store(out, sweep) as store:
+            sweeps.run(sweep, store)
+        for cell in sweeps.cells(sweep):
+            if not options:
+                with pytest.raises(FileNotFoundError, match="record_boxes = true"):
+                    sweeps.load_boxes(out, sweeps.cell_id(cell))
+                continue
+            first_order = {"iou_weighting": sweep["iou_weighting"]} if cell["method"] == "gd" else {}
+            alone = fit([2.0, 2.0, 3.0, 3.5], sweep["target"], method=cell["method"], maxiter=20, **first_order)
+            kept = sweeps.load_boxes(out, sweeps.cell_id(cell))
+            assert kept.shape == (1, len(alone.boxes), 4) and (kept[0] == alone.boxes).all()
+    assert not (tmp_path / "0" / "boxes").exists()
+
+
 # Mistakes, each with its own message and place.
 @pytest.mark.parametrize("text, words", [
     ("axes = {loss = ['giou'}", "not valid TOML"),
@@ -78,6 +107,12 @@ def test_cell_ids_and_random_starts_depend_on_the_cell_alone():
     ("[starts.ring]\nkind = 'circle'", "[starts.ring] kind must be one of non_overlapping, random, overlapping"),
     ("[starts.ring]\nkind = 'non_overlapping'\ngaps = 1", "[starts.ring] has no key 'gaps'; valid keys: kind, gap"),
     ("[starts.ring]\nkind = 'non_overlapping'\ngap = 0", "[starts.ring]: gap must be a positive number"),
+    ("iou_weighting = 1", "iou_weighting must be true or false; got 1"),
+    ("record_boxes = 'yes'", "record_boxes must be true or false; got 'yes'"),
+    ("[starts.mine]\nkind = 'boxes'", "[starts.mine]: a start set of kind 'boxes' needs boxes = [[x1, y1, x2, y2]"),
+    ("[starts.mine]\nkind = 'boxes'\nboxes = [[0, 0, 1]]", "[starts.mine]: start must have shape (..., 4)"),
+    ("[starts.mine]\nkind = 'boxes'\nboxes = [[0, 0, 1, 1]]\nlabels = ['a', 'b']",
+     "[starts.mine]: labels must be a list of 1 strings, one per box; got ['a', 'b']"),
     ("tie = [['method']]", "tie, group 1: tie at least two axes together"),
     ("tie = [['method', 'rate']]", "tie, group 1: no axis 'rate'; valid axes: loss"),
     ("tie = [['method', 'lr']]\n[axes]\nmethod = ['gd', 'adam']\nlr = [0.1]",
@@ -377,7 +412,7 @@ def test_a_ring_of_starts_without_a_size_is_the_headlines():
     sweep = sweeps.resolve(sweeps.tomllib.loads('[axes]\nstarts = ["ring"]\n[starts.ring]\nkind = "non_overlapping"\n'))
     boxes, labels = sweeps.make_starts(sweep["starts"]["ring"], sweep["target"], seed=0)
     headline = load_experiment("stall_vs_converge")
-    expected, expected_labels = headline.make_starts(headline.parse_args(["--out", str(ROOT / "tests" / "never-written")]))
+    expected, expected_labels = headline.make_starts(headline.parse_args(["--out", str(ROOT / "tests" / "never-written")])[0])
     assert labels == expected_labels and (boxes == expected).all()
 
 
