@@ -27,7 +27,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from sandbox import sweep as sweeps
-from sandbox.cli import Progress, add_workers, check_out, experiment_parser, run_interruptible
+from sandbox.cli import add_workers, check_out, experiment_parser, run_sweep
 from sandbox.plotting import plot_heatmap, plot_metric
 from sandbox.results import atomic_write, read_csv
 
@@ -146,16 +146,7 @@ def main(argv=None):
         if args.report:
             report(args)
             return
-        sweep = sweeps.load(args.sweep)
-        with sweeps.Store(args.out, sweep) as store:  # locks --out: a second runner is refused
-            total = len(sweeps.cells(sweep))
-            where = f"the Dask cluster at {args.scheduler}" if args.scheduler else f"{args.workers} worker processes"
-            print(f"{total} cells, {total - len(store.finished)} to run, on {where}; results in {args.out}")
-            if sweeps.unused_settings(sweep):
-                print(f"note: {sweeps.unused_settings(sweep)}")
-            run_interruptible(lambda: sweeps.run(sweep, store, workers=args.workers, scheduler=args.scheduler,
-                                                 progress=Progress("cells")),
-                              args.out, kept="the finished cells' rows and histories", resumes=True)
+        run_sweep(sweeps.load(args.sweep), args.out, args.workers, args.scheduler)
     except sweeps.SweepError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     print(f"done: {args.out / 'results.csv'}; "

@@ -1,4 +1,5 @@
-"""What every experiment's command line shares: parser, workers, --out checks, refusals, progress, Ctrl-C.
+"""What every experiment's command line shares: parser, workers, --out checks, refusals, progress, Ctrl-C,
+running a sweep.
 
     >>> parser = experiment_parser("One claim per script.\\n\\nMore text.")
     >>> parser.description
@@ -81,6 +82,26 @@ def run_interruptible(main, out, kept="the files already written", resumes=False
         print(f"\ninterrupted: {kept} in {out} are complete, nothing half-written is left{then}",
               file=sys.stderr)
         raise SystemExit(130)
+
+
+def run_sweep(sweep, out, workers=1, scheduler=None):
+    """Run a sweep's unfinished cells into the folder `out`, as every experiment made of a sweep does.
+
+    Opens the folder's `sandbox.sweep.Store` (refusing a different sweep, or a second
+    runner, before any work), says how many cells there are and where they run, notes
+    once a setting some cells cannot use, draws a tqdm bar over the cells, and on
+    Ctrl-C says what was kept and that the same command goes on from there.
+    """
+    from . import sweep as sweeps
+    with sweeps.Store(out, sweep) as store:  # locks out: a second runner is refused
+        total = len(sweeps.cells(sweep))
+        where = f"the Dask cluster at {scheduler}" if scheduler else f"{workers} worker processes"
+        print(f"{total} cells, {total - len(store.finished)} to run, on {where}; results in {out}")
+        if sweeps.unused_settings(sweep):
+            print(f"note: {sweeps.unused_settings(sweep)}")
+        run_interruptible(lambda: sweeps.run(sweep, store, workers=workers, scheduler=scheduler,
+                                             progress=Progress("cells")),
+                          out, kept="the finished cells' rows and histories", resumes=True)
 
 
 def refuse_other_settings(out, wanted):
