@@ -1,17 +1,25 @@
 """IoU stalls where it starts, GIoU converges: one box fitted from non-overlapping starts.
 
 From the same starts around a target, at a gap in several directions, the script
-fits the predicted box with each loss and each method, then writes under --out:
+fits the predicted box with each loss and each method. It builds that grid as a
+sweep (`sandbox.sweep`: a cell per loss and method, the same starts in every cell)
+and runs it into --out, so it writes what any sweep writes:
 
-- ``summary.csv``: one row per run (loss, method, start, final IoU, outcome, ...),
-  written as each run finishes, so an interrupted run keeps what it finished;
-- ``runs.npz``: every run's boxes and per-step IoU, GIoU, loss and gradient norm;
-- ``config.json``: the arguments, target, starts and package versions;
+- ``results.csv``: one row per run (loss, method, start, final IoU, outcome, ...),
+  a cell at a time, as each cell finishes;
+- ``histories/`` and ``boxes/``: each cell's IoU and box at every step;
+- ``sweep.json``: the grid, target and starts; ``versions.json``: package versions;
+
+and draws from those files alone:
+
 - ``stall_vs_converge.png``: a trajectory panel per loss and IoU against iteration,
   for the first method; with several methods also ``outcomes.png``, the loss x
   method table of how many starts each brings home (IoU >= 0.99);
 - ``stall_vs_converge.gif`` with --animate: the first method's runs step by step, one
   panel per loss, beside IoU against iteration.
+
+An interrupted run keeps every finished cell, and the same command goes on from
+there; a run with other settings under the same --out is refused.
 
 Run from the repository root::
 
@@ -21,9 +29,7 @@ Run from the repository root::
     python experiments/stall_vs_converge.py --animate --out results/stall_vs_converge
 """
 # %%
-import csv
 import json
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -32,18 +38,15 @@ from matplotlib.animation import PillowWriter
 from matplotlib.figure import Figure
 
 import sandbox
-from sandbox.cli import check_out, experiment_parser, refuse_other_settings, run_interruptible
-from sandbox.first_order import DEFAULT_LEARNING_RATES, RULES, get_schedule, not_applicable
+from sandbox import sweep as sweeps
+from sandbox.cli import add_workers, check_out, experiment_parser, run_sweep
+from sandbox.first_order import DEFAULT_LEARNING_RATES, get_schedule
 from sandbox.optimize import get_method
 from sandbox.parameterisations import get_parameterisation
 from sandbox.plotting import animate_trajectories, plot_heatmap, plot_metric, plot_target, plot_trajectory
-from sandbox.results import atomic_write, provenance, read_csv, write_json
-from sandbox.starts import direction_name
+from sandbox.results import atomic_write, read_csv
 
 HOME = sandbox.HOME_IOU  # a run brings the box home when its final IoU reaches this
-COLUMNS = ["loss", "method", "param", "start", "start_box", "final_box", "final_iou",
-           "final_giou", "final_loss", "iterations", "nfev", "njev", "stalled", "outcome",
-           "seconds", "message"]
 FIGURE = "stall_vs_converge.png"
 ANIMATION = "stall_vs_converge.gif"
 GIF_FRAMES, GIF_FPS, GIF_PAUSE, GIF_DPI = 50, 10, 2.0, 72  # about 50 frames, then 2 s on the last
@@ -52,7 +55,7 @@ GIF_FRAMES, GIF_FPS, GIF_PAUSE, GIF_DPI = 50, 10, 2.0, 72  # about 50 frames, th
 def parse_args(argv):
     parser = experiment_parser(__doc__)
     parser.add_argument("--out", type=Path, default=Path("results/stall_vs_converge"),
-                        help="folder for the figure, summary.csv, runs.npz and config.json")
+                        help="folder for results.csv, the histories and boxes, sweep.json and the figures")
     parser.add_argument("--losses", nargs="+", default=["iou", "giou", "l1", "l2"],
                         help=f"losses, by name with optional parameters (l1:coords=cxcywh); "
                              f"valid names: {', '.join(sandbox.LOSSES)}")
@@ -72,123 +75,87 @@ def parse_args(argv):
     parser.add_argument("--start-size", nargs=2, type=float, default=[1.0, 1.5],
                         metavar=("W", "H"), help="width and height of the starts")
     parser.add_argument("--random-starts", type=int, default=0,
-                        help="add this many random non-overlapping starts, drawn with --seed")
+                        help="add this many random non-overlapping starts, drawn with --seed, the same for "
+                             "every loss and method")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random starts")
     parser.add_argument("--target", nargs=4, type=float, default=[-1.0, -0.5, 1.0, 0.5],
                         metavar=("X1", "Y1", "X2", "Y2"), help="target box, xyxy")
+    add_workers(parser, "local worker processes", scheduler="cells")
     parser.add_argument("--replot", action="store_true",
                         help="only redraw the figures from what --out holds")
     parser.add_argument("--animate", action="store_true",
                         help=f"also write {ANIMATION}: the first method's runs step by step")
     args = parser.parse_args(argv)
-    check_out(parser, args.out, args.replot, needs=("summary.csv", "runs.npz", "config.json"))
+    check_out(parser, args.out, args.replot, needs=("results.csv", "sweep.json"))
+    if (args.out / "summary.csv").exists() and not (args.out / "sweep.json").exists():
+        parser.error(f"{args.out} holds a run of an earlier version of this script (summary.csv); "
+                     f"give another --out, or delete {args.out} to start over")
     if not args.replot:
-        check(args, parser)
-    return args
+        try:
+            args.sweep = make_sweep(args)
+        except ValueError as error:
+            parser.error(str(error))
+    return args, parser
 
 
-def check(args, parser):
-    """Resolve and check every argument before any run starts."""
-    try:
-        args.method = list(sandbox.METHODS) if args.method == ["all"] else [get_method(m) for m in args.method]
-        for loss in args.losses:
-            sandbox.get_loss(loss)
-        get_parameterisation(args.param)
-        get_schedule(args.schedule)
-        sandbox.check_boxes(args.target, "target", positive_size=True)
-        if args.lr is not None and not args.lr > 0:
-            raise ValueError(f"--lr must be positive; got {args.lr}")
-        if args.maxiter < 1 or args.starts < 0 or args.random_starts < 0:
-            raise ValueError("--maxiter must be at least 1, --starts and --random-starts at least 0")
-        if args.starts + args.random_starts == 0:
-            raise ValueError("no starts: give --starts or --random-starts a positive count")
-        make_starts(args)
-        refuse_other_settings(args.out, settings(args))
-    except ValueError as error:
-        parser.error(str(error))
-    given = [flag for flag, used in [("--lr", args.lr is not None), ("--schedule", args.schedule != "step"),
-                                     ("--iou-weighting", args.iou_weighting)] if used]
-    if not_applicable(given, args.method):
-        print(f"note: {not_applicable(given, args.method)}")
+def make_sweep(args):
+    """The grid of runs as a resolved sweep, after checking every argument; ValueError naming a bad one."""
+    args.method = list(sandbox.METHODS) if args.method == ["all"] else [get_method(m) for m in args.method]
+    for loss in args.losses:
+        sandbox.get_loss(loss)
+    get_parameterisation(args.param)
+    get_schedule(args.schedule)
+    sandbox.check_boxes(args.target, "target", positive_size=True)
+    for flag, values in [("--lr", [] if args.lr is None else [args.lr]), ("--gap", [args.gap]),
+                         ("--start-size", args.start_size)]:
+        if not all(value > 0 for value in values):
+            raise ValueError(f"{flag} must be a positive number; got {' '.join(map(str, values))}")
+    if args.maxiter < 1 or args.starts < 0 or args.random_starts < 0:
+        raise ValueError("--maxiter must be at least 1, --starts and --random-starts at least 0")
+    if args.starts + args.random_starts == 0:
+        raise ValueError("no starts: give --starts or --random-starts a positive count")
+    starts = {}
+    if args.starts:  # as experiments/sweeps/headline.toml names them: its cells are this grid's
+        starts["ring"] = dict(kind="non_overlapping", gap=args.gap, directions=args.starts, size=args.start_size)
+    if args.random_starts:  # drawn here, once, so that every loss and method starts from the same boxes
+        boxes = sandbox.random_non_overlapping_starts(args.target, args.random_starts, args.seed)
+        starts["random"] = dict(kind="boxes", boxes=boxes.tolist(),
+                                labels=[f"random{i}" for i in range(args.random_starts)])
+    axes = dict(loss=args.losses, method=args.method, param=[args.param], schedule=[args.schedule],
+                maxiter=[args.maxiter], starts=list(starts), **({} if args.lr is None else {"lr": [args.lr]}))
+    return sweeps.resolve(dict(threshold=HOME, target=args.target, iou_weighting=args.iou_weighting,
+                               record_boxes=True, starts=starts, axes=axes), "arguments")
 
 
 def make_starts(args):
-    """The start boxes, shape (n, 4), and a label for each."""
-    starts = [np.empty((0, 4))]
-    labels = []
-    if args.starts:
-        angles = np.arange(args.starts) * 360.0 / args.starts
-        starts.append(sandbox.non_overlapping_starts(args.target, args.gap, angles, args.start_size))
-        labels += [direction_name(a) for a in angles]
-    if args.random_starts:
-        starts.append(sandbox.random_non_overlapping_starts(args.target, args.random_starts, args.seed))
-        labels += [f"random{i}" for i in range(args.random_starts)]
-    return np.concatenate(starts), labels
+    """The start boxes of every cell, shape (n, 4), and a label for each."""
+    sweep = make_sweep(args)
+    made = [sweeps.make_starts(sweep["starts"][name], sweep["target"], seed=0) for name in sweep["axes"]["starts"]]
+    return np.concatenate([boxes for boxes, _ in made]), [label for _, labels in made for label in labels]
 
 
-# %% Run every loss and method from every start, saving each run as it finishes.
-def run(args):
-    starts, labels = make_starts(args)
-    target = np.array(args.target)
-    args.out.mkdir(parents=True, exist_ok=True)
-    for stale in (FIGURE, "outcomes.png", ANIMATION, "runs.npz"):  # drawn from the run this one replaces
-        (args.out / stale).unlink(missing_ok=True)
-    write_json(args.out / "config.json", config(args, starts, labels))
-    first_order = {"schedule": args.schedule, "iou_weighting": args.iou_weighting,
-                   **({} if args.lr is None else {"lr": args.lr})}
+def saved_runs(out):
+    """The sweep under `out` and its runs, in the sweep's order: (row, boxes, IoU history) each.
+
+    A run's boxes have shape (steps, 4) and its IoU history (steps,). SweepError if
+    some cell has not finished, so that nothing is drawn from part of a run.
+    """
+    sweep = json.loads((out / "sweep.json").read_text())
+    order = [sweeps.cell_id(cell) for cell in sweeps.cells(sweep)]
+    rows = {}
+    for row in read_csv(out / "results.csv"):
+        rows.setdefault(row["cell"], []).append(row)
+    finished = sum(cell in rows for cell in order)
+    if finished < len(order):
+        raise sweeps.SweepError(f"{out} holds {finished} of the run's {len(order)} cells; run the same command "
+                                f"without --replot to finish them")
     runs = []
-    with open(args.out / "summary.csv", "w", newline="") as file:
-        writer = csv.DictWriter(file, COLUMNS)
-        writer.writeheader()
-        for method in args.method:
-            began = time.perf_counter()
-            for loss in args.losses:
-                for label, start in zip(labels, starts):
-                    clock = time.perf_counter()
-                    result = sandbox.fit(start, target, loss=loss, method=method, param=args.param,
-                                         maxiter=args.maxiter, **(first_order if method in RULES else {}))
-                    writer.writerow(row(loss, method, args.param, label, start, result,
-                                        time.perf_counter() - clock))
-                    file.flush()
-                    runs.append(result)
-            print(f"{method:>13}: {len(args.losses) * len(starts)} runs in "
-                  f"{time.perf_counter() - began:.1f} s", flush=True)
-    save_runs(args.out / "runs.npz", runs)
-
-
-def row(loss, method, param, label, start, result, seconds):
-    return dict(loss=loss, method=method, param=param, start=label,
-                start_box=" ".join(f"{v:.6g}" for v in start),
-                final_box=" ".join(f"{v:.6g}" for v in result.box),
-                final_iou=f"{result.ious[-1]:.6f}", final_giou=f"{result.gious[-1]:.6f}",
-                final_loss=f"{result.fun:.6g}", iterations=result.nit, nfev=result.nfev,
-                njev=result.njev, stalled=result.stalled, outcome=result.outcome,
-                seconds=f"{seconds:.4f}", message=" ".join(str(result.message).split()))
-
-
-def save_runs(path, runs):
-    """Every run's per-step record, NaN-padded to the longest run."""
-    steps = np.array([len(r.boxes) for r in runs])
-
-    def padded(key, width=()):
-        array = np.full((len(runs), steps.max(), *width), np.nan)
-        for i, r in enumerate(runs):
-            array[i, :steps[i]] = r[key]
-        return array
-
-    arrays = dict(steps=steps, boxes=padded("boxes", (4,)), ious=padded("ious"),
-                  gious=padded("gious"), losses=padded("losses"), grad_norms=padded("grad_norms"))
-    atomic_write(path, lambda tmp: np.savez_compressed(tmp, **arrays))
-
-
-def settings(args):
-    """What the runs depend on: every argument but where they go and what is drawn."""
-    return {k: v for k, v in vars(args).items() if k not in ("out", "replot", "animate")}
-
-
-def config(args, starts, labels):
-    return dict(settings(args), out=str(args.out), start_boxes=starts.tolist(), start_labels=labels, home_iou=HOME,
-                **provenance())
+    for cell in order:
+        histories = sweeps.load_histories(out, cell, hold=False)
+        for row, boxes, ious in zip(rows[cell], sweeps.load_boxes(out, cell), histories):
+            steps = np.sum(~np.isnan(ious))
+            runs.append((row, boxes[:steps], ious[:steps]))
+    return sweep, runs
 
 
 # %% Summarise and draw, from the saved files only.
@@ -207,31 +174,25 @@ def summary_table(rows):
     return "\n".join(lines)
 
 
-def plot(out):
-    """Draw the figures from summary.csv, runs.npz and config.json under `out`."""
-    rows, settings = read_csv(out / "summary.csv"), json.loads((out / "config.json").read_text())
-    saved = np.load(out / "runs.npz")
-    losses, methods = list(dict.fromkeys(r["loss"] for r in rows)), list(dict.fromkeys(r["method"] for r in rows))
-    labels = settings["start_labels"]
-    start_colors = [f"C{i % 10}" for i in range(len(labels))]
+def plot(out, sweep, runs):
+    """Draw the figures from the sweep and runs that `saved_runs` read from `out`."""
+    rows = [row for row, _, _ in runs]
+    losses, methods = sweep["axes"]["loss"], sweep["axes"]["method"]
+    labels = list(dict.fromkeys(row["start"] for row in rows))
     fig = Figure(figsize=(4.0 * len(losses), 7.5), layout="constrained")
     axes = fig.subplot_mosaic([losses, ["history"] * len(losses)], height_ratios=[1.3, 1])
-    for i, r in enumerate(rows):
-        if r["method"] != methods[0]:
-            continue
-        boxes = saved["boxes"][i, :saved["steps"][i]]
-        plot_trajectory(axes[r["loss"]], boxes, color=start_colors[labels.index(r["start"])])
+    first = [(row, boxes, ious) for row, boxes, ious in runs if row["method"] == methods[0]]
+    for row, boxes, _ in first:
+        plot_trajectory(axes[row["loss"]], boxes, color=f"C{labels.index(row['start']) % 10}")
     for loss in losses:
-        plot_target(axes[loss], settings["target"])
+        plot_target(axes[loss], sweep["target"])
         axes[loss].set_title(panel_title(rows, loss, methods[0]))
-    chosen = [i for i, r in enumerate(rows) if r["method"] == methods[0]]
-    plot_metric(axes["history"], [saved["ious"][i, :saved["steps"][i]] for i in chosen],
-                labels=[rows[i]["loss"] for i in chosen],
-                colors=[f"C{losses.index(rows[i]['loss']) % 10}" for i in chosen], alpha=0.7)
+    plot_metric(axes["history"], [ious for _, _, ious in first], labels=[row["loss"] for row, _, _ in first],
+                colors=[f"C{losses.index(row['loss']) % 10}" for row, _, _ in first], alpha=0.7)
     axes["history"].axhline(HOME, color="0.5", linestyle=":", linewidth=1)
     axes["history"].legend(title="loss", loc="center right")
     axes["history"].set_ylim(-0.03, 1.03)
-    fig.suptitle(f"{methods[0]}, {settings['param']} parameters, from {len(labels)} non-overlapping "
+    fig.suptitle(f"{methods[0]}, {sweep['axes']['param'][0]} parameters, from {len(labels)} non-overlapping "
                  f"starts (o start, * end; grey: target; dotted: value held after a run stopped)")
     atomic_write(out / FIGURE, fig.savefig, dpi=110)
     if len(methods) > 1:
@@ -246,21 +207,19 @@ def panel_title(rows, loss, method):
     return f"{loss}: {home}/{len(group)} starts home; {count} {outcome.replace('_', ' ')}"
 
 
-def animate(out):
-    """Write the first method's runs as a GIF, from summary.csv, runs.npz and config.json."""
-    rows, settings = read_csv(out / "summary.csv"), json.loads((out / "config.json").read_text())
-    saved = np.load(out / "runs.npz")
-    method = rows[0]["method"]
-    chosen = [i for i, r in enumerate(rows) if r["method"] == method]
-    losses = list(dict.fromkeys(rows[i]["loss"] for i in chosen))
-    longest = int(saved["steps"][chosen].max())
+def animate(out, sweep, runs):
+    """Write the first method's runs as a GIF, from the sweep and runs that `saved_runs` read from `out`."""
+    rows = [row for row, _, _ in runs]
+    method, losses = sweep["axes"]["method"][0], sweep["axes"]["loss"]
+    chosen = [(row, boxes) for row, boxes, _ in runs if row["method"] == method]
+    longest = max(len(boxes) for _, boxes in chosen)
     animation = animate_trajectories(
-        [saved["boxes"][i, :saved["steps"][i]] for i in chosen], settings["target"],
-        labels=[rows[i]["loss"] for i in chosen], colors=[f"C{losses.index(rows[i]['loss']) % 10}" for i in chosen],
-        panels=[panel_title(rows, rows[i]["loss"], method).replace("; ", "\n") for i in chosen],
+        [boxes for _, boxes in chosen], sweep["target"], labels=[row["loss"] for row, _ in chosen],
+        colors=[f"C{losses.index(row['loss']) % 10}" for row, _ in chosen],
+        panels=[panel_title(rows, row["loss"], method).replace("; ", "\n") for row, _ in chosen],
         step=max(1, -(-(longest - 1) // GIF_FRAMES)), interval=1000 / GIF_FPS)
-    animation.figure.suptitle(f"{method}, {settings['param']} parameters, from "
-                              f"{len(settings['start_labels'])} non-overlapping starts (grey: target)")
+    animation.figure.suptitle(f"{method}, {sweep['axes']['param'][0]} parameters, from "
+                              f"{len(chosen) // len(losses)} non-overlapping starts (grey: target)")
     atomic_write(out / ANIMATION, lambda tmp: animation.save(tmp, writer=PausingGifWriter(GIF_FPS, GIF_PAUSE),
                                                              dpi=GIF_DPI))
 
@@ -298,15 +257,19 @@ def outcome_figure(rows, losses, methods):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    if not args.replot:
-        run_interruptible(lambda: run(args), args.out, kept="the finished runs' rows of summary.csv")
-    plot(args.out)
+    args, parser = parse_args(argv)
+    try:
+        if not args.replot:
+            run_sweep(args.sweep, args.out, args.workers, args.scheduler)
+        sweep, runs = saved_runs(args.out)
+    except sweeps.SweepError as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    plot(args.out, sweep, runs)
     if args.animate:
-        animate(args.out)
+        animate(args.out, sweep, runs)
         print(f"animation: {args.out / ANIMATION}")
-    print(summary_table(read_csv(args.out / "summary.csv")))
-    print(f"figure: {args.out / FIGURE}; per-run rows: {args.out / 'summary.csv'}")
+    print(summary_table([row for row, _, _ in runs]))
+    print(f"figure: {args.out / FIGURE}; per-run rows: {args.out / 'results.csv'}")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from sandbox.line_search import bfgs_second_direction, edge_crossings, loss_alon
 
 experiment = load_experiment("stall_vs_converge")
 # the script's defaults, with an --out that holds nothing, whatever a run has left in results/
-DEFAULTS = experiment.parse_args(["--out", str(ROOT / "tests" / "never-written")])
+DEFAULTS, _ = experiment.parse_args(["--out", str(ROOT / "tests" / "never-written")])
 TARGET = np.array(DEFAULTS.target)
 STARTS, LABELS = experiment.make_starts(DEFAULTS)  # the headline experiment's default starts
 
