@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.animation import PillowWriter
 from matplotlib.figure import Figure
+from PIL import Image, ImageSequence
 
 import sandbox
 from sandbox import sweep as sweeps
@@ -220,21 +221,17 @@ def animate(out, sweep, runs):
         step=max(1, -(-(longest - 1) // GIF_FRAMES)), interval=1000 / GIF_FPS)
     animation.figure.suptitle(f"{method}, {sweep['axes']['param'][0]} parameters, from "
                               f"{len(chosen) // len(losses)} non-overlapping starts (grey: target)")
-    atomic_write(out / ANIMATION, lambda tmp: animation.save(tmp, writer=PausingGifWriter(GIF_FPS, GIF_PAUSE),
-                                                             dpi=GIF_DPI))
+    atomic_write(out / ANIMATION, lambda tmp: save_gif(animation, tmp))
 
 
-class PausingGifWriter(PillowWriter):
-    """Matplotlib's Pillow writer, showing the last frame `pause` seconds before the GIF loops."""
-
-    def __init__(self, fps, pause):
-        super().__init__(fps=fps)
-        self.pause = pause
-
-    def finish(self):
-        durations = [round(1000 / self.fps)] * (len(self._frames) - 1) + [round(1000 * self.pause)]
-        self._frames[0].save(self.outfile, save_all=True, append_images=self._frames[1:],
-                             duration=durations, loop=0)
+def save_gif(animation, path):
+    """Save `animation` as a GIF through matplotlib's Pillow writer, then hold its last frame
+    `GIF_PAUSE` seconds before it loops (Pillow takes a duration per frame; the writer, one rate)."""
+    animation.save(path, writer=PillowWriter(fps=GIF_FPS), dpi=GIF_DPI)
+    with Image.open(path) as gif:
+        frames = [frame.copy() for frame in ImageSequence.Iterator(gif)]
+    durations = [round(1000 / GIF_FPS)] * (len(frames) - 1) + [round(1000 * GIF_PAUSE)]
+    frames[0].save(path, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)
 
 
 def outcome_figure(rows, losses, methods):

@@ -61,7 +61,7 @@ from .losses import get_loss
 from .optimize import fit, fit_many, get_method
 from .parameterisations import get_parameterisation
 from .results import atomic_write, difference, provenance, write_json
-from .starts import _angles, direction_name, non_overlapping_starts, overlapping_starts, random_non_overlapping_starts
+from .starts import direction_name, non_overlapping_starts, overlapping_starts, random_non_overlapping_starts
 
 try:
     import tomllib
@@ -365,7 +365,9 @@ def _start_count(spec):
     """How many starts a start set makes (`make_starts`), without making them."""
     if spec["kind"] == "boxes":
         return len(spec["boxes"])
-    return spec["count"] if "count" in spec else len(_angles(spec["directions"]))
+    if spec["kind"] == "non_overlapping":  # a count of directions, or the list of their angles
+        return spec["directions"] if np.ndim(spec["directions"]) == 0 else len(spec["directions"])
+    return spec["count"]
 
 
 def run_cells(group, sweep, batched=True):
