@@ -6,14 +6,25 @@ x 7 aspect ratios of anchor, each regressed toward 7 targets of area 1, for 200
 iterations of B_t = B_{t-1} - eta_t (2 - IoU) dL/dB in (x, y, w, h) with eta 0.1,
 then 0.01 after 80 % and 0.001 after 90 % of the iterations. It writes under --out:
 
-- ``<loss>.npz`` for each loss as it finishes: E(t), the mean IoU at every t, and
-  each case's final box, error and IoU (a rerun skips losses already done, so an
-  interrupted run loses only the loss it was on; a loss saved with other settings
-  is refused, not overwritten);
+- ``<loss>.npz`` for each loss as it finishes: E(t), the mean IoU at every t, what
+  summary.csv and the map need (the final error summed over each anchor centre's
+  343 cases, the summary's shares), and each case's final box, error and IoU (a
+  rerun skips losses already done, so an interrupted run loses only the loss it was
+  on; a loss saved with other settings is refused, not overwritten);
 - ``points.npz``: the anchor centres; ``config.json``; ``summary.csv``, a row per loss;
 - ``error_curves.png``: E(t) for every loss, log scale;
 - ``final_error_maps.png``: for each loss, the final error summed over the 343 cases
   of each anchor centre, drawn over the centres (the paper's Figure 4, as a map).
+
+``--keep summaries`` leaves out the per-case arrays (final_boxes, final_errors,
+final_ious: about 55 MB a loss at full size), keeping only what summary.csv and the
+figures are drawn from (under 100 kB a loss); the summary, the figures and --replot
+are the same either way. What a folder keeps is not a setting that must match: a
+rerun with --keep summaries reuses losses saved with their arrays (they hold the
+summaries too), but a rerun that keeps all refuses a loss saved without its arrays,
+before any work, rather than leave it without them or recompute it unasked.
+config.json records --keep as the last run used it; each <loss>.npz shows what it
+holds (final_errors is in it or not).
 
 Run from the repository root::
 
@@ -21,6 +32,7 @@ Run from the repository root::
     python experiments/regression_simulation.py --reference-gradient --out results/reference
     python experiments/regression_simulation.py --gradient authors --out results/authors
     python experiments/regression_simulation.py --points 200 --losses giou siou alpha_ciou:alpha=2 --out results/small
+    python experiments/regression_simulation.py --keep summaries --out results/summaries_only
 """
 # %%
 import json
@@ -47,6 +59,10 @@ SUMMARY = ["loss", "cases", "iterations", "error_first", "error_final", "mean_fi
 that start apart, by those whose anchor centre lies more than 2 from the targets' centre, and by
 those within 15 degrees of the horizontal or vertical through it."""
 
+REGIONS = [column.removeprefix("share_error_") for column in SUMMARY if column.startswith("share_error_")]
+PER_CASE = ("final_boxes", "final_errors", "final_ious")
+"""The arrays of one value per case, which --keep summaries leaves out."""
+
 
 def parse_args(argv):
     parser = experiment_parser(__doc__)
@@ -70,6 +86,9 @@ def parse_args(argv):
                              "transcribed, for iou, giou, diou and ciou (sandbox.diou_reference)")
     parser.add_argument("--repairs", nargs="*", default=[], choices=sorted(REPAIRS),
                         help="with --gradient authors: correct these slips of the MATLAB code, one by one")
+    parser.add_argument("--keep", choices=["all", "summaries"], default="all",
+                        help="all: also each case's final box, error and IoU (about 55 MB a loss at full size); "
+                             "summaries: only what summary.csv and the figures need (under 100 kB a loss)")
     parser.add_argument("--replot", action="store_true", help="only redraw the figures from what --out holds")
     args = parser.parse_args(argv)
     check_out(parser, args.out, args.replot, needs=("config.json", "points.npz"))
@@ -104,10 +123,19 @@ def parse_args(argv):
 def refuse_other_settings(args):
     """Results already under --out from other settings are an error, not something to overwrite."""
     cli.refuse_other_settings(args.out, {key: value for key, value in settings(args, None).items() if key != "loss"})
+    lean = []
     for loss in args.losses:
         path = result_path(args.out, loss)
-        if path.exists() and json.loads(str(np.load(path)["settings"])) != settings(args, loss):
-            raise ValueError(f"{path} holds {loss} run with other settings; delete it to run it again")
+        if not path.exists():
+            continue
+        with np.load(path) as saved:
+            if json.loads(str(saved["settings"])) != settings(args, loss):
+                raise ValueError(f"{path} holds {loss} run with other settings; delete it to run it again")
+            if args.keep == "all" and "final_errors" not in saved.files:
+                lean.append(path.name)
+    if lean:
+        raise ValueError(f"{args.out} holds {', '.join(lean)} without per-case arrays (--keep summaries): give "
+                         f"--keep summaries to add to this folder, or delete {' '.join(lean)} to run those losses again keeping them")
 
 
 def result_path(out, loss):
@@ -124,6 +152,7 @@ def settings(args, loss):
 # %% Run each loss, saving it as soon as it is done.
 def run(args):
     protocol = diou_protocol(args.points, seed=args.seed)
+    masks = regions(protocol)
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write(args.out / "points.npz", lambda tmp: np.savez_compressed(tmp, points=protocol.points))
     config = dict({k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}, **provenance())
@@ -149,47 +178,61 @@ def run(args):
         print(f"{loss}: E(0) = {result.errors[0]:.6g}, E({args.iterations}) = {result.errors[-1]:.6g}, "
               f"mean final IoU {result.mean_iou[-1]:.4f}; {result.seconds:.1f} s, {rate:.1f} M box-iterations/s",
               flush=True)
+        per_case = {key: result[key] for key in PER_CASE} if args.keep == "all" else {}
         atomic_write(path, lambda tmp: np.savez_compressed(
-            tmp, errors=result.errors, mean_iou=result.mean_iou, final_boxes=result.final_boxes,
-            final_errors=result.final_errors, final_ious=result.final_ious, seconds=result.seconds,
-            settings=json.dumps(settings(args, loss))))
+            tmp, **summaries(result, masks), **per_case, settings=json.dumps(settings(args, loss))))
         write_summary(args)
 
 
 # %% Summarise and draw, from the saved files only.
+def summaries(result, masks):
+    """What summary.csv and the figures need of a loss's result (a dict of its arrays): E(t),
+    the mean IoU, the final error summed over each anchor centre's 343 cases, the final error
+    in each region of `masks` (see `regions`) and in all, and the shares of final IoU above 0.5 and 0.9."""
+    errors, ious = result["final_errors"], result["final_ious"]
+    return dict(errors=result["errors"], mean_iou=result["mean_iou"], seconds=result["seconds"], cases=len(errors),
+                final_error_per_centre=errors.reshape(-1, CASES_PER_POINT).sum(axis=1), final_error_sum=errors.sum(),
+                **{f"final_error_{name}": errors[mask].sum() for name, mask in masks.items()},
+                **{f"share_iou_above_{level}": np.mean(ious > level) for level in (0.5, 0.9)})
+
+
 def load(args):
-    """The saved result of every loss run under --out (config.json lists them) that is done."""
-    losses = json.loads((args.out / "config.json").read_text())["losses"]
-    return {loss: dict(np.load(result_path(args.out, loss))) for loss in losses
-            if result_path(args.out, loss).exists()}
+    """The summaries of every loss run under --out (config.json lists them) that is done,
+    without the per-case arrays, which they are drawn from but which need not be kept."""
+    config = json.loads((args.out / "config.json").read_text())
+    results, masks = {}, None
+    for loss in config["losses"]:
+        if not result_path(args.out, loss).exists():
+            continue
+        with np.load(result_path(args.out, loss)) as saved:
+            if "final_error_per_centre" in saved.files:
+                results[loss] = {key: saved[key] for key in saved.files if key not in PER_CASE}
+            else:  # saved before the summaries were: make them from its per-case arrays
+                masks = masks or regions(diou_protocol(config["points"], seed=config["seed"]))
+                results[loss] = dict(summaries(saved, masks), settings=saved["settings"])
+    return results
 
 
 def write_summary(args):
-    rows, where = [], None
+    rows = []
     for loss, saved in load(args).items():
-        ious, config = saved["final_ious"], json.loads(str(saved["settings"]))
-        if where is None:
-            where = regions(args.out, config)
-        errors = saved["final_errors"]
-        rows.append({"loss": loss, "cases": len(ious), "iterations": config["iterations"],
+        config, total = json.loads(str(saved["settings"])), max(saved["final_error_sum"], 1e-300)
+        rows.append({"loss": loss, "cases": int(saved["cases"]), "iterations": config["iterations"],
                      "error_first": f"{saved['errors'][0]:.6g}", "error_final": f"{saved['errors'][-1]:.6g}",
                      "mean_final_iou": f"{saved['mean_iou'][-1]:.6f}",
-                     "share_iou_above_0.5": f"{np.mean(ious > 0.5):.6f}",
-                     "share_iou_above_0.9": f"{np.mean(ious > 0.9):.6f}",
-                     **{f"share_error_{name}": f"{errors[mask].sum() / max(errors.sum(), 1e-300):.4f}"
-                        for name, mask in where.items()},
+                     **{f"share_iou_above_{level}": f"{saved[f'share_iou_above_{level}']:.6f}" for level in (0.5, 0.9)},
+                     **{f"share_error_{name}": f"{saved[f'final_error_{name}'] / total:.4f}" for name in REGIONS},
                      "seconds": f"{float(saved['seconds']):.1f}", "gradient": gradient_label(config)})
 
     write_csv(args.out / "summary.csv", SUMMARY, rows)
     return rows
 
 
-def regions(out, config):
-    """Masks over the cases: those that start apart, and those whose anchor centre is far from
-    the targets' centre (more than 2) or near the horizontal and vertical lines through it
-    (within 15 degrees), where the paper places GIoU's residual error."""
-    protocol = diou_protocol(config["points"], seed=config["seed"])
-    offset = np.repeat(np.load(out / "points.npz")["points"] - 10.0, CASES_PER_POINT, axis=0)
+def regions(protocol):
+    """Masks over the cases of `protocol`: those that start apart, and those whose anchor centre
+    is far from the targets' centre (more than 2) or near the horizontal and vertical lines
+    through it (within 15 degrees), where the paper places GIoU's residual error."""
+    offset = np.repeat(protocol.points - 10.0, CASES_PER_POINT, axis=0)
     angle = np.degrees(np.arctan2(np.abs(offset[:, 1]), np.abs(offset[:, 0])))
     return {"apart_at_start": sandbox.iou(protocol.anchors, protocol.targets) == 0,
             "beyond_2": np.hypot(*offset.T) > 2, "near_axes": (angle < 15) | (angle > 75)}
@@ -216,15 +259,14 @@ def plot(args):
     ax.set_yscale("log")
     ax.set_xlabel("iteration t")
     ax.set_ylabel("E(t): summed L1 error in (x, y, w, h)")
-    cases = len(next(iter(results.values()))["final_errors"])
+    cases = int(next(iter(results.values()))["cases"])
     ax.set_title(f"regression error over {cases:,} cases")
     ax.legend()
     ax.grid(True, which="both", alpha=0.3)
     atomic_write(args.out / "error_curves.png", fig.savefig, dpi=120)
 
     points = np.load(args.out / "points.npz")["points"]
-    per_point = {loss: saved["final_errors"].reshape(-1, CASES_PER_POINT).sum(axis=1)
-                 for loss, saved in results.items()}
+    per_point = {loss: saved["final_error_per_centre"] for loss, saved in results.items()}
     positive = np.concatenate([v[v > 0] for v in per_point.values()])
     norm = LogNorm(positive.min(), positive.max()) if positive.size else None
     fig = Figure(figsize=(3.6 * len(per_point) + 1, 3.9), layout="constrained")

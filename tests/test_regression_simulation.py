@@ -93,3 +93,58 @@ def test_a_dask_cluster_on_the_loopback_gives_the_same_errors_as_local_workers(t
                          cluster.scheduler_address])
     local, dask = np.load(tmp_path / "local" / "giou.npz"), np.load(tmp_path / "dask" / "giou.npz")
     assert np.array_equal(local["errors"], dask["errors"]) and np.array_equal(local["mean_iou"], dask["mean_iou"])
+
+
+def read_rows(out, without=("seconds",)):
+    with open(out / "summary.csv", newline="") as file:
+        return [{key: value for key, value in row.items() if key not in without} for row in csv.DictReader(file)]
+
+
+@pytest.mark.slow
+def test_keeping_summaries_only_gives_the_same_summary_and_figures_from_far_smaller_files(tmp_path, capsys):
+    full, lean = tmp_path / "full", tmp_path / "lean"
+    simulation.main(["--out", str(full), *SMALL, "--losses", "iou", "giou"])
+    simulation.main(["--out", str(lean), *SMALL, "--losses", "iou", "giou", "--keep", "summaries"])
+    assert json.loads((lean / "config.json").read_text())["keep"] == "summaries"
+    assert json.loads((full / "config.json").read_text())["keep"] == "all"
+    with np.load(lean / "giou.npz") as saved:
+        assert not set(simulation.PER_CASE) & set(saved.files)
+        assert saved["final_error_per_centre"].shape == (3,)
+    assert (lean / "giou.npz").stat().st_size * 5 < (full / "giou.npz").stat().st_size
+    assert read_rows(lean) == read_rows(full) and len(read_rows(full)) == 2
+    figures = ("error_curves.png", "final_error_maps.png")
+    for name in figures:
+        assert (lean / name).read_bytes() == (full / name).read_bytes(), name
+        (lean / name).unlink()
+    (lean / "summary.csv").unlink()
+    simulation.main(["--out", str(lean), "--replot"])
+    for name in figures:
+        assert (lean / name).read_bytes() == (full / name).read_bytes(), name
+
+    # a folder of summaries is not completed with per-case arrays unasked: refused before any work
+    before = (lean / "giou.npz").read_bytes()
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        simulation.main(["--out", str(lean), *SMALL, "--losses", "iou", "giou", "diou"])
+    assert ("holds iou.npz, giou.npz without per-case arrays (--keep summaries): give --keep summaries to add "
+            "to this folder, or delete iou.npz giou.npz") in capsys.readouterr().err
+    assert (lean / "giou.npz").read_bytes() == before and not (lean / "diou.npz").exists()
+    # losses saved with their arrays hold the summaries too: a --keep summaries rerun reuses them
+    simulation.main(["--out", str(full), *SMALL, "--losses", "iou", "giou", "diou", "--keep", "summaries"])
+    assert "giou: already done with these settings" in capsys.readouterr().out
+    with np.load(full / "giou.npz") as saved, np.load(full / "diou.npz") as added:
+        assert "final_boxes" in saved.files and "final_boxes" not in added.files
+    assert [row["loss"] for row in read_rows(full)] == ["iou", "giou", "diou"]
+
+
+def test_a_loss_saved_before_the_summaries_existed_is_summarised_from_its_arrays(tmp_path):
+    simulation.main(["--out", str(tmp_path), *SMALL, "--losses", "giou"])
+    expected = {name: (tmp_path / name).read_bytes() for name in ("summary.csv", "final_error_maps.png")}
+    with np.load(tmp_path / "giou.npz") as saved:  # the layout of sandbox 0.x: no summaries
+        old = {key: saved[key] for key in ("errors", "mean_iou", "final_boxes", "final_errors", "final_ious",
+                                           "seconds", "settings")}
+    np.savez_compressed(tmp_path / "giou.npz", **old)
+    simulation.main(["--out", str(tmp_path), "--replot"])
+    assert (tmp_path / "final_error_maps.png").read_bytes() == expected["final_error_maps.png"]
+    simulation.main(["--out", str(tmp_path), *SMALL, "--losses", "giou"])  # reused, summarised as before
+    assert (tmp_path / "summary.csv").read_bytes() == expected["summary.csv"]
