@@ -1,0 +1,148 @@
+"""The package as a stranger meets it: one version, a licence, a changelog, every submodule from
+``import sandbox``, and every loss count or list written by hand agreeing with the registry."""
+import importlib.metadata
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+import sandbox
+from helpers import ROOT
+from sandbox.sweep import tomllib  # tomli before Python 3.11
+
+README = (ROOT / "README.md").read_text()
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+REINSTALL = "reinstall the package: .venv/bin/python -m pip install --no-deps -e ."
+
+
+# One version, one licence.
+def test_the_version_is_written_once_and_pyproject_reads_it():
+    project = PYPROJECT["project"]
+    assert "version" not in project and "version" in project["dynamic"]
+    assert PYPROJECT["tool"]["hatch"]["version"] == {"path": "sandbox/__init__.py"}
+    assert re.fullmatch(r"\d+\.\d+\.\d+", sandbox.__version__)
+
+
+def test_the_installed_version_is_the_package_version():
+    installed = importlib.metadata.version("giou-sandbox")
+    assert installed == sandbox.__version__, (
+        f"the installed metadata says {installed}, sandbox.__version__ {sandbox.__version__}: {REINSTALL}")
+
+
+def test_the_licence_is_mit_in_the_file_pyproject_and_the_installed_metadata():
+    licence = (ROOT / "LICENSE").read_text()
+    assert licence.startswith("MIT License\n")
+    assert "Copyright (c) 2026 the giou-sandbox authors" in licence
+    assert PYPROJECT["project"]["license"] == "MIT"
+    assert importlib.metadata.metadata("giou-sandbox")["License-Expression"] == "MIT", REINSTALL
+
+
+# The changelog.
+CHANGELOG_HEADING = re.compile(r"^## \[(?P<version>[^]]+)\](?: - (?P<date>\d{4}-\d{2}-\d{2}))?$", re.MULTILINE)
+
+
+def test_the_changelog_names_the_package_version_as_its_newest_release():
+    headings = [match.groupdict() for match in CHANGELOG_HEADING.finditer((ROOT / "CHANGELOG.md").read_text())]
+    if headings and headings[0]["version"] == "Unreleased":
+        headings = headings[1:]
+    assert headings, "CHANGELOG.md has no '## [x.y.z] - YYYY-MM-DD' heading"
+    assert headings[0]["version"] == sandbox.__version__, (
+        f"CHANGELOG.md's newest release is {headings[0]['version']}, the package is {sandbox.__version__}: "
+        f"add a '## [{sandbox.__version__}] - date' section (or bump sandbox/__init__.py)")
+    assert all(heading["date"] for heading in headings), "every released version has its date"
+    versions = [tuple(map(int, heading["version"].split("."))) for heading in headings]
+    assert versions == sorted(set(versions), reverse=True), "versions run newest first, each once"
+    dates = [heading["date"] for heading in headings]
+    assert dates == sorted(dates, reverse=True)
+
+
+# Submodules from `import sandbox`, imported on first use. In a fresh interpreter, since
+# the tests' own conftest imports matplotlib.
+def _in_a_fresh_interpreter(code):
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    return json.loads(result.stdout)
+
+
+MODULES = sorted(path.stem for path in (ROOT / "sandbox").glob("*.py") if path.stem != "__init__")
+HEAVY = ["matplotlib", "ipywidgets", "pandas", "distributed"]
+
+
+def test_import_sandbox_gives_every_submodule_without_importing_matplotlib():
+    seen = _in_a_fresh_interpreter(f"""
+import json, sys
+import sandbox
+heavy = [name for name in {HEAVY!r} if name in sys.modules]
+listed = dir(sandbox)
+lazy = sandbox.plotting.__name__, sandbox.sweep.__name__, sandbox.batch.regress.__name__
+every = {{name: getattr(sandbox, name).__name__ for name in {MODULES!r}}}
+print(json.dumps(dict(heavy=heavy, listed=listed, lazy=lazy, every=every)))
+""")
+    assert seen["heavy"] == [], f"import sandbox imported {seen['heavy']}"
+    assert seen["lazy"] == ["sandbox.plotting", "sandbox.sweep", "regress"]
+    assert seen["every"] == {name: f"sandbox.{name}" for name in MODULES}
+    assert set(MODULES) <= set(seen["listed"])
+    assert {"LOSSES", "fit", "__version__"} <= set(seen["listed"])
+
+
+def test_an_unknown_attribute_is_an_attribute_error_naming_it():
+    seen = _in_a_fresh_interpreter("""
+import json, sandbox
+try:
+    sandbox.plotter
+except AttributeError as error:
+    print(json.dumps([str(error), error.name, hasattr(sandbox, "no_such_thing")]))
+""")
+    assert seen == ["module 'sandbox' has no attribute 'plotter'", "plotter", False]
+
+
+# Every loss count and list written by hand, against the registry.
+README_COUNTS = {
+    r"\*\*Losses\*\* \(`sandbox\.LOSSES`\): (\d+) of them": "'What is in the sandbox', the Losses item",
+    r"\(`spearman\.csv` has all (\d+);": "step 1, below the Spearman table",
+}
+
+
+@pytest.mark.parametrize("pattern", README_COUNTS)
+def test_the_readme_counts_the_losses_of_the_registry(pattern):
+    found = re.findall(pattern, README)
+    assert len(found) == 1, (f"README.md no longer says {pattern!r} ({README_COUNTS[pattern]}) once; "
+                             f"if it was reworded, update README_COUNTS in tests/test_package.py")
+    assert int(found[0]) == len(sandbox.LOSSES), (
+        f"README.md says {found[0]} in {README_COUNTS[pattern]}, but sandbox.LOSSES has "
+        f"{len(sandbox.LOSSES)} losses: update the README")
+
+
+def _readme_loss_table():
+    """The names in the first column of the README's table of losses, and the variants' bases."""
+    section = README.split("\n## The losses\n", 1)[1].split("\n## ", 1)[0]
+    table = section.split("\n| name | loss | paper |", 1)[1].split("\n\n", 1)[0]
+    names = [name for row in table.splitlines()[2:] for name in re.findall(r"`([^`]+)`", row.split("|")[1])]
+    bases = section.split("variants exist for every IoU-based base:", 1)[1].split("(so", 1)[0]
+    return names, re.findall(r"`([^`]+)`", bases)
+
+
+def _differences(written, where):
+    """What `written` lacks of the registry and holds beyond it, said for `where`; '' if nothing."""
+    missing = [name for name in sandbox.LOSSES if name not in written]
+    unknown = [name for name in written if name not in sandbox.LOSSES]
+    return "; ".join([f"{where} lacks {', '.join(missing)}"] * bool(missing)
+                     + [f"{where} has {', '.join(unknown)}, which sandbox.LOSSES does not"] * bool(unknown))
+
+
+def test_the_readme_table_of_losses_has_every_loss_of_the_registry():
+    names, bases = _readme_loss_table()
+    written = [name.replace("<base>", base) for name in names for base in (bases if "<base>" in name else [name])]
+    differences = _differences(written, "README.md's table under '## The losses'")
+    assert not differences, f"{differences}: one row per loss (or per family, with its bases listed below)"
+    assert len(written) == len(set(written)), "a loss has two rows"
+
+
+def test_the_loss_family_sweep_runs_every_loss_of_the_registry():
+    # Its comment says it runs every loss of the family; the order is the registry's.
+    path = ROOT / "experiments" / "sweeps" / "loss_family.toml"
+    listed = tomllib.loads(path.read_text())["axes"]["loss"]
+    differences = _differences(listed, f"{path.name}'s loss axis")
+    assert not differences, f"{differences}: update it"
+    assert listed == list(sandbox.LOSSES), f"{path.name} lists the losses in the registry's order"
