@@ -13,6 +13,8 @@ from collections import namedtuple
 
 import numpy as np
 
+from .names import canonical
+
 Rule = namedtuple("Rule", "init update")
 
 
@@ -47,8 +49,7 @@ OPTIONS = ("lr", "schedule", "iou_weighting", "gtol", "fused")
 
 def get_rule(method, options=None):
     """The `Rule` of `method` (a name in `RULES`) with its own `options`; ValueError naming a bad one."""
-    if method not in RULES:
-        raise ValueError(f"unknown first-order method {method!r}; valid: {', '.join(RULES)}")
+    method = canonical(method, RULES, "first-order method")
     options = options or {}
     valid = list(inspect.signature(RULES[method]).parameters)
     unknown = [key for key in options if key not in valid]
@@ -90,9 +91,7 @@ SCHEDULES = {"constant": lambda t, maxiter: 1.0, "step": step_decay, "cosine": c
 
 
 def get_schedule(schedule):
-    """A schedule ``factor(t, maxiter)``: a callable, or a name in `SCHEDULES`."""
+    """A schedule ``factor(t, maxiter)``: a callable, or a name in `SCHEDULES` (any case)."""
     if callable(schedule):
         return schedule
-    if schedule not in SCHEDULES:
-        raise ValueError(f"unknown schedule {schedule!r}; valid schedules are {', '.join(SCHEDULES)}")
-    return SCHEDULES[schedule]
+    return SCHEDULES[canonical(schedule, SCHEDULES, "schedule", "valid schedules are")]

@@ -18,6 +18,7 @@ from .boxes import check_boxes
 from .engine import STATUS_MESSAGES, descend
 from .first_order import OPTIONS, RULES
 from .losses import get_loss, giou, iou, unchecked
+from .names import canonical
 from .parameterisations import get_parameterisation
 
 SCIPY_METHODS = {
@@ -124,10 +125,7 @@ _MESSAGE_OUTCOMES = [  # the fallback, for a status the table leaves open: words
 
 def get_method(name):
     """The canonical spelling of a method name (any case); ValueError listing the valid ones."""
-    for method in METHODS:
-        if method.lower() == str(name).lower():
-            return method
-    raise ValueError(f"unknown method {name!r}; valid methods are {', '.join(METHODS)}")
+    return canonical(name, METHODS, "method", "valid methods are")
 
 
 def fit(start, target, loss="giou", method="gd", param="xyxy", maxiter=200, callback=None,

@@ -9,6 +9,7 @@ from collections import namedtuple
 import autograd.numpy as np
 
 from .boxes import FORMATS, box_convert, check_boxes, order_corners, restack, unstack
+from .names import canonical
 
 Parameterisation = namedtuple("Parameterisation", "name to_box from_box")
 
@@ -37,7 +38,5 @@ PARAMETERISATIONS["log"] = Parameterisation("log", _log_to_box, _log_from_box)  
 
 
 def get_parameterisation(name):
-    """The `Parameterisation` called `name`; ValueError listing the valid ones otherwise."""
-    if name not in PARAMETERISATIONS:
-        raise ValueError(f"unknown parameterisation {name!r}; valid: {', '.join(PARAMETERISATIONS)}")
-    return PARAMETERISATIONS[name]
+    """The `Parameterisation` called `name` (any case); ValueError listing the valid ones otherwise."""
+    return PARAMETERISATIONS[canonical(name, PARAMETERISATIONS, "parameterisation")]
