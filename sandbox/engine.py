@@ -32,7 +32,9 @@ The speed devices live here and in `sandbox.fused`: parameters held as one
 (4, n) array read through `sandbox.boxes.rows`, the losses called `unchecked`,
 chunks sized for the cache and spread over processes, and `_tune_malloc`.
 """
+import contextlib
 import ctypes
+import functools
 import math
 import multiprocessing
 import signal
@@ -45,9 +47,10 @@ from autograd.tracer import getval
 from scipy.optimize import OptimizeResult
 
 from .boxes import Coordinates, box_convert, check_boxes, rows
-from .first_order import DEFAULT_LEARNING_RATES, get_rule, get_schedule
+from .first_order import DEFAULT_LEARNING_RATES, RULES, SCHEDULES, get_rule, get_schedule
 from .fused import KINDS, fused_total, target_terms
-from .losses import get_loss, giou, iou, unchecked
+from .losses import adopt, canonical_loss, get_loss, giou, iou, on_arrays, travelling, unchecked
+from .names import canonical
 from .parameterisations import get_parameterisation
 
 BLOCK = 1024
@@ -166,10 +169,13 @@ def descend(starts, targets, loss="giou", method="gd", param="xyxy", maxiter=200
         raise ValueError("a callback sees every box at every step: run with one worker and one chunk")
     get_parameterisation(param).from_box(starts)  # the log parameterisation needs positive sizes
     bounds = [(start, min(start + chunk_size, n)) for start in range(0, n, chunk_size)]
+    if scheduler is not None or (workers > 1 and len(bounds) > 1):  # refused here, or it travels
+        settings["registered"] = travelling(settings["loss"], forked=scheduler is None and forks())
     tasks = [(starts[a:b], targets[a:b], lr if np.ndim(lr) == 0 else lr[a:b], settings, callback)
              for a, b in bounds]
     result = OptimizeResult(_fields(settings, n))
-    for (a, b), part in zip(bounds, _map(_descend_chunk, tasks, workers, scheduler)):
+    prepare = functools.partial(prepare_worker, [settings["loss"]], settings["registered"])
+    for (a, b), part in zip(bounds, _map(_descend_chunk, tasks, workers, scheduler, prepare)):
         for key, value in part.items():
             if key.endswith("_blocks"):  # per block of boxes: chunks hold whole blocks
                 result[key][..., a // BLOCK:a // BLOCK + value.shape[-1]] = value
@@ -191,11 +197,14 @@ def descend(starts, targets, loss="giou", method="gd", param="xyxy", maxiter=200
 
 def _settings(loss, method, param, maxiter, schedule, iou_weighting, gtol, reference_gradient, fused, gradient,
               record, rule_options):
-    """Check a run's settings before any work; return them as plain values for the workers."""
-    get_loss(loss)
-    get_parameterisation(param)
+    """Check a run's settings before any work; return them as plain values, names in their own
+    spelling (`sandbox.names`), for the workers."""
+    loss = canonical_loss(loss)
+    param = get_parameterisation(param).name
+    schedule = schedule if callable(schedule) else canonical(schedule, SCHEDULES, "schedule", "valid schedules are")
     get_schedule(schedule)
     get_rule(method, rule_options)
+    method = canonical(method, RULES, "first-order method")
     if not (isinstance(maxiter, (int, np.integer)) and maxiter >= 0):
         raise ValueError(f"maxiter must be a whole number >= 0; got {maxiter!r}")
     if gtol is not None and not (isinstance(gtol, (int, float)) and gtol >= 0):
@@ -209,7 +218,8 @@ def _settings(loss, method, param, maxiter, schedule, iou_weighting, gtol, refer
         raise ValueError(f"unknown record {record!r}; valid: {', '.join(RECORDS)}")
     return dict(loss=loss, method=method, rule_options=dict(rule_options), param=param, maxiter=int(maxiter),
                 schedule=schedule, iou_weighting=bool(iou_weighting), gtol=None if gtol is None else float(gtol),
-                reference_gradient=bool(reference_gradient), fused=bool(fused), gradient=gradient, record=record)
+                reference_gradient=bool(reference_gradient), fused=bool(fused), gradient=gradient, record=record,
+                registered={})
 
 
 def _learning_rate(lr, n):
@@ -245,15 +255,14 @@ def _fields(settings, n):
     return {key: np.empty(shape, dtype=dtypes.get(key, float)) for key, shape in shapes.items()}
 
 
-def _map(function, tasks, workers, scheduler=None):
-    """Apply `function` to every task, in order: here, in `workers` processes, or on a Dask cluster."""
+def _map(function, tasks, workers, scheduler=None, prepare=None):
+    """Apply `function` to every task, in order: here, in `workers` processes, or on a Dask cluster.
+
+    On a cluster, ``prepare()`` runs on every worker first, so that a loss a
+    worker cannot import stops the run before any task (`prepare_worker`).
+    """
     if scheduler is not None:
-        try:
-            from distributed import Client
-        except ModuleNotFoundError:
-            raise ValueError("a scheduler needs dask.distributed: pip install 'giou-sandbox[dask]'") from None
-        with Client(scheduler) as client:
-            client.run(start_worker)
+        with dask_client(scheduler, prepare) as client:
             for future in client.map(function, tasks, pure=False):  # in order; the cluster runs them all
                 yield future.result()
         return
@@ -261,10 +270,57 @@ def _map(function, tasks, workers, scheduler=None):
         _tune_malloc()
         yield from map(function, tasks)
         return
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    with context.Pool(min(workers, len(tasks)), initializer=start_worker) as pool:
+    with process_pool(min(workers, len(tasks))) as pool:
         yield from pool.imap(function, tasks)
+
+
+def forks():
+    """Whether worker processes start by fork (inheriting everything) rather than spawn."""
+    return process_context().get_start_method() == "fork"
+
+
+def process_context():
+    """The multiprocessing context of the worker processes.
+
+    The start method set with ``multiprocessing.set_start_method``, if any; otherwise
+    fork where the system has it (workers start at once and inherit what this
+    process defined), else spawn.
+    """
+    chosen = multiprocessing.get_start_method(allow_none=True)
+    if chosen is None:
+        chosen = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    return multiprocessing.get_context(chosen)
+
+
+def process_pool(workers):
+    """A pool of `workers` processes, each set up by `start_worker`."""
+    return process_context().Pool(workers, initializer=start_worker)
+
+
+@contextlib.contextmanager
+def dask_client(scheduler, prepare=None):
+    """A ``dask.distributed`` client of the scheduler at `scheduler`, every worker set up by
+    `start_worker` and then ``prepare()``; ValueError if dask.distributed is missing."""
+    try:
+        from distributed import Client
+    except ModuleNotFoundError:
+        raise ValueError("a scheduler needs dask.distributed: pip install 'giou-sandbox[dask]'") from None
+    with Client(scheduler) as client:
+        client.run(start_worker)
+        if prepare is not None:
+            client.run(prepare)
+        yield client
+
+
+def prepare_worker(losses, registered):
+    """Make a worker able to run `losses` (specs): register what `travelling` sent, build each once.
+
+    On a Dask cluster this runs on every worker before any task, so that a module
+    a worker cannot import is an error at once, not part-way through a run.
+    """
+    adopt(registered)
+    for loss in losses:
+        get_loss(loss)
 
 
 def start_worker():
@@ -318,7 +374,7 @@ def _evaluator(settings, param, target):
     else:
         function = unchecked(get_loss(loss))
         if callable(loss):  # a user's function takes stacked boxes (..., 4)
-            function = _stacked(function)
+            function = on_arrays(function)
 
         def objective(theta):
             values = function(param.to_box(rows(theta)), target)
@@ -351,15 +407,10 @@ def _one_box(evaluate):
     return evaluate_one
 
 
-def _stacked(function):
-    def on_stacked_boxes(pred, target):
-        return function(anp.stack(list(pred), axis=-1), np.stack(target, axis=-1))
-    return on_stacked_boxes
-
-
 def _descend_chunk(task):
     """Run one chunk of boxes through every step; return its fields, the box axis last."""
     starts, targets, lr, s, callback = task
+    adopt(s["registered"])
     param, schedule, maxiter, gtol = (get_parameterisation(s["param"]), get_schedule(s["schedule"]), s["maxiter"],
                                       s["gtol"])
     rule = get_rule(s["method"], s["rule_options"])

@@ -39,7 +39,7 @@ from matplotlib.patches import Rectangle
 from scipy.stats import spearmanr
 
 from .boxes import box_convert, check_boxes
-from .losses import LOSSES, giou, iou, unchecked
+from .losses import LOSSES, get_loss, giou, iou, unchecked
 from .optimize import fit
 
 NORMS = ("l1", "l2")
@@ -512,8 +512,8 @@ def plot_band(ax, relative_radii, band, measure="iou", color="C0", label=None, l
 def rank_correlations(pred, target, losses=None):
     """Spearman's rank correlation between each loss and 1 - IoU over (pred, target) pairs.
 
-    For each loss (names in `sandbox.LOSSES`, default parameters; every one by
-    default), over all pairs and over the overlapping ones (IoU > 0). A loss
+    For each loss (any spec `sandbox.get_loss` takes; by default every name in
+    `sandbox.LOSSES`, with its default parameters), over all pairs and over the overlapping ones (IoU > 0). A loss
     constant on a subset has no rank correlation there: NaN, with ``constant``
     set. Ties are ranked by their average rank, as `scipy.stats.spearmanr` does;
     the IoU loss ties at 1 on every pair apart.
@@ -529,7 +529,7 @@ def rank_correlations(pred, target, losses=None):
     overlapping = distance < 1.0
     rows = []
     for name in (list(LOSSES) if losses is None else losses):
-        values = np.asarray(LOSSES[name](pred, target), dtype=float)
+        values = np.asarray(get_loss(name)(pred, target), dtype=float)
         row = dict(loss=name)
         for subset, mask in (("overlapping", overlapping), ("all", np.ones_like(overlapping))):
             constant = bool(np.ptp(values[mask]) == 0) if mask.any() else True

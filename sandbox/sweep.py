@@ -41,6 +41,7 @@ keeps the results under a folder so that an interrupted sweep loses nothing that
 had finished and runs nothing twice.
 """
 import csv
+import functools
 import hashlib
 import json
 import math
@@ -55,9 +56,10 @@ import numpy as np
 from scipy.optimize import OptimizeResult
 
 from .boxes import check_boxes
-from .engine import start_worker
-from .first_order import DEFAULT_LEARNING_RATES, RULES, get_schedule, not_applicable
-from .losses import get_loss
+from .engine import dask_client, forks, prepare_worker, process_pool
+from .first_order import DEFAULT_LEARNING_RATES, RULES, SCHEDULES, not_applicable
+from .losses import adopt, canonical_loss, travelling
+from .names import canonical
 from .optimize import fit, fit_many, get_method
 from .parameterisations import get_parameterisation
 from .results import atomic_write, difference, provenance, write_json
@@ -190,14 +192,13 @@ def _check_value(axis, value, starts, place):
     try:
         if axis == "loss":
             if not isinstance(value, str):
-                raise ValueError(f"must be a loss name such as 'giou' or 'alpha_ciou:alpha=3'; got {value!r}")
-            get_loss(value)
-            return value
+                raise ValueError(f"must be a loss such as 'giou', 'alpha_ciou:alpha=3', 'package.module:function' "
+                                 f"or '5*l1+2*giou'; got {value!r}")
+            return canonical_loss(value)
         if axis == "method":
             return get_method(value)
         if axis == "param":
-            get_parameterisation(value)
-            return value
+            return get_parameterisation(value).name
         if axis == "lr":
             if value is None or not (_number(value) and value > 0):
                 raise ValueError(f"must be a positive number; got {value!r}")
@@ -205,8 +206,7 @@ def _check_value(axis, value, starts, place):
         if axis == "schedule":
             if not isinstance(value, str):
                 raise ValueError(f"must be a schedule name; got {value!r}")
-            get_schedule(value)
-            return value
+            return canonical(value, SCHEDULES, "schedule", "valid schedules are")
         if axis == "starts":
             if value not in starts:
                 raise ValueError(f"no start set {value!r}; defined: {', '.join(starts)}")
@@ -370,12 +370,13 @@ def _start_count(spec):
     return spec["count"]
 
 
-def run_cells(group, sweep, batched=True):
+def run_cells(group, sweep, batched=True, registered=None):
     """Fit every start of each cell of `group`; return (rows, IoU histories, boxes) per cell.
 
     The histories have shape (runs, steps); the boxes, each run's box at every step,
     shape (runs, steps, 4), if the sweep has ``record_boxes`` (None otherwise); both
-    NaN after a run's last step.
+    NaN after a run's last step. `registered`: the losses a worker registers first
+    (`sandbox.losses.travelling`).
 
     The cells of a first-order group (see `batches`) run as one `fit_many` call over
     all their starts, each box exactly as `fit` runs it alone, with its own cell's
@@ -383,6 +384,7 @@ def run_cells(group, sweep, batched=True):
     ``batched=False`` (as sandbox 0.3 ran every cell, for benchmarks), fits one start
     at a time.
     """
+    adopt(registered or {})
     starts = [make_starts(sweep["starts"][cell["starts"]], sweep["target"], cell_seed(cell)) for cell in group]
     first = group[0]
     if batched and first["method"] in RULES:
@@ -697,26 +699,34 @@ def run(sweep, store, workers=1, scheduler=None, progress=None, batch=True):
 
 
 def _results(groups, sweep, workers, scheduler, batched):
-    """The results of each group of cells (`run_cells`), in the order the groups finish."""
+    """The results of each group of cells (`run_cells`), in the order the groups finish.
+
+    Before any cell runs, every loss is checked to reach the workers (refused with
+    the reason otherwise); on a Dask cluster, every worker builds each loss once.
+    """
     if not groups:
         return
-    if scheduler is not None:
-        try:
-            from distributed import Client, as_completed
-        except ModuleNotFoundError:
-            raise SweepError("--scheduler needs dask.distributed: pip install 'giou-sandbox[dask]'") from None
-        with Client(scheduler) as client:
-            futures = client.map(run_cells, groups, sweep=sweep, batched=batched, pure=False)
-            for _, result in as_completed(futures, with_results=True):
-                yield result
-        return
+    losses = list(dict.fromkeys(cell["loss"] for group in groups for cell in group))
+    registered = {}
+    try:
+        if scheduler is not None or workers > 1:
+            for loss in losses:
+                registered.update(travelling(loss, forked=scheduler is None and forks()))
+        if scheduler is not None:  # every worker builds each loss before any cell runs
+            with dask_client(scheduler, functools.partial(prepare_worker, losses, registered)) as client:
+                from distributed import as_completed
+                futures = client.map(run_cells, groups, sweep=sweep, batched=batched, registered=registered,
+                                     pure=False)
+                for _, result in as_completed(futures, with_results=True):
+                    yield result
+            return
+    except ValueError as error:  # a loss that cannot reach the workers, or no dask.distributed
+        raise SweepError(str(error)) from None
     if workers == 1:
         yield from (run_cells(group, sweep, batched) for group in groups)
         return
-    import multiprocessing
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-    with context.Pool(workers, initializer=start_worker) as pool:
-        yield from pool.imap_unordered(_run_cells_star, [(group, sweep, batched) for group in groups])
+    with process_pool(workers) as pool:
+        yield from pool.imap_unordered(_run_cells_star, [(group, sweep, batched, registered) for group in groups])
 
 
 def _run_cells_star(arguments):
