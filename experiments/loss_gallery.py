@@ -89,6 +89,7 @@ def check(args, parser):
         args.losses = list(sandbox.LOSSES)  # whatever the registry holds at the time of the run
     try:
         sandbox.check_boxes(args.target, "target", positive_size=True)
+        args.losses = [sandbox.canonical_loss(spec) for spec in args.losses]  # checks names, parameters, values
         duplicates = sorted({spec for spec in args.losses if args.losses.count(spec) > 1})
         if duplicates:
             raise ValueError(f"--losses names {', '.join(duplicates)} more than once; give each loss once")
@@ -100,8 +101,6 @@ def check(args, parser):
             raise ValueError(f"--resolution must be at least 2 points per axis; got {args.resolution}")
         if args.columns is not None and args.columns < 1:
             raise ValueError(f"--columns must be at least 1; got {args.columns}")
-        for spec in args.losses:
-            sandbox.get_loss(spec)  # checks the name, the parameters and their values
     except (ValueError, TypeError) as error:
         parser.error(str(error))
 

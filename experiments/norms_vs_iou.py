@@ -75,8 +75,9 @@ def parse_args(argv):
     parser.add_argument("--pairs", type=int, default=10_000, help="random pairs for the rank correlation")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random pairs")
     parser.add_argument("--losses", nargs="+", default=None,
-                        help="losses for the rank correlation, names in sandbox.LOSSES with default "
-                             f"parameters; default every one, now {len(sandbox.LOSSES)}")
+                        help="losses for the rank correlation: names in sandbox.LOSSES, with parameters "
+                             "(l1:coords=cxcywh), package.module:function, or weighted sums (5*l1+2*giou); "
+                             f"default every name in sandbox.LOSSES, now {len(sandbox.LOSSES)}")
     parser.add_argument("--replot", action="store_true", help="only redraw the figures from what --out holds")
     args = parser.parse_args(argv)
     check_out(parser, args.out, args.replot, needs=(FIGURE1, BAND, SPEARMAN, CONFIG))
@@ -93,9 +94,7 @@ def check(args, parser):
         if len(args.targets) % 4:
             raise ValueError(f"--targets takes four numbers per box (x1 y1 x2 y2); got {len(args.targets)}")
         sandbox.check_boxes(np.reshape(args.targets, (-1, 4)), "target", positive_size=True)
-        unknown = [name for name in args.losses if name not in sandbox.LOSSES]
-        if unknown:
-            raise ValueError(f"unknown loss {unknown[0]!r}; valid losses are {', '.join(sandbox.LOSSES)}")
+        args.losses = [sandbox.canonical_loss(spec) for spec in args.losses]
         if len(set(args.losses)) != len(args.losses):
             raise ValueError("--losses names a loss more than once; give each loss once")
         if args.radii < 2:

@@ -58,7 +58,8 @@ def parse_args(argv):
     parser.add_argument("--out", type=Path, default=Path("results/stall_vs_converge"),
                         help="folder for results.csv, the histories and boxes, sweep.json and the figures")
     parser.add_argument("--losses", nargs="+", default=["iou", "giou", "l1", "l2"],
-                        help=f"losses, by name with optional parameters (l1:coords=cxcywh); "
+                        help=f"losses: names with optional parameters (l1:coords=cxcywh), "
+                             f"package.module:function, or weighted sums (5*l1+2*giou); "
                              f"valid names: {', '.join(sandbox.LOSSES)}")
     parser.add_argument("--method", nargs="+", default=["gd"],
                         help=f"one or more of {', '.join(sandbox.METHODS)}, or 'all'")
@@ -102,8 +103,7 @@ def parse_args(argv):
 def make_sweep(args):
     """The grid of runs as a resolved sweep, after checking every argument; ValueError naming a bad one."""
     args.method = list(sandbox.METHODS) if args.method == ["all"] else [get_method(m) for m in args.method]
-    for loss in args.losses:
-        sandbox.get_loss(loss)
+    args.losses = [sandbox.canonical_loss(loss) for loss in args.losses]
     get_parameterisation(args.param)
     get_schedule(args.schedule)
     sandbox.check_boxes(args.target, "target", positive_size=True)
@@ -165,11 +165,12 @@ def summary_table(rows):
     groups = {}
     for r in rows:
         groups.setdefault((r["loss"], r["method"]), []).append(r)
-    lines = [f"{'loss':<12} {'method':<13} {'home':>6} {'mean IoU':>9} {'min IoU':>8}  outcomes"]
+    width = max(12, *(len(loss) for loss, _ in groups))
+    lines = [f"{'loss':<{width}} {'method':<13} {'home':>6} {'mean IoU':>9} {'min IoU':>8}  outcomes"]
     for (loss, method), group in groups.items():
         ious = np.array([float(r["final_iou"]) for r in group])
         outcomes = Counter(r["outcome"] for r in group)
-        lines.append(f"{loss:<12} {method:<13} {np.sum(ious >= HOME):>3}/{len(ious):<2} "
+        lines.append(f"{loss:<{width}} {method:<13} {np.sum(ious >= HOME):>3}/{len(ious):<2} "
                      f"{ious.mean():>9.4f} {ious.min():>8.4f}  "
                      + ", ".join(f"{n} {o}" for o, n in outcomes.most_common()))
     return "\n".join(lines)
