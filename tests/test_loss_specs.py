@@ -269,3 +269,8 @@ def test_every_command_line_that_takes_losses_takes_a_module_function_and_a_weig
                      "--losses", *losses, "--workers", "2", "--chunk-size", "1024"])
     summary = sandbox.results.read_csv(tmp_path / "simulation" / "summary.csv")
     assert [row["loss"] for row in summary] == losses
+    benchmark = load_experiment("benchmark_simulation")
+    benchmark.main(["--out", str(tmp_path / "benchmark"), "--losses", *losses, "--points", "3", "--iterations", "5",
+                    "--repeats", "1", "--engines", "sandbox", "sandbox-autograd", "--workers", "1"])
+    timed = sandbox.results.read_csv(tmp_path / "benchmark" / "benchmark.csv")
+    assert [(row["loss"], row["engine"]) for row in timed] == [(loss, "sandbox-autograd") for loss in losses]
