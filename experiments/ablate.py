@@ -60,12 +60,13 @@ def report(args):
         groups[row[args.x], row[args.y]].append(row)
     xs, ys = (axis_order(args.out, axis, {k[n] for k in groups}) for n, axis in enumerate((args.x, args.y)))
     rate, mean_iou = np.full((len(ys), len(xs)), np.nan), np.full((len(ys), len(xs)), np.nan)
-    lines = [f"{args.y:>14} {args.x:>22} {'runs':>5} {'converged':>9} {'mean IoU':>9}"]
+    wy, wx = (max(14, *(len(k[n]) for k in groups)) for n in (1, 0))  # the widest value of each axis
+    lines = [f"{args.y:>{wy}} {args.x:>{wx}} {'runs':>5} {'converged':>9} {'mean IoU':>9}"]
     for (x, y), group in sorted(groups.items(), key=lambda item: (ys.index(item[0][1]), xs.index(item[0][0]))):
         i, j = ys.index(y), xs.index(x)
         rate[i, j] = np.mean([r["converged"] == "True" for r in group])
         mean_iou[i, j] = np.mean([float(r["final_iou"]) for r in group])
-        lines.append(f"{y or '-':>14} {x or '-':>22} {len(group):>5} {rate[i, j]:>9.0%} {mean_iou[i, j]:>9.4f}")
+        lines.append(f"{y or '-':>{wy}} {x or '-':>{wx}} {len(group):>5} {rate[i, j]:>9.0%} {mean_iou[i, j]:>9.4f}")
     chosen, matching = choose_cells(rows, args.cells)
     fig = Figure(figsize=(max(12, 1.3 * len(xs) * 2 + 6), 0.5 * len(ys) + 4.5), layout="constrained")
     axes = fig.subplots(1, 3, width_ratios=[1, 1, 1.2])

@@ -274,3 +274,36 @@ def test_every_command_line_that_takes_losses_takes_a_module_function_and_a_weig
                     "--repeats", "1", "--engines", "sandbox", "sandbox-autograd", "--workers", "1"])
     timed = sandbox.results.read_csv(tmp_path / "benchmark" / "benchmark.csv")
     assert [(row["loss"], row["engine"]) for row in timed] == [(loss, "sandbox-autograd") for loss in losses]
+
+
+@pytest.mark.slow
+def test_the_readme_example_runs_as_written_and_gives_its_numbers(tmp_path):
+    import re
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Your own loss"):readme.index("## Which optimiser brings which loss home")]
+    (tmp_path / "my_losses.py").write_text(re.search(r"```python\n# my_losses.py\n(.*?)```", section, re.S).group(1))
+    (tmp_path / "my_sweep.toml").write_text(re.search(r"```toml\n# my_sweep.toml\n(.*?)```", section, re.S).group(1))
+    commands = [line for line in re.search(r"```sh\n(.*?)```", section, re.S).group(1).splitlines()
+                if line.startswith("python")]
+    assert len(commands) == 4
+    environment = dict(os.environ, PYTHONPATH=str(tmp_path))
+    printed = []
+    for command in commands:
+        command = command.replace("python experiments/", f"{sys.executable} {ROOT}/experiments/")
+        command = command.replace("python -c", f"{sys.executable} -c")
+        done = subprocess.run(command, shell=True, cwd=tmp_path, env=environment, capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0, (command, done.stderr)
+        printed.append(done.stdout)
+    assert printed[0].strip() == "max_iterations 0.9949"  # as the README says
+    summary = {row["loss"]: row for row in sandbox.results.read_csv(tmp_path / "results" / "my_simulation" /
+                                                                     "summary.csv")}
+    assert [round(float(summary[loss]["error_final"])) for loss in summary] == [295, 102, 9034]
+    assert float(summary["my_losses:giou_centre:weight=0.5"]["share_iou_above_0.9"]) == 1.0
+    assert round(float(summary["5*l1+2*giou"]["mean_final_iou"]), 2) == 0.91
+    rows = sandbox.results.read_csv(tmp_path / "results" / "my_sweep" / "results.csv")
+    converged = {(m, loss): sum(r["converged"] == "True" for r in rows if r["method"] == m and r["loss"] == loss)
+                 for m in ("gd", "adam") for loss in ("giou", "my_losses:giou_centre:weight=0.5", "5*l1+2*giou")}
+    assert converged == {("gd", "giou"): 8, ("gd", "my_losses:giou_centre:weight=0.5"): 8, ("gd", "5*l1+2*giou"): 2,
+                         ("adam", "giou"): 8, ("adam", "my_losses:giou_centre:weight=0.5"): 8,
+                         ("adam", "5*l1+2*giou"): 8}
