@@ -24,7 +24,8 @@ notebooks: $(INSTALLED)
 lab: $(INSTALLED)
 	$(BIN)/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
-$(INSTALLED): pyproject.toml constraints.txt
+# sandbox/__init__.py holds the version, which the installed metadata must follow.
+$(INSTALLED): pyproject.toml constraints.txt sandbox/__init__.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[test]'
 	touch $@
