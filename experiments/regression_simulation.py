@@ -17,12 +17,13 @@ then 0.01 after 80 % and 0.001 after 90 % of the iterations. It writes under --o
   of each anchor centre, drawn over the centres (the paper's Figure 4, as a map).
 
 ``--keep summaries`` leaves out the per-case arrays (final_boxes, final_errors,
-final_ious: about 55 MB a loss at full size), keeping only what summary.csv and the
-figures are drawn from (under 100 kB a loss); the summary, the figures and --replot
-are the same either way. What a folder keeps is not a setting that must match: a
-rerun with --keep summaries reuses losses saved with their arrays (they hold the
-summaries too), but a rerun that keeps all refuses a loss saved without its arrays,
-before any work, rather than leave it without them or recompute it unasked.
+final_ious: 24 to 70 MB a loss at full size, 220 MB for the four default losses),
+keeping only what summary.csv and the figures are drawn from (about 45 kB a loss,
+1.1 MB for the default folder with its figures); the summary, the figures and
+--replot are the same either way. What a folder keeps is not a setting that must
+match: a rerun with --keep summaries reuses losses saved with their arrays (they
+hold the summaries too), but a rerun that keeps all refuses a loss saved without its
+arrays, before any work, rather than leave it without them or recompute it unasked.
 config.json records --keep as the last run used it; each <loss>.npz shows what it
 holds (final_errors is in it or not).
 
@@ -87,8 +88,8 @@ def parse_args(argv):
     parser.add_argument("--repairs", nargs="*", default=[], choices=sorted(REPAIRS),
                         help="with --gradient authors: correct these slips of the MATLAB code, one by one")
     parser.add_argument("--keep", choices=["all", "summaries"], default="all",
-                        help="all: also each case's final box, error and IoU (about 55 MB a loss at full size); "
-                             "summaries: only what summary.csv and the figures need (under 100 kB a loss)")
+                        help="all: also each case's final box, error and IoU (up to 70 MB a loss at full size); "
+                             "summaries: only what summary.csv and the figures need (about 45 kB a loss)")
     parser.add_argument("--replot", action="store_true", help="only redraw the figures from what --out holds")
     args = parser.parse_args(argv)
     check_out(parser, args.out, args.replot, needs=("config.json", "points.npz"))
