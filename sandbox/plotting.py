@@ -450,3 +450,248 @@ def plot_heatmap(ax, values, rows, columns, texts=None, decimals=2, vmin=0.0, vm
     ax.set_xticks(range(len(columns)), columns)
     ax.set_yticks(range(len(rows)), rows)
     return image, written
+
+
+# Box regression (sandbox.box_metrics, experiments/train_regressor.py) ----------------------
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
+
+
+def _colours(colors, n):
+    colors = [f"C{i % 10}" for i in range(n)] if colors is None else list(colors)
+    if len(colors) != n:
+        raise ValueError(f"{n} series need {n} colours; got {len(colors)}")
+    return colors
+
+
+def _true_box_style():
+    """White edged in black: the true box shows on bright and dark pixels alike."""
+    from matplotlib import patheffects
+    return dict(edgecolor="white", linewidth=2.0, zorder=3,
+                path_effects=[patheffects.withStroke(linewidth=4.0, foreground="black")])
+
+
+def plot_accuracy_curves(ax, thresholds, curves, labels, spreads=None, colors=None, legend=True):
+    """Draw the share of images reaching each IoU threshold, one line per loss.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+    thresholds : array_like, shape (t,)
+        IoU thresholds, as `sandbox.box_metrics.THRESHOLDS`.
+    curves : array_like, shape (len(labels), t)
+        Accuracy at each threshold, one row per loss (`box_metrics.accuracy_curve`).
+    labels : sequence of str
+        One per row: the losses' names.
+    spreads : array_like, shape (len(labels), t), optional
+        Drawn as a band of ± spread around each line (the standard deviation over
+        seeds), clipped to [0, 1] where a share lives. NaN draws no band.
+    colors : sequence, optional
+        One per loss; by default the colour cycle, ``C0``, ``C1``, ...
+    legend : bool
+        Put a legend outside the axes, to their right (with constrained layout the
+        figure makes room). False leaves it to the caller.
+
+    Returns
+    -------
+    list of matplotlib artists
+        Each loss's line, followed by its band when `spreads` is given; the legend last.
+
+    Examples
+    --------
+    >>> from matplotlib.figure import Figure
+    >>> artists = plot_accuracy_curves(Figure().subplots(), [0.5, 0.75], [[0.9, 0.4], [0.8, 0.6]],
+    ...                                ["l2", "giou"], spreads=[[0.02, 0.05], [0.03, 0.04]])
+    >>> len(artists)   # two lines, two bands, the legend
+    5
+    """
+    thresholds = np.asarray(thresholds, dtype=float)
+    curves = np.asarray(curves, dtype=float)
+    shape = (len(labels), len(thresholds))
+    if curves.shape != shape or (spreads is not None and np.shape(spreads) != shape):
+        raise ValueError(f"curves (and spreads) must have shape {shape}, one row per label and one "
+                         f"column per threshold; got {curves.shape}"
+                         + ("" if spreads is None else f" and {np.shape(spreads)}"))
+    colors = _colours(colors, len(labels))
+    artists = []
+    for i, (curve, label) in enumerate(zip(curves, labels)):
+        line, = ax.plot(thresholds, curve, marker=_MARKERS[i % len(_MARKERS)], markersize=5,
+                        linewidth=1.6, color=colors[i], label=label, zorder=3)
+        artists.append(line)
+        if spreads is not None:
+            spread = np.asarray(spreads[i], dtype=float)
+            artists.append(ax.fill_between(thresholds, np.clip(curve - spread, 0, 1),
+                                           np.clip(curve + spread, 0, 1), color=colors[i],
+                                           alpha=0.18, linewidth=0, zorder=2))
+    margin = 0.03 * (thresholds[-1] - thresholds[0]) if len(thresholds) > 1 else 0.05
+    ax.set_xlim(thresholds[0] - margin, thresholds[-1] + margin)
+    ax.set_xticks(thresholds, [f"{t:.2f}" for t in thresholds])
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("IoU threshold t")
+    ax.set_ylabel("share of images with IoU ≥ t")
+    ax.grid(alpha=0.3)
+    if legend:
+        title = "loss" if spreads is None else "loss (band: ± std)"
+        artists.append(ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+                                 title=title))
+    return artists
+
+
+def plot_prediction_gallery(axes, images, true_boxes, predictions, labels=None, colors=None,
+                            titles=None, legend=True):
+    """Draw test images in grey with the true box and every loss's predicted box on each.
+
+    Coordinates are pixel units with the origin at the image's top-left corner and
+    pixel (row i, column j) the square [j, j + 1] x [i, i + 1], as `sandbox.synthetic`
+    makes them. Each axes shows its whole image and nothing beyond, so a predicted box
+    that leaves the image is cut at its edge; an inverted box is drawn as the box it spans.
+
+    Parameters
+    ----------
+    axes : sequence of matplotlib.axes.Axes
+        One per image (an array of axes is flattened).
+    images : array_like, shape (n, height, width)
+    true_boxes : array_like, shape (n, 4)
+        ``xyxy``, drawn white edged in black.
+    predictions : dict of str to array_like of shape (n, 4)
+        Each loss's predicted ``xyxy`` boxes for the same images.
+    labels : sequence of str, optional
+        Which predictions to draw, in this order; by default all, in the dict's order.
+    colors : sequence, optional
+        One per label; by default ``C0``, ``C1``, ...
+    titles : sequence of str, optional
+        One per image; by default the object's COCO size class and its size in pixels.
+    legend : bool
+        One legend for the whole figure, below the images (``fig.legend`` at
+        ``"outside lower center"``: give the figure constrained layout).
+
+    Returns
+    -------
+    list of matplotlib artists
+        Per image, the image, the true box and the predicted boxes (a box with a
+        non-finite coordinate is left out); the legend last.
+
+    Examples
+    --------
+    >>> from matplotlib.figure import Figure
+    >>> axes = Figure(layout="constrained").subplots(1, 2)
+    >>> images = np.zeros((2, 16, 16))
+    >>> true = [[2, 2, 8, 10], [4, 4, 14, 6]]
+    >>> artists = plot_prediction_gallery(axes, images, true, {"l2": true, "giou": true})
+    >>> len(artists)   # per image: image, true box, 2 predictions; then the legend
+    9
+    """
+    from .box_metrics import size_class
+
+    axes = list(np.ravel(axes))
+    images = np.asarray(images, dtype=float)
+    true_boxes = check_boxes(true_boxes, "true box", positive_size=True)
+    labels = list(predictions) if labels is None else list(labels)
+    n = len(images)
+    if images.ndim != 3 or true_boxes.shape != (n, 4) or len(axes) != n:
+        raise ValueError(f"need n images of shape (n, height, width), true boxes (n, 4) and n axes; "
+                         f"got images {images.shape}, boxes {true_boxes.shape} and {len(axes)} axes")
+    missing = [label for label in labels if label not in predictions]
+    if missing:
+        raise ValueError(f"no predictions for {missing}; predictions has {list(predictions)}")
+    boxes = {label: np.asarray(predictions[label], dtype=float) for label in labels}
+    for label, predicted in boxes.items():
+        if predicted.shape != (n, 4):
+            raise ValueError(f"predictions[{label!r}] has shape {predicted.shape}; expected ({n}, 4)")
+    colors = _colours(colors, len(labels))
+    height, width = images.shape[1:]
+    if titles is None:
+        sizes = size_class(true_boxes, (height, width))
+        titles = [f"{size}, {x2 - x1:.3g} × {y2 - y1:.3g} px"
+                  for size, (x1, y1, x2, y2) in zip(sizes, true_boxes)]
+    artists, handles = [], []
+    for k, ax in enumerate(axes):
+        artists.append(ax.imshow(images[k], cmap="gray", extent=(0, width, height, 0),
+                                 interpolation="nearest", alpha=0.8))
+        artists.append(plot_box(ax, true_boxes[k], label="true box", **_true_box_style()))
+        for label, color in zip(labels, colors):
+            box = boxes[label][k]
+            if np.all(np.isfinite(box)):
+                artists.append(plot_box(ax, box, edgecolor=color, linewidth=1.6, label=label, zorder=4))
+        ax.set_xlim(0, width)
+        ax.set_ylim(height, 0)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(titles[k], fontsize=9)
+    if legend:
+        from matplotlib.lines import Line2D
+        style = _true_box_style()
+        handles = [Line2D([], [], color="white", linewidth=style["linewidth"],
+                          path_effects=style["path_effects"])]
+        handles += [Line2D([], [], color=color, linewidth=2.0) for color in colors]
+        artists.append(axes[0].figure.legend(handles, ["true box", *labels], loc="outside lower center",
+                                             ncols=min(len(labels) + 1, 6), facecolor="0.85"))
+    return artists
+
+
+def plot_by_size(ax, values, losses, size_classes, spreads=None, colors=None, counts=None,
+                 ylabel="accuracy, mean over IoU 0.50 to 0.95", legend=True):
+    """Draw a metric by object size as grouped bars: one group per size class, one bar per loss.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+    values : array_like, shape (len(losses), len(size_classes))
+        The metric, e.g. ``small_accuracy_mean`` ... per loss. NaN (a size class
+        without images) draws no bar.
+    losses, size_classes : sequence of str
+    spreads : array_like, same shape as `values`, optional
+        Error bars of ± spread (the standard deviation over seeds).
+    colors : sequence, optional
+        One per loss; by default ``C0``, ``C1``, ...
+    counts : sequence of int, optional
+        Images in each size class, written under its name.
+    legend : bool
+        Put a legend outside the axes, to their right.
+
+    Returns
+    -------
+    list of matplotlib artists
+        One ``BarContainer`` per loss, a text "no images" in each size class whose
+        values are all NaN, then the legend.
+
+    Examples
+    --------
+    >>> from matplotlib.figure import Figure
+    >>> artists = plot_by_size(Figure().subplots(), [[0.2, 0.5, 0.7], [0.3, 0.5, 0.6]],
+    ...                        ["l2", "giou"], ["small", "medium", "large"])
+    >>> [len(bars) for bars in artists[:2]]
+    [3, 3]
+    """
+    values = np.asarray(values, dtype=float)
+    shape = (len(losses), len(size_classes))
+    if values.shape != shape or (spreads is not None and np.shape(spreads) != shape):
+        raise ValueError(f"values (and spreads) must have shape {shape}, one row per loss and one "
+                         f"column per size class; got {values.shape}"
+                         + ("" if spreads is None else f" and {np.shape(spreads)}"))
+    colors = _colours(colors, len(losses))
+    groups = np.arange(len(size_classes))
+    width = 0.8 / len(losses)
+    artists = []
+    for i, loss in enumerate(losses):
+        offsets = groups - 0.4 + width * (i + 0.5)
+        shown = np.isfinite(values[i])
+        bars = ax.bar(offsets[shown], values[i][shown], width=width * 0.92, color=colors[i], label=loss,
+                      yerr=None if spreads is None else np.asarray(spreads, dtype=float)[i][shown],
+                      error_kw=dict(elinewidth=1.0, capsize=2, ecolor="0.2"), zorder=3)
+        artists.append(bars)
+    for j in groups[np.all(~np.isfinite(values), axis=0)]:
+        artists.append(ax.text(j, 0.02, "no images", transform=ax.get_xaxis_transform(),
+                               ha="center", va="bottom", color="0.35", fontsize=9))
+    names = list(size_classes) if counts is None else [f"{name}\n({count} images)"
+                                                      for name, count in zip(size_classes, counts)]
+    ax.set_xticks(groups, names)
+    ax.set_xlim(-0.5, len(size_classes) - 0.5)
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("object size (COCO's classes, scaled to the image)")
+    ax.set_ylabel(ylabel)
+    ax.grid(axis="y", alpha=0.3, zorder=0)
+    if legend:
+        title = "loss" if spreads is None else "loss (bars: ± std)"
+        artists.append(ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+                                 title=title))
+    return artists

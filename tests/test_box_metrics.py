@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
 from sandbox.box_metrics import (ACCURACY_KEYS, METRIC_COLUMNS, SIZE_CLASSES, THRESHOLDS,
@@ -195,3 +196,84 @@ def test_a_degenerate_or_non_finite_prediction_is_a_miss():
 def test_bad_input_is_refused_with_a_message(pred, true, image_size, message):
     with pytest.raises(ValueError, match=message):
         evaluate(pred, true, image_size)
+
+
+# The figure helpers in sandbox.plotting ------------------------------------------------------
+LOSSES = ["l2", "l1", "iou", "giou"]
+
+
+def drawn(fig):
+    fig.draw_without_rendering()
+    return fig
+
+
+def outside(legend, ax):
+    """True if the legend's drawn box does not overlap the axes' data area."""
+    a, b = legend.get_window_extent(), ax.get_window_extent()
+    return a.x0 >= b.x1 or a.x1 <= b.x0 or a.y0 >= b.y1 or a.y1 <= b.y0
+
+
+def test_accuracy_curves_draw_each_loss_with_a_clipped_band_and_the_legend_outside():
+    from sandbox.plotting import plot_accuracy_curves
+    fig = Figure(figsize=(7, 4), layout="constrained")
+    ax = fig.subplots()
+    curves = np.linspace(1, 0, 10)[None] * np.array([[1.0], [0.9], [0.6], [0.3]])
+    artists = plot_accuracy_curves(ax, THRESHOLDS, curves, LOSSES, spreads=np.full((4, 10), 0.05))
+    lines = artists[0:8:2]
+    assert [line.get_label() for line in lines] == LOSSES
+    np.testing.assert_array_equal(lines[2].get_xdata(), THRESHOLDS)
+    np.testing.assert_array_equal(lines[2].get_ydata(), curves[2])
+    band = artists[1].get_paths()[0].vertices  # the first loss's band: 1 + 0.05 clipped to 1
+    assert band[:, 1].max() == 1.0 and band[:, 1].min() == 0.0
+    assert outside(artists[-1], drawn(fig).axes[0])
+
+
+def test_accuracy_curves_refuse_a_shape_that_does_not_fit_the_labels():
+    from sandbox.plotting import plot_accuracy_curves
+    with pytest.raises(ValueError, match=r"shape \(4, 10\)"):
+        plot_accuracy_curves(Figure().subplots(), THRESHOLDS, np.zeros((3, 10)), LOSSES)
+
+
+def test_gallery_draws_the_true_and_every_finite_prediction_in_pixel_coordinates_with_one_legend():
+    from sandbox.plotting import plot_prediction_gallery
+    images = np.random.default_rng(0).uniform(size=(3, 20, 30))
+    true = np.array([[2.0, 3, 3, 4.5], [5, 5, 9, 8], [0, 0, 30, 20]])  # size bounds 2 and 18 px^2
+    predictions = {"l2": true + 1, "iou": true[:, [2, 3, 0, 1]], "giou": np.full((3, 4), np.nan)}
+    fig = Figure(figsize=(8, 3.5), layout="constrained")
+    axes = fig.subplots(1, 3)
+    artists = plot_prediction_gallery(axes, images, true, predictions, labels=["iou", "l2", "giou"])
+    for k, ax in enumerate(axes):
+        assert ax.images[0].get_extent() == [0, 30, 20, 0]  # pixel (i, j) is [j, j + 1] x [i, i + 1]
+        edges = [tuple(patch.get_edgecolor()) for patch in ax.patches]
+        assert len(ax.patches) == 3 and edges == [to_rgba("white"), to_rgba("C0"), to_rgba("C1")]
+        inverted = ax.patches[1]  # "iou", drawn in C0: the box it spans, the true one
+        assert (*inverted.get_xy(), inverted.get_width(), inverted.get_height()) == (
+            true[k, 0], true[k, 1], true[k, 2] - true[k, 0], true[k, 3] - true[k, 1])
+        assert ax.get_legend() is None
+    assert [ax.get_title() for ax in axes] == ["small, 1 × 1.5 px", "medium, 4 × 3 px", "large, 30 × 20 px"]
+    legend = artists[-1]
+    assert fig.legends == [legend] and [t.get_text() for t in legend.get_texts()] == ["true box", "iou", "l2", "giou"]
+    assert all(outside(legend, ax) for ax in drawn(fig).axes)
+
+
+def test_gallery_refuses_missing_predictions_and_mismatched_axes():
+    from sandbox.plotting import plot_prediction_gallery
+    images, true = np.zeros((2, 8, 8)), [[0, 0, 4, 4], [1, 1, 5, 5]]
+    with pytest.raises(ValueError, match=r"no predictions for \['giou'\]"):
+        plot_prediction_gallery(Figure().subplots(1, 2), images, true, {"l2": true}, labels=["giou"])
+    with pytest.raises(ValueError, match="and 3 axes"):
+        plot_prediction_gallery(Figure().subplots(1, 3), images, true, {"l2": true})
+
+
+def test_by_size_bars_have_the_values_and_an_empty_class_says_so():
+    from sandbox.plotting import plot_by_size
+    fig = Figure(figsize=(7, 4), layout="constrained")
+    ax = fig.subplots()
+    values = np.array([[np.nan, 0.5, 0.7], [np.nan, 0.4, 0.9]])
+    artists = plot_by_size(ax, values, ["l2", "giou"], SIZE_CLASSES, spreads=np.full((2, 3), 0.1),
+                           counts=[0, 40, 60])
+    assert [[bar.get_height() for bar in bars] for bars in artists[:2]] == [[0.5, 0.7], [0.4, 0.9]]
+    assert artists[2].get_text() == "no images" and artists[2].get_position()[0] == 0
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["small\n(0 images)", "medium\n(40 images)",
+                                                             "large\n(60 images)"]
+    assert outside(artists[-1], drawn(fig).axes[0])
