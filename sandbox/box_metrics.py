@@ -63,7 +63,8 @@ def size_bounds(image_size):
     of typically 640 x 480. An image of another size keeps the same shares of the
     image: each bound is multiplied by ``image_area / (640 * 480)``. For a 64 x 64
     image the bounds are 13.65 and 122.9 pixels squared, squares of about 3.7 and
-    11.1 pixels a side.
+    11.1 pixels a side; for 32 x 32, 3.41 and 30.7, sides of 1.85 and 5.5 pixels, so
+    objects of at least 2 x 2 pixels there are never small.
 
     Returns
     -------
@@ -77,10 +78,11 @@ def size_class(boxes, image_size):
     """The COCO size class of each box, by its area against `size_bounds`.
 
     small: area < 32^2, medium: 32^2 <= area < 96^2, large: area >= 96^2, each bound
-    scaled to the image. The classes are half-open so that they partition the boxes;
-    pycocotools' own test, ``area < lo or area > hi`` excludes, puts an area exactly on
-    a bound in both neighbouring classes. COCO measures a segmentation mask's area;
-    here it is the box's.
+    scaled to the image. The classes are half-open so that they partition the boxes:
+    pycocotools ignores a ground truth when ``area < lo or area > hi`` (cocoeval.py,
+    ``evaluateImg``), so an area exactly on a bound counts in both neighbouring classes
+    there. As in COCO, an image's class is its true object's; COCO measures a
+    segmentation mask's area, here it is the box's.
 
     Parameters
     ----------
@@ -106,14 +108,25 @@ def size_class(boxes, image_size):
     return np.asarray(SIZE_CLASSES)[index]
 
 
-def accuracy_curve(metrics, size=None):
+def accuracy_curve(metrics, size=None, suffix=""):
     """The ten accuracies of `metrics` (an `evaluate` result or a CSV row) in `THRESHOLDS` order.
 
     `size` picks a size class's (``"small"``, ...); by default those over all images.
+    `suffix` reads the columns so named instead, e.g. ``"_std"`` for ``accuracy_50_std``, ...
     Returns an ndarray of float, shape (10,).
+
+    >>> row = {"accuracy_50": "0.9", "accuracy_50_std": "0.02"}   # as csv.DictReader gives it
+    >>> accuracy_curve(row, suffix="_std")
+    Traceback (most recent call last):
+    ...
+    KeyError: "metrics has no column 'accuracy_55_std'"
     """
     prefix = "" if size is None else f"{size}_"
-    return np.array([float(metrics[prefix + key]) for key in ACCURACY_KEYS])
+    keys = [prefix + key + suffix for key in ACCURACY_KEYS]
+    missing = [key for key in keys if key not in metrics]
+    if missing:
+        raise KeyError(f"metrics has no column {missing[0]!r}")
+    return np.array([float(metrics[key]) for key in keys])
 
 
 def evaluate(pred, true, image_size):
