@@ -20,6 +20,10 @@ Models (`MODELS`):
 
 Images are fed as they are, one grey channel, without normalisation.
 
+Speed: the products here are small, and on a machine whose cores are busy
+(other processes, or several training workers) OpenBLAS's own threads make them
+many times slower; run with ``OPENBLAS_NUM_THREADS=1`` there.
+
     >>> import numpy
     >>> params = init_network("cnn", 32, seed=0)
     >>> predict(params, numpy.zeros((2, 32, 32)), "cnn").shape
@@ -50,8 +54,9 @@ def init_network(model, image_size, seed, hidden=None, init="default", apart_box
       of half the image side, so that the first predictions scatter around the
       middle of the image whatever the parameterisation.
     - ``'apart'``: the last layer's weights are zero too, and its bias stands
-      for `apart_box` through `param`, so that every image's prediction is
-      exactly `apart_box` at the start. The default `apart_box` lies left of and
+      for `apart_box` through `param`, so that at the start every image's
+      prediction is the same box, bit for bit: `apart_box`, to within rounding
+      through the parameterisation (one unit in the last place). The default `apart_box` lies left of and
       above the image, ``[-0.45, -0.45, -0.05, -0.05] * image_size``: it overlaps
       no object, where the IoU loss has zero gradient and GIoU does not.
 
