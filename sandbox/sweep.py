@@ -40,6 +40,7 @@ workers or the interruptions (give random boxes that every cell shares as a
 keeps the results under a folder so that an interrupted sweep loses nothing that
 had finished and runs nothing twice.
 """
+import contextlib
 import csv
 import functools
 import hashlib
@@ -494,6 +495,16 @@ def _release(key):
     if held[1] == 0:
         del _HELD[key]
         os.close(held[0])
+
+
+@contextlib.contextmanager
+def locked(folder):
+    """Hold `folder`'s lock (as a `Store` does) for the ``with`` block; SweepError if another runner holds it."""
+    key = _hold(folder)
+    try:
+        yield
+    finally:
+        _release(key)
 
 
 def _forget_inherited_locks():

@@ -1,0 +1,311 @@
+"""Does the loss matter when a model learns? A small box regressor trained with each loss, fairly.
+
+Synthetic images (`sandbox.synthetic`: one rectangle on a noisy background, sizes
+log-uniform from a few pixels to most of the image, aspect 1:4 to 4:1) and a small
+network in autograd (`sandbox.networks`) are trained with each loss, for each seed,
+at each learning rate of one shared grid (`sandbox.training.train`). Within a seed
+every loss starts from the same weights and sees the same minibatches. Each loss
+then gets the rate that does best on the validation split, averaged over the seeds
+(`sandbox.training.choose_rates`), and is reported on the test split at that rate.
+Under --out:
+
+- ``runs/<loss>,<seed>,<lr>.json``: one finished run each (validation and test
+  metrics, per-epoch validation metrics, a few test predictions), written whole;
+  a rerun skips them, so an interrupted run loses only the runs in progress;
+- ``runs.csv``: a row per run; ``epochs.csv``: a row per run and epoch;
+- ``summary.csv``: a row per loss at its chosen rate, mean and ``_std`` over seeds;
+- ``config.json``: the settings as used, with provenance;
+- ``accuracy.png`` (accuracy against IoU threshold), ``epochs.png`` (validation
+  accuracy against epoch), ``by_size.png`` (accuracy by object size),
+  ``gallery.png`` (test images with every loss's prediction).
+
+Run from the repository root::
+
+    python experiments/train_regressor.py --quick --out results/train_quick
+    python experiments/train_regressor.py --out results/train_regressor
+    python experiments/train_regressor.py --init apart --losses iou giou diou l2 --out results/train_apart
+    python experiments/train_regressor.py --replot --out results/train_regressor
+"""
+# %%
+import os
+
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")  # one BLAS thread per process: --workers runs the processes side by side
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+import sandbox
+from sandbox import box_metrics, networks, synthetic, training
+from sandbox.cli import Progress, add_workers, check_out, experiment_parser, refuse_other_settings, run_interruptible
+from sandbox.engine import process_pool
+from sandbox.plotting import plot_accuracy_curves, plot_by_size, plot_metric, plot_prediction_gallery
+from sandbox.results import atomic_write, provenance, write_csv, write_json
+from sandbox.sweep import SweepError, locked
+
+DEFAULTS = dict(losses=["l2", "l1", "smooth_l1", "iou", "giou", "diou", "ciou"], seeds=3, epochs=15,
+                lrs=[3e-4, 1e-3, 3e-3], train=2000, val=500, test=1000, model="cnn", batch_size=64)
+QUICK = dict(losses=["l2", "iou", "giou", "diou"], seeds=1, epochs=10, lrs=[1e-3, 3e-3], train=1000, val=200,
+             test=300, model="cnn", batch_size=32)
+GALLERY = 8  # test images whose predictions each run keeps, for the gallery
+
+
+def parse_args(argv):
+    parser = experiment_parser(__doc__)
+    parser.add_argument("--out", type=Path, default=Path("results/train_regressor"),
+                        help="folder for the runs, the CSVs, config.json and the figures")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"the quick preset, under a minute: {', '.join(f'{k} {v}' for k, v in QUICK.items())}; "
+                             f"options given explicitly still apply")
+    parser.add_argument("--losses", nargs="+", help=f"losses, any spec (giou, 5*l1+2*giou, package.module:function); "
+                                                    f"default {' '.join(DEFAULTS['losses'])}")
+    parser.add_argument("--seeds", type=int, help=f"seeds 0, 1, ...: initial weights and minibatch order; "
+                                                   f"default {DEFAULTS['seeds']}")
+    parser.add_argument("--epochs", type=int, help=f"passes over the training split; default {DEFAULTS['epochs']}")
+    parser.add_argument("--lrs", nargs="+", type=float,
+                        help=f"the learning-rate grid every loss is tuned on; default {DEFAULTS['lrs']}")
+    parser.add_argument("--model", help=f"one of {', '.join(networks.MODELS)}; default {DEFAULTS['model']}")
+    parser.add_argument("--optimizer", default="adam", help=f"one of {', '.join(training.OPTIMIZERS)}")
+    parser.add_argument("--param", default="cxcywh", help="the box parameterisation of the network's outputs")
+    parser.add_argument("--init", default="default", choices=["default", "apart"],
+                        help="apart: every prediction starts as one box that overlaps no object")
+    parser.add_argument("--label-noise", type=float, default=0.0,
+                        help="jitter each training box's edges by this share of its size (std)")
+    parser.add_argument("--distractors", type=int, default=0, help="other shapes per image")
+    parser.add_argument("--image-size", type=int, default=32, help="pixels per side (a multiple of 4 for the cnn)")
+    parser.add_argument("--min-size", type=float, default=1.0,
+                        help="smallest object, sqrt(w h) in pixels (at 32 pixels, COCO's small class, scaled, is "
+                             "below 1.85)")
+    parser.add_argument("--batch-size", type=int, help=f"images per step; default {DEFAULTS['batch_size']}")
+    parser.add_argument("--images", nargs=3, type=int, metavar=("TRAIN", "VAL", "TEST"),
+                        help=f"split sizes; default {DEFAULTS['train']} {DEFAULTS['val']} {DEFAULTS['test']}")
+    parser.add_argument("--data-seed", type=int, default=0, help="seed of the images, the same for every run")
+    add_workers(parser, "runs at once, in worker processes")
+    parser.add_argument("--replot", action="store_true", help="only redraw the figures and tables from --out")
+    args = parser.parse_args(argv)
+    check_out(parser, args.out, args.replot, needs=("config.json",))
+    if not args.replot:
+        try:
+            resolve(args)
+            refuse_other_settings(args.out, settings(args))
+        except ValueError as error:
+            parser.error(str(error))
+    return args, parser
+
+
+def resolve(args):
+    """Fill the preset's values into the options left out, then check every one; ValueError naming a bad one."""
+    preset = QUICK if args.quick else DEFAULTS
+    for key in ("losses", "seeds", "epochs", "lrs", "model", "batch_size"):
+        if getattr(args, key) is None:
+            setattr(args, key, preset[key])
+    if args.images is None:
+        args.images = [preset["train"], preset["val"], preset["test"]]
+    args.losses = [sandbox.canonical_loss(loss) for loss in args.losses]
+    if len(set(args.losses)) < len(args.losses):
+        raise ValueError("--losses names a loss more than once")
+    args.model = sandbox.names.canonical(args.model, networks.MODELS, "model")
+    args.optimizer = sandbox.names.canonical(args.optimizer, training.OPTIMIZERS, "optimizer")
+    args.param = sandbox.parameterisations.get_parameterisation(args.param).name
+    if not args.lrs or not all(lr > 0 and math.isfinite(lr) for lr in args.lrs):
+        raise ValueError(f"--lrs must be one or more positive learning rates; got {args.lrs}")
+    args.lrs = sorted(set(args.lrs))
+    for flag, value, low in [("--seeds", args.seeds, 1), ("--epochs", args.epochs, 1),
+                             ("--batch-size", args.batch_size, 1), ("--distractors", args.distractors, 0)]:
+        if value < low:
+            raise ValueError(f"{flag} must be at least {low}; got {value}")
+    if min(args.images) < 1:
+        raise ValueError(f"--images needs at least one image in each split; got {args.images}")
+    if not 0 <= args.label_noise < 1:
+        raise ValueError(f"--label-noise must be a share of the box size in [0, 1); got {args.label_noise}")
+    if not 0 < args.min_size <= 0.9 * args.image_size:  # objects span min_size to 0.9 of the image
+        raise ValueError(f"--image-size {args.image_size} is too small for the size range: objects from --min-size "
+                         f"{args.min_size:g} px up to 0.9 of the image need at least "
+                         f"{math.ceil(args.min_size / 0.9)} px" if args.min_size > 0 else
+                         f"--min-size must be positive; got {args.min_size:g}")
+    synthetic.make_dataset(1, 0, image_size=args.image_size, min_size=args.min_size)  # checks the rest
+    networks.init_network(args.model, args.image_size, 0, param=args.param)
+
+
+def settings(args):
+    """What the runs depend on: every argument but where they go, how many workers, and drawing."""
+    return {k: v for k, v in vars(args).items() if k not in ("out", "workers", "replot", "quick")}
+
+
+def run_key(loss, seed, lr):
+    return f"{loss},{seed},{lr:g}"
+
+
+# %% Every (loss, seed, lr) run, each saved whole as it finishes.
+def run(args):
+    runs = args.out / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    config = settings(args)
+    tasks = [(config, loss, seed, lr) for loss in args.losses for seed in range(args.seeds) for lr in args.lrs]
+    pending = [t for t in tasks if not (runs / f"{run_key(*t[1:])}.json").exists()]
+    print(f"{len(tasks)} runs ({len(args.losses)} losses x {args.seeds} seeds x {len(args.lrs)} rates), "
+          f"{len(pending)} to run, on {args.workers} worker processes; results in {args.out}")
+    progress = Progress("runs")
+    progress(len(tasks) - len(pending), len(tasks))
+    training.splits_for(config)  # made before the workers fork, so that they share it
+    done = len(tasks) - len(pending)
+
+    def save(results):
+        nonlocal done
+        for result in results:
+            write_json(runs / f"{run_key(result['loss'], result['seed'], result['lr'])}.json", result)
+            done += 1
+            progress(done, len(tasks))
+
+    if args.workers == 1 or len(pending) <= 1:
+        save(map(training.run, pending))
+    else:
+        with process_pool(min(args.workers, len(pending))) as pool:
+            save(pool.imap_unordered(training.run, pending))
+
+
+# %% Tables and figures, from the saved runs only.
+def load_runs(out, config):
+    """Every saved run of the settings in `config`; SweepError if some have not finished."""
+    found, missing = [], 0
+    for loss in config["losses"]:
+        for seed in range(config["seeds"]):
+            for lr in config["lrs"]:
+                path = out / "runs" / f"{run_key(loss, seed, lr)}.json"
+                if path.exists():
+                    found.append(json.loads(path.read_text()))
+                else:
+                    missing += 1
+    if missing:
+        raise SweepError(f"{out} holds {len(found)} of {len(found) + missing} runs; run the same command without "
+                         f"--replot to finish them")
+    return found
+
+
+def tables(out, config, runs):
+    """Write runs.csv, epochs.csv and summary.csv; return the summary rows and the chosen rates."""
+    metrics = box_metrics.METRIC_COLUMNS
+    run_rows = [dict(loss=r["loss"], seed=r["seed"], lr=r["lr"], diverged=r["diverged"],
+                     **{f"val_{k}": r["val"][k] for k in metrics}, **{f"test_{k}": r["test"][k] for k in metrics})
+                for r in runs]
+    write_csv(out / "runs.csv", list(run_rows[0]), run_rows)
+    epoch_columns = ["loss", "seed", "lr", "epoch", *runs[0]["history"]]
+    epoch_rows = [dict(loss=r["loss"], seed=r["seed"], lr=r["lr"], epoch=e + 1,
+                       **{k: values[e] for k, values in r["history"].items()})
+                  for r in runs for e in range(len(r["history"]["seconds"]))]
+    write_csv(out / "epochs.csv", epoch_columns, epoch_rows)
+    chosen = training.choose_rates(run_rows)
+    reported = {"mean_iou": "mean_iou", "accuracy_50": "accuracy_50", "accuracy_75": "accuracy_75",
+                "accuracy_mean": "accuracy_mean", "l1_error": "l1_pixels",
+                **{f"{size}_{m}": f"{size}_{m}" for size in box_metrics.SIZE_CLASSES
+                   for m in ("accuracy_50", "accuracy_75", "accuracy_mean")}}
+    summary = []
+    for loss in config["losses"]:
+        at_rate = [r for r in runs if r["loss"] == loss and r["lr"] == chosen[loss]]
+        row = dict(loss=loss, lr=chosen[loss], seeds=len(at_rate), diverged=sum(r["diverged"] for r in at_rate))
+        for name, key in reported.items():
+            values = np.array([r["test"][key] for r in at_rate], dtype=float)
+            row[name], row[f"{name}_std"] = _mean(values), _std(values)
+        summary.append(row)
+    write_csv(out / "summary.csv", list(summary[0]), summary)
+    return summary, chosen
+
+
+def _mean(values):
+    values = values[np.isfinite(values)]
+    return float(np.mean(values)) if values.size else math.nan
+
+
+def _std(values):
+    values = values[np.isfinite(values)]
+    return float(np.std(values, ddof=1)) if values.size > 1 else math.nan
+
+
+def summary_table(summary):
+    width = max(8, *(len(r["loss"]) for r in summary))
+    lines = [f"{'loss':<{width}} {'lr':>7} {'mean IoU':>15} {'acc@0.5':>15} {'acc@0.75':>15} {'acc@[.5:.95]':>15} "
+             f"{'L1 px':>13}"]
+    for r in summary:
+        cells = [f"{r[k]:.3f} ± {r[k + '_std']:.3f}" if np.isfinite(r[k + "_std"]) else f"{r[k]:.3f}"
+                 for k in ("mean_iou", "accuracy_50", "accuracy_75", "accuracy_mean")]
+        l1 = f"{r['l1_error']:.2f} ± {r['l1_error_std']:.2f}" if np.isfinite(r["l1_error_std"]) else f"{r['l1_error']:.2f}"
+        lines.append(f"{r['loss']:<{width}} {r['lr']:>7.0e} " + " ".join(f"{c:>15}" for c in cells) + f" {l1:>13}"
+                     + (f"  ({r['diverged']} diverged)" if r["diverged"] else ""))
+    return "\n".join(lines)
+
+
+def plot(out, config, runs, chosen):
+    losses, thresholds = config["losses"], box_metrics.THRESHOLDS
+    at_rate = {loss: [r for r in runs if r["loss"] == loss and r["lr"] == chosen[loss]] for loss in losses}
+    keys = [f"accuracy_{round(100 * t)}" for t in thresholds]
+    curves = [np.mean([[r["test"][k] for k in keys] for r in at_rate[loss]], axis=0) for loss in losses]
+    spreads = [np.std([[r["test"][k] for k in keys] for r in at_rate[loss]], axis=0, ddof=1)
+               if len(at_rate[loss]) > 1 else None for loss in losses]
+    title = (f"{config['model']} trained {config['epochs']} epochs with each loss at its chosen rate "
+             f"({config['seeds']} seed{'s' * (config['seeds'] > 1)}; init {config['init']}, label noise "
+             f"{config['label_noise']:g})")
+
+    fig = Figure(figsize=(9, 5), layout="constrained")
+    ax = fig.subplots()
+    plot_accuracy_curves(ax, thresholds, curves, losses, spreads=spreads if config["seeds"] > 1 else None)
+    ax.set_title(f"share of test images whose box reaches each IoU\n{title}", fontsize=10)
+    atomic_write(out / "accuracy.png", fig.savefig, dpi=110)
+
+    fig = Figure(figsize=(9, 5), layout="constrained")
+    ax = fig.subplots()
+    for i, loss in enumerate(losses):
+        histories = [r["history"]["accuracy_mean"] for r in at_rate[loss]]
+        plot_metric(ax, histories, colors=[f"C{i % 10}"] * len(histories), alpha=0.8)
+        ax.plot([], [], color=f"C{i % 10}", label=loss)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy, mean over IoU 0.50:0.95")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9)
+    ax.set_title(f"validation accuracy after each epoch, one line per seed\n{title}", fontsize=10)
+    atomic_write(out / "epochs.png", fig.savefig, dpi=110)
+
+    fig = Figure(figsize=(9, 5), layout="constrained")
+    ax = fig.subplots()
+    values = [[np.mean([r["test"][f"{size}_accuracy_mean"] for r in at_rate[loss]]) for size in
+               box_metrics.SIZE_CLASSES] for loss in losses]
+    plot_by_size(ax, values, losses, box_metrics.SIZE_CLASSES)
+    ax.set_ylabel("test accuracy, mean over IoU 0.50:0.95")
+    ax.set_title(f"by object size (COCO's area bounds scaled to the image)\n{title}", fontsize=10)
+    atomic_write(out / "by_size.png", fig.savefig, dpi=110)
+
+    test = training.splits_for(config)["test"]
+    fig = Figure(figsize=(2.4 * GALLERY, 3.2), layout="constrained")
+    axes = fig.subplots(1, GALLERY)
+    shown = min(GALLERY, len(test.boxes))
+    predictions = {loss: np.array(at_rate[loss][0]["gallery"])[:shown] for loss in losses}
+    plot_prediction_gallery(axes[:shown], test.images[:shown], test.boxes[:shown], predictions, losses)
+    fig.suptitle(f"test images, the labelled box (black) and each loss's prediction (seed 0)\n{title}", fontsize=10)
+    atomic_write(out / "gallery.png", fig.savefig, dpi=90)
+
+
+def main(argv=None):
+    args, parser = parse_args(argv)
+    try:
+        if not args.replot:
+            args.out.mkdir(parents=True, exist_ok=True)
+            with locked(args.out):
+                write_json(args.out / "config.json", dict(settings(args), **provenance()))
+                run_interruptible(lambda: run(args), args.out, kept="the finished runs (runs/*.json)", resumes=True)
+        config = json.loads((args.out / "config.json").read_text())
+        runs = load_runs(args.out, config)
+    except SweepError as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    summary, chosen = tables(args.out, config, runs)
+    plot(args.out, config, runs, chosen)
+    print(summary_table(summary))
+    print("learning rates chosen on the validation split: "
+          + ", ".join(f"{loss} {rate:g}" for loss, rate in chosen.items()))
+    print(f"tables: {args.out / 'summary.csv'}, runs.csv, epochs.csv; figures: accuracy.png, epochs.png, by_size.png, "
+          f"gallery.png")
+
+
+if __name__ == "__main__":
+    main()

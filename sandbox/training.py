@@ -1,0 +1,196 @@
+"""Train a small box regressor with any loss, fairly, and measure it on held-out images.
+
+`train` fits one network (`sandbox.networks`) to the training split of
+`sandbox.synthetic.make_splits` by minibatch Adam or SGD on any loss the sandbox can
+name (a registry name with parameters, ``package.module:function``, a weighted sum
+such as ``'5*l1+2*giou'``): the loss of each image's predicted box against its
+label, averaged over the minibatch. Within a seed every loss starts from the same
+weights and sees the minibatches in the same order: both come from the seed alone.
+After every epoch it measures the validation split (`sandbox.box_metrics.evaluate`),
+and at the end the test split.
+
+Losses differ in scale by orders of magnitude (L2 in square pixels, GIoU in [0, 2]),
+so one learning rate for all would pick the winner. `choose_rates` gives each loss
+the rate of a shared grid that does best on the validation split, by the same rule
+for every loss.
+"""
+import math
+import time
+
+import autograd.numpy as anp
+import numpy as np
+from autograd import value_and_grad
+from autograd.misc import flatten
+
+from .box_metrics import evaluate
+from .first_order import get_schedule
+from .losses import get_loss
+from .names import canonical
+from .networks import init_network, predict
+from .synthetic import make_splits
+
+OPTIMIZERS = ("adam", "sgd")
+SELECTION_METRIC = "accuracy_mean"
+"""What `choose_rates` maximises on the validation split: the mean accuracy over IoU 0.50:0.95."""
+
+
+def train(loss, splits, model="cnn", param="cxcywh", optimizer="adam", lr=1e-3, epochs=10, batch_size=64,
+          seed=0, init="default", momentum=0.9, schedule="cosine", progress=None):
+    """Train one network with `loss`; return its per-epoch validation metrics and its test metrics.
+
+    Parameters
+    ----------
+    loss : str or callable
+        Anything `sandbox.get_loss` takes; applied to (predicted, labelled) ``xyxy``
+        boxes in pixels and averaged over each minibatch.
+    splits : dict
+        ``'train'``, ``'val'``, ``'test'``: `sandbox.synthetic.Dataset` s of one image size.
+    model, param, init
+        As `sandbox.networks.init_network` takes them: ``'mlp'`` or ``'cnn'``; the box
+        parameterisation the outputs are read in; ``'default'`` or ``'apart'`` (every
+        prediction starts as one fixed box that overlaps no object).
+    optimizer : str
+        ``'adam'`` (Kingma and Ba's defaults but the rate) or ``'sgd'`` (with `momentum`).
+    lr : float
+        Learning rate: the base of `schedule` (a name in `sandbox.SCHEDULES`, over all
+        the steps of all the epochs; ``'cosine'`` by default).
+    epochs, batch_size : int
+        Passes over the training split, and images per step (the last minibatch of an
+        epoch may be smaller).
+    seed : int
+        The initial weights and the order of the minibatches: the same for every loss.
+    progress : callable, optional
+        ``progress(epoch, epochs)`` after each epoch.
+
+    Returns
+    -------
+    dict
+        ``history``: a dict of metrics per epoch (lists, the validation split's
+        `evaluate` keys plus ``train_loss``, the mean minibatch loss, and
+        ``seconds``); ``val`` and ``test``: `evaluate` of the final network;
+        ``params``: the final weights; ``diverged``: True if the loss or the weights
+        became non-finite (training stops there).
+    """
+    optimizer = canonical(optimizer, OPTIMIZERS, "optimizer")
+    function = get_loss(loss)
+    train_split = splits["train"]
+    image_size = train_split.images.shape[-1]
+    params = init_network(model, image_size, seed, init=init, param=param)
+    flat, unflatten = flatten(params)
+
+    def objective(vector, images, boxes):
+        return anp.mean(function(predict(unflatten(vector), images, model, param=param), boxes))
+
+    step_value_and_grad = value_and_grad(objective)
+    factor = get_schedule(schedule)
+    steps, step = epochs * math.ceil(len(train_split.boxes) / batch_size), 0
+    order = np.random.default_rng([seed, 1])  # the minibatch order: from the seed alone
+    state = _init_state(flat)
+    history, diverged = {}, False
+    for epoch in range(epochs):
+        began, losses = time.perf_counter(), []
+        permutation = order.permutation(len(train_split.boxes))
+        for start in range(0, len(permutation), batch_size):
+            chosen = permutation[start:start + batch_size]
+            value, gradient = step_value_and_grad(flat, train_split.images[chosen], train_split.boxes[chosen])
+            if not (np.isfinite(value) and np.all(np.isfinite(gradient))):
+                diverged = True
+                break
+            flat, state = _step(optimizer, flat, gradient, state, lr * factor(step, steps), momentum)
+            step += 1
+            losses.append(float(value))
+        metrics = measure(unflatten(flat), splits["val"], model, param)
+        for key, value in dict(metrics, train_loss=float(np.mean(losses)) if losses else math.nan,
+                               seconds=time.perf_counter() - began).items():
+            history.setdefault(key, []).append(value)
+        if progress is not None:
+            progress(epoch + 1, epochs)
+        if diverged or not np.all(np.isfinite(flat)):
+            diverged = True
+            break
+    final = unflatten(flat)
+    return dict(history=history, val=measure(final, splits["val"], model, param),
+                test=measure(final, splits["test"], model, param), params=final, diverged=diverged)
+
+
+def measure(params, split, model, param, batch_size=512):
+    """`sandbox.box_metrics.evaluate` of the network's predictions on a split (non-finite boxes count as misses)."""
+    image_size = split.images.shape[-1]
+    pred = np.concatenate([predict(params, split.images[i:i + batch_size], model, param=param)
+                           for i in range(0, len(split.boxes), batch_size)])
+    pred = np.where(np.isfinite(pred), pred, -10.0 * image_size)  # a non-finite box is a box nowhere near
+    return evaluate(pred, split.boxes, image_size)
+
+
+def _init_state(flat):
+    return dict(t=0, m=np.zeros_like(flat), v=np.zeros_like(flat))
+
+
+def _step(optimizer, flat, gradient, state, lr, momentum, b1=0.9, b2=0.999, eps=1e-8):
+    """One step of Adam (Kingma and Ba, 2015, Algorithm 1) or SGD with momentum; the new weights and state."""
+    t = state["t"] + 1
+    if optimizer == "sgd":
+        velocity = momentum * state["m"] + gradient
+        return flat - lr * velocity, dict(state, t=t, m=velocity)
+    m = b1 * state["m"] + (1 - b1) * gradient
+    v = b2 * state["v"] + (1 - b2) * gradient ** 2
+    m_hat, v_hat = m / (1 - b1 ** t), v / (1 - b2 ** t)
+    return flat - lr * m_hat / (np.sqrt(v_hat) + eps), dict(t=t, m=m, v=v)
+
+
+def choose_rates(runs, metric=SELECTION_METRIC):
+    """The learning rate per loss that does best on the validation split, averaged over seeds.
+
+    Parameters
+    ----------
+    runs : iterable of dict
+        One per (loss, seed, lr): ``loss``, ``seed``, ``lr`` and ``val_<metric>``.
+
+    Returns
+    -------
+    dict
+        loss -> the chosen rate. Ties go to the smaller rate; a rate whose runs are
+        not all finite ranks last.
+    """
+    scores = {}
+    for run in runs:
+        scores.setdefault(run["loss"], {}).setdefault(float(run["lr"]), []).append(float(run[f"val_{metric}"]))
+    chosen = {}
+    for loss, by_rate in scores.items():
+        def score(rate):
+            values = np.array(by_rate[rate])
+            return (np.mean(values) if np.all(np.isfinite(values)) else -np.inf, -rate)
+        chosen[loss] = max(by_rate, key=score)
+    return chosen
+
+
+_SPLITS = {}
+DATA_KEYS = ("data_seed", "images", "label_noise", "image_size", "min_size", "distractors")
+"""The settings of an experiment (`run`) that decide its images."""
+
+
+def splits_for(config):
+    """The data splits an experiment's `config` describes (`DATA_KEYS`), made once per process."""
+    key = tuple(str(config[k]) for k in DATA_KEYS)
+    if key not in _SPLITS:
+        _SPLITS[key] = make_splits(config["data_seed"], *config["images"], label_noise=config["label_noise"],
+                                   image_size=config["image_size"], min_size=config["min_size"],
+                                   distractors=config["distractors"])
+    return _SPLITS[key]
+
+
+def run(task, keep=8):
+    """One run of an experiment: ``task`` is (config, loss, seed, lr); a plain dict to save as JSON.
+
+    `config` holds `DATA_KEYS` and ``model``, ``param``, ``optimizer``, ``epochs``,
+    ``batch_size``, ``init``. The result has the run's ``loss``, ``seed``, ``lr``,
+    ``diverged``, ``val`` and ``test`` metrics, the per-epoch ``history``, and
+    ``gallery``: the predicted boxes of the first `keep` test images.
+    """
+    config, loss, seed, lr = task
+    splits = splits_for(config)
+    result = train(loss, splits, model=config["model"], param=config["param"], optimizer=config["optimizer"],
+                   lr=lr, epochs=config["epochs"], batch_size=config["batch_size"], seed=seed, init=config["init"])
+    shown = predict(result["params"], splits["test"].images[:keep], config["model"], param=config["param"])
+    return dict(loss=loss, seed=seed, lr=lr, diverged=result["diverged"], val=result["val"], test=result["test"],
+                history=result["history"], gallery=np.asarray(shown).tolist())

@@ -1,0 +1,115 @@
+"""Learning: a small box regressor trained with each loss, fairly; the runner resumes and refuses bad input."""
+import numpy as np
+import pytest
+
+from helpers import load_experiment
+from sandbox import synthetic, training
+from sandbox.results import read_csv
+
+experiment = load_experiment("train_regressor")
+
+
+@pytest.mark.slow
+def test_l2_on_easy_data_reaches_a_mean_iou_above_0_8():
+    easy = synthetic.make_splits(0, 1500, 200, 200, image_size=32, min_size=10.0, max_size=24.0, noise=0.02,
+                                 aspect_range=(0.5, 2.0))
+    result = training.train("l2", easy, model="cnn", lr=3e-3, epochs=20, batch_size=32, seed=0)
+    assert result["test"]["mean_iou"] > 0.8 and not result["diverged"]
+
+
+@pytest.mark.slow
+def test_from_the_apart_start_the_iou_loss_stays_at_iou_0_while_giou_learns():
+    # the headline claim in learning form: every prediction starts as one box that overlaps no object
+    splits = synthetic.make_splits(0, 600, 150, 150, image_size=32, min_size=6.0, noise=0.05)
+    iou = training.train("iou", splits, model="cnn", lr=3e-3, epochs=6, batch_size=32, seed=0, init="apart")
+    giou = training.train("giou", splits, model="cnn", lr=3e-3, epochs=6, batch_size=32, seed=0, init="apart")
+    assert iou["history"]["mean_iou"] == [0.0] * 6 and iou["test"]["mean_iou"] == 0.0
+    assert giou["test"]["mean_iou"] > 0.2 and giou["history"]["mean_iou"][-1] > giou["history"]["mean_iou"][0]
+
+
+def test_within_a_seed_every_loss_starts_from_the_same_weights_and_sees_the_same_minibatches(monkeypatch):
+    splits = synthetic.make_splits(0, 40, 8, 8, image_size=16, min_size=3.0)
+    seen = {}
+
+    def spy(loss):
+        calls = seen.setdefault(loss, [])
+
+        def recording(params, images, model, param="cxcywh"):
+            calls.append((float(np.sum(getattr(params["output_weights"], "_value", params["output_weights"]))),
+                          float(np.sum(getattr(images, "_value", images)))))
+            return predict(params, images, model, param=param)
+        return recording
+
+    predict = training.predict
+    for loss in ("l2", "giou"):
+        monkeypatch.setattr(training, "predict", spy(loss))
+        training.train(loss, splits, model="mlp", lr=1e-3, epochs=2, batch_size=8, seed=3)
+    l2, giou = seen["l2"], seen["giou"]
+    assert l2[0] == giou[0]  # the same first weights, on the same first minibatch
+    assert [images for _, images in l2] == [images for _, images in giou]  # every minibatch, in the same order
+    assert l2[1][0] != giou[1][0]  # and then each loss moves the weights its own way
+
+
+def test_each_loss_gets_the_rate_that_does_best_on_validation_averaged_over_seeds():
+    runs = [dict(loss="l2", seed=s, lr=lr, val_accuracy_mean=v)
+            for s, lr, v in [(0, 0.1, 0.5), (1, 0.1, 0.1), (0, 0.01, 0.3), (1, 0.01, 0.35)]]
+    runs += [dict(loss="giou", seed=0, lr=lr, val_accuracy_mean=v) for lr, v in [(0.1, float("nan")), (0.01, 0.2),
+                                                                                 (0.001, 0.2)]]
+    assert training.choose_rates(runs) == {"l2": 0.01, "giou": 0.001}  # means 0.3 < 0.325; a tie goes to the smaller
+
+
+SMALL = ["--losses", "l2", "giou", "--seeds", "2", "--epochs", "2", "--lrs", "1e-3", "3e-3", "--images", "48", "16",
+         "16", "--image-size", "16", "--min-size", "3", "--model", "mlp", "--batch-size", "16"]
+
+
+@pytest.mark.slow
+def test_a_run_killed_part_way_resumes_to_identical_rows(tmp_path, monkeypatch, capsys):
+    experiment.main(["--out", str(tmp_path / "whole"), *SMALL, "--workers", "1"])
+    write_json, calls = experiment.write_json, []
+
+    def interrupted(path, value):
+        if "runs" in str(path):
+            calls.append(path)
+            if len(calls) == 3:
+                raise KeyboardInterrupt
+        write_json(path, value)
+
+    monkeypatch.setattr(experiment, "write_json", interrupted)
+    with pytest.raises(SystemExit) as stopped:
+        experiment.main(["--out", str(tmp_path / "broken"), *SMALL, "--workers", "1"])
+    assert stopped.value.code == 130 and len(list((tmp_path / "broken" / "runs").glob("*.json"))) == 2
+    assert "the same command goes on from there" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        experiment.main(["--out", str(tmp_path / "broken"), "--replot"])
+    assert "holds 2 of 8 runs" in capsys.readouterr().err
+    monkeypatch.setattr(experiment, "write_json", write_json)
+    experiment.main(["--out", str(tmp_path / "broken"), *SMALL, "--workers", "2"])
+    for name in ("runs.csv", "epochs.csv", "summary.csv"):
+        whole, broken = read_csv(tmp_path / "whole" / name), read_csv(tmp_path / "broken" / name)
+        strip = lambda rows: sorted(tuple((k, v) for k, v in r.items() if k != "seconds") for r in rows)  # noqa: E731
+        assert strip(whole) == strip(broken), name
+    summary = read_csv(tmp_path / "whole" / "summary.csv")
+    assert [row["loss"] for row in summary] == ["l2", "giou"] and {row["seeds"] for row in summary} == {"2"}
+    for column in ("lr", "mean_iou", "mean_iou_std", "accuracy_50", "accuracy_75", "accuracy_mean", "l1_error",
+                   "l1_error_std", "small_accuracy_mean", "large_accuracy_50"):
+        assert column in summary[0]
+    for figure in ("accuracy.png", "epochs.png", "by_size.png", "gallery.png"):
+        assert (tmp_path / "whole" / figure).stat().st_size > 0
+
+
+@pytest.mark.parametrize("arguments, words", [
+    (["--losses", "xiou"], "unknown loss 'xiou'"),
+    (["--losses", "5*l1*2"], "each term of a weighted sum is a loss with at most one factor"),
+    (["--lrs", "-0.001"], "--lrs must be one or more positive learning rates"),
+    (["--lrs", "0.001", "0"], "--lrs must be one or more positive learning rates"),
+    (["--lrs"], "expected at least one argument"),
+    (["--image-size", "8", "--min-size", "9"], "too small for the size range"),
+    (["--model", "resnet"], "unknown model 'resnet'"),
+    (["--label-noise", "1.5"], "--label-noise must be a share"),
+])
+def test_bad_input_stops_before_any_work_with_one_line(tmp_path, capsys, arguments, words):
+    with pytest.raises(SystemExit):
+        experiment.main(["--out", str(tmp_path / "out"), "--quick", *arguments])
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert words in error and ": error: " in error
+    assert not (tmp_path / "out").exists()
