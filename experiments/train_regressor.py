@@ -43,12 +43,12 @@ import sandbox
 from sandbox import box_metrics, networks, synthetic, training
 from sandbox.cli import Progress, add_workers, check_out, experiment_parser, refuse_other_settings, run_interruptible
 from sandbox.engine import process_pool
-from sandbox.plotting import plot_accuracy_curves, plot_by_size, plot_metric, plot_prediction_gallery
+from sandbox.plotting import plot_accuracy_curves, plot_by_size, plot_prediction_gallery
 from sandbox.results import atomic_write, provenance, write_csv, write_json
 from sandbox.sweep import SweepError, locked
 
 DEFAULTS = dict(losses=["l2", "l1", "smooth_l1", "iou", "giou", "diou", "ciou"], seeds=3, epochs=15,
-                lrs=[3e-4, 1e-3, 3e-3], train=2000, val=500, test=1000, model="cnn", batch_size=64)
+                lrs=[1e-3, 3e-3, 1e-2], train=2000, val=500, test=1000, model="cnn", batch_size=64)
 QUICK = dict(losses=["l2", "iou", "giou", "diou"], seeds=1, epochs=10, lrs=[1e-3, 3e-3], train=1000, val=200,
              test=300, model="cnn", batch_size=32)
 GALLERY = 8  # test images whose predictions each run keeps, for the gallery
@@ -258,10 +258,10 @@ def plot(out, config, runs, chosen):
     fig = Figure(figsize=(9, 5), layout="constrained")
     ax = fig.subplots()
     for i, loss in enumerate(losses):
-        histories = [r["history"]["accuracy_mean"] for r in at_rate[loss]]
-        plot_metric(ax, histories, colors=[f"C{i % 10}"] * len(histories), alpha=0.8)
-        ax.plot([], [], color=f"C{i % 10}", label=loss)
-    ax.set_xlabel("epoch")
+        for k, r in enumerate(at_rate[loss]):
+            history = r["history"]["accuracy_mean"]
+            ax.plot(range(1, len(history) + 1), history, color=f"C{i % 10}", alpha=0.8, label=None if k else loss)
+    ax.set_xlabel("epochs trained")
     ax.set_ylabel("validation accuracy, mean over IoU 0.50:0.95")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9)
     ax.set_title(f"validation accuracy after each epoch, one line per seed\n{title}", fontsize=10)
