@@ -466,7 +466,7 @@ def _parts(spec):
     names a function when it holds no ``=``.
     """
     head, _, rest = spec.strip().partition(":")
-    function, colon, params = rest.partition(":")
+    function, _, params = rest.partition(":")
     if function and "=" not in function and head.lower() not in _loss_names():
         return "module", f"{head}:{function}", params
     return "name", head, rest
