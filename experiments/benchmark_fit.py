@@ -15,12 +15,10 @@ torchvision loop, and writes ``benchmark.csv`` and ``config.json`` under --out.
 """
 # %%
 import importlib.util
-import statistics
-import time
 from pathlib import Path
 
 import sandbox
-from sandbox.cli import check_out, experiment_parser, positive_int
+from sandbox.cli import check_out, experiment_parser, median_run, positive_int
 from sandbox.first_order import DEFAULT_LEARNING_RATES, step_decay
 from sandbox.results import provenance, write_csv, write_json
 
@@ -38,16 +36,6 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     check_out(parser, args.out)
     return args
-
-
-def median_run(run, repeats):
-    """The median seconds of `repeats` runs of `run`, and the last run's (steps, final IoU)."""
-    times = []
-    for _ in range(repeats):
-        began = time.perf_counter()
-        steps, final_iou = run()
-        times.append(time.perf_counter() - began)
-    return statistics.median(times), steps, final_iou
 
 
 def sandbox_run(maxiter, **options):
@@ -135,7 +123,7 @@ def main(argv=None):
         print("PyTorch is not installed: timing the sandbox alone")
     rows = []
     for engine, run in engines.items():
-        seconds, steps, final_iou = median_run(run, args.repeats)
+        seconds, (steps, final_iou) = median_run(run, args.repeats)
         rows.append(dict(engine=engine, steps=steps, ms_per_step=1000 * seconds / steps, final_iou=final_iou))
     torch_ms = next((row["ms_per_step"] for row in rows if row["engine"] == "torch torchvision"), None)
     print(f"{'engine':<20} {'ms/step':>8} {'vs torch':>9} {'final IoU':>10}")

@@ -35,13 +35,11 @@ for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import importlib.util
 import math
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
 
-from sandbox.cli import check_out, experiment_parser, positive_int
+from sandbox.cli import check_out, experiment_parser, median_run, positive_int
 from sandbox.first_order import get_schedule
 from sandbox.networks import MODELS, init_network
 from sandbox.results import provenance, write_csv, write_json
@@ -68,17 +66,6 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     check_out(parser, args.out)
     return args
-
-
-def median_run(run, repeats):
-    """Median seconds of `repeats` runs of `run` after one untimed run; the last run's (steps, last epoch's loss)."""
-    run()  # the first run of an engine pays its one-time costs (PyTorch's lazy set-up, caches), not training's
-    times = []
-    for _ in range(repeats):
-        began = time.perf_counter()
-        steps, loss = run()
-        times.append(time.perf_counter() - began)
-    return statistics.median(times), steps, loss
 
 
 def sandbox_run(model, splits, epochs, batch_size, seed):
@@ -210,7 +197,7 @@ def main(argv=None):
             engines += [("torch eager", dtype, torch_run(model, splits, args.epochs, args.batch_size, args.seed, dtype))
                         for dtype in ("float64", "float32")]
         for engine, dtype, run in engines:
-            seconds, steps, loss = median_run(run, args.repeats)
+            seconds, (steps, loss) = median_run(run, args.repeats, warm_up=True)  # PyTorch's lazy set-up
             rows.append(dict(model=model, engine=engine, dtype=dtype, images=args.epochs * args.images, steps=steps,
                              seconds=seconds, images_per_s=args.epochs * args.images / seconds, last_epoch_loss=loss))
     print(f"{'model':<5} {'engine':<18} {'dtype':<7} {'images/s':>9} {'vs sandbox':>10} {'last-epoch loss':>16}")

@@ -8,7 +8,9 @@ running a sweep.
 import argparse
 import json
 import os
+import statistics
 import sys
+import time
 import weakref
 from pathlib import Path
 
@@ -148,3 +150,19 @@ class Progress:
 
 _OPEN_BARS = weakref.WeakSet()
 """The progress bars still drawing, closed by `run_interruptible` before it says what was kept."""
+
+
+def median_run(run, repeats, warm_up=False):
+    """The median seconds of `repeats` calls of ``run()``, and what the last call returned.
+
+    With `warm_up`, one untimed call first pays the one-time costs (a library's lazy
+    set-up, caches), which are not what a benchmark measures.
+    """
+    if warm_up:
+        run()
+    times = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        returned = run()
+        times.append(time.perf_counter() - began)
+    return statistics.median(times), returned
