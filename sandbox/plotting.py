@@ -505,12 +505,7 @@ def plot_accuracy_curves(ax, thresholds, curves, labels, spreads=None, colors=No
     5
     """
     thresholds = np.asarray(thresholds, dtype=float)
-    curves = np.asarray(curves, dtype=float)
-    shape = (len(labels), len(thresholds))
-    if curves.shape != shape or (spreads is not None and np.shape(spreads) != shape):
-        raise ValueError(f"curves (and spreads) must have shape {shape}, one row per label and one "
-                         f"column per threshold; got {curves.shape}"
-                         + ("" if spreads is None else f" and {np.shape(spreads)}"))
+    curves = _table(curves, spreads, "curves", (len(labels), "label"), (len(thresholds), "threshold"))
     colors = _colours(colors, len(labels))
     artists = []
     for i, (curve, label) in enumerate(zip(curves, labels)):
@@ -662,12 +657,7 @@ def plot_by_size(ax, values, losses, size_classes, spreads=None, colors=None, co
     >>> [len(bars) for bars in artists[:2]]
     [3, 3]
     """
-    values = np.asarray(values, dtype=float)
-    shape = (len(losses), len(size_classes))
-    if values.shape != shape or (spreads is not None and np.shape(spreads) != shape):
-        raise ValueError(f"values (and spreads) must have shape {shape}, one row per loss and one "
-                         f"column per size class; got {values.shape}"
-                         + ("" if spreads is None else f" and {np.shape(spreads)}"))
+    values = _table(values, spreads, "values", (len(losses), "loss"), (len(size_classes), "size class"))
     colors = _colours(colors, len(losses))
     groups = np.arange(len(size_classes))
     width = 0.8 / len(losses)
@@ -695,3 +685,14 @@ def plot_by_size(ax, values, losses, size_classes, spreads=None, colors=None, co
         artists.append(ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
                                  title=title))
     return artists
+
+
+def _table(values, spreads, name, rows, columns):
+    """`values` as a float array of shape (rows, columns), each given as (count, what one is); ValueError
+    naming the shape expected if it, or `spreads` when given, has another."""
+    values, shape = np.asarray(values, dtype=float), (rows[0], columns[0])
+    if values.shape != shape or (spreads is not None and np.shape(spreads) != shape):
+        raise ValueError(f"{name} (and spreads) must have shape {shape}, one row per {rows[1]} and one "
+                         f"column per {columns[1]}; got {values.shape}"
+                         + ("" if spreads is None else f" and {np.shape(spreads)}"))
+    return values
