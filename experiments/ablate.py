@@ -16,7 +16,9 @@ second runner on DIR while one runs (Linux and macOS: a lock on ``DIR/.lock``,
 released when the runner ends, however it ends). ``DIR`` also
 holds the resolved sweep (``sweep.json``) and the package versions
 (``versions.json``). ``--report`` redraws ``report.png`` and prints a summary from
-those files alone, without running anything.
+those files alone, without running anything. A learning sweep (``experiment =
+"learning"``, as ``experiments/sweeps/learning.toml``) trains a network per cell
+and reports its test accuracy and validation curves.
 """
 # %%
 import json
@@ -39,7 +41,8 @@ def parse_args(argv):
     add_workers(parser, "local worker processes", scheduler="cells")
     parser.add_argument("--report", action="store_true", help="only draw report.png and print the summary")
     parser.add_argument("--x", default="loss", choices=sweeps.AXES, help="report: axis across the heatmaps")
-    parser.add_argument("--y", default="method", choices=sweeps.AXES, help="report: axis down the heatmaps")
+    parser.add_argument("--y", choices=sweeps.AXES,
+                        help="report: axis down the heatmaps (method; lr for a learning sweep)")
     parser.add_argument("--cells", nargs="*", default=[], metavar="AXIS=VALUE",
                         help="report: draw IoU against iteration for the cells matching all of these")
     parser.add_argument("--only", nargs="*", default=[], metavar="AXIS=VALUE",
@@ -51,7 +54,32 @@ def parse_args(argv):
     return args, parser
 
 
+MEASURES = {
+    "boxes": dict(first=("converged", "share of runs converged", "converged"),
+                  second=("final_iou", "mean final IoU", "mean IoU"),
+                  history=("iteration", "IoU with the target", "IoU against iteration", "thick: median of the runs;\n"
+                           "a run that stopped keeps its last value")),
+    "learning": dict(first=("test_accuracy_mean", "test accuracy over IoU 0.50:0.95", "acc[.5:.95]"),
+                     second=("test_mean_iou", "test mean IoU", "mean IoU"),
+                     history=("epochs trained", "validation accuracy over IoU 0.50:0.95",
+                              "validation accuracy against epoch", "one line per network")),
+}
+"""What a report draws, per kind of sweep: (column, title, heading) of its two heatmaps, and its histories."""
+
+
+def measure(text):
+    """A results.csv value as a number: True and False as 1 and 0."""
+    return {"True": 1.0, "False": 0.0}[text] if text in ("True", "False") else float(text)
+
+
 def report(args):
+    kind = json.loads((args.out / "sweep.json").read_text()).get("experiment", "boxes")
+    measures = MEASURES[kind]
+    args.y = args.y or ("lr" if kind == "learning" else "method")
+    names = sweeps.LEARNING_AXES if kind == "learning" else sweeps.AXES
+    for flag, axis in (("--x", args.x), ("--y", args.y)):
+        if axis not in names:
+            raise sweeps.SweepError(f"{flag} {axis} is not an axis of this {kind} sweep; its axes: {', '.join(names)}")
     rows = [row for row in read_csv(args.out / "results.csv") if matches(row, filters(args.only, "--only"))]
     if not rows:
         raise sweeps.SweepError(f"{args.out} holds no finished runs{' that match --only' if args.only else ''}")
@@ -61,16 +89,18 @@ def report(args):
     xs, ys = (axis_order(args.out, axis, {k[n] for k in groups}) for n, axis in enumerate((args.x, args.y)))
     rate, mean_iou = np.full((len(ys), len(xs)), np.nan), np.full((len(ys), len(xs)), np.nan)
     wy, wx = (max(14, *(len(k[n]) for k in groups)) for n in (1, 0))  # the widest value of each axis
-    lines = [f"{args.y:>{wy}} {args.x:>{wx}} {'runs':>5} {'converged':>9} {'mean IoU':>9}"]
+    (first, first_title, first_heading), (second, second_title, second_heading) = measures["first"], measures["second"]
+    lines = [f"{args.y:>{wy}} {args.x:>{wx}} {'runs':>5} {first_heading:>11} {second_heading:>9}"]
     for (x, y), group in sorted(groups.items(), key=lambda item: (ys.index(item[0][1]), xs.index(item[0][0]))):
         i, j = ys.index(y), xs.index(x)
-        rate[i, j] = np.mean([r["converged"] == "True" for r in group])
-        mean_iou[i, j] = np.mean([float(r["final_iou"]) for r in group])
-        lines.append(f"{y or '-':>{wy}} {x or '-':>{wx}} {len(group):>5} {rate[i, j]:>9.0%} {mean_iou[i, j]:>9.4f}")
+        rate[i, j] = np.mean([measure(r[first]) for r in group])
+        mean_iou[i, j] = np.mean([measure(r[second]) for r in group])
+        shown = f"{rate[i, j]:>11.0%}" if first == "converged" else f"{rate[i, j]:>11.4f}"
+        lines.append(f"{y or '-':>{wy}} {x or '-':>{wx}} {len(group):>5} {shown} {mean_iou[i, j]:>9.4f}")
     chosen, matching = choose_cells(rows, args.cells)
     fig = Figure(figsize=(max(12, 1.3 * len(xs) * 2 + 6), 0.5 * len(ys) + 4.5), layout="constrained")
     axes = fig.subplots(1, 3, width_ratios=[1, 1, 1.2])
-    for ax, values, title in [(axes[0], rate, "share of runs converged"), (axes[1], mean_iou, "mean final IoU")]:
+    for ax, values, title in [(axes[0], rate, first_title), (axes[1], mean_iou, second_title)]:
         image, _ = plot_heatmap(ax, values, [y or "-" for y in ys], [x or "-" for x in xs])
         for label in ax.get_xticklabels():
             label.set(rotation=45, ha="right")
@@ -80,18 +110,20 @@ def report(args):
         fig.colorbar(image, ax=ax, shrink=0.8)
     ax = axes[2]
     histories = {cell: sweeps.load_histories(args.out, cell) for cell, _ in chosen}
+    if kind == "learning":  # column e is after e + 1 epochs: draw it at e + 1
+        histories = {cell: np.pad(h, [(0, 0), (1, 0)], constant_values=np.nan) for cell, h in histories.items()}
     horizon = max((h.shape[1] for h in histories.values()), default=1)
     for k, (cell, label) in enumerate(chosen):
         color = f"C{k % 10}"
         held = np.pad(histories[cell], [(0, 0), (0, horizon - histories[cell].shape[1])], mode="edge")
         plot_metric(ax, held, colors=[color] * len(held), alpha=0.3, linewidth=0.8)
         ax.plot(np.median(held, axis=0), color=color, linewidth=2, label=label)
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("IoU with the target")
+    xlabel, ylabel, what, note = measures["history"]
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_ylim(-0.03, 1.03)
     shown = f"{len(chosen)} of {matching} cells{' matching --cells' if args.cells else ''}"
-    ax.set_title(f"IoU against iteration, {shown} (thick: median of the runs;\n"
-                 f"a run that stopped keeps its last value)")
+    ax.set_title(f"{what}, {shown} ({note})")
     if chosen:
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     atomic_write(args.out / "report.png", fig.savefig, dpi=110)
@@ -121,7 +153,7 @@ def filters(items, option):
 
 
 def matches(row, wanted):
-    return all(row[axis] == value for axis, value in wanted.items())
+    return all(row.get(axis) == value for axis, value in wanted.items())
 
 
 def choose_cells(rows, items, most=8):
@@ -137,7 +169,7 @@ def choose_cells(rows, items, most=8):
     if items and not matching:
         raise sweeps.SweepError(f"no finished cell matches {' '.join(items)}")
     picked = list(matching.items())[:most]
-    varying = [a for a in sweeps.AXES if len({row[a] for _, row in picked}) > 1]
+    varying = [a for a in sweeps.AXES if len({row.get(a) for _, row in picked}) > 1]
     return [(cell, ", ".join(f"{a}={row[a] or '-'}" for a in varying) or cell) for cell, row in picked], len(matching)
 
 

@@ -7,14 +7,17 @@ at each learning rate of one shared grid (`sandbox.training.train`). Within a se
 every loss starts from the same weights and sees the same minibatches. Each loss
 then gets the rate that does best on the validation split, averaged over the seeds
 (`sandbox.training.choose_rates`), and is reported on the test split at that rate.
-Under --out:
+The grid is a learning sweep (`sandbox.sweep`, ``experiment = "learning"``: a cell
+per loss, rate and seed), so --out is a sweep's folder, and ``ablate.py`` runs the
+same grid from a sweep file (``experiments/sweeps/learning.toml``). Under --out:
 
-- ``runs/<loss>,<seed>,<lr>.json``: one finished run each (validation and test
-  metrics, per-epoch validation metrics, a few test predictions), written whole;
-  a rerun skips them, so an interrupted run loses only the runs in progress;
-- ``runs.csv``: a row per run; ``epochs.csv``: a row per run and epoch;
-- ``summary.csv``: a row per loss at its chosen rate, mean and ``_std`` over seeds;
-- ``config.json``: the settings as used, with provenance;
+- ``results.csv``: a row per trained network (its validation and test metrics),
+  a cell at a time as each finishes, so an interrupted run loses only the runs in
+  progress and the same command goes on from there; ``records/<cell>.json``: each
+  run's per-epoch validation metrics and a few test predictions; ``histories/``;
+  ``sweep.json`` (the settings as used) and ``versions.json``;
+- ``epochs.csv``: a row per run and epoch; ``summary.csv``: a row per loss at its
+  chosen rate, mean and ``_std`` over seeds;
 - ``accuracy.png`` (accuracy against IoU threshold), ``epochs.png`` (validation
   accuracy against epoch), ``by_size.png`` (accuracy by object size),
   ``gallery.png`` (test images with every loss's prediction).
@@ -40,12 +43,11 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import sandbox
-from sandbox import box_metrics, networks, synthetic, training
-from sandbox.cli import Progress, add_workers, check_out, experiment_parser, refuse_other_settings, run_interruptible
-from sandbox.engine import process_pool
+from sandbox import box_metrics, networks, sweep as sweeps, synthetic, training
+from sandbox.cli import add_workers, check_out, experiment_parser, run_sweep
 from sandbox.plotting import plot_accuracy_curves, plot_by_size, plot_prediction_gallery
-from sandbox.results import atomic_write, provenance, write_csv, write_json
-from sandbox.sweep import SweepError, locked
+from sandbox.results import atomic_write, read_csv, write_csv
+from sandbox.sweep import SweepError
 
 DEFAULTS = dict(losses=["l2", "l1", "smooth_l1", "iou", "giou", "diou", "ciou"], seeds=3, epochs=15,
                 lrs=[1e-3, 3e-3, 1e-2], train=2000, val=500, test=1000, model="cnn", batch_size=64)
@@ -84,14 +86,17 @@ def parse_args(argv):
     parser.add_argument("--images", nargs=3, type=int, metavar=("TRAIN", "VAL", "TEST"),
                         help=f"split sizes; default {DEFAULTS['train']} {DEFAULTS['val']} {DEFAULTS['test']}")
     parser.add_argument("--data-seed", type=int, default=0, help="seed of the images, the same for every run")
-    add_workers(parser, "runs at once, in worker processes")
+    add_workers(parser, "runs at once, in worker processes", scheduler="runs")
     parser.add_argument("--replot", action="store_true", help="only redraw the figures and tables from --out")
     args = parser.parse_args(argv)
-    check_out(parser, args.out, args.replot, needs=("config.json",))
+    check_out(parser, args.out, args.replot, needs=("results.csv", "sweep.json"))
+    if (args.out / "runs").is_dir() and not (args.out / "sweep.json").exists():
+        parser.error(f"{args.out} holds a run of an earlier version of this script (runs/); give another --out, "
+                     f"or delete {args.out} to start over")
     if not args.replot:
         try:
             resolve(args)
-            refuse_other_settings(args.out, settings(args))
+            args.sweep = make_sweep(args)
         except ValueError as error:
             parser.error(str(error))
     return args, parser
@@ -131,68 +136,35 @@ def resolve(args):
     networks.init_network(args.model, args.image_size, 0, param=args.param)
 
 
-def settings(args):
-    """What the runs depend on: every argument but where they go, how many workers, and drawing."""
-    return {k: v for k, v in vars(args).items() if k not in ("out", "workers", "replot", "quick")}
-
-
-def run_key(loss, seed, lr):
-    return f"{loss},{seed},{lr:g}"
-
-
-# %% Every (loss, seed, lr) run, each saved whole as it finishes.
-def run(args):
-    runs = args.out / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
-    config = settings(args)
-    tasks = [(config, loss, seed, lr) for loss in args.losses for seed in range(args.seeds) for lr in args.lrs]
-    pending = [t for t in tasks if not (runs / f"{run_key(*t[1:])}.json").exists()]
-    print(f"{len(tasks)} runs ({len(args.losses)} losses x {args.seeds} seeds x {len(args.lrs)} rates), "
-          f"{len(pending)} to run, on {args.workers} worker processes; results in {args.out}")
-    progress = Progress("runs")
-    progress(len(tasks) - len(pending), len(tasks))
-    training.splits_for(config)  # made before the workers fork, so that they share it
-    done = len(tasks) - len(pending)
-
-    def save(results):
-        nonlocal done
-        for result in results:
-            write_json(runs / f"{run_key(result['loss'], result['seed'], result['lr'])}.json", result)
-            done += 1
-            progress(done, len(tasks))
-
-    if args.workers == 1 or len(pending) <= 1:
-        save(map(training.run, pending))
-    else:
-        with process_pool(min(args.workers, len(pending))) as pool:
-            save(pool.imap_unordered(training.run, pending))
+def make_sweep(args):
+    """The experiment as a learning sweep (`sandbox.sweep`): a cell per loss, rate and seed."""
+    learning = {key: getattr(args, key) for key in training.LEARNING_DEFAULTS}
+    return sweeps.resolve(dict(experiment="learning", learning=learning,
+                               axes=dict(loss=args.losses, lr=args.lrs, seed=list(range(args.seeds)))), "arguments")
 
 
 # %% Tables and figures, from the saved runs only.
-def load_runs(out, config):
-    """Every saved run of the settings in `config`; SweepError if some have not finished."""
-    found, missing = [], 0
-    for loss in config["losses"]:
-        for seed in range(config["seeds"]):
-            for lr in config["lrs"]:
-                path = out / "runs" / f"{run_key(loss, seed, lr)}.json"
-                if path.exists():
-                    found.append(json.loads(path.read_text()))
-                else:
-                    missing += 1
-    if missing:
-        raise SweepError(f"{out} holds {len(found)} of {len(found) + missing} runs; run the same command without "
-                         f"--replot to finish them")
-    return found
+def load_runs(out):
+    """The sweep under `out` as this script's settings, and every finished cell's record; SweepError
+    if some cell has not finished, so that nothing is drawn from part of a run."""
+    sweep = json.loads((out / "sweep.json").read_text())
+    if sweep.get("experiment") != "learning":
+        raise SweepError(f"{out} holds a sweep of boxes, not a learning experiment")
+    finished = {row["cell"] for row in read_csv(out / "results.csv")}
+    ids = [sweeps.cell_id(cell) for cell in sweeps.cells(sweep)]
+    done = [cell for cell in ids if cell in finished]
+    if len(done) < len(ids):
+        raise SweepError(f"{out} holds {len(done)} of {len(ids)} runs; run the same command without --replot to "
+                         f"finish them")
+    config = dict(sweep["learning"], losses=sweep["axes"]["loss"], lrs=sweep["axes"]["lr"],
+                  seeds=len(sweep["axes"]["seed"]))
+    return config, [json.loads((out / "records" / f"{cell}.json").read_text()) for cell in ids]
 
 
 def tables(out, config, runs):
-    """Write runs.csv, epochs.csv and summary.csv; return the summary rows and the chosen rates."""
-    metrics = box_metrics.METRIC_COLUMNS
-    run_rows = [dict(loss=r["loss"], seed=r["seed"], lr=r["lr"], diverged=r["diverged"],
-                     **{f"val_{k}": r["val"][k] for k in metrics}, **{f"test_{k}": r["test"][k] for k in metrics})
+    """Write epochs.csv and summary.csv; return the summary rows and the chosen rates."""
+    run_rows = [dict(loss=r["loss"], seed=r["seed"], lr=r["lr"], val_accuracy_mean=r["val"]["accuracy_mean"])
                 for r in runs]
-    write_csv(out / "runs.csv", list(run_rows[0]), run_rows)
     epoch_columns = ["loss", "seed", "lr", "epoch", *runs[0]["history"]]
     epoch_rows = [dict(loss=r["loss"], seed=r["seed"], lr=r["lr"], epoch=e + 1,
                        **{k: values[e] for k, values in r["history"].items()})
@@ -290,12 +262,9 @@ def main(argv=None):
     args, parser = parse_args(argv)
     try:
         if not args.replot:
-            args.out.mkdir(parents=True, exist_ok=True)
-            with locked(args.out):
-                write_json(args.out / "config.json", dict(settings(args), **provenance()))
-                run_interruptible(lambda: run(args), args.out, kept="the finished runs (runs/*.json)", resumes=True)
-        config = json.loads((args.out / "config.json").read_text())
-        runs = load_runs(args.out, config)
+            training.splits_for(args.sweep["learning"])  # made once, before the workers fork, so that they share it
+            run_sweep(args.sweep, args.out, args.workers, args.scheduler)
+        config, runs = load_runs(args.out)
     except SweepError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     summary, chosen = tables(args.out, config, runs)
@@ -303,7 +272,7 @@ def main(argv=None):
     print(summary_table(summary))
     print("learning rates chosen on the validation split: "
           + ", ".join(f"{loss} {rate:g}" for loss, rate in chosen.items()))
-    print(f"tables: {args.out / 'summary.csv'}, runs.csv, epochs.csv; figures: accuracy.png, epochs.png, by_size.png, "
+    print(f"tables: {args.out / 'summary.csv'}, epochs.csv, results.csv; figures: accuracy.png, epochs.png, by_size.png, "
           f"gallery.png")
 
 

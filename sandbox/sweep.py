@@ -28,6 +28,11 @@ A sweep file names the axes and their values::
     loss = "iou"
     method = ["momentum", "adam"]
 
+A learning sweep (``experiment = "learning"``) trains a network per cell instead
+(`sandbox.training.run`): its axes are ``loss``, ``lr`` and ``seed``, and a
+``[learning]`` table fixes the rest (`sandbox.training.LEARNING_DEFAULTS`); see
+``experiments/sweeps/learning.toml``.
+
 `load` checks every key and value and reports a mistake with its place in the
 file; `cells` expands the grid. A cell is one combination of axis values; it fits
 every start box of its start set, one run each. `run_cells` runs a group of
@@ -63,6 +68,7 @@ from .losses import adopt, canonical_loss, travelling
 from .names import canonical
 from .optimize import fit, fit_many, get_method
 from .parameterisations import get_parameterisation
+from .box_metrics import METRIC_COLUMNS
 from .results import atomic_write, difference, provenance, write_json
 from .starts import direction_name, non_overlapping_starts, overlapping_starts, random_non_overlapping_starts
 
@@ -80,7 +86,12 @@ FIRST_ORDER_AXES = ("lr", "schedule")
 """Axes that only first-order methods have; for any other method a cell holds None there."""
 DEFAULTS = {"loss": ["giou"], "method": ["gd"], "param": ["xyxy"], "lr": [None], "schedule": ["step"],
             "maxiter": [200], "seed": [0]}
-TOP_LEVEL = ("axes", "starts", "tie", "exclude", "threshold", "target", "iou_weighting", "record_boxes")
+TOP_LEVEL = ("axes", "starts", "tie", "exclude", "threshold", "target", "iou_weighting", "record_boxes",
+             "experiment")
+LEARNING_AXES = ("loss", "lr", "seed")
+"""The axes of a learning sweep (``experiment = "learning"``): a cell trains one network (`sandbox.training.run`)."""
+LEARNING_DEFAULTS = {"loss": ["giou"], "lr": [1e-3], "seed": [0]}
+LEARNING_TOP_LEVEL = ("experiment", "learning", "axes", "tie", "exclude")
 DEFAULT_TARGET = [-1.0, -0.5, 1.0, 0.5]
 START_KINDS = {
     "non_overlapping": {"gap": 0.5, "directions": 8, "size": [1.0, 1.5]},  # the headline's starts
@@ -91,6 +102,19 @@ START_KINDS = {
 RESULT_COLUMNS = [*AXES, "start", "start_box", "final_iou", "final_giou", "iterations", "stalled", "converged",
                   "outcome", "iterations_to_iou_0.5", "iterations_to_iou_0.9", "seconds", "cell", "runs"]
 """A row per run: the axis values, the run's start and results, then its cell and the cell's number of runs."""
+LEARNING_COLUMNS = [*LEARNING_AXES, "diverged", *(f"{split}_{m}" for split in ("val", "test") for m in METRIC_COLUMNS),
+                    "seconds", "cell", "runs"]
+"""A row per trained network: its loss, rate and seed, its validation and test metrics (`sandbox.box_metrics`)."""
+
+
+def axis_names(sweep):
+    """The axes of `sweep`'s cells: `AXES`, or `LEARNING_AXES` for a learning sweep."""
+    return LEARNING_AXES if sweep.get("experiment") == "learning" else AXES
+
+
+def result_columns(sweep):
+    """The columns of `sweep`'s results.csv."""
+    return LEARNING_COLUMNS if sweep.get("experiment") == "learning" else RESULT_COLUMNS
 
 
 class SweepError(ValueError):
@@ -111,6 +135,12 @@ def load(path):
 
 def resolve(raw, where="sweep"):
     """Check a parsed sweep and fill in the defaults."""
+    experiment = raw.get("experiment", "boxes")
+    if experiment == "learning":
+        return _resolve_learning(raw, where)
+    if experiment != "boxes":
+        raise SweepError(f"{where}: experiment must be 'boxes' (the default) or 'learning'; got {experiment!r}")
+    raw = {key: value for key, value in raw.items() if key != "experiment"}
     _keys(raw, TOP_LEVEL, where, "the top level")
     threshold = raw.get("threshold", 0.99)
     if not (_number(threshold) and 0 < threshold <= 1):
@@ -130,6 +160,25 @@ def resolve(raw, where="sweep"):
     excludes = _excludes(raw.get("exclude", []), axes, where)
     sweep = dict(threshold=float(threshold), target=[float(v) for v in target], **switches, starts=starts,
                  axes=axes, tie=ties, exclude=excludes)
+    if not cells(sweep):
+        raise SweepError(f"{where}: no cells are left once the exclusions are applied")
+    return sweep
+
+
+def _resolve_learning(raw, where):
+    """A learning sweep: `sandbox.training.run` for every (loss, lr, seed), the rest fixed in [learning]."""
+    _keys(raw, LEARNING_TOP_LEVEL, where, "the top level of a learning sweep")
+    from . import training
+    given = raw.get("learning", {})
+    _keys(given, training.LEARNING_DEFAULTS, where, "[learning]")
+    try:
+        config = training.check_config({**training.LEARNING_DEFAULTS, **given})
+    except ValueError as error:
+        raise SweepError(f"{where}: [learning]: {error}") from None
+    axes = _axes(raw.get("axes", {}), {}, where, LEARNING_AXES, LEARNING_DEFAULTS)
+    ties = _ties(raw.get("tie", []), axes, where, LEARNING_AXES)
+    excludes = _excludes(raw.get("exclude", []), axes, where, LEARNING_AXES)
+    sweep = dict(experiment="learning", learning=config, axes=axes, tie=ties, exclude=excludes)
     if not cells(sweep):
         raise SweepError(f"{where}: no cells are left once the exclusions are applied")
     return sweep
@@ -170,12 +219,12 @@ def _start_sets(raw, target, where):
     return sets
 
 
-def _axes(raw, starts, where):
-    _keys(raw, AXES, where, "[axes]")
+def _axes(raw, starts, where, names=AXES, defaults=DEFAULTS):
+    _keys(raw, names, where, "[axes]")
     axes = {}
-    for name in AXES:
+    for name in names:
         if name not in raw:
-            axes[name] = list(starts)[:1] if name == "starts" else DEFAULTS[name]
+            axes[name] = list(starts)[:1] if name == "starts" else defaults[name]
             continue
         values = raw[name]
         if not isinstance(values, list) or not values:
@@ -219,7 +268,7 @@ def _check_value(axis, value, starts, place):
         raise SweepError(f"{place}: {error}") from None
 
 
-def _ties(raw, axes, where):
+def _ties(raw, axes, where, names=AXES):
     if not isinstance(raw, list) or not all(isinstance(group, list) for group in raw):
         raise SweepError(f"{where}: tie must be a list of lists of axis names, as [[\"method\", \"lr\"]]")
     seen = set()
@@ -228,8 +277,8 @@ def _ties(raw, axes, where):
         if len(group) < 2:
             raise SweepError(f"{place}: tie at least two axes together; got {group!r}")
         for name in group:
-            if name not in AXES:
-                raise SweepError(f"{place}: no axis {name!r}; valid axes: {', '.join(AXES)}")
+            if name not in names:
+                raise SweepError(f"{place}: no axis {name!r}; valid axes: {', '.join(names)}")
             if name in seen:
                 raise SweepError(f"{place}: axis {name!r} is tied more than once")
             seen.add(name)
@@ -240,19 +289,19 @@ def _ties(raw, axes, where):
     return raw
 
 
-def _excludes(raw, axes, where):
+def _excludes(raw, axes, where, names=AXES):
     if not isinstance(raw, list):
         raise SweepError(f"{where}: exclude must be a list of tables, as [[exclude]]")
     rules = []
     for i, rule in enumerate(raw):
         place = f"exclude, rule {i + 1}"
-        _keys(rule, AXES, where, place)
+        _keys(rule, names, where, place)
         if not rule:
             raise SweepError(f"{where}: {place} is empty: it would exclude every cell")
         resolved = {}
         for name, values in rule.items():
             values = values if isinstance(values, list) else [values]
-            canonical = [_check_value(name, v, {s: None for s in axes["starts"]}, f"{where}: {place}, {name}")
+            canonical = [_check_value(name, v, {s: None for s in axes.get("starts", [])}, f"{where}: {place}, {name}")
                          for v in values]
             for value in canonical:
                 if value not in axes[name]:
@@ -273,15 +322,16 @@ def cells(sweep):
     tied = {name for group in sweep["tie"] for name in group}
     groups = [[dict(zip(group, values)) for values in zip(*(sweep["axes"][n] for n in group))]
               for group in sweep["tie"]]
-    groups += [[{name: value} for value in sweep["axes"][name]] for name in AXES if name not in tied]
+    names = axis_names(sweep)
+    groups += [[{name: value} for value in sweep["axes"][name]] for name in names if name not in tied]
     result, seen = [], set()
     for parts in product(*groups):
-        cell = {name: None for name in AXES}
+        cell = {name: None for name in names}
         for part in parts:
             cell.update(part)
-        if cell["method"] not in RULES:
+        if "method" in cell and cell["method"] not in RULES:  # (a learning cell has no method)
             cell.update({name: None for name in FIRST_ORDER_AXES})
-        elif cell["lr"] is None:  # each method's own rate, recorded as the value used
+        elif "method" in cell and cell["lr"] is None:  # each method's own rate, recorded as the value used
             cell["lr"] = DEFAULT_LEARNING_RATES[cell["method"]]
         key = json.dumps(cell, sort_keys=True)
         if key in seen or any(all(cell[n] in values for n, values in rule.items()) for rule in sweep["exclude"]):
@@ -293,6 +343,8 @@ def cells(sweep):
 
 def unused_settings(sweep):
     """A note on the settings some cells have no use for (a learning rate for BFGS), or None."""
+    if sweep.get("experiment") == "learning":
+        return None
     given = [name for name in FIRST_ORDER_AXES if sweep["axes"][name] != DEFAULTS[name]]
     return not_applicable(given + ["iou_weighting"] * sweep["iou_weighting"], sweep["axes"]["method"])
 
@@ -348,7 +400,7 @@ def batches(pending, sweep, batched=True):
     """
     groups, open_groups = [], {}
     for cell in pending:
-        if not (batched and cell["method"] in RULES):
+        if not (batched and cell.get("method") in RULES):
             groups.append([cell])
             continue
         key = tuple(cell[name] for name in ("loss", "method", "param", "schedule", "maxiter"))
@@ -386,6 +438,8 @@ def run_cells(group, sweep, batched=True, registered=None):
     at a time.
     """
     adopt(registered or {})
+    if sweep.get("experiment") == "learning":
+        return [_learning_results(cell, sweep) for cell in group]
     starts = [make_starts(sweep["starts"][cell["starts"]], sweep["target"], cell_seed(cell)) for cell in group]
     first = group[0]
     if batched and first["method"] in RULES:
@@ -431,7 +485,19 @@ def _cell_results(cell, boxes, labels, runs, sweep):
                          seconds=f"{seconds:.4f}"))
     results = [result for result, _ in runs]
     boxes = _padded([r.boxes for r in results], np.float64) if sweep["record_boxes"] else None
-    return rows, _padded([r.ious for r in results], np.float32), boxes
+    return rows, _padded([r.ious for r in results], np.float32), boxes, None
+
+
+def _learning_results(cell, sweep):
+    """A learning cell's row, its validation accuracy over 0.50:0.95 after each epoch (1, epochs),
+    and its whole record (`sandbox.training.run`)."""
+    from .training import run
+    began = time.perf_counter()
+    record = run((sweep["learning"], cell["loss"], cell["seed"], cell["lr"]))
+    row = dict(cell, diverged=record["diverged"], **{f"{split}_{m}": record[split][m] for split in ("val", "test")
+                                                     for m in METRIC_COLUMNS},
+               seconds=f"{time.perf_counter() - began:.1f}", cell=cell_id(cell), runs=1)
+    return [row], np.array([record["history"]["accuracy_mean"]], dtype=np.float32), None, record
 
 
 def _padded(histories, dtype):
@@ -537,6 +603,7 @@ class Store:
 
     def __init__(self, out, sweep):
         self.out, self.results, self.histories = Path(out), Path(out) / "results.csv", Path(out) / "histories"
+        self.columns = result_columns(sweep)
         self.histories.mkdir(parents=True, exist_ok=True)
         self._unlock = weakref.finalize(self, _release, _hold(self.out))
         try:
@@ -573,7 +640,7 @@ class Store:
         cell is finished when it has exactly its number of rows, as before.
         """
         if not self.results.exists():
-            self.results.write_text(",".join(RESULT_COLUMNS) + "\n")
+            self.results.write_text(",".join(self.columns) + "\n")
             return set()
         lines = self.results.read_text().split("\n")
         header, body = lines[0], lines[1:]
@@ -581,15 +648,15 @@ class Store:
         rows_of_cell = {}  # cell -> [(line number, row)] of its whole rows, in file order
         for number, line in enumerate(complete):
             fields = next(csv.reader([line]), [])
-            row = dict(zip(RESULT_COLUMNS, fields))
-            if len(fields) == len(RESULT_COLUMNS) and row["runs"].isdigit():  # not cut short, not a header
+            row = dict(zip(self.columns, fields))
+            if len(fields) == len(self.columns) and row["runs"].isdigit():  # not cut short, not a header
                 rows_of_cell.setdefault(row["cell"], []).append((number, row))
         kept, finished = [], set()
         for cell, entries in rows_of_cell.items():
             runs = int(entries[0][1]["runs"])
             first_copies = {}
             for number, row in entries:
-                first_copies.setdefault((row["start"], row["start_box"]), number)
+                first_copies.setdefault((row.get("start"), row.get("start_box")), number)
             if len(first_copies) == runs:
                 kept.extend(first_copies.values())
             elif len(entries) == runs:
@@ -602,7 +669,7 @@ class Store:
             atomic_write(self.results, lambda tmp: Path(tmp).write_text(text))
         return finished
 
-    def append(self, rows, histories, boxes=None):
+    def append(self, rows, histories, boxes=None, record=None):
         if not self._unlock.alive:
             raise ValueError(f"the store of {self.out} is closed: it no longer holds the folder's lock; "
                              f"open a new Store to append")
@@ -611,7 +678,10 @@ class Store:
         if boxes is not None:
             (self.out / "boxes").mkdir(exist_ok=True)
             atomic_write(self.out / "boxes" / f"{cell}.npy", lambda tmp: np.save(tmp, boxes))
-        text = "".join(",".join(_csv(row[c]) for c in RESULT_COLUMNS) + "\n" for row in rows)
+        if record is not None:  # a learning cell's whole run: its per-epoch metrics, a few predictions
+            (self.out / "records").mkdir(exist_ok=True)
+            write_json(self.out / "records" / f"{cell}.json", record)
+        text = "".join(",".join(_csv(row[c]) for c in self.columns) + "\n" for row in rows)
         with open(self.results, "a") as file:
             file.write(text)
             file.flush()
@@ -701,8 +771,8 @@ def run(sweep, store, workers=1, scheduler=None, progress=None, batch=True):
     if progress is not None:
         progress(done, len(every))
     for results in _results(batches(pending, sweep, batch), sweep, workers, scheduler, batch):
-        for rows, histories, boxes in results:
-            store.append(rows, histories, boxes)
+        for rows, histories, boxes, record in results:
+            store.append(rows, histories, boxes, record)
             done += 1
         if progress is not None:
             progress(done, len(every))

@@ -26,8 +26,9 @@ from .box_metrics import evaluate
 from .first_order import get_schedule
 from .losses import get_loss
 from .names import canonical
-from .networks import init_network, predict
-from .synthetic import make_splits
+from .networks import INITS, MODELS, init_network, predict
+from .parameterisations import get_parameterisation
+from .synthetic import make_dataset, make_splits
 
 OPTIMIZERS = ("adam", "sgd")
 SELECTION_METRIC = "accuracy_mean"
@@ -167,6 +168,33 @@ def choose_rates(runs, metric=SELECTION_METRIC):
 _SPLITS = {}
 DATA_KEYS = ("data_seed", "images", "label_noise", "image_size", "min_size", "distractors")
 """The settings of an experiment (`run`) that decide its images."""
+LEARNING_DEFAULTS = dict(model="cnn", param="cxcywh", optimizer="adam", epochs=15, batch_size=64, init="default",
+                         images=[2000, 500, 1000], image_size=32, min_size=1.0, label_noise=0.0, distractors=0,
+                         data_seed=0)
+"""The settings of an experiment that every run shares (`run`), as `experiments/train_regressor.py` has them."""
+
+
+def check_config(config):
+    """An experiment's settings (`LEARNING_DEFAULTS`' keys) with names in their own spelling; ValueError
+    naming the first bad one."""
+    config = dict(config)
+    config["model"] = canonical(config["model"], MODELS, "model")
+    config["optimizer"] = canonical(config["optimizer"], OPTIMIZERS, "optimizer")
+    config["param"] = get_parameterisation(config["param"]).name
+    config["init"] = canonical(config["init"], INITS, "init")
+    for key, low in [("epochs", 1), ("batch_size", 1), ("distractors", 0), ("data_seed", 0)]:
+        if not (isinstance(config[key], int) and not isinstance(config[key], bool) and config[key] >= low):
+            raise ValueError(f"{key} must be a whole number >= {low}; got {config[key]!r}")
+    images = config["images"]
+    if not (isinstance(images, (list, tuple)) and len(images) == 3 and all(isinstance(n, int) and n >= 1
+                                                                           for n in images)):
+        raise ValueError(f"images must be three counts >= 1 (train, val, test); got {images!r}")
+    config["images"] = list(images)
+    if not 0 <= config["label_noise"] < 1:
+        raise ValueError(f"label_noise must be a share of the box size in [0, 1); got {config['label_noise']!r}")
+    make_dataset(1, 0, image_size=config["image_size"], min_size=config["min_size"])  # the image and object sizes
+    init_network(config["model"], config["image_size"], 0, param=config["param"])  # the model fits the image
+    return config
 
 
 def splits_for(config):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from helpers import load_experiment
-from sandbox import synthetic, training
+from sandbox import sweep as sweeps, synthetic, training
 from sandbox.results import read_csv
 
 experiment = load_experiment("train_regressor")
@@ -65,26 +65,25 @@ SMALL = ["--losses", "l2", "giou", "--seeds", "2", "--epochs", "2", "--lrs", "1e
 @pytest.mark.slow
 def test_a_run_killed_part_way_resumes_to_identical_rows(tmp_path, monkeypatch, capsys):
     experiment.main(["--out", str(tmp_path / "whole"), *SMALL, "--workers", "1"])
-    write_json, calls = experiment.write_json, []
+    append, calls = sweeps.Store.append, []
 
-    def interrupted(path, value):
-        if "runs" in str(path):
-            calls.append(path)
-            if len(calls) == 3:
-                raise KeyboardInterrupt
-        write_json(path, value)
+    def interrupted(store, *arguments):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        append(store, *arguments)
 
-    monkeypatch.setattr(experiment, "write_json", interrupted)
+    monkeypatch.setattr(sweeps.Store, "append", interrupted)
     with pytest.raises(SystemExit) as stopped:
         experiment.main(["--out", str(tmp_path / "broken"), *SMALL, "--workers", "1"])
-    assert stopped.value.code == 130 and len(list((tmp_path / "broken" / "runs").glob("*.json"))) == 2
+    assert stopped.value.code == 130 and len(read_csv(tmp_path / "broken" / "results.csv")) == 2
     assert "the same command goes on from there" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         experiment.main(["--out", str(tmp_path / "broken"), "--replot"])
     assert "holds 2 of 8 runs" in capsys.readouterr().err
-    monkeypatch.setattr(experiment, "write_json", write_json)
+    monkeypatch.setattr(sweeps.Store, "append", append)
     experiment.main(["--out", str(tmp_path / "broken"), *SMALL, "--workers", "2"])
-    for name in ("runs.csv", "epochs.csv", "summary.csv"):
+    for name in ("results.csv", "epochs.csv", "summary.csv"):
         whole, broken = read_csv(tmp_path / "whole" / name), read_csv(tmp_path / "broken" / name)
         strip = lambda rows: sorted(tuple((k, v) for k, v in r.items() if k != "seconds") for r in rows)  # noqa: E731
         assert strip(whole) == strip(broken), name
@@ -95,6 +94,40 @@ def test_a_run_killed_part_way_resumes_to_identical_rows(tmp_path, monkeypatch, 
         assert column in summary[0]
     for figure in ("accuracy.png", "epochs.png", "by_size.png", "gallery.png"):
         assert (tmp_path / "whole" / figure).stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_the_same_grid_as_a_sweep_file_runs_through_ablate_locally_and_on_a_dask_cluster(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    ablate = load_experiment("ablate")
+    experiment.main(["--out", str(tmp_path / "script"), *SMALL, "--workers", "1"])
+    (tmp_path / "grid.toml").write_text(LEARNING_SWEEP)
+    ablate.main([str(tmp_path / "grid.toml"), "--out", str(tmp_path / "ablate"), "--workers", "2"])
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        ablate.main([str(tmp_path / "grid.toml"), "--out", str(tmp_path / "dask"), "--scheduler",
+                     cluster.scheduler_address])
+    rows = {name: sorted(tuple((k, v) for k, v in row.items() if k != "seconds")
+                         for row in read_csv(tmp_path / name / "results.csv")) for name in ("script", "ablate", "dask")}
+    assert rows["script"] == rows["ablate"] == rows["dask"] and len(rows["script"]) == 8
+    ablate.main(["--report", "--out", str(tmp_path / "ablate")])
+    assert (tmp_path / "ablate" / "report.png").exists()
+
+
+LEARNING_SWEEP = """
+experiment = "learning"
+[learning]
+model = "mlp"
+epochs = 2
+images = [48, 16, 16]
+image_size = 16
+min_size = 3.0
+batch_size = 16
+[axes]
+loss = ["l2", "giou"]
+lr = [1e-3, 3e-3]
+seed = [0, 1]
+"""
 
 
 @pytest.mark.parametrize("arguments, words", [
@@ -113,3 +146,10 @@ def test_bad_input_stops_before_any_work_with_one_line(tmp_path, capsys, argumen
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert words in error and ": error: " in error
     assert not (tmp_path / "out").exists()
+
+
+def test_the_example_sweep_file_is_the_default_experiment(tmp_path):
+    from helpers import ROOT
+    args, _ = experiment.parse_args(["--out", str(tmp_path / "out")])
+    example = sweeps.load(ROOT / "experiments" / "sweeps" / "learning.toml")
+    assert example == args.sweep
