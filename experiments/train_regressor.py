@@ -49,8 +49,9 @@ from sandbox.plotting import plot_accuracy_curves, plot_by_size, plot_prediction
 from sandbox.results import atomic_write, read_csv, write_csv
 from sandbox.sweep import SweepError
 
-DEFAULTS = dict(losses=["l2", "l1", "smooth_l1", "iou", "giou", "diou", "ciou"], seeds=3, epochs=15,
-                lrs=[1e-3, 3e-3, 1e-2], train=2000, val=500, test=1000, model="cnn", batch_size=64)
+DEFAULTS = dict(losses=["l2", "l1", "smooth_l1", "iou", "giou", "diou", "ciou"], seeds=3, lrs=[1e-3, 3e-3, 1e-2],
+                **{key: training.LEARNING_DEFAULTS[key] for key in ("epochs", "model", "batch_size")},
+                **dict(zip(("train", "val", "test"), training.LEARNING_DEFAULTS["images"])))
 QUICK = dict(losses=["l2", "iou", "giou", "diou"], seeds=1, epochs=10, lrs=[1e-3, 3e-3], train=1000, val=200,
              test=300, model="cnn", batch_size=32)
 GALLERY = 8  # test images whose predictions each run keeps, for the gallery
@@ -59,7 +60,7 @@ GALLERY = 8  # test images whose predictions each run keeps, for the gallery
 def parse_args(argv):
     parser = experiment_parser(__doc__)
     parser.add_argument("--out", type=Path, default=Path("results/train_regressor"),
-                        help="folder for the runs, the CSVs, config.json and the figures")
+                        help="folder for the sweep (results.csv, records/, sweep.json), the tables and the figures")
     parser.add_argument("--quick", action="store_true",
                         help=f"the quick preset, under a minute: {', '.join(f'{k} {v}' for k, v in QUICK.items())}; "
                              f"options given explicitly still apply")
