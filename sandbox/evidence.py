@@ -1,0 +1,352 @@
+"""Honest ranking of losses: ties within the spread between seeds or the rounding, failures said as such.
+
+The evidence table (``evidence.csv``) holds one tidy row per loss x setting x measure,
+`EVIDENCE_COLUMNS`; the ranking (``ranking.csv``) one row per loss x setting,
+`RANKING_COLUMNS`. This module makes both kinds of rows and ranks a setting by one
+headline measure, by three rules:
+
+- two losses whose values differ by no more than their *tie tolerance*,
+  ``max(resolution, spread_a + spread_b)`` (`tie_tolerance`), are not different: the
+  spread is the standard deviation over seeds, the resolution the rounding a result is
+  known to (a number that moves in its last digit with BLAS threads or fused kernels);
+- tied losses share a rank, in competition style ("1, 1, 3"), by the rule of
+  `rank_with_ties`;
+- a loss that fails a setting outright (the IoU loss from non-overlapping starts, whose
+  gradient is exactly zero) is reported as failing, with its reason, not ranked low.
+
+`real_differences` says in one line which differences of a setting are real.
+
+    >>> values = {"iou": (0.235, 0.002), "giou": (0.215, 0.025), "l2": (0.128, 0.031)}
+    >>> rows = [r for loss, (v, s) in values.items()
+    ...         for r in evidence_rows(loss, "learning", {"accuracy_mean": (v, s)})]
+    >>> [(r["loss"], r["rank"]) for r in rank_setting(rows, "accuracy_mean")]
+    [('iou', 1), ('giou', 1), ('l2', 3)]
+    >>> real_differences(rows, "accuracy_mean")
+    'iou (0.235 ± 0.002) > l2 (0.128 ± 0.031); giou (0.215 ± 0.025) > l2; iou and giou tied'
+"""
+import math
+
+import numpy as np
+
+EVIDENCE_COLUMNS = ["loss", "setting", "measure", "value", "spread"]
+RANKING_COLUMNS = ["loss", "setting", "rank", "failed", "reason"]
+SETTINGS = ["single_box", "simulation", "learning"]
+
+MEASURES = {
+    # single_box: fits of one box under one optimiser (gd with the step schedule, or Adam)
+    "share_home_apart": True,
+    "share_home_overlapping": True,
+    "median_iterations_to_0.5": False,
+    "median_iterations_to_0.9": False,
+    # simulation: the DIoU paper's protocol (1,715,000 cases)
+    "error_final": False,
+    "mean_final_iou": True,
+    "share_final_iou_above_0.5": True,
+    "share_final_iou_above_0.9": True,
+    "iterations_to_tenth_error": False,
+    # learning: the box regressor on held-out images (sandbox.box_metrics names)
+    "mean_iou": True,
+    "accuracy_50": True,
+    "accuracy_75": True,
+    "accuracy_mean": True,
+}
+"""Measure name -> whether a higher value is better.
+
+single_box (one box fitted under one optimiser, at its best learning rate of a shared grid):
+
+- ``share_home_apart``: share of non-overlapping starts brought home (final IoU near 1);
+- ``share_home_overlapping``: the same over overlapping starts;
+- ``median_iterations_to_0.5``, ``median_iterations_to_0.9``: median number of
+  iterations until the IoU first reaches 0.5, 0.9 (lower is better).
+
+simulation (the DIoU paper's protocol):
+
+- ``error_final``: E(200), the sum over cases of the L1 distance in (x, y, w, h) to the
+  target after 200 iterations (lower is better);
+- ``mean_final_iou``: mean IoU after the last iteration;
+- ``share_final_iou_above_0.5``, ``share_final_iou_above_0.9``: share of cases ending
+  above that IoU;
+- ``iterations_to_tenth_error``: iterations until E(t) < 0.1 E(0) (lower is better).
+
+learning (`sandbox.box_metrics.evaluate` on the test split, mean over seeds):
+
+- ``mean_iou``: mean IoU of predicted and true boxes;
+- ``accuracy_50``, ``accuracy_75``: share of images whose box reaches IoU 0.5, 0.75;
+- ``accuracy_mean``: the mean of the accuracies at 0.50, 0.55, ..., 0.95.
+"""
+
+# Differences at the tolerance itself count as ties; this slack keeps a gap of exactly
+# one rounding unit (0.236 - 0.235 = 0.0010000000000000009) a tie, as it reads.
+_SLACK = 1e-9
+
+
+def _direction(measure, higher_is_better=None):
+    """`higher_is_better` if given, else whether a higher `measure` is better, from `MEASURES`."""
+    if higher_is_better is not None:
+        return bool(higher_is_better)
+    if measure not in MEASURES:
+        raise ValueError(f"unknown measure {measure!r}; known measures are {', '.join(MEASURES)}"
+                         "; or pass higher_is_better explicitly")
+    return MEASURES[measure]
+
+
+def _spread(spread):
+    """A spread as a float, no spread (None, '', NaN: no seeds) as 0."""
+    if spread is None or spread == "":
+        return 0.0
+    spread = float(spread)
+    return 0.0 if math.isnan(spread) else abs(spread)
+
+
+def _value(value):
+    """A value as a float, a missing one (None, '') as NaN."""
+    return math.nan if value is None or value == "" else float(value)
+
+
+def tie_tolerance(spread_a=None, spread_b=None, resolution=0.0):
+    """The largest difference between two values that is no difference: ``max(resolution, spread_a + spread_b)``.
+
+    Parameters
+    ----------
+    spread_a, spread_b : float or None
+        Standard deviations over seeds; None, '' or NaN (no seeds) count as 0.
+    resolution : float
+        The rounding a value is known to.
+
+    >>> tie_tolerance(0.025, 0.036), tie_tolerance(None, float("nan"), resolution=0.001)
+    (0.061, 0.001)
+    """
+    return max(float(resolution), _spread(spread_a) + _spread(spread_b))
+
+
+def tied(value_a, value_b, spread_a=None, spread_b=None, resolution=0.0):
+    """Whether two values differ by no more than their `tie_tolerance` (pairwise, not transitive).
+
+    >>> tied(0.215, 0.170, 0.025, 0.036), tied(0.235, 0.128, 0.002, 0.031)
+    (True, False)
+    """
+    tolerance = tie_tolerance(spread_a, spread_b, resolution)
+    return abs(_value(value_a) - _value(value_b)) <= tolerance + _SLACK * max(tolerance, 1e-3)
+
+
+def rank_with_ties(values, spreads=None, resolution=0.0, higher_is_better=True):
+    """Competition ranks ("1, 2, 2, 4") in which values within their tie tolerance share a rank.
+
+    Being within the tolerance (`tied`) is not transitive: a ~ b and b ~ c can hold while a
+    and c differ, and letting such chains merge would tie the best and the worst of a long
+    list. The rule here: sort the finite values best first (stable, so equal values keep
+    their input order) and walk down; an entry joins the current tie group if it is tied
+    with *every* member of the group, and otherwise opens a new group. A group's rank is
+    1 + the number of entries ranked before it. So a shared rank never hides a real
+    difference (every two losses of a group are tied), which a group anchored on its best
+    entry alone would not promise: with a wide spread, the best entry can be tied with two
+    entries that differ from each other (1.0 ± 0.3 against 0.9 and 0.75). The converse does not hold: two losses of different ranks may still
+    be tied (in a ~ b ~ c with a and c apart, a and b rank 1, c rank 3, though b ~ c);
+    `real_differences` says which differences are real.
+
+    Parameters
+    ----------
+    values : array_like, shape (n,)
+        One value per entry; NaN or infinite values are not ranked.
+    spreads : array_like, shape (n,), optional
+        Standard deviation over seeds per entry; None or NaN entries count as 0.
+    resolution : float
+        The rounding the values are known to: smaller differences are ties.
+    higher_is_better : bool
+        Whether rank 1 goes to the largest value (True) or the smallest.
+
+    Returns
+    -------
+    ranks : ndarray, shape (n,)
+        Float ranks, 1 for the best group; NaN for non-finite values.
+
+    Examples
+    --------
+    >>> rank_with_ties([0.9, 0.5, 0.5, 0.1])
+    array([1., 2., 2., 4.])
+    >>> rank_with_ties([3.0, 2.9, 2.8], resolution=0.1)    # 3.0 ~ 2.9 ~ 2.8, but 3.0 and 2.8 apart
+    array([1., 1., 3.])
+    >>> rank_with_ties([10, 12, float("nan")], spreads=[1, 1, 0], higher_is_better=False)
+    array([ 1.,  1., nan])
+    """
+    values = np.array([_value(v) for v in np.ravel(np.asarray(values, dtype=object))], dtype=float)
+    spreads = (np.zeros(len(values)) if spreads is None
+               else np.array([_spread(s) for s in np.ravel(np.asarray(spreads, dtype=object))]))
+    if spreads.shape != values.shape:
+        raise ValueError(f"spreads has {spreads.size} entries, values {values.size}; give one spread per value")
+    ranks = np.full(len(values), np.nan)
+    finite = [i for i in range(len(values)) if np.isfinite(values[i])]
+    order = sorted(finite, key=lambda i: -values[i] if higher_is_better else values[i])
+    group, group_rank = [], 1
+    for position, i in enumerate(order, start=1):
+        if not all(tied(values[i], values[j], spreads[i], spreads[j], resolution) for j in group):
+            group, group_rank = [], position
+        group.append(i)
+        ranks[i] = group_rank
+    return ranks
+
+
+def evidence_rows(loss, setting, measures):
+    """Tidy `EVIDENCE_COLUMNS` rows of one loss in one setting.
+
+    Parameters
+    ----------
+    loss : str
+        The loss's name as the registry spells it.
+    setting : str
+        One of `SETTINGS`.
+    measures : dict
+        Measure name -> (value, spread), or -> value; the spread is the standard
+        deviation over seeds, None where there are no seeds.
+
+    Returns
+    -------
+    list of dict
+        One row per measure, in the order given; ``spread`` is None without seeds.
+
+    >>> evidence_rows("giou", "simulation", {"mean_final_iou": 0.97})
+    [{'loss': 'giou', 'setting': 'simulation', 'measure': 'mean_final_iou', 'value': 0.97, 'spread': None}]
+    """
+    if setting not in SETTINGS:
+        raise ValueError(f"unknown setting {setting!r}; settings are {', '.join(SETTINGS)}")
+    rows = []
+    for measure, entry in measures.items():
+        value, spread = entry if isinstance(entry, (tuple, list)) else (entry, None)
+        spread = None if spread is None or spread == "" or math.isnan(float(spread)) else float(spread)
+        rows.append(dict(loss=loss, setting=setting, measure=measure, value=_value(value), spread=spread))
+    return rows
+
+
+def _measure_rows(rows, measure, setting):
+    """The rows of one measure (and setting), checked to belong to one setting, one per loss."""
+    chosen = [r for r in rows if r["measure"] == measure and (setting is None or r["setting"] == setting)]
+    settings = sorted({r["setting"] for r in chosen})
+    if len(settings) > 1:
+        raise ValueError(f"measure {measure!r} has rows in settings {', '.join(settings)}; "
+                         "pass setting= to rank one of them")
+    losses = [r["loss"] for r in chosen]
+    repeated = sorted({loss for loss in losses if losses.count(loss) > 1})
+    if repeated:
+        raise ValueError(f"losses {', '.join(repeated)} have more than one {measure!r} row; give one per loss")
+    return chosen, (settings[0] if settings else setting)
+
+
+def rank_setting(rows, measure, higher_is_better=None, resolution=0.0, failed=None, setting=None):
+    """Rank the losses of one setting by one measure: `RANKING_COLUMNS` rows, failures said, not ranked.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Evidence rows (`EVIDENCE_COLUMNS`, e.g. from `evidence_rows` or read back from
+        evidence.csv); only those of `measure` (and `setting`, if given) are used.
+    measure : str
+        The setting's headline measure.
+    higher_is_better : bool, optional
+        Default: from `MEASURES`.
+    resolution : float
+        The rounding the values are known to (see `rank_with_ties`).
+    failed : dict, optional
+        Loss -> reason, for losses that fail the setting outright, e.g.
+        ``{"iou": "IoU from non-overlapping starts: gradient exactly zero"}``. They get
+        no rank, ``failed`` True and their reason, whatever their value.
+    setting : str, optional
+        Which setting's rows to use, when `rows` holds several.
+
+    Returns
+    -------
+    list of dict
+        One row per loss: the ranked ones by rank (best value first within a rank), then those
+        without a finite value (rank None, reason says so), then the failing ones (rank None).
+        Ranks are ints.
+    """
+    failed = dict(failed or {})
+    higher = _direction(measure, higher_is_better)
+    chosen, setting = _measure_rows(rows, measure, setting)
+    ranked = [r for r in chosen if r["loss"] not in failed]
+    ranks = rank_with_ties([r["value"] for r in ranked], [r["spread"] for r in ranked], resolution, higher)
+    best_first = sorted(range(len(ranked)), key=lambda i: (ranks[i], -_value(ranked[i]["value"]) if higher
+                                                               else _value(ranked[i]["value"])))
+    out = [dict(loss=ranked[i]["loss"], setting=setting, rank=int(ranks[i]), failed=False, reason="")
+           for i in best_first if np.isfinite(ranks[i])]
+    out += [dict(loss=r["loss"], setting=setting, rank=None, failed=False,
+                 reason=f"no finite {measure} ({r['value']})")
+            for k, r in zip(ranks, ranked) if not np.isfinite(k)]
+    out += [dict(loss=loss, setting=setting, rank=None, failed=True, reason=reason)
+            for loss, reason in failed.items()]
+    return out
+
+
+def _format(value, spread=None):
+    """'0.215 ± 0.025' below 10; '57', '12.5' up to 1000; '3457' past it; no '± ...' without a spread."""
+    value = _value(value)
+    if abs(value) >= 1000 or (abs(value) >= 10 and value == round(value)):
+        digits = 0
+    else:
+        digits = 1 if abs(value) >= 10 else 3
+    text = f"{value:.{digits}f}"
+    spread = _spread(spread)
+    if not spread:
+        return text
+    spread_digits = 3 if spread < 1 else digits   # a spread under 1 on a whole value keeps its digits
+    return f"{text} ± {spread:.{spread_digits}f}"
+
+
+def real_difference_pairs(rows, measure, higher_is_better=None, resolution=0.0, failed=None, setting=None):
+    """The pairs (better, worse) of non-failing losses whose difference exceeds their tie tolerance.
+
+    Arguments as for `rank_setting`. Pairs come best first, each loss's worse partners
+    in order of value.
+
+    >>> rows = [r for loss, v in [("a", 3.0), ("b", 2.9), ("c", 2.8)]
+    ...         for r in evidence_rows(loss, "simulation", {"mean_final_iou": v})]
+    >>> real_difference_pairs(rows, "mean_final_iou", resolution=0.1)
+    [('a', 'c')]
+    """
+    failed = failed or {}
+    higher = _direction(measure, higher_is_better)
+    chosen, _ = _measure_rows(rows, measure, setting)
+    chosen = [r for r in chosen if r["loss"] not in failed and np.isfinite(_value(r["value"]))]
+    chosen = sorted(chosen, key=lambda r: -_value(r["value"]) if higher else _value(r["value"]))
+    return [(a["loss"], b["loss"]) for n, a in enumerate(chosen) for b in chosen[n + 1:]
+            if not tied(a["value"], b["value"], a["spread"], b["spread"], resolution)]
+
+
+def real_differences(rows, measure, higher_is_better=None, resolution=0.0, failed=None, setting=None):
+    """One line saying which differences of a setting are real, which losses are tied, which fail.
+
+    Each loss that is really better than others is named with its value, then the losses
+    it beats ("giou (0.215 ± 0.025) > smooth_l1, l2"); then the tie groups of
+    `rank_with_ties` with more than one member ("iou and giou tied"); then the failures.
+    Arguments as for `rank_setting`.
+
+    Returns
+    -------
+    str
+        The line; "no real difference" when every gap is within the tolerance.
+    """
+    failed = failed or {}
+    chosen, _ = _measure_rows(rows, measure, setting)
+    by_loss = {r["loss"]: r for r in chosen}
+    pairs = real_difference_pairs(rows, measure, higher_is_better, resolution, failed, setting)
+    parts, named = [], set()
+    for better in dict.fromkeys(a for a, _ in pairs):
+        worse = []
+        for a, b in pairs:
+            if a == better:
+                worse.append(b if b in named else f"{b} ({_format(by_loss[b]['value'], by_loss[b]['spread'])})")
+                named.add(b)
+        head = better if better in named else f"{better} ({_format(by_loss[better]['value'], by_loss[better]['spread'])})"
+        named.add(better)
+        parts.append(f"{head} > {', '.join(worse)}")
+    ranking = rank_setting(rows, measure, higher_is_better, resolution, failed, setting)
+    groups = {}
+    for r in ranking:
+        if r["rank"] is not None:
+            groups.setdefault(r["rank"], []).append(r["loss"])
+    for members in groups.values():
+        if len(members) > 1:
+            parts.append(f"{', '.join(members[:-1])} and {members[-1]} tied")
+    parts += [f"{r['loss']} fails ({r['reason']})" for r in ranking if r["failed"]]
+    if not pairs:
+        parts.insert(0, "no real difference")
+    return "; ".join(parts)

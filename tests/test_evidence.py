@@ -1,0 +1,182 @@
+"""The honest ranking of sandbox.evidence, on constructed inputs and on the README's learning table."""
+import math
+
+import numpy as np
+import pytest
+
+from sandbox.evidence import (EVIDENCE_COLUMNS, MEASURES, RANKING_COLUMNS, evidence_rows, rank_setting,
+                              rank_with_ties, real_difference_pairs, real_differences, tie_tolerance, tied)
+
+# README, "Does the loss matter when a model learns?": accuracy over IoU 0.50:0.95 on the test
+# images, mean ± std over 3 seeds, of the default learning experiment.
+README_ACCURACY_MEAN = {"l2": (0.128, 0.031), "l1": (0.170, 0.036), "smooth_l1": (0.166, 0.022),
+                        "iou": (0.235, 0.002), "giou": (0.215, 0.025), "diou": (0.184, 0.033),
+                        "ciou": (0.178, 0.038)}
+IOU_APART = "IoU from non-overlapping starts: gradient exactly zero"
+
+
+def rows_of(values, setting="learning", measure="accuracy_mean"):
+    """Evidence rows of one measure from loss -> (value, spread) or loss -> value."""
+    return [row for loss, entry in values.items() for row in evidence_rows(loss, setting, {measure: entry})]
+
+
+def ranks_by_loss(ranking):
+    return {row["loss"]: row["rank"] for row in ranking}
+
+
+def test_competition_ranks_skip_after_a_tie():
+    np.testing.assert_array_equal(rank_with_ties([0.9, 0.5, 0.5, 0.1]), [1, 2, 2, 4])
+    np.testing.assert_array_equal(rank_with_ties([0.1, 0.5, 0.9, 0.5]), [4, 2, 1, 2])
+
+
+def test_differences_within_the_spread_are_ties_and_larger_gaps_are_not():
+    # 0.60 and 0.55 differ by 0.05 <= 0.03 + 0.03; 0.40 is 0.15 below, beyond any spread here
+    ranks = rank_with_ties([0.60, 0.55, 0.40], spreads=[0.03, 0.03, 0.03])
+    np.testing.assert_array_equal(ranks, [1, 1, 3])
+    # the same values with small spreads are three ranks
+    np.testing.assert_array_equal(rank_with_ties([0.60, 0.55, 0.40], spreads=[0.01, 0.01, 0.01]), [1, 2, 3])
+
+
+def test_missing_spreads_count_as_no_spread():
+    np.testing.assert_array_equal(rank_with_ties([0.6, 0.55], spreads=[None, float("nan")]), [1, 2])
+    assert tie_tolerance(None, "", resolution=0.0) == 0.0
+
+
+def test_resolution_ties_values_that_differ_only_by_rounding():
+    np.testing.assert_array_equal(rank_with_ties([0.236, 0.235, 0.230], resolution=0.001), [1, 1, 3])
+    np.testing.assert_array_equal(rank_with_ties([0.236, 0.235, 0.230]), [1, 2, 3])
+    # the resolution is a floor, not added to the spread: spreads 0.02 + 0.02 win over 0.001
+    assert tie_tolerance(0.02, 0.02, resolution=0.001) == pytest.approx(0.04)
+    assert tie_tolerance(0.0001, 0.0001, resolution=0.001) == 0.001
+
+
+def test_lower_is_better_ranks_the_smallest_first():
+    ranks = rank_with_ties([120.0, 40.0, 45.0, 300.0], spreads=[0, 3, 3, 0], higher_is_better=False)
+    np.testing.assert_array_equal(ranks, [3, 1, 1, 4])
+    assert MEASURES["median_iterations_to_0.5"] is False and MEASURES["error_final"] is False
+    ranking = rank_setting(rows_of({"a": 120.0, "b": 40.0}, "single_box", "median_iterations_to_0.5"),
+                           "median_iterations_to_0.5")
+    assert ranks_by_loss(ranking) == {"b": 1, "a": 2}
+
+
+def test_non_finite_values_are_not_ranked():
+    ranks = rank_with_ties([0.5, float("nan"), 0.7, float("inf"), None])
+    np.testing.assert_array_equal(ranks[[0, 2]], [2, 1])
+    assert np.isnan(ranks[[1, 3, 4]]).all()
+    ranking = rank_setting(rows_of({"a": 0.5, "b": float("nan")}), "accuracy_mean")
+    b = next(row for row in ranking if row["loss"] == "b")
+    assert b["rank"] is None and b["failed"] is False and "no finite accuracy_mean" in b["reason"]
+
+
+def test_a_chain_of_ties_does_not_merge_ends_that_differ():
+    # a ~ b (0.1 apart) and b ~ c (0.1 apart), but a and c are 0.2 apart, beyond the 0.1 resolution.
+    # The documented rule: a new group opens at the first entry not tied with every member of the
+    # current group, so a and b share rank 1 and c opens rank 3, though b ~ c.
+    np.testing.assert_array_equal(rank_with_ties([3.0, 2.9, 2.8], resolution=0.1), [1, 1, 3])
+    # a long chain, each step within the resolution, spreads into several groups, not one
+    ranks = rank_with_ties(np.arange(10) * 0.1, resolution=0.1, higher_is_better=False)
+    np.testing.assert_array_equal(ranks, [1, 1, 3, 3, 5, 5, 7, 7, 9, 9])
+    assert tied(2.9, 2.8, resolution=0.1) and not tied(3.0, 2.8, resolution=0.1)
+
+
+def test_a_shared_rank_never_hides_a_real_difference():
+    # c is within a's wide spread, but b and c (no spread) differ by 0.15: a group anchored on its
+    # best entry alone would put all three together
+    values, spreads = [1.0, 0.9, 0.75], [0.3, 0.0, 0.0]
+    np.testing.assert_array_equal(rank_with_ties(values, spreads), [1, 1, 3])
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        values, spreads = rng.uniform(0, 1, 8), rng.uniform(0, 0.1, 8)
+        ranks = rank_with_ties(values, spreads, resolution=0.02)
+        for i in range(8):
+            for j in range(8):
+                if ranks[i] == ranks[j]:
+                    assert tied(values[i], values[j], spreads[i], spreads[j], resolution=0.02)
+                elif values[i] > values[j]:
+                    assert ranks[i] < ranks[j]
+
+
+def test_a_failing_loss_is_reported_with_its_reason_not_ranked():
+    # IoU's share of non-overlapping starts brought home is 0, the worst value; it is shown as failing
+    values = {"iou": 0.0, "giou": 1.0, "diou": 1.0, "l1": 0.97}
+    ranking = rank_setting(rows_of(values, "single_box", "share_home_apart"), "share_home_apart",
+                           failed={"iou": IOU_APART})
+    assert [row["loss"] for row in ranking] == ["giou", "diou", "l1", "iou"]
+    iou = ranking[-1]
+    assert iou == dict(loss="iou", setting="single_box", rank=None, failed=True, reason=IOU_APART)
+    assert ranks_by_loss(ranking) == {"giou": 1, "diou": 1, "l1": 3, "iou": None}
+    assert all(set(row) == set(RANKING_COLUMNS) for row in ranking)
+    sentence = real_differences(rows_of(values, "single_box", "share_home_apart"), "share_home_apart",
+                                failed={"iou": IOU_APART})
+    assert f"iou fails ({IOU_APART})" in sentence
+    assert sentence == f"giou (1.000) > l1 (0.970); diou (1.000) > l1; giou and diou tied; iou fails ({IOU_APART})"
+
+
+def test_a_failing_loss_without_rows_still_appears():
+    ranking = rank_setting(rows_of({"giou": 0.9}, "single_box", "share_home_apart"), "share_home_apart",
+                           failed={"focal_eiou": "Focal-EIoU: zero weight apart"})
+    assert ranking[-1] == dict(loss="focal_eiou", setting="single_box", rank=None, failed=True,
+                               reason="Focal-EIoU: zero weight apart")
+
+
+def test_readme_learning_table_agrees_with_the_readmes_wording():
+    rows = rows_of(README_ACCURACY_MEAN)
+    ranks = ranks_by_loss(rank_setting(rows, "accuracy_mean", resolution=0.001))
+    pairs = real_difference_pairs(rows, "accuracy_mean", resolution=0.001)
+    # "IoU and GIoU beat L2 ... beyond the spread, and IoU beats L1 and smooth L1 too"
+    assert ("iou", "l2") in pairs and ("giou", "l2") in pairs
+    assert ("iou", "l1") in pairs and ("iou", "smooth_l1") in pairs
+    assert ranks["iou"] == 1 and ranks["l2"] > ranks["iou"] and ranks["l2"] > ranks["giou"]
+    # "The other gaps (GIoU against L1; DIoU and CIoU against the coordinate losses) lie within the spread"
+    (giou, giou_spread), (l1, l1_spread) = README_ACCURACY_MEAN["giou"], README_ACCURACY_MEAN["l1"]
+    assert tied(giou, l1, giou_spread, l1_spread, resolution=0.001)
+    assert ("giou", "l1") not in pairs
+    for loss in ["diou", "ciou"]:
+        for coordinate in ["l1", "smooth_l1", "l2"]:
+            assert (loss, coordinate) not in pairs
+    # the plain IoU loss at least as good as GIoU: tied, rank 1 both
+    assert ranks["giou"] == 1 and ("iou", "giou") not in pairs
+    # by the rule, GIoU shares rank 1 with IoU, so L1, which IoU beats, ranks below it though tied with it
+    assert ranks == {"iou": 1, "giou": 1, "diou": 3, "ciou": 3, "l1": 3, "smooth_l1": 3, "l2": 3}
+
+
+def test_real_differences_says_what_is_real_and_what_is_tied():
+    rows = rows_of({"iou": (0.235, 0.002), "giou": (0.215, 0.025), "l1": (0.170, 0.036),
+                    "l2": (0.128, 0.031)})
+    assert real_differences(rows, "accuracy_mean") == (
+        "iou (0.235 ± 0.002) > l1 (0.170 ± 0.036), l2 (0.128 ± 0.031); giou (0.215 ± 0.025) > l2; "
+        "iou and giou tied; l1 and l2 tied")
+    assert real_differences(rows_of({"a": (0.5, 0.1), "b": (0.45, 0.1)}), "accuracy_mean") == (
+        "no real difference; a and b tied")
+
+
+def test_evidence_rows_are_tidy():
+    rows = evidence_rows("giou", "learning", {"mean_iou": (0.366, 0.030), "accuracy_50": 0.416})
+    assert [list(row) for row in rows] == [EVIDENCE_COLUMNS] * 2
+    assert rows[0] == dict(loss="giou", setting="learning", measure="mean_iou", value=0.366, spread=0.030)
+    assert rows[1]["spread"] is None
+    assert evidence_rows("giou", "simulation", {"error_final": (10.0, float("nan"))})[0]["spread"] is None
+
+
+def test_rows_read_back_from_csv_rank_the_same():
+    # evidence.csv read back gives strings, with '' for no spread
+    rows = [{key: str(value) if value is not None else "" for key, value in row.items()}
+            for row in rows_of(README_ACCURACY_MEAN)]
+    assert ranks_by_loss(rank_setting(rows, "accuracy_mean")) == ranks_by_loss(
+        rank_setting(rows_of(README_ACCURACY_MEAN), "accuracy_mean"))
+
+
+def test_mistakes_are_named():
+    with pytest.raises(ValueError, match="unknown setting 'learnig'; settings are single_box"):
+        evidence_rows("giou", "learnig", {"mean_iou": 0.3})
+    with pytest.raises(ValueError, match="unknown measure 'map'"):
+        rank_setting(rows_of({"a": 0.5}, measure="map"), "map")
+    both = rows_of({"a": 0.5}, "learning", "mean_iou") + rows_of({"a": 0.6}, "simulation", "mean_iou")
+    with pytest.raises(ValueError, match="settings learning, simulation; pass setting="):
+        rank_setting(both, "mean_iou")
+    assert ranks_by_loss(rank_setting(both, "mean_iou", setting="simulation")) == {"a": 1}
+    with pytest.raises(ValueError, match="losses a have more than one"):
+        rank_setting(rows_of({"a": 0.5}) * 2, "accuracy_mean")
+    with pytest.raises(ValueError, match="spreads has 1 entries, values 2"):
+        rank_with_ties([1, 2], spreads=[0.1])
+    assert math.isnan(rank_with_ties([float("nan")])[0])
