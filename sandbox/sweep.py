@@ -45,7 +45,6 @@ workers or the interruptions (give random boxes that every cell shares as a
 keeps the results under a folder so that an interrupted sweep loses nothing that
 had finished and runs nothing twice.
 """
-import contextlib
 import csv
 import functools
 import hashlib
@@ -90,7 +89,7 @@ TOP_LEVEL = ("axes", "starts", "tie", "exclude", "threshold", "target", "iou_wei
              "experiment")
 LEARNING_AXES = ("loss", "lr", "seed")
 """The axes of a learning sweep (``experiment = "learning"``): a cell trains one network (`sandbox.training.run`)."""
-LEARNING_DEFAULTS = {"loss": ["giou"], "lr": [1e-3], "seed": [0]}
+LEARNING_AXIS_DEFAULTS = {"loss": ["giou"], "lr": [1e-3], "seed": [0]}
 LEARNING_TOP_LEVEL = ("experiment", "learning", "axes", "tie", "exclude")
 DEFAULT_TARGET = [-1.0, -0.5, 1.0, 0.5]
 START_KINDS = {
@@ -175,7 +174,7 @@ def _resolve_learning(raw, where):
         config = training.check_config({**training.LEARNING_DEFAULTS, **given})
     except ValueError as error:
         raise SweepError(f"{where}: [learning]: {error}") from None
-    axes = _axes(raw.get("axes", {}), {}, where, LEARNING_AXES, LEARNING_DEFAULTS)
+    axes = _axes(raw.get("axes", {}), {}, where, LEARNING_AXES, LEARNING_AXIS_DEFAULTS)
     ties = _ties(raw.get("tie", []), axes, where, LEARNING_AXES)
     excludes = _excludes(raw.get("exclude", []), axes, where, LEARNING_AXES)
     sweep = dict(experiment="learning", learning=config, axes=axes, tie=ties, exclude=excludes)
@@ -561,16 +560,6 @@ def _release(key):
     if held[1] == 0:
         del _HELD[key]
         os.close(held[0])
-
-
-@contextlib.contextmanager
-def locked(folder):
-    """Hold `folder`'s lock (as a `Store` does) for the ``with`` block; SweepError if another runner holds it."""
-    key = _hold(folder)
-    try:
-        yield
-    finally:
-        _release(key)
 
 
 def _forget_inherited_locks():
