@@ -13,14 +13,12 @@ Run from the repository root::
 """
 # %%
 import os
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import sandbox
 from sandbox import sweep as sweeps
-from sandbox.cli import add_workers, check_out, experiment_parser, positive_int
+from sandbox.cli import add_workers, check_out, experiment_parser, median_run, positive_int
 from sandbox.results import provenance, read_csv, write_csv, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,16 +42,6 @@ def parse_args(argv):
     return args
 
 
-def timed(work, repeats):
-    """The median seconds of `repeats` calls of `work`, and what the last call returned."""
-    times = []
-    for _ in range(repeats):
-        began = time.perf_counter()
-        result = work()
-        times.append(time.perf_counter() - began)
-    return statistics.median(times), result
-
-
 def run_sweep(sweep, workers, batched):
     """Run every cell of `sweep` into a new temporary folder, as ablate.py does; return the rows, seconds aside."""
     with tempfile.TemporaryDirectory() as folder, sweeps.Store(folder, sweep) as store:
@@ -63,8 +51,8 @@ def run_sweep(sweep, workers, batched):
 
 
 def sweep_figures(path, sweep, workers, repeats):
-    one_at_a_time, alone = timed(lambda: run_sweep(sweep, workers, batched=False), repeats)
-    batched_time, batched = timed(lambda: run_sweep(sweep, workers, batched=True), repeats)
+    one_at_a_time, alone = median_run(lambda: run_sweep(sweep, workers, batched=False), repeats)
+    batched_time, batched = median_run(lambda: run_sweep(sweep, workers, batched=True), repeats)
     same = len(set(alone) & set(batched))
     print(f"{path.name}: {len(batched)} runs; {same} rows identical both ways", flush=True)
     return dict(what=f"{path.name}, {workers} workers", runs=len(batched), one_at_a_time_s=one_at_a_time,
@@ -76,9 +64,9 @@ def headline_figures(repeats):
     starts = sandbox.non_overlapping_starts(target, 0.5, 8, [1.0, 1.5])
     losses = ["iou", "giou", "l1", "l2"]
     return dict(what="headline, 8 starts x 4 losses, gd", runs=len(starts) * len(losses),
-                one_at_a_time_s=timed(lambda: [sandbox.fit(s, target, loss=loss) for loss in losses
+                one_at_a_time_s=median_run(lambda: [sandbox.fit(s, target, loss=loss) for loss in losses
                                                for s in starts], repeats)[0],
-                batched_s=timed(lambda: [sandbox.fit_many(starts, target, loss=loss) for loss in losses],
+                batched_s=median_run(lambda: [sandbox.fit_many(starts, target, loss=loss) for loss in losses],
                                 repeats)[0])
 
 
