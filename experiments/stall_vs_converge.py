@@ -88,10 +88,7 @@ def parse_args(argv):
     parser.add_argument("--animate", action="store_true",
                         help=f"also write {ANIMATION}: the first method's runs step by step")
     args = parser.parse_args(argv)
-    check_out(parser, args.out, args.replot, needs=("results.csv", "sweep.json"))
-    if (args.out / "summary.csv").exists() and not (args.out / "sweep.json").exists():
-        parser.error(f"{args.out} holds a run of an earlier version of this script (summary.csv); "
-                     f"give another --out, or delete {args.out} to start over")
+    check_out(parser, args.out, args.replot, needs=("results.csv", "sweep.json"), earlier="summary.csv")
     if not args.replot:
         try:
             args.sweep = make_sweep(args)

@@ -54,7 +54,6 @@ DEFAULTS = dict(losses=["l2", "l1", "smooth_l1", "iou", "giou", "diou", "ciou"],
                 **dict(zip(("train", "val", "test"), training.LEARNING_DEFAULTS["images"])))
 QUICK = dict(losses=["l2", "iou", "giou", "diou"], seeds=1, epochs=10, lrs=[1e-3, 3e-3], train=1000, val=200,
              test=300, model="cnn", batch_size=32)
-GALLERY = 8  # test images whose predictions each run keeps, for the gallery
 
 
 def parse_args(argv):
@@ -90,10 +89,7 @@ def parse_args(argv):
     add_workers(parser, "runs at once, in worker processes", scheduler="runs")
     parser.add_argument("--replot", action="store_true", help="only redraw the figures and tables from --out")
     args = parser.parse_args(argv)
-    check_out(parser, args.out, args.replot, needs=("results.csv", "sweep.json"))
-    if (args.out / "runs").is_dir() and not (args.out / "sweep.json").exists():
-        parser.error(f"{args.out} holds a run of an earlier version of this script (runs/); give another --out, "
-                     f"or delete {args.out} to start over")
+    check_out(parser, args.out, args.replot, needs=("results.csv", "sweep.json"), earlier="runs")
     if not args.replot:
         try:
             resolve(args)
@@ -250,9 +246,9 @@ def plot(out, config, runs, chosen):
     atomic_write(out / "by_size.png", fig.savefig, dpi=110)
 
     test = training.splits_for(config)["test"]
-    fig = Figure(figsize=(2.4 * GALLERY, 3.2), layout="constrained")
-    axes = fig.subplots(1, GALLERY)
-    shown = min(GALLERY, len(test.boxes))
+    shown = min(len(runs[0]["gallery"]), len(test.boxes))  # the test images whose predictions each run kept
+    fig = Figure(figsize=(2.4 * shown, 3.2), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, shown))
     predictions = {loss: np.array(at_rate[loss][0]["gallery"])[:shown] for loss in losses}
     plot_prediction_gallery(axes[:shown], test.images[:shown], test.boxes[:shown], predictions, losses)
     fig.suptitle(f"test images, the labelled box (black) and each loss's prediction (seed 0)\n{title}", fontsize=10)

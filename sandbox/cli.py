@@ -53,15 +53,19 @@ def add_workers(parser, what="worker processes", scheduler=None):
                                  f"instead of local processes (pip install 'giou-sandbox[dask]')")
 
 
-def check_out(parser, out, replot=False, needs=(), flag="--replot"):
+def check_out(parser, out, replot=False, needs=(), flag="--replot", earlier=None):
     """Stop with a one-line error, before any work, if --out cannot hold or does not hold results.
 
     `out` must not be a file; with `replot` (the option `flag` of the command line), it
-    must already hold every name in `needs`.
+    must already hold every name in `needs`. A folder that holds `earlier`, a name only
+    an earlier version of the script wrote, and none of `needs` is refused too.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
         parser.error(f"--out {out} is a file; give a folder for the results")
+    if earlier is not None and (out / earlier).exists() and not any((out / name).exists() for name in needs):
+        parser.error(f"{out} holds a run of an earlier version of this script ({earlier}); give another --out, "
+                     f"or delete {out} to start over")
     if replot:
         missing = [name for name in needs if not (out / name).is_file()]
         if missing:
