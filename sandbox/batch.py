@@ -45,8 +45,9 @@ def regress(preds, targets, loss="giou", param="cxcywh", iterations=200, lr=0.1,
         Double the width and height components of the gradient, as the authors' MATLAB
         code does (it takes dL/dw as dL/d(right edge) - dL/d(left edge)).
     fused : bool
-        Use the fused kernels for IoU, GIoU, DIoU and CIoU; False runs autograd through
-        the loss's own operations, slower. Their gradients agree to about 1e-16; over
+        Use the fused kernels of `sandbox.fused` where the loss has one (every registry
+        loss, see `sandbox.fused.FUSED_LOSSES`); False runs autograd through the loss's
+        own operations, slower. Their gradients agree to about 1e-16; over
         many steps a box that keeps crossing a kink can amplify that into differences
         visible in a few cases (see the README).
     chunk_size : int, optional

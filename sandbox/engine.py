@@ -10,9 +10,10 @@ for parameters theta of shape (4, n) (one row per parameter, one column per box)
 the direction of a rule of `sandbox.first_order` (gd, momentum, Adam) applied
 elementwise to the gradient, and the weight 1 or the DIoU paper's (2 - IoU).
 The gradient is autograd's, of the sum over boxes of the independent per-box
-losses; for IoU, GIoU, DIoU and CIoU it may go through the fused kernels of
-`sandbox.fused` (``fused=True``, the default here and in `regress`; `fit`'s
-default is autograd op by op), or it comes from a `gradient` override (the
+losses; for a registry loss (at any parameters; not a weighted sum or a user's
+loss) it may go through the fused kernels of `sandbox.fused` (``fused=True``,
+the default here and in `regress`; `fit`'s default is autograd op by op), or
+it comes from a `gradient` override (the
 authors' MATLAB transcription, `sandbox.diou_reference`).
 
 Each box stops on its own: when its max |gradient| <= `gtol` (status 0), or
@@ -48,7 +49,7 @@ from scipy.optimize import OptimizeResult
 
 from .boxes import Coordinates, box_convert, check_boxes, rows
 from .first_order import DEFAULT_LEARNING_RATES, RULES, SCHEDULES, get_rule, get_schedule
-from .fused import KINDS, fused_total, target_terms
+from .fused import fused_total, kernel, target_terms
 from .losses import adopt, canonical_loss, get_loss, giou, iou, on_arrays, travelling, unchecked
 from .names import canonical
 from .parameterisations import get_parameterisation
@@ -104,7 +105,9 @@ def descend(starts, targets, loss="giou", method="gd", param="xyxy", maxiter=200
         Double the width and height components of the gradient, as the DIoU
         authors' MATLAB code does.
     fused : bool
-        Use the fused kernels of `sandbox.fused` for IoU, GIoU, DIoU and CIoU.
+        Use the fused kernel of `sandbox.fused` where the loss has one (every loss of
+        `sandbox.fused.FUSED_LOSSES`, with any parameters but CIoU's
+        ``trade_off_gradient=True``); other specs run through autograd.
     gradient : callable, optional
         ``gradient(theta, target) -> (g, iou)`` for theta (4, m) and target corners
         (`Coordinates`), used instead of autograd's; `loss` is then only a label.
@@ -366,7 +369,7 @@ def _evaluator(settings, param, target):
             return None, g, current_iou, bool(np.isfinite(g.sum()))
         return evaluate
     captured = {}  # the loss per box, and the IoU where the kernel computes it, left by the objective
-    if settings["fused"] and isinstance(loss, str) and loss in KINDS:
+    if settings["fused"] and kernel(loss) is not None:
         total, terms = fused_total(loss), target_terms(target)
 
         def objective(theta):
