@@ -1,7 +1,9 @@
 """How fast the sandbox runs the DIoU simulation's update, against PyTorch and JAX when installed.
 
-For each loss it times the batched regression of `sandbox.batch.regress` (fused
-kernels, and autograd op by op) on the protocol's cases, and, when PyTorch or JAX
+For each loss it times the batched regression of `sandbox.batch.regress` (with the
+fused kernel of `sandbox.fused`, which every registry loss has, and with autograd
+op by op, printing the kernel's speed-up) on the protocol's cases, and, for IoU,
+GIoU, DIoU and CIoU when PyTorch or JAX
 happens to be importable (neither is a dependency), the same update written in
 them: float64, on the CPU, on as many threads as the sandbox has workers, with
 the same (2 - IoU) weighting, step schedule and summed error E(t) at every step.
@@ -11,6 +13,7 @@ peak memory of a run can be read off it. It prints a table and writes
 
     python experiments/benchmark_simulation.py                       # GIoU, 171,500 cases
     python experiments/benchmark_simulation.py --losses iou giou diou ciou --points 5000
+    python experiments/benchmark_simulation.py --losses inner_giou focaler_ciou:d=0.1 --engines sandbox sandbox-autograd
 """
 # %%
 import argparse
@@ -27,22 +30,25 @@ import numpy as np
 
 from sandbox.batch import BLOCK, regress
 from sandbox.cli import add_workers, experiment_parser
-from sandbox.fused import KINDS
+from sandbox.fused import FUSED_LOSSES, KINDS, kernel
 from sandbox.losses import canonical_loss
 from sandbox.results import provenance, write_csv, write_json
 from sandbox.simulation import diou_protocol
 
 ENGINES = ("sandbox", "sandbox-autograd", "torch", "jax")
+BASELINE_LOSSES = KINDS  # what `family_loss` writes in PyTorch and JAX
 COLUMNS = ["loss", "engine", "cases", "iterations", "workers", "median_seconds", "box_iterations_per_second",
-           "ratio_to_sandbox", "peak_memory_mib", "error_final", "runs"]
+           "ratio_to_sandbox", "fused_speedup", "peak_memory_mib", "error_final", "runs"]
 
 
 def parse_args(argv):
     parser = experiment_parser(__doc__)
     parser.add_argument("--losses", nargs="+", default=["giou"],
-                        help=f"any loss spec (giou, 5*l1+2*giou, package.module:function); the fused kernels "
-                             f"and the PyTorch and JAX baselines exist for {', '.join(KINDS)}, so for any other "
-                             f"loss only sandbox-autograd is timed")
+                        help=f"any loss spec (giou, focaler_giou:d=0.1, 5*l1+2*giou, package.module:function); "
+                             f"the fused kernels (engine sandbox) exist for every registry loss, at any "
+                             f"parameters but CIoU's trade_off_gradient=true ({', '.join(FUSED_LOSSES)}), the "
+                             f"PyTorch and JAX baselines for {', '.join(BASELINE_LOSSES)}; an engine that does not "
+                             f"apply to a loss is skipped for it")
     parser.add_argument("--points", type=int, default=500, help="anchor centres; 343 cases each")
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3, help="runs per figure; the median is reported")
@@ -170,6 +176,13 @@ def available(engine):
     return engine.startswith("sandbox") or importlib.util.find_spec(engine) is not None
 
 
+def applies(engine, loss):
+    """Whether `engine` can run `loss`: the fused engine needs a kernel, the baselines their four losses."""
+    if engine == "sandbox":
+        return kernel(loss) is not None
+    return engine == "sandbox-autograd" or loss in BASELINE_LOSSES
+
+
 def timed(spec, repeats):
     """Median seconds over `repeats` runs of `spec`, each in a fresh process."""
     runs = []
@@ -186,33 +199,48 @@ def main(argv=None):
         print(json.dumps(measure(json.loads(args.measure))))
         return
     cases = args.points * 343
-    engines = [e for e in args.engines if available(e)]
+    engines = [e for e in ENGINES if e in args.engines and available(e)]  # the fused engine first
     skipped = [e for e in args.engines if e not in engines]
     if skipped:
         print(f"not installed, so not timed: {', '.join(skipped)}")
-    rows = []
-    others = [loss for loss in args.losses if loss not in KINDS]
-    if others and "sandbox-autograd" in engines:
-        print(f"{', '.join(others)}: no fused kernel or baselines, so only sandbox-autograd is timed")
+    rows, speedups = [], {}
+    unfused = [loss for loss in args.losses if kernel(loss) is None]
+    if unfused and "sandbox" in engines:
+        print(f"{', '.join(unfused)}: no fused kernel, so the sandbox engine is not timed")
+    if {"torch", "jax"} & set(engines) and not set(args.losses) <= set(BASELINE_LOSSES):
+        print(f"the PyTorch and JAX baselines exist for {', '.join(BASELINE_LOSSES)} only")
+    width = max(len(loss) for loss in args.losses)
     for loss in args.losses:
-        reference = None
-        for engine in engines if loss in KINDS else [e for e in engines if e == "sandbox-autograd"]:
+        reference, seconds_of = None, {}
+        for engine in [e for e in engines if applies(e, loss)]:
             spec = dict(engine=engine, loss=loss, points=args.points, iterations=args.iterations,
                         workers=args.workers, chunk_size=args.chunk_size)
             runs = timed(spec, args.repeats)
-            seconds = statistics.median(r["seconds"] for r in runs)
+            seconds = seconds_of[engine] = statistics.median(r["seconds"] for r in runs)
             rate = cases * args.iterations / seconds
-            reference = reference or (rate if engine == "sandbox" or loss not in KINDS else None)
+            reference = reference or rate  # the fused engine's, or autograd's where there is no kernel
+            speedup = (seconds_of["sandbox-autograd"] / seconds_of["sandbox"]
+                       if engine == "sandbox-autograd" and "sandbox" in seconds_of else None)
             rows.append(dict(loss=loss, engine=engine, cases=cases, iterations=args.iterations,
                              workers=args.workers, median_seconds=round(seconds, 3),
                              box_iterations_per_second=round(rate), ratio_to_sandbox=
                              round(rate / reference, 3) if reference else "",
+                             fused_speedup="" if speedup is None else round(speedup, 2),
                              peak_memory_mib=round(max(r["peak_memory_mib"] for r in runs)),
                              error_final=f"{runs[0]['error_final']:.6g}",
                              runs=" ".join(f"{r['seconds']:.2f}" for r in runs)))
-            print(f"{loss:5} {engine:17} {seconds:8.2f} s  {rate / 1e6:6.2f} M box-iterations/s  "
+            print(f"{loss:{width}} {engine:17} {seconds:8.2f} s  {rate / 1e6:6.2f} M box-iterations/s  "
                   f"{rows[-1]['ratio_to_sandbox'] or '':>6}  peak {rows[-1]['peak_memory_mib']:>5} MiB  "
                   f"E({args.iterations}) {rows[-1]['error_final']}", flush=True)
+            if speedup is not None:
+                speedups[loss] = speedup
+                print(f"{loss:{width}} the fused kernel is {speedup:.2f}x as fast as autograd op by op", flush=True)
+    if speedups:
+        print(f"\n{'loss':{width}}  fused s  autograd s  speed-up")
+        for loss, speedup in speedups.items():
+            fused, generic = (next(r["median_seconds"] for r in rows if r["loss"] == loss and r["engine"] == e)
+                              for e in ("sandbox", "sandbox-autograd"))
+            print(f"{loss:{width}}  {fused:7.2f}  {generic:10.2f}  {speedup:7.2f}x")
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "benchmark.json", dict(rows=rows, points=args.points, **provenance()))
 
