@@ -246,8 +246,10 @@ class Geometry:
             cx, cy, w, h = (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1
             half_w, half_h = w * ratio / 2, h * ratio / 2
             return cx - half_w, cy - half_h, cx + half_w, cy + half_h
+        tx1, ty1, tx2, ty2 = scale(self.t.x1, self.t.y1, self.t.x2, self.t.y2)
+        tw, th = tx2 - tx1, ty2 - ty1
         inner = Geometry(scale(self.x1, self.y1, self.x2, self.y2),
-                         target_terms(scale(self.t.x1, self.t.y1, self.t.x2, self.t.y2)))
+                         TargetTerms(tx1, ty1, tx2, ty2, tw, th, tw * th, None))  # IoU only: no angle
 
         def give_back():
             g_sx1, g_sy1, g_sx2, g_sy2 = inner.partials()
