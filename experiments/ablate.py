@@ -18,7 +18,9 @@ holds the resolved sweep (``sweep.json``) and the package versions
 (``versions.json``). ``--report`` redraws ``report.png`` and prints a summary from
 those files alone, without running anything. A learning sweep (``experiment =
 "learning"``, as ``experiments/sweeps/learning.toml``) trains a network per cell
-and reports its test accuracy and validation curves.
+and reports its test accuracy and validation curves; a simulation sweep (``experiment =
+"simulation"``) runs the DIoU paper's simulation per loss and reports its final IoU and
+mean IoU against iteration.
 """
 # %%
 import json
@@ -42,7 +44,8 @@ def parse_args(argv):
     parser.add_argument("--report", action="store_true", help="only draw report.png and print the summary")
     parser.add_argument("--x", default="loss", choices=sweeps.AXES, help="report: axis across the heatmaps")
     parser.add_argument("--y", choices=sweeps.AXES,
-                        help="report: axis down the heatmaps (method; lr for a learning sweep)")
+                        help="report: axis down the heatmaps (method; lr for a learning sweep, seed for a "
+                             "simulation sweep)")
     parser.add_argument("--cells", nargs="*", default=[], metavar="AXIS=VALUE",
                         help="report: draw IoU against iteration for the cells matching all of these")
     parser.add_argument("--only", nargs="*", default=[], metavar="AXIS=VALUE",
@@ -63,6 +66,10 @@ MEASURES = {
                      second=("test_mean_iou", "test mean IoU", "mean IoU"),
                      history=("epochs trained", "validation accuracy over IoU 0.50:0.95",
                               "validation accuracy against epoch", "one line per network")),
+    "simulation": dict(first=("mean_final_iou", "mean final IoU over the cases", "mean IoU"),
+                       second=("share_final_iou_above_0.9", "share of cases ending above IoU 0.9", "IoU>0.9"),
+                       history=("iteration", "mean IoU over the cases", "mean IoU against iteration",
+                                "one line per simulation")),
 }
 """What a report draws, per kind of sweep: (column, title, heading) of its two heatmaps, and its histories."""
 
@@ -73,10 +80,11 @@ def measure(text):
 
 
 def report(args):
-    kind = json.loads((args.out / "sweep.json").read_text()).get("experiment", "boxes")
+    sweep = json.loads((args.out / "sweep.json").read_text())
+    kind = sweep.get("experiment", "boxes")
     measures = MEASURES[kind]
-    args.y = args.y or ("lr" if kind == "learning" else "method")
-    names = sweeps.LEARNING_AXES if kind == "learning" else sweeps.AXES
+    args.y = args.y or {"learning": "lr", "simulation": "seed"}.get(kind, "method")
+    names = sweeps.axis_names(sweep)
     for flag, axis in (("--x", args.x), ("--y", args.y)):
         if axis not in names:
             raise sweeps.SweepError(f"{flag} {axis} is not an axis of this {kind} sweep; its axes: {', '.join(names)}")

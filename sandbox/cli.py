@@ -101,7 +101,7 @@ def run_sweep(sweep, out, workers=1, scheduler=None):
     from . import sweep as sweeps
     with sweeps.Store(out, sweep) as store:  # locks out: a second runner is refused
         total = len(sweeps.cells(sweep))
-        where = f"the Dask cluster at {scheduler}" if scheduler else f"{workers} worker processes"
+        where = f"the Dask cluster at {scheduler}" if scheduler else f"{workers} worker process{'es' * (workers > 1)}"
         print(f"{total} cells, {total - len(store.finished)} to run, on {where}; results in {out}")
         if sweeps.unused_settings(sweep):
             print(f"note: {sweeps.unused_settings(sweep)}")

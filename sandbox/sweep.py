@@ -54,21 +54,24 @@ import os
 import sys
 import time
 import weakref
+from collections import namedtuple
 from itertools import product
 from pathlib import Path
 
 import numpy as np
 from scipy.optimize import OptimizeResult
 
+from .batch import regress
 from .boxes import check_boxes
 from .engine import dask_client, forks, prepare_worker, process_pool
 from .first_order import DEFAULT_LEARNING_RATES, RULES, SCHEDULES, not_applicable
-from .losses import adopt, canonical_loss, travelling
+from .losses import adopt, canonical_loss, iou, travelling
 from .names import canonical
 from .optimize import fit, fit_many, get_method
 from .parameterisations import get_parameterisation
 from .box_metrics import METRIC_COLUMNS
 from .results import atomic_write, difference, provenance, write_json
+from .simulation import diou_protocol
 from .starts import direction_name, non_overlapping_starts, overlapping_starts, random_non_overlapping_starts
 
 try:
@@ -87,10 +90,6 @@ DEFAULTS = {"loss": ["giou"], "method": ["gd"], "param": ["xyxy"], "lr": [None],
             "maxiter": [200], "seed": [0]}
 TOP_LEVEL = ("axes", "starts", "tie", "exclude", "threshold", "target", "iou_weighting", "record_boxes",
              "experiment")
-LEARNING_AXES = ("loss", "lr", "seed")
-"""The axes of a learning sweep (``experiment = "learning"``): a cell trains one network (`sandbox.training.run`)."""
-LEARNING_AXIS_DEFAULTS = {"loss": ["giou"], "lr": [1e-3], "seed": [0]}
-LEARNING_TOP_LEVEL = ("experiment", "learning", "axes", "tie", "exclude")
 DEFAULT_TARGET = [-1.0, -0.5, 1.0, 0.5]
 START_KINDS = {
     "non_overlapping": {"gap": 0.5, "directions": 8, "size": [1.0, 1.5]},  # the headline's starts
@@ -101,19 +100,40 @@ START_KINDS = {
 RESULT_COLUMNS = [*AXES, "start", "start_box", "final_iou", "final_giou", "iterations", "stalled", "converged",
                   "outcome", "iterations_to_iou_0.5", "iterations_to_iou_0.9", "seconds", "cell", "runs"]
 """A row per run: the axis values, the run's start and results, then its cell and the cell's number of runs."""
-LEARNING_COLUMNS = [*LEARNING_AXES, "diverged", *(f"{split}_{m}" for split in ("val", "test") for m in METRIC_COLUMNS),
-                    "seconds", "cell", "runs"]
+LEARNING_COLUMNS = ["loss", "lr", "seed", "diverged",
+                    *(f"{split}_{m}" for split in ("val", "test") for m in METRIC_COLUMNS), "seconds", "cell", "runs"]
 """A row per trained network: its loss, rate and seed, its validation and test metrics (`sandbox.box_metrics`)."""
+SIMULATION_COLUMNS = ["loss", "seed", "cases", "error_initial", "error_final", "mean_final_iou",
+                      "share_final_iou_above_0.5", "share_final_iou_above_0.9", "iterations_to_tenth_error",
+                      "cases_apart", "share_apart_moved", "seconds", "cell", "runs"]
+"""A row per simulation: E(0) and E(T), the final IoU's mean and shares above 0.5 and 0.9, the first t
+with E(t) < E(0) / 10 (empty if none), how many cases start apart and the share of them whose box moved."""
+SIMULATION_DEFAULTS = dict(points=5000, iterations=200)
+"""The settings of a simulation sweep (``[simulation]``): the DIoU paper's protocol (`sandbox.simulation`)."""
+
+Experiment = namedtuple("Experiment", "axes axis_defaults columns table")
+Experiment.__doc__ = """A kind of sweep other than boxes: its axes and their defaults, its results' columns, and the
+name of the table of settings every cell shares (``[learning]``, ``[simulation]``)."""
+EXPERIMENTS = {
+    "learning": Experiment(("loss", "lr", "seed"), {"loss": ["giou"], "lr": [1e-3], "seed": [0]},
+                           LEARNING_COLUMNS, "learning"),
+    "simulation": Experiment(("loss", "seed"), {"loss": ["giou"], "seed": [0]}, SIMULATION_COLUMNS, "simulation"),
+}
+"""``experiment = "learning"``: a cell trains one network (`sandbox.training.run`), its settings in
+[learning] (`sandbox.training.LEARNING_DEFAULTS`). ``experiment = "simulation"``: a cell runs the DIoU
+paper's simulation (`sandbox.batch.regress` on `sandbox.simulation.diou_protocol`) with one loss, its
+anchor centres drawn with the cell's seed, its size in [simulation] (`SIMULATION_DEFAULTS`)."""
+LEARNING_AXES = EXPERIMENTS["learning"].axes
 
 
 def axis_names(sweep):
-    """The axes of `sweep`'s cells: `AXES`, or `LEARNING_AXES` for a learning sweep."""
-    return LEARNING_AXES if sweep.get("experiment") == "learning" else AXES
+    """The axes of `sweep`'s cells: `AXES`, or those of its kind (`EXPERIMENTS`)."""
+    return EXPERIMENTS[sweep["experiment"]].axes if "experiment" in sweep else AXES
 
 
 def result_columns(sweep):
     """The columns of `sweep`'s results.csv."""
-    return LEARNING_COLUMNS if sweep.get("experiment") == "learning" else RESULT_COLUMNS
+    return EXPERIMENTS[sweep["experiment"]].columns if "experiment" in sweep else RESULT_COLUMNS
 
 
 class SweepError(ValueError):
@@ -135,10 +155,11 @@ def load(path):
 def resolve(raw, where="sweep"):
     """Check a parsed sweep and fill in the defaults."""
     experiment = raw.get("experiment", "boxes")
-    if experiment == "learning":
-        return _resolve_learning(raw, where)
+    if experiment in EXPERIMENTS:
+        return _resolve_experiment(raw, where, experiment)
     if experiment != "boxes":
-        raise SweepError(f"{where}: experiment must be 'boxes' (the default) or 'learning'; got {experiment!r}")
+        raise SweepError(f"{where}: experiment must be 'boxes' (the default), {' or '.join(map(repr, EXPERIMENTS))}; "
+                         f"got {experiment!r}")
     raw = {key: value for key, value in raw.items() if key != "experiment"}
     _keys(raw, TOP_LEVEL, where, "the top level")
     threshold = raw.get("threshold", 0.99)
@@ -164,23 +185,39 @@ def resolve(raw, where="sweep"):
     return sweep
 
 
-def _resolve_learning(raw, where):
-    """A learning sweep: `sandbox.training.run` for every (loss, lr, seed), the rest fixed in [learning]."""
-    _keys(raw, LEARNING_TOP_LEVEL, where, "the top level of a learning sweep")
-    from . import training
-    given = raw.get("learning", {})
-    _keys(given, training.LEARNING_DEFAULTS, where, "[learning]")
+def _resolve_experiment(raw, where, experiment):
+    """A learning or simulation sweep: its axes, and the settings of its table that every cell shares."""
+    kind = EXPERIMENTS[experiment]
+    _keys(raw, ("experiment", kind.table, "axes", "tie", "exclude"), where, f"the top level of a {experiment} sweep")
+    defaults, check = _table_rules(experiment)
+    given = raw.get(kind.table, {})
+    _keys(given, defaults, where, f"[{kind.table}]")
     try:
-        config = training.check_config({**training.LEARNING_DEFAULTS, **given})
+        config = check({**defaults, **given})
     except ValueError as error:
-        raise SweepError(f"{where}: [learning]: {error}") from None
-    axes = _axes(raw.get("axes", {}), {}, where, LEARNING_AXES, LEARNING_AXIS_DEFAULTS)
-    ties = _ties(raw.get("tie", []), axes, where, LEARNING_AXES)
-    excludes = _excludes(raw.get("exclude", []), axes, where, LEARNING_AXES)
-    sweep = dict(experiment="learning", learning=config, axes=axes, tie=ties, exclude=excludes)
+        raise SweepError(f"{where}: [{kind.table}]: {error}") from None
+    axes = _axes(raw.get("axes", {}), {}, where, kind.axes, kind.axis_defaults)
+    ties = _ties(raw.get("tie", []), axes, where, kind.axes)
+    excludes = _excludes(raw.get("exclude", []), axes, where, kind.axes)
+    sweep = {"experiment": experiment, kind.table: config, "axes": axes, "tie": ties, "exclude": excludes}
     if not cells(sweep):
         raise SweepError(f"{where}: no cells are left once the exclusions are applied")
     return sweep
+
+
+def _table_rules(experiment):
+    """The defaults of an experiment's table and the function that checks it (ValueError naming the key)."""
+    if experiment == "learning":
+        from . import training
+        return training.LEARNING_DEFAULTS, training.check_config
+    return SIMULATION_DEFAULTS, _check_simulation
+
+
+def _check_simulation(config):
+    for key, low in (("points", 1), ("iterations", 1)):
+        if not (isinstance(config[key], int) and not isinstance(config[key], bool) and config[key] >= low):
+            raise ValueError(f"{key} must be a whole number >= {low}; got {config[key]!r}")
+    return config
 
 
 def _number(value):
@@ -342,7 +379,7 @@ def cells(sweep):
 
 def unused_settings(sweep):
     """A note on the settings some cells have no use for (a learning rate for BFGS), or None."""
-    if sweep.get("experiment") == "learning":
+    if "experiment" in sweep:
         return None
     given = [name for name in FIRST_ORDER_AXES if sweep["axes"][name] != DEFAULTS[name]]
     return not_applicable(given + ["iou_weighting"] * sweep["iou_weighting"], sweep["axes"]["method"])
@@ -437,8 +474,9 @@ def run_cells(group, sweep, batched=True, registered=None):
     at a time.
     """
     adopt(registered or {})
-    if sweep.get("experiment") == "learning":
-        return [_learning_results(cell, sweep) for cell in group]
+    if "experiment" in sweep:
+        results = _learning_results if sweep["experiment"] == "learning" else _simulation_results
+        return [results(cell, sweep) for cell in group]
     starts = [make_starts(sweep["starts"][cell["starts"]], sweep["target"], cell_seed(cell)) for cell in group]
     first = group[0]
     if batched and first["method"] in RULES:
@@ -497,6 +535,27 @@ def _learning_results(cell, sweep):
                                                      for m in METRIC_COLUMNS},
                seconds=f"{time.perf_counter() - began:.1f}", cell=cell_id(cell), runs=1)
     return [row], np.array([record["history"]["accuracy_mean"]], dtype=np.float32), None, record
+
+
+def _simulation_results(cell, sweep):
+    """A simulation cell's row (`SIMULATION_COLUMNS`), its mean IoU at every iteration, and its
+    record: E(t) and the mean IoU, t = 0 the start."""
+    settings = sweep["simulation"]
+    protocol = diou_protocol(settings["points"], seed=cell["seed"])
+    result = regress(protocol.anchors, protocol.targets, loss=cell["loss"], iterations=settings["iterations"])
+    errors = result.errors
+    below = np.flatnonzero(errors < errors[0] / 10)
+    apart = iou(protocol.anchors, protocol.targets) == 0
+    # moved beyond the rounding of the round trip through (x, y, w, h)
+    moved = ~np.all(np.isclose(result.final_boxes[apart], protocol.anchors[apart], rtol=1e-9, atol=0), axis=-1)
+    row = dict(cell, cases=result.cases, error_initial=f"{errors[0]:.6g}", error_final=f"{errors[-1]:.6g}",
+               mean_final_iou=f"{result.mean_iou[-1]:.6f}",
+               **{f"share_final_iou_above_{level}": f"{np.mean(result.final_ious > level):.6f}" for level in (0.5, 0.9)},
+               iterations_to_tenth_error=int(below[0]) if len(below) else None, cases_apart=int(apart.sum()),
+               share_apart_moved=f"{moved.mean() if len(moved) else math.nan:.6f}",
+               seconds=f"{result.seconds:.1f}", cell=cell_id(cell), runs=1)
+    record = dict(errors=errors.tolist(), mean_iou=result.mean_iou.tolist())
+    return [row], np.array([result.mean_iou], dtype=np.float32), None, record
 
 
 def _padded(histories, dtype):
@@ -667,7 +726,7 @@ class Store:
         if boxes is not None:
             (self.out / "boxes").mkdir(exist_ok=True)
             atomic_write(self.out / "boxes" / f"{cell}.npy", lambda tmp: np.save(tmp, boxes))
-        if record is not None:  # a learning cell's whole run: its per-epoch metrics, a few predictions
+        if record is not None:  # a learning or simulation cell's whole run (its per-epoch metrics, E(t))
             (self.out / "records").mkdir(exist_ok=True)
             write_json(self.out / "records" / f"{cell}.json", record)
         text = "".join(",".join(_csv(row[c]) for c in self.columns) + "\n" for row in rows)

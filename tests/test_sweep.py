@@ -443,3 +443,48 @@ def test_the_learning_rate_sweep_gives_the_rows_saved_from_sandbox_0_3(tmp_path)
     same_flag = sum(rows[k]["converged"] == saved[k]["converged"] for k in rows)
     same_iou = sum(abs(float(rows[k]["final_iou"]) - float(saved[k]["final_iou"])) <= 1e-6 for k in rows)
     assert same_flag >= 0.99 * len(rows) and same_iou >= 0.99 * len(rows)
+
+
+# Simulation sweeps: a cell per loss runs the DIoU paper's simulation.
+SIMULATION = textwrap.dedent("""\
+    experiment = "simulation"
+    [simulation]
+    points = 2
+    iterations = 200
+    [axes]
+    loss = ["iou", "giou"]
+    """)
+
+
+def test_a_simulation_cell_gives_what_the_simulation_gives_run_directly(tmp_path, capsys):
+    from sandbox.batch import regress
+    from sandbox.simulation import diou_protocol
+    (tmp_path / "sim.toml").write_text(SIMULATION)
+    ablate.main([str(tmp_path / "sim.toml"), "--out", str(tmp_path / "out"), "--workers", "1"])
+    rows = {row["loss"]: row for row in csv.DictReader(open(tmp_path / "out" / "results.csv"))}
+    protocol = diou_protocol(2, seed=0)
+    for loss in ("iou", "giou"):
+        direct = regress(protocol.anchors, protocol.targets, loss=loss, iterations=200)
+        row = rows[loss]
+        assert float(row["error_final"]) == pytest.approx(direct.errors[-1], rel=1e-5)
+        assert float(row["mean_final_iou"]) == pytest.approx(direct.mean_iou[-1], abs=1e-6)
+        assert int(row["cases"]) == 686 and int(row["cases_apart"]) > 0
+        record = __import__("json").loads((tmp_path / "out" / "records" / f"{row['cell']}.json").read_text())
+        assert record["errors"] == direct.errors.tolist()
+    # the IoU loss leaves every case that starts apart where it was; GIoU moves them all
+    assert rows["iou"]["share_apart_moved"] == "0.000000" and rows["giou"]["share_apart_moved"] == "1.000000"
+    assert rows["iou"]["iterations_to_tenth_error"] == "" and int(rows["giou"]["iterations_to_tenth_error"]) < 200
+    ablate.main(["--report", "--out", str(tmp_path / "out")])
+    assert "giou" in capsys.readouterr().out and (tmp_path / "out" / "report.png").exists()
+
+
+@pytest.mark.parametrize("text, words", [
+    ("[simulation]\npoints = 0\n", "[simulation]: points must be a whole number >= 1"),
+    ("[simulation]\nlr = 0.1\n", "[simulation] has no key 'lr'"),
+    ("[axes]\nlr = [0.1]\n", "[axes] has no key 'lr'"),
+    ("[starts.ring]\nkind = \"random\"\n", "the top level of a simulation sweep has no key 'starts'"),
+])
+def test_a_simulation_sweeps_mistakes_are_named(tmp_path, text, words):
+    (tmp_path / "sim.toml").write_text('experiment = "simulation"\n' + text)
+    with pytest.raises(sweeps.SweepError, match=__import__("re").escape(words)):
+        sweeps.load(tmp_path / "sim.toml")
