@@ -49,11 +49,7 @@ from sandbox.plotting import plot_accuracy_curves, plot_by_size, plot_prediction
 from sandbox.results import atomic_write, read_csv, write_csv
 from sandbox.sweep import SweepError
 
-DEFAULTS = dict(losses=["l2", "l1", "smooth_l1", "iou", "giou", "diou", "ciou"], seeds=3, lrs=[1e-3, 3e-3, 1e-2],
-                **{key: training.LEARNING_DEFAULTS[key] for key in ("epochs", "model", "batch_size")},
-                **dict(zip(("train", "val", "test"), training.LEARNING_DEFAULTS["images"])))
-QUICK = dict(losses=["l2", "iou", "giou", "diou"], seeds=1, epochs=10, lrs=[1e-3, 3e-3], train=1000, val=200,
-             test=300, model="cnn", batch_size=32)
+DEFAULTS, QUICK = training.LEARNING_PRESETS["full"], training.LEARNING_PRESETS["quick"]
 
 
 def parse_args(argv):

@@ -173,6 +173,16 @@ LEARNING_DEFAULTS = dict(model="cnn", param="cxcywh", optimizer="adam", epochs=1
                          data_seed=0)
 """The settings of an experiment that every run shares (`run`), as `experiments/train_regressor.py` has them."""
 
+LEARNING_PRESETS = {
+    "full": dict(losses=["l2", "l1", "smooth_l1", "iou", "giou", "diou", "ciou"], seeds=3, lrs=[1e-3, 3e-3, 1e-2],
+                 **{key: LEARNING_DEFAULTS[key] for key in ("epochs", "model", "batch_size")},
+                 **dict(zip(("train", "val", "test"), LEARNING_DEFAULTS["images"]))),
+    "quick": dict(losses=["l2", "iou", "giou", "diou"], seeds=1, epochs=10, lrs=[1e-3, 3e-3], train=1000, val=200,
+                  test=300, model="cnn", batch_size=32),
+}
+"""The learning experiment's two presets (`experiments/train_regressor.py`, its ``--quick``): the losses, seeds,
+rate grid and the settings that differ from `LEARNING_DEFAULTS`."""
+
 
 def check_config(config):
     """An experiment's settings (`LEARNING_DEFAULTS`' keys) with names in their own spelling; ValueError
