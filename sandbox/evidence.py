@@ -32,12 +32,13 @@ EVIDENCE_COLUMNS = ["loss", "setting", "measure", "value", "spread"]
 RANKING_COLUMNS = ["loss", "setting", "rank", "failed", "reason"]
 SETTINGS = ["single_box", "simulation", "learning"]
 
+METHODS = ("gd", "adam")
+"""The optimisers of the single-box setting: gradient descent with the step schedule, and Adam."""
+SINGLE_BOX = ("share_home_apart", "share_home_overlapping", "median_iterations_to_0.5", "median_iterations_to_0.9")
 MEASURES = {
-    # single_box: fits of one box under one optimiser (gd with the step schedule, or Adam)
-    "share_home_apart": True,
-    "share_home_overlapping": True,
-    "median_iterations_to_0.5": False,
-    "median_iterations_to_0.9": False,
+    # single_box: one box fitted from each start, under each optimiser at its best rate of a shared grid
+    "share_home": True,
+    **{f"{name}_{method}": name.startswith("share") for method in METHODS for name in SINGLE_BOX},
     # simulation: the DIoU paper's protocol (1,715,000 cases)
     "error_final": False,
     "mean_final_iou": True,
@@ -52,28 +53,47 @@ MEASURES = {
 }
 """Measure name -> whether a higher value is better.
 
-single_box (one box fitted under one optimiser, at its best learning rate of a shared grid):
+single_box (one box fitted from each start under each optimiser of `METHODS`, at that
+optimiser's best learning rate of a shared grid; mean over the seeds of the random starts):
 
-- ``share_home_apart``: share of non-overlapping starts brought home (final IoU near 1);
-- ``share_home_overlapping``: the same over overlapping starts;
-- ``median_iterations_to_0.5``, ``median_iterations_to_0.9``: median number of
-  iterations until the IoU first reaches 0.5, 0.9 (lower is better).
+- ``share_home``: the headline, the share of all starts brought home (final IoU at the
+  sweep's threshold), averaged over the optimisers;
+- ``share_home_apart_gd``, ``share_home_overlapping_gd``: the share of non-overlapping,
+  of overlapping starts brought home under gd (and ``_adam`` under Adam);
+- ``median_iterations_to_0.5_gd``, ``median_iterations_to_0.9_gd``: median over all starts
+  of the iterations until the IoU first reaches 0.5, 0.9, a start that never does counting
+  as infinitely many (lower is better); the same with ``_adam``.
 
 simulation (the DIoU paper's protocol):
 
 - ``error_final``: E(200), the sum over cases of the L1 distance in (x, y, w, h) to the
   target after 200 iterations (lower is better);
-- ``mean_final_iou``: mean IoU after the last iteration;
+- ``mean_final_iou``: the headline, mean IoU after the last iteration;
 - ``share_final_iou_above_0.5``, ``share_final_iou_above_0.9``: share of cases ending
   above that IoU;
-- ``iterations_to_tenth_error``: iterations until E(t) < 0.1 E(0) (lower is better).
+- ``iterations_to_tenth_error``: iterations until E(t) < 0.1 E(0), infinite if never
+  (lower is better).
 
-learning (`sandbox.box_metrics.evaluate` on the test split, mean over seeds):
+learning (`sandbox.box_metrics.evaluate` on the test split, at the rate chosen on the
+validation split, mean over seeds):
 
 - ``mean_iou``: mean IoU of predicted and true boxes;
 - ``accuracy_50``, ``accuracy_75``: share of images whose box reaches IoU 0.5, 0.75;
-- ``accuracy_mean``: the mean of the accuracies at 0.50, 0.55, ..., 0.95.
+- ``accuracy_mean``: the headline, the mean of the accuracies at 0.50, 0.55, ..., 0.95.
 """
+SETTING_MEASURES = {
+    "single_box": ["share_home", *(f"{name}_{method}" for method in METHODS for name in SINGLE_BOX)],
+    "simulation": ["error_final", "mean_final_iou", "share_final_iou_above_0.5", "share_final_iou_above_0.9",
+                   "iterations_to_tenth_error"],
+    "learning": ["mean_iou", "accuracy_50", "accuracy_75", "accuracy_mean"],
+}
+"""The measures of each setting, in the order evidence.csv gives them."""
+HEADLINES = {"single_box": ("share_home", 0.0), "simulation": ("mean_final_iou", 1e-3),
+             "learning": ("accuracy_mean", 1e-3)}
+"""Setting -> (the measure it is ranked by, the rounding that measure is known to). The simulation's
+numbers hold to about 1e-3 (fused kernels and autograd round differently; the README says to read
+E(200) to three or four figures); the learning numbers are printed to three decimals and their seeds'
+spread is larger; the single-box shares are counts of starts, their spread from the seeds."""
 
 # Differences at the tolerance itself count as ties; this slack keeps a gap of exactly
 # one rounding unit (0.236 - 0.235 = 0.0010000000000000009) a tie, as it reads.
@@ -350,3 +370,158 @@ def real_differences(rows, measure, higher_is_better=None, resolution=0.0, faile
     if not pairs:
         parts.insert(0, "no real difference")
     return "; ".join(parts)
+
+
+# The evidence of each setting, from the rows of its sweep's results.csv (values as text or numbers).
+APART, OVERLAPPING = "apart", "overlapping"
+"""The names of the single-box sweep's two start sets: non-overlapping and overlapping starts."""
+
+
+def _mean_spread(values):
+    """(mean, standard deviation over seeds) of per-seed values; the spread None for one seed, an
+    infinite mean (a seed whose median never came) with no spread."""
+    values = np.asarray(values, dtype=float)
+    mean = float(np.mean(values))
+    if len(values) < 2 or not math.isfinite(mean):
+        return mean, None
+    return mean, float(np.std(values, ddof=1))
+
+
+def _iterations(text):
+    return math.inf if text in (None, "") else float(text)
+
+
+def _true(text):
+    return text in (True, "True")
+
+
+def single_box_evidence(rows):
+    """Evidence rows, chosen rates and failures of the single-box setting, from its sweep's rows.
+
+    Parameters
+    ----------
+    rows : list of dict
+        The rows of a boxes sweep (`sandbox.sweep.RESULT_COLUMNS`) whose methods are
+        `METHODS`, whose start sets are named `APART` and `OVERLAPPING`, with one or more
+        seeds and learning rates.
+
+    Returns
+    -------
+    evidence : list of dict
+        `EVIDENCE_COLUMNS` rows, per loss: ``share_home`` then each method's measures.
+    rates : dict
+        (loss, method) -> the learning rate chosen: the most starts brought home (mean over
+        seeds), then the fewer median iterations to IoU 0.9, then the smaller rate; the same
+        rule for every loss.
+    failed : dict
+        loss -> reason, for a loss under which no run from a non-overlapping start ever
+        moved, under any optimiser and rate: its gradient there is exactly zero.
+    """
+    runs = {}  # (loss, method, lr, seed) -> rows
+    for row in rows:
+        runs.setdefault((row["loss"], row["method"], float(row["lr"]), int(row["seed"])), []).append(row)
+
+    def per_seed(group):
+        home = {kind: np.mean([_true(r["converged"]) for r in group if r["starts"] == kind]) for kind in
+                (APART, OVERLAPPING)}
+        medians = {level: float(np.median([_iterations(r[f"iterations_to_iou_{level}"]) for r in group]))
+                   for level in ("0.5", "0.9")}
+        return dict(share_home=np.mean([_true(r["converged"]) for r in group]),
+                    share_home_apart=home[APART], share_home_overlapping=home[OVERLAPPING],
+                    **{f"median_iterations_to_{level}": m for level, m in medians.items()})
+
+    measured = {key: per_seed(group) for key, group in runs.items()}
+    losses = list(dict.fromkeys(key[0] for key in runs))
+    evidence, rates, failed = [], {}, {}
+    for loss in losses:
+        by_seed = {}
+        measures = {}
+        for method in METHODS:
+            grid = sorted({key[2] for key in runs if key[:2] == (loss, method)})
+            if not grid:
+                raise ValueError(f"no single-box runs of {loss} under {method}; the setting needs {', '.join(METHODS)}")
+
+            def score(rate):
+                seeds = [m for key, m in measured.items() if key[:3] == (loss, method, rate)]
+                return (np.mean([m["share_home"] for m in seeds]),
+                        -np.mean([m["median_iterations_to_0.9"] for m in seeds]), -rate)
+            rate = rates[loss, method] = max(grid, key=score)
+            seeds = {key[3]: m for key, m in measured.items() if key[:3] == (loss, method, rate)}
+            for seed, m in seeds.items():
+                by_seed.setdefault(seed, []).append(m["share_home"])
+            for name in SINGLE_BOX:
+                measures[f"{name}_{method}"] = _mean_spread([m[name] for m in seeds.values()])
+        shares = [np.mean(v) for v in by_seed.values() if len(v) == len(METHODS)]
+        evidence += evidence_rows(loss, "single_box", {"share_home": _mean_spread(shares), **measures})
+        apart = [r for r in rows if r["loss"] == loss and r["starts"] == APART]
+        if apart and all(_true(r["stalled"]) for r in apart):
+            failed[loss] = ("never moves from a non-overlapping start, under any optimiser or rate: "
+                            "its gradient there is exactly zero")
+    return evidence, rates, failed
+
+
+def simulation_evidence(rows):
+    """Evidence rows and failures of the simulation setting, from a simulation sweep's rows
+    (`sandbox.sweep.SIMULATION_COLUMNS`); mean ± std over its seeds if it has several.
+
+    A loss fails when no case that starts apart moves: its gradient there is exactly zero.
+    """
+    names = {name: _iterations if name == "iterations_to_tenth_error" else float
+             for name in SETTING_MEASURES["simulation"]}
+    evidence, failed = [], {}
+    for loss in dict.fromkeys(r["loss"] for r in rows):
+        mine = [r for r in rows if r["loss"] == loss]
+        evidence += evidence_rows(loss, "simulation", {name: _mean_spread([read(r[name]) for r in mine])
+                                                       for name, read in names.items()})
+        if all(float(r["share_apart_moved"]) == 0 and int(r["cases_apart"]) > 0 for r in mine):
+            failed[loss] = "no case that starts apart moves: its gradient there is exactly zero"
+    return evidence, failed
+
+
+def learning_evidence(rows):
+    """Evidence rows, chosen rates and failures of the learning setting, from a learning sweep's rows
+    (`sandbox.sweep.LEARNING_COLUMNS`).
+
+    Each loss is reported at the rate that does best on the validation split, averaged over
+    seeds (`sandbox.training.choose_rates`, the same rule for every loss), on the test split,
+    mean ± std over seeds. A loss fails when every one of its runs diverged.
+    """
+    from .training import choose_rates
+    rows = [dict(r, lr=float(r["lr"])) for r in rows]
+    rates = choose_rates(rows)
+    evidence, failed = [], {}
+    for loss, rate in rates.items():
+        mine = [r for r in rows if r["loss"] == loss]
+        if all(_true(r["diverged"]) for r in mine):
+            failed[loss] = "diverges at every learning rate of the grid"
+        at_rate = [r for r in mine if r["lr"] == rate]
+        evidence += evidence_rows(loss, "learning", {name: _mean_spread([float(r[f"test_{name}"]) for r in at_rate])
+                                                     for name in SETTING_MEASURES["learning"]})
+    return evidence, rates, failed
+
+
+def rank_settings(evidence, failed):
+    """`RANKING_COLUMNS` rows for every setting with evidence, each ranked by its `HEADLINES` measure.
+
+    `failed`: setting -> {loss: reason}.
+    """
+    ranking = []
+    for setting in SETTINGS:
+        if any(r["setting"] == setting for r in evidence):
+            measure, resolution = HEADLINES[setting]
+            ranking += rank_setting(evidence, measure, resolution=resolution, failed=failed.get(setting),
+                                    setting=setting)
+    return ranking
+
+
+def summary(evidence, failed):
+    """What each setting's headline says: a paragraph per setting, its real differences (`real_differences`)."""
+    parts = []
+    for setting in SETTINGS:
+        if any(r["setting"] == setting for r in evidence):
+            measure, resolution = HEADLINES[setting]
+            rule = f"ties within the seeds' spread added{f' or {resolution:g}' if resolution else ''}"
+            line = real_differences(evidence, measure, resolution=resolution, failed=failed.get(setting),
+                                    setting=setting)
+            parts.append(f"{setting}, by {measure} ({rule}):\n{line}")
+    return "\n\n".join(parts)

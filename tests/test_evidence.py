@@ -4,8 +4,10 @@ import math
 import numpy as np
 import pytest
 
-from sandbox.evidence import (EVIDENCE_COLUMNS, MEASURES, RANKING_COLUMNS, evidence_rows, rank_setting,
-                              rank_with_ties, real_difference_pairs, real_differences, tie_tolerance, tied)
+from sandbox.evidence import (APART, EVIDENCE_COLUMNS, MEASURES, METHODS, OVERLAPPING, RANKING_COLUMNS,
+                              SETTING_MEASURES, evidence_rows, learning_evidence, rank_setting, rank_settings,
+                              rank_with_ties, real_difference_pairs, real_differences, simulation_evidence,
+                              single_box_evidence, summary, tie_tolerance, tied)
 
 # README, "Does the loss matter when a model learns?": accuracy over IoU 0.50:0.95 on the test
 # images, mean ± std over 3 seeds, of the default learning experiment.
@@ -53,9 +55,9 @@ def test_resolution_ties_values_that_differ_only_by_rounding():
 def test_lower_is_better_ranks_the_smallest_first():
     ranks = rank_with_ties([120.0, 40.0, 45.0, 300.0], spreads=[0, 3, 3, 0], higher_is_better=False)
     np.testing.assert_array_equal(ranks, [3, 1, 1, 4])
-    assert MEASURES["median_iterations_to_0.5"] is False and MEASURES["error_final"] is False
-    ranking = rank_setting(rows_of({"a": 120.0, "b": 40.0}, "single_box", "median_iterations_to_0.5"),
-                           "median_iterations_to_0.5")
+    assert MEASURES["median_iterations_to_0.5_gd"] is False and MEASURES["error_final"] is False
+    ranking = rank_setting(rows_of({"a": 120.0, "b": 40.0}, "single_box", "median_iterations_to_0.5_gd"),
+                           "median_iterations_to_0.5_gd")
     assert ranks_by_loss(ranking) == {"b": 1, "a": 2}
 
 
@@ -99,21 +101,21 @@ def test_a_shared_rank_never_hides_a_real_difference():
 def test_a_failing_loss_is_reported_with_its_reason_not_ranked():
     # IoU's share of non-overlapping starts brought home is 0, the worst value; it is shown as failing
     values = {"iou": 0.0, "giou": 1.0, "diou": 1.0, "l1": 0.97}
-    ranking = rank_setting(rows_of(values, "single_box", "share_home_apart"), "share_home_apart",
+    ranking = rank_setting(rows_of(values, "single_box", "share_home_apart_gd"), "share_home_apart_gd",
                            failed={"iou": IOU_APART})
     assert [row["loss"] for row in ranking] == ["giou", "diou", "l1", "iou"]
     iou = ranking[-1]
     assert iou == dict(loss="iou", setting="single_box", rank=None, failed=True, reason=IOU_APART)
     assert ranks_by_loss(ranking) == {"giou": 1, "diou": 1, "l1": 3, "iou": None}
     assert all(set(row) == set(RANKING_COLUMNS) for row in ranking)
-    sentence = real_differences(rows_of(values, "single_box", "share_home_apart"), "share_home_apart",
+    sentence = real_differences(rows_of(values, "single_box", "share_home_apart_gd"), "share_home_apart_gd",
                                 failed={"iou": IOU_APART})
     assert f"iou fails ({IOU_APART})" in sentence
     assert sentence == f"giou (1.000) > l1 (0.970); diou (1.000) > l1; giou and diou tied; iou fails ({IOU_APART})"
 
 
 def test_a_failing_loss_without_rows_still_appears():
-    ranking = rank_setting(rows_of({"giou": 0.9}, "single_box", "share_home_apart"), "share_home_apart",
+    ranking = rank_setting(rows_of({"giou": 0.9}, "single_box", "share_home_apart_gd"), "share_home_apart_gd",
                            failed={"focal_eiou": "Focal-EIoU: zero weight apart"})
     assert ranking[-1] == dict(loss="focal_eiou", setting="single_box", rank=None, failed=True,
                                reason="Focal-EIoU: zero weight apart")
@@ -180,3 +182,69 @@ def test_mistakes_are_named():
     with pytest.raises(ValueError, match="spreads has 1 entries, values 2"):
         rank_with_ties([1, 2], spreads=[0.1])
     assert math.isnan(rank_with_ties([float("nan")])[0])
+
+
+def single_box_rows(loss, method, lr, seed, apart, overlapping, stalled=False, reach=(10, 20)):
+    """Rows of a single-box cell: `apart` and `overlapping` lists of converged flags, one per start."""
+    rows = []
+    for kind, flags in ((APART, apart), (OVERLAPPING, overlapping)):
+        for home in flags:
+            rows.append(dict(loss=loss, method=method, lr=str(lr), seed=str(seed), starts=kind, converged=str(home),
+                             stalled=str(stalled and kind == APART), **{
+                                 f"iterations_to_iou_{level}": str(n) if home or kind == OVERLAPPING else ""
+                                 for level, n in zip(("0.5", "0.9"), reach)}))
+    return rows
+
+
+def test_single_box_takes_each_optimisers_best_rate_by_one_rule_and_says_a_stalled_loss_fails():
+    rows = []
+    for seed in (0, 1):
+        for method in METHODS:
+            # giou: rate 0.3 brings every start home, 0.1 only the overlapping ones
+            rows += single_box_rows("giou", method, 0.1, seed, [False, False], [True, True])
+            rows += single_box_rows("giou", method, 0.3, seed, [True, True], [True, True], reach=(5 + seed, 9))
+            # l1: both rates bring all home; 0.1 in fewer iterations to 0.9, so 0.1 wins the tie
+            rows += single_box_rows("l1", method, 0.1, seed, [True, True], [True, True], reach=(4, 8))
+            rows += single_box_rows("l1", method, 0.3, seed, [True, True], [True, True], reach=(4, 12))
+            # iou: no start apart ever moves
+            for lr in (0.1, 0.3):
+                rows += single_box_rows("iou", method, lr, seed, [False, False], [True, True], stalled=True)
+    found, rates, failed = single_box_evidence(rows)
+    assert rates == {(loss, m): rate for loss, rate in (("giou", 0.3), ("l1", 0.1), ("iou", 0.1)) for m in METHODS}
+    assert list(failed) == ["iou"] and "exactly zero" in failed["iou"]
+    values = {(r["loss"], r["measure"]): (r["value"], r["spread"]) for r in found}
+    assert sorted(m for loss, m in values if loss == "giou") == sorted(SETTING_MEASURES["single_box"])
+    assert values["giou", "share_home"] == (1.0, 0.0) and values["iou", "share_home_apart_adam"] == (0.0, 0.0)
+    assert values["giou", "median_iterations_to_0.5_gd"] == (5.5, pytest.approx(math.sqrt(0.5)))
+    assert values["iou", "median_iterations_to_0.9_gd"] == (math.inf, None)  # half never reach it
+    ranking = rank_settings(found, {"single_box": failed})
+    assert ranks_by_loss(ranking) == {"giou": 1, "l1": 1, "iou": None}
+
+
+def test_simulation_and_learning_evidence_from_their_sweeps_rows():
+    simulation = [dict(loss=loss, seed="0", error_final=e, mean_final_iou=m, **{"share_final_iou_above_0.5": m,
+                       "share_final_iou_above_0.9": m}, iterations_to_tenth_error=t, cases_apart="10",
+                       share_apart_moved=moved)
+                  for loss, e, m, t, moved in [("iou", "900", "0.2", "", "0.000000"), ("giou", "30", "0.989", "96", "1"),
+                                               ("ciou", "7", "0.9895", "80", "1")]]
+    found, failed = simulation_evidence(simulation)
+    assert list(failed) == ["iou"]
+    values = {(r["loss"], r["measure"]): (r["value"], r["spread"]) for r in found}
+    assert values["iou", "iterations_to_tenth_error"] == (math.inf, None) and values["giou", "error_final"] == (30, None)
+    assert ranks_by_loss(rank_settings(found, {"simulation": failed})) == {"ciou": 1, "giou": 1, "iou": None}
+
+    learning = [dict(loss=loss, lr=str(lr), seed=str(seed), diverged=str(diverged), val_accuracy_mean=str(val),
+                     **{f"test_{m}": str(test) for m in SETTING_MEASURES["learning"]})
+                for loss, lr, seed, val, test, diverged in [
+                    ("giou", 1e-3, 0, 0.2, 0.20, False), ("giou", 1e-3, 1, 0.2, 0.22, False),
+                    ("giou", 1e-2, 0, 0.1, 0.90, False), ("giou", 1e-2, 1, 0.1, 0.90, False),  # better on test only
+                    ("l2", 1e-3, 0, 0.1, 0.10, False), ("l2", 1e-3, 1, 0.1, 0.12, False),
+                    ("bad", 1e-3, 0, math.nan, math.nan, True), ("bad", 1e-3, 1, math.nan, math.nan, True)]]
+    found, rates, failed = learning_evidence(learning)
+    assert rates == {"giou": 1e-3, "l2": 1e-3, "bad": 1e-3} and list(failed) == ["bad"]
+    values = {(r["loss"], r["measure"]): (r["value"], r["spread"]) for r in found}
+    assert values["giou", "accuracy_mean"] == (pytest.approx(0.21), pytest.approx(math.sqrt(2) * 0.01))
+    ranking = rank_settings(found, {"learning": failed})
+    assert ranks_by_loss(ranking) == {"giou": 1, "l2": 2, "bad": None}
+    text = summary(found, {"learning": failed})
+    assert text.startswith("learning, by accuracy_mean") and "giou (0.210 ± 0.014) > l2" in text
