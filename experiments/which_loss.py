@@ -1,0 +1,218 @@
+"""Which loss should I trust? Every loss through three settings, one evidence table, ranks with ties.
+
+Each setting is a sweep (`sandbox.sweep`) in its own folder under --out, so it
+resumes cell by cell, refuses other settings and a second runner, and runs on a
+Dask cluster with --scheduler:
+
+- ``single_box/``: one box fitted from random non-overlapping and overlapping starts
+  around the target (``--starts`` of each per seed, ``--seeds`` seeds), under gd with the
+  step schedule and under Adam, at every learning rate of one shared grid (``--lrs``).
+  Each optimiser is reported at its best rate: the most starts brought home (final IoU
+  0.99), then the fewer median iterations to IoU 0.9, then the smaller rate;
+- ``simulation/``: the DIoU paper's simulation (``--points`` anchor centres, 343 cases each:
+  1,715,000 by default, 200 iterations), one cell per loss;
+- ``learning/``: the learning experiment of ``train_regressor.py`` at its quick (or
+  full) preset over ``--seeds`` seeds, each loss at the rate that does best on the
+  validation split.
+
+The rule is the same for every loss, and nothing is tuned per loss. Under --out, from
+the three folders alone (``--replot`` redraws them):
+
+- ``evidence.csv``: a row per loss x setting x measure (`sandbox.evidence.MEASURES`):
+  ``loss``, ``setting``, ``measure``, ``value``, ``spread`` (std over seeds; empty without seeds);
+- ``ranking.csv``: ``loss``, ``setting``, ``rank``, ``failed``, ``reason``: each setting
+  ranked by its headline measure (`sandbox.evidence.HEADLINES`), losses within the seeds'
+  spread or the rounding sharing a rank, losses that fail outright said so, not ranked;
+- ``rates.csv``: the learning rate each loss was reported at, per setting and optimiser;
+- ``summary.txt``: for each setting, which differences are real; ``ranks.png``: the ranks;
+- ``config.json``: the arguments as used, with the package versions.
+
+Run from the repository root::
+
+    python experiments/which_loss.py --quick --out results/which_loss_quick
+    python experiments/which_loss.py --out results/which_loss
+    python experiments/which_loss.py --replot --out results/which_loss
+"""
+# %%
+import os
+
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")  # one BLAS thread per process: the learning numbers depend on it
+
+import json
+import math
+import time
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+import sandbox
+from sandbox import evidence, sweep as sweeps, training
+from sandbox.cli import add_workers, check_out, experiment_parser, refuse_other_settings, run_sweep
+from sandbox.plotting import plot_ranks
+from sandbox.results import atomic_write, provenance, read_csv, write_csv, write_json
+from sandbox.sweep import SweepError
+
+PARTS = ("single_box", "simulation", "learning")
+DEFAULTS = dict(losses=list(sandbox.LOSSES), seeds=3, starts=16, lrs=[0.01, 0.03, 0.1, 0.3, 1.0], points=5000,
+                learning="quick")
+QUICK = dict(losses=["iou", "giou", "diou", "ciou", "l1", "focal_eiou"], seeds=2, starts=8, lrs=[0.03, 0.1, 0.3],
+             points=20, learning="quick")
+TARGET = [-1.0, -0.5, 1.0, 0.5]
+
+
+def parse_args(argv):
+    parser = experiment_parser(__doc__)
+    parser.add_argument("--out", type=Path, default=Path("results/which_loss"),
+                        help="folder for the three settings' sweeps, evidence.csv, ranking.csv and ranks.png")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"a reduced protocol, under two minutes: {', '.join(f'{k} {v}' for k, v in QUICK.items())}"
+                             f"; options given explicitly still apply")
+    parser.add_argument("--losses", nargs="+", help="losses, any spec (giou, 5*l1+2*giou, package.module:function); "
+                                                    "default every loss of the registry")
+    parser.add_argument("--seeds", type=int, help=f"seeds of the single-box starts and of the networks' weights; "
+                                                   f"default {DEFAULTS['seeds']}")
+    parser.add_argument("--starts", type=int, help=f"single box: non-overlapping and as many overlapping starts per "
+                                                    f"seed; default {DEFAULTS['starts']}")
+    parser.add_argument("--lrs", nargs="+", type=float,
+                        help=f"single box: the learning-rate grid of both optimisers; default {DEFAULTS['lrs']}")
+    parser.add_argument("--points", type=int, help=f"simulation: anchor centres, 343 cases each; default "
+                                                    f"{DEFAULTS['points']} (1,715,000 cases)")
+    parser.add_argument("--learning", choices=sorted(training.LEARNING_PRESETS),
+                        help=f"learning: the preset of train_regressor.py (its --seeds replaced by ours); default "
+                             f"{DEFAULTS['learning']}")
+    add_workers(parser, "worker processes", scheduler="cells")
+    parser.add_argument("--replot", action="store_true", help="only redraw the tables and the figure from --out")
+    args = parser.parse_args(argv)
+    check_out(parser, args.out, args.replot, needs=("config.json",))
+    if not args.replot:
+        try:
+            resolve(args)
+            args.sweeps = make_sweeps(args)
+            refuse_other_settings(args.out, settings(args))
+        except ValueError as error:
+            parser.error(str(error))
+    return args, parser
+
+
+def resolve(args):
+    """Fill the preset's values into the options left out, then check every one; ValueError naming a bad one."""
+    preset = QUICK if args.quick else DEFAULTS
+    for key, value in preset.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    args.losses = [sandbox.canonical_loss(loss) for loss in args.losses]
+    if len(set(args.losses)) < len(args.losses):
+        raise ValueError("--losses names a loss more than once")
+    for flag, value in (("--seeds", args.seeds), ("--starts", args.starts), ("--points", args.points)):
+        if value < 1:
+            raise ValueError(f"{flag} must be at least 1; got {value}")
+    if not all(lr > 0 and math.isfinite(lr) for lr in args.lrs):
+        raise ValueError(f"--lrs must be positive learning rates; got {args.lrs}")
+    args.lrs = sorted(set(args.lrs))
+
+
+def settings(args):
+    return {key: getattr(args, key) for key in DEFAULTS}
+
+
+def make_sweeps(args):
+    """The three settings as sweeps, resolved (checked) before any work."""
+    losses, seeds = args.losses, list(range(args.seeds))
+    single_box = dict(threshold=0.99, target=TARGET,
+                      starts={evidence.APART: dict(kind="random", count=args.starts),
+                              evidence.OVERLAPPING: dict(kind="overlapping", count=args.starts)},
+                      axes=dict(loss=losses, method=list(evidence.METHODS), lr=args.lrs, schedule=["step"],
+                                starts=[evidence.APART, evidence.OVERLAPPING], seed=seeds))
+    simulation = dict(experiment="simulation", simulation=dict(points=args.points), axes=dict(loss=losses))
+    preset = training.LEARNING_PRESETS[args.learning]
+    learning = dict(experiment="learning",
+                    learning=dict(epochs=preset["epochs"], model=preset["model"], batch_size=preset["batch_size"],
+                                  images=[preset["train"], preset["val"], preset["test"]]),
+                    axes=dict(loss=losses, lr=preset["lrs"], seed=seeds))
+    return {part: sweeps.resolve(raw, f"the {part} setting")
+            for part, raw in zip(PARTS, (single_box, simulation, learning))}
+
+
+def run(args):
+    """Run (or finish) each setting's sweep in turn, saying how long each took."""
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json(args.out / "config.json", dict(settings(args), versions=provenance()))
+    for part in PARTS:
+        print(f"{part}:")
+        if part == "learning":
+            training.splits_for(args.sweeps[part]["learning"])  # made once, before the workers fork
+        began = time.perf_counter()
+        run_sweep(args.sweeps[part], args.out / part, args.workers, args.scheduler)
+        print(f"{part}: {time.perf_counter() - began:.0f} s")
+
+
+# %% Tables and figure, from the saved sweeps only.
+def load(out):
+    """Each setting's rows, once its sweep has finished; SweepError naming a part that has not."""
+    rows = {}
+    for part in PARTS:
+        folder = out / part
+        if not (folder / "sweep.json").exists():
+            raise SweepError(f"{folder} holds no sweep; run the same command without --replot")
+        sweep = json.loads((folder / "sweep.json").read_text())
+        mine = read_csv(folder / "results.csv")
+        finished = {row["cell"] for row in mine}
+        missing = sum(sweeps.cell_id(cell) not in finished for cell in sweeps.cells(sweep))
+        if missing:
+            raise SweepError(f"{folder} has {missing} cells to run; run the same command without --replot to "
+                             f"finish them")
+        rows[part] = mine
+    return rows
+
+
+def tables(out, rows):
+    """Write evidence.csv, ranking.csv, rates.csv and summary.txt; return the ranking and the summary."""
+    single, single_rates, single_failed = evidence.single_box_evidence(rows["single_box"])
+    simulation, simulation_failed = evidence.simulation_evidence(rows["simulation"])
+    learning, learning_rates, learning_failed = evidence.learning_evidence(rows["learning"])
+    table = single + simulation + learning
+    failed = dict(single_box=single_failed, simulation=simulation_failed, learning=learning_failed)
+    ranking = evidence.rank_settings(table, failed)
+    write_csv(out / "evidence.csv", evidence.EVIDENCE_COLUMNS, table)
+    write_csv(out / "ranking.csv", evidence.RANKING_COLUMNS, ranking)
+    rates = [dict(loss=loss, setting="single_box", optimizer=method, lr=lr)
+             for (loss, method), lr in single_rates.items()]
+    rates += [dict(loss=loss, setting="learning", optimizer="adam", lr=lr) for loss, lr in learning_rates.items()]
+    write_csv(out / "rates.csv", ["loss", "setting", "optimizer", "lr"], rates)
+    text = evidence.summary(table, failed)
+    atomic_write(out / "summary.txt", lambda tmp: Path(tmp).write_text(text + "\n"))
+    return ranking, text
+
+
+def plot(out, ranking, config):
+    losses = len({r["loss"] for r in ranking})
+    fig = Figure(figsize=(6.5, 1.6 + 0.26 * losses), layout="constrained")
+    ax = fig.subplots()
+    image, _ = plot_ranks(ax, ranking)
+    bar = fig.colorbar(image, ax=ax, shrink=min(1.0, 6 / losses + 0.2), ticks=[0, 1], label="place within the setting")
+    bar.ax.set_ylim(0, 1)
+    bar.ax.set_yticklabels(["last", "first"])
+    simulation = f"{config['points'] * 343:,} cases" if config["points"] != 5000 else "1,715,000 cases"
+    ax.set_title(f"rank of each loss in each setting (=: a shared rank, within the seeds' spread or the "
+                 f"rounding)\nsingle box: {config['seeds']} seeds x {2 * config['starts']} starts; simulation: "
+                 f"{simulation}; learning: {config['learning']} preset, {config['seeds']} seeds", fontsize=9)
+    atomic_write(out / "ranks.png", fig.savefig, dpi=100)
+
+
+def main(argv=None):
+    args, parser = parse_args(argv)
+    try:
+        if not args.replot:
+            run(args)
+        rows = load(args.out)
+    except SweepError as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    ranking, text = tables(args.out, rows)
+    plot(args.out, ranking, json.loads((args.out / "config.json").read_text()))
+    print(text)
+    print(f"tables: {args.out / 'evidence.csv'}, ranking.csv, rates.csv, summary.txt; figure: ranks.png")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""Which loss: every loss x setting x measure in evidence.csv, failures said not ranked, reruns reuse every part."""
+import json
+
+import pytest
+
+from helpers import load_experiment
+from sandbox import evidence, training
+from sandbox.results import read_csv
+
+experiment = load_experiment("which_loss")
+
+TINY = dict(losses=[], seeds=1, epochs=1, lrs=[1e-3, 3e-3], train=48, val=16, test=16, model="mlp", batch_size=16)
+LOSSES = ["iou", "giou", "l1"]
+
+
+def reduced(out, *more):
+    return ["--losses", *LOSSES, "--seeds", "2", "--starts", "3", "--lrs", "0.1", "0.3", "--points", "2",
+            "--learning", "tiny", "--workers", "1", "--out", str(out), *more]
+
+
+@pytest.fixture
+def tiny_preset(monkeypatch):
+    monkeypatch.setitem(training.LEARNING_PRESETS, "tiny", TINY)
+
+
+@pytest.fixture
+def ran(tmp_path, tiny_preset, capsys):
+    experiment.main(reduced(tmp_path / "which"))
+    return tmp_path / "which", capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_the_evidence_has_every_loss_setting_and_measure_once(ran):
+    out, _ = ran
+    rows = read_csv(out / "evidence.csv")
+    assert list(rows[0]) == evidence.EVIDENCE_COLUMNS
+    keys = [(r["loss"], r["setting"], r["measure"]) for r in rows]
+    assert sorted(keys) == sorted((loss, setting, measure) for loss in LOSSES
+                                  for setting, measures in evidence.SETTING_MEASURES.items() for measure in measures)
+    ranking = read_csv(out / "ranking.csv")
+    assert sorted((r["loss"], r["setting"]) for r in ranking) == sorted((loss, s) for loss in LOSSES
+                                                                        for s in evidence.SETTINGS)
+    assert (out / "ranks.png").stat().st_size > 10_000 and (out / "summary.txt").read_text().count(" by ") == 3
+    learning = [r for r in rows if r["setting"] == "learning"]
+    assert all(r["spread"] != "" for r in learning)  # two seeds: a spread
+    assert all(r["spread"] == "" for r in rows if r["setting"] == "simulation")  # one protocol: none
+
+
+@pytest.mark.slow
+def test_iou_is_reported_failing_from_non_overlapping_single_starts_not_ranked(ran):
+    out, printed = ran
+    by_key = {(r["loss"], r["setting"]): r for r in read_csv(out / "ranking.csv")}
+    iou = by_key["iou", "single_box"]
+    assert iou["failed"] == "True" and iou["rank"] == "" and "gradient there is exactly zero" in iou["reason"]
+    assert by_key["iou", "simulation"]["failed"] == "True"
+    assert by_key["giou", "single_box"]["failed"] == "False" and by_key["giou", "single_box"]["rank"] in ("1", "2")
+    assert "iou fails (never moves from a non-overlapping start" in printed
+    values = {(r["loss"], r["measure"]): float(r["value"]) for r in read_csv(out / "evidence.csv")
+              if r["setting"] == "single_box"}
+    assert values["iou", "share_home_apart_gd"] == 0 and values["giou", "share_home_apart_gd"] > 0
+
+
+@pytest.mark.slow
+def test_a_rerun_reuses_every_finished_part_and_writes_the_same_tables(ran, capsys):
+    out, _ = ran
+    before = {path: path.read_bytes() for part in experiment.PARTS for path in (out / part).glob("results.csv")}
+    tables = {name: (out / name).read_bytes() for name in ("evidence.csv", "ranking.csv", "rates.csv")}
+    experiment.main(reduced(out))
+    printed = capsys.readouterr().out
+    assert printed.count(" to run,") == 3 and all(f"{n} cells, 0 to run" in printed for n in (48, 3, 12))
+    assert {path: path.read_bytes() for path in before} == before
+    assert {name: (out / name).read_bytes() for name in tables} == tables
+
+
+@pytest.mark.slow
+def test_an_interrupted_part_runs_only_its_missing_cells(ran, capsys):
+    out, _ = ran
+    results = out / "learning" / "results.csv"
+    lines = results.read_text().splitlines(keepends=True)
+    results.write_text("".join(lines[:-2]) + lines[-2][:10])  # one cell gone, one torn mid-row
+    experiment.main(reduced(out))
+    assert "12 cells, 2 to run" in capsys.readouterr().out
+    assert len(read_csv(results)) == 12
+
+
+@pytest.mark.slow
+def test_other_settings_under_the_same_folder_are_refused_in_one_line(ran, capsys):
+    out, _ = ran
+    with pytest.raises(SystemExit) as stop:
+        experiment.main(reduced(out, "--points", "3"))
+    assert stop.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "holds a run with other settings" in error and "points" in error
+    assert json.loads((out / "config.json").read_text())["points"] == 2
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--seeds", "0"], "--seeds must be at least 1"),
+    (["--lrs", "0.1", "-1"], "--lrs must be positive"),
+    (["--losses", "giou", "GIoU"], "more than once"),
+    (["--losses", "gioo"], "did you mean"),
+    (["--learning", "huge"], "invalid choice"),
+])
+def test_bad_arguments_stop_before_any_work_naming_the_problem(tmp_path, capsys, arguments, message):
+    with pytest.raises(SystemExit) as stop:
+        experiment.main(["--out", str(tmp_path / "which"), *arguments])
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "which").exists()
+
+
+def test_replot_without_a_finished_run_is_a_one_line_error(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        experiment.main(["--replot", "--out", str(tmp_path / "nothing")])
+    assert "config.json" in capsys.readouterr().err
