@@ -1,5 +1,8 @@
 """Which loss: every loss x setting x measure in evidence.csv, failures said not ranked, reruns reuse every part."""
+import contextlib
+import io
 import json
+import shutil
 
 import pytest
 
@@ -23,10 +26,23 @@ def tiny_preset(monkeypatch):
     monkeypatch.setitem(training.LEARNING_PRESETS, "tiny", TINY)
 
 
+@pytest.fixture(scope="module")
+def ran_once(tmp_path_factory):
+    """The reduced protocol, run once for the module: (folder, what it printed)."""
+    out = tmp_path_factory.mktemp("which") / "which"
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
+        patch.setitem(training.LEARNING_PRESETS, "tiny", TINY)
+        experiment.main(reduced(out))
+    return out, printed.getvalue()
+
+
 @pytest.fixture
-def ran(tmp_path, tiny_preset, capsys):
-    experiment.main(reduced(tmp_path / "which"))
-    return tmp_path / "which", capsys.readouterr().out
+def ran(ran_once, tmp_path, tiny_preset):
+    """A copy of the reduced run of the module, which a test may change."""
+    out, printed = ran_once
+    shutil.copytree(out, tmp_path / "which")
+    return tmp_path / "which", printed
 
 
 @pytest.mark.slow
@@ -112,3 +128,14 @@ def test_replot_without_a_finished_run_is_a_one_line_error(tmp_path, capsys):
     with pytest.raises(SystemExit):
         experiment.main(["--replot", "--out", str(tmp_path / "nothing")])
     assert "config.json" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_on_a_dask_cluster_the_tables_are_the_same_as_with_local_workers(ran, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    local, _ = ran
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        experiment.main(reduced(tmp_path / "dask", "--scheduler", cluster.scheduler_address))
+    for name in ("evidence.csv", "ranking.csv", "rates.csv", "summary.txt"):
+        assert (tmp_path / "dask" / name).read_text() == (local / name).read_text()
