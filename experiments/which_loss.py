@@ -24,7 +24,8 @@ the three folders alone (``--replot`` redraws them):
   ranked by its headline measure (`sandbox.evidence.HEADLINES`), losses within the seeds'
   spread or the rounding sharing a rank, losses that fail outright said so, not ranked;
 - ``rates.csv``: the learning rate each loss was reported at, per setting and optimiser;
-- ``summary.txt``: for each setting, which differences are real; ``ranks.png``: the ranks;
+- ``summary.txt``: for each setting, which differences are real; ``table.md``: every loss's
+  rank and headline value per setting, as the README shows it; ``ranks.png``: the same as a figure;
 - ``config.json``: the arguments as used, with the package versions.
 
 Run from the repository root::
@@ -167,7 +168,8 @@ def load(out):
 
 
 def tables(out, rows):
-    """Write evidence.csv, ranking.csv, rates.csv and summary.txt; return the ranking and the summary."""
+    """Write evidence.csv, ranking.csv, rates.csv, summary.txt and table.md; return the evidence, the
+    ranking and the table."""
     single, single_rates, single_failed = evidence.single_box_evidence(rows["single_box"])
     simulation, simulation_failed = evidence.simulation_evidence(rows["simulation"])
     learning, learning_rates, learning_failed = evidence.learning_evidence(rows["learning"])
@@ -182,20 +184,25 @@ def tables(out, rows):
     write_csv(out / "rates.csv", ["loss", "setting", "optimizer", "lr"], rates)
     text = evidence.summary(table, failed)
     atomic_write(out / "summary.txt", lambda tmp: Path(tmp).write_text(text + "\n"))
-    return ranking, text
+    markdown = evidence.rank_table(table, ranking)
+    atomic_write(out / "table.md", lambda tmp: Path(tmp).write_text(markdown + "\n"))
+    return table, ranking, markdown
 
 
-def plot(out, ranking, config):
+def plot(out, table, ranking, config):
     losses = len({r["loss"] for r in ranking})
-    fig = Figure(figsize=(6.5, 1.6 + 0.26 * losses), layout="constrained")
+    notes = {(r["loss"], r["setting"]): evidence._format(r["value"], r["spread"]) for r in table
+             if r["measure"] == evidence.HEADLINES[r["setting"]][0]}
+    fig = Figure(figsize=(9, 1.8 + 0.26 * losses), layout="constrained")
     ax = fig.subplots()
-    image, _ = plot_ranks(ax, ranking)
+    image, _ = plot_ranks(ax, ranking, notes=notes)
     bar = fig.colorbar(image, ax=ax, shrink=min(1.0, 6 / losses + 0.2), ticks=[0, 1], label="place within the setting")
     bar.ax.set_ylim(0, 1)
     bar.ax.set_yticklabels(["last", "first"])
     simulation = f"{config['points'] * 343:,} cases" if config["points"] != 5000 else "1,715,000 cases"
-    ax.set_title(f"rank of each loss in each setting (=: a shared rank, within the seeds' spread or the "
-                 f"rounding)\nsingle box: {config['seeds']} seeds x {2 * config['starts']} starts; simulation: "
+    ax.set_title(f"rank of each loss in each setting and its headline value, mean ± std over seeds (=: a shared "
+                 f"rank,\nwithin the seeds' spread or the rounding; {', '.join(f'{s}: {m}' for s, (m, _) in evidence.HEADLINES.items())})"
+                 f"\nsingle box: {config['seeds']} seeds x {2 * config['starts']} starts; simulation: "
                  f"{simulation}; learning: {config['learning']} preset, {config['seeds']} seeds", fontsize=9)
     atomic_write(out / "ranks.png", fig.savefig, dpi=100)
 
@@ -208,10 +215,11 @@ def main(argv=None):
         rows = load(args.out)
     except SweepError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
-    ranking, text = tables(args.out, rows)
-    plot(args.out, ranking, json.loads((args.out / "config.json").read_text()))
-    print(text)
-    print(f"tables: {args.out / 'evidence.csv'}, ranking.csv, rates.csv, summary.txt; figure: ranks.png")
+    table, ranking, markdown = tables(args.out, rows)
+    plot(args.out, table, ranking, json.loads((args.out / "config.json").read_text()))
+    print(markdown)
+    print(f"which differences are real: {args.out / 'summary.txt'}; tables: evidence.csv, ranking.csv, rates.csv, "
+          f"table.md; figure: ranks.png")
 
 
 if __name__ == "__main__":

@@ -515,13 +515,112 @@ def rank_settings(evidence, failed):
 
 
 def summary(evidence, failed):
-    """What each setting's headline says: a paragraph per setting, its real differences (`real_differences`)."""
+    """Which differences are real, per setting: a table of the losses by rank, each with its headline
+    value and the losses it is really better than (beyond the tie tolerance), then the failures.
+
+    `failed`: setting -> {loss: reason}. Read a line as "this loss is really better than these";
+    a loss below it that is not named is within the tolerance of it.
+
+    >>> rows = [r for loss, v in [("giou", (0.215, 0.025)), ("iou", (0.235, 0.002)), ("l2", (0.128, 0.031))]
+    ...         for r in evidence_rows(loss, "learning", {"accuracy_mean": v})]
+    >>> print(summary(rows, {"learning": {"focal_eiou": "diverges at every rate"}}))
+    learning: ranked by accuracy_mean (higher is better); tied within the seeds' spreads added, or 0.001
+       rank  loss        accuracy_mean    really better than
+          1  iou         0.235 ± 0.002    l2
+          1  giou        0.215 ± 0.025    all 1 below
+          3  l2          0.128 ± 0.031    -
+      fails  focal_eiou  diverges at every rate
+    """
     parts = []
     for setting in SETTINGS:
-        if any(r["setting"] == setting for r in evidence):
-            measure, resolution = HEADLINES[setting]
-            rule = f"ties within the seeds' spread added{f' or {resolution:g}' if resolution else ''}"
-            line = real_differences(evidence, measure, resolution=resolution, failed=failed.get(setting),
-                                    setting=setting)
-            parts.append(f"{setting}, by {measure} ({rule}):\n{line}")
+        chosen = [r for r in evidence if r["setting"] == setting]
+        if not chosen:
+            continue
+        measure, resolution = HEADLINES[setting]
+        fails = failed.get(setting) or {}
+        ranking = rank_setting(chosen, measure, resolution=resolution, failed=fails, setting=setting)
+        pairs = real_difference_pairs(chosen, measure, resolution=resolution, failed=fails, setting=setting)
+        by_loss = {r["loss"]: r for r in chosen if r["measure"] == measure}
+        higher = MEASURES[measure]
+        tolerance = "tied within the seeds' spreads added" + (f", or {resolution:g}" if resolution else "")
+        width = max(len("loss"), *(len(r["loss"]) for r in ranking))
+        lines = [f"{setting}: ranked by {measure} ({'higher' if higher else 'lower'} is better); {tolerance}",
+                 f"  {'rank':>5}  {'loss':<{width}}  {measure:<15}  really better than"]
+        ranked = [r for r in ranking if r["rank"] is not None]
+        for r in ranked:
+            value = _value(by_loss[r["loss"]]["value"])
+            below = [o["loss"] for o in ranked if (_value(by_loss[o["loss"]]["value"]) < value if higher
+                                                   else _value(by_loss[o["loss"]]["value"]) > value)]
+            beaten = [b for a, b in pairs if a == r["loss"]]
+            if not beaten:
+                said = "-"
+            elif len(beaten) == len(below):
+                said = f"all {len(below)} below"
+            elif len(below) - len(beaten) < len(beaten):
+                said = f"{len(beaten)} of the {len(below)} below, all but " + ", ".join(
+                    b for b in below if b not in beaten)
+            else:
+                said = ", ".join(beaten)
+            shown = _format(by_loss[r["loss"]]["value"], by_loss[r["loss"]]["spread"])
+            lines.append(f"  {r['rank']:>5}  {r['loss']:<{width}}  {shown:<15}  {said}")
+        lines += [f"  {'fails' if r['failed'] else '-':>5}  {r['loss']:<{width}}  {r['reason']}"
+                  for r in ranking if r["rank"] is None]
+        parts.append("\n".join(lines))
     return "\n\n".join(parts)
+
+
+def _rank_of(row):
+    """A ranking row's rank as a float, NaN when it has none (None, '' as read back from ranking.csv)."""
+    value = row.get("rank")
+    return math.nan if value in (None, "") or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+
+def _failed(row):
+    return row.get("failed") in (True, "True")
+
+
+def order_losses(ranking, settings=None):
+    """The losses of `ranking` best first by their mean rank over `settings` (default all present), a
+    failure counting as one place below the last ranked loss of its setting; ties keep the input order."""
+    settings = [s for s in SETTINGS if any(r["setting"] == s for r in ranking)] if settings is None else settings
+    ranked = {s: sum(r["setting"] == s and math.isfinite(_rank_of(r)) for r in ranking) for s in settings}
+    places = {}
+    for r in ranking:
+        if r["setting"] in settings:
+            place = ranked[r["setting"]] + 1 if _failed(r) else _rank_of(r)
+            if math.isfinite(place):
+                places.setdefault(r["loss"], []).append(place)
+    losses = list(dict.fromkeys(r["loss"] for r in ranking))
+    return sorted(losses, key=lambda loss: np.mean(places[loss]) if loss in places else math.inf)
+
+
+def shared(ranking, row):
+    """Whether `row`'s rank is shared with another loss of its setting."""
+    rank = _rank_of(row)
+    return math.isfinite(rank) and sum(_rank_of(r) == rank and r["setting"] == row["setting"] for r in ranking) > 1
+
+
+def rank_table(evidence, ranking):
+    """A Markdown table: a row per loss (`order_losses`), a column per setting, each cell its rank
+    ("=3" when shared) and headline value, or "fails"."""
+    settings = [s for s in SETTINGS if any(r["setting"] == s for r in ranking)]
+    cells = {(r["loss"], r["setting"]): r for r in ranking}
+    values = {(r["loss"], r["setting"]): r for r in evidence if r["measure"] == HEADLINES[r["setting"]][0]}
+    lines = ["| loss | " + " | ".join(f"{s}: {HEADLINES[s][0]}" for s in settings) + " |",
+             "|---|" + "---|" * len(settings)]
+    for loss in order_losses(ranking, settings):
+        row = []
+        for setting in settings:
+            r = cells.get((loss, setting))
+            if r is None:
+                row.append("")
+            elif _failed(r):
+                row.append("fails")
+            elif not math.isfinite(_rank_of(r)):
+                row.append("-")
+            else:
+                value = values[loss, setting]
+                row.append(f"{'=' if shared(ranking, r) else ''}{_rank_of(r):.0f}: "
+                           f"{_format(value['value'], value['spread'])}")
+        lines.append(f"| `{loss}` | " + " | ".join(row) + " |")
+    return "\n".join(lines)

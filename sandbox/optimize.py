@@ -159,9 +159,9 @@ def fit(start, target, loss="giou", method="gd", param="xyxy", maxiter=200, call
         80 % and 90 % of `maxiter`; ``'constant'``; ``'cosine'``; or a callable
         ``factor(t, maxiter)``), ``iou_weighting`` (multiply each step by
         2 - IoU, as the DIoU paper does; default False), ``gtol`` (stop when
-        max |gradient| <= gtol; default 1e-5), ``fused`` (for iou, giou, diou and
-        ciou, the hand-derived kernels of `sandbox.fused`, about three times
-        faster per step; their gradients agree with autograd's to about 1e-16,
+        max |gradient| <= gtol; default 1e-5), ``fused`` (the hand-derived kernels
+        of `sandbox.fused`, for every registry loss, about three times faster
+        per step; their gradients agree with autograd's to about 1e-16,
         which a box zigzagging across a kink can amplify over many steps;
         default False), and the rule's own: ``beta`` for momentum, ``b1``,
         ``b2``, ``eps`` for Adam. For scipy methods, the method's ``options``.

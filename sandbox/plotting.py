@@ -6,7 +6,6 @@
     >>> result = fit([2, 0, 3, 1], [0, 0, 1, 1])
     >>> artists = plot_trajectory(ax, result.boxes, target=[0, 0, 1, 1])
 """
-import math
 
 import numpy as np
 from matplotlib.patches import PathPatch, Rectangle
@@ -701,24 +700,26 @@ def _table(values, spreads, name, rows, columns):
 
 
 # Which loss (sandbox.evidence, experiments/which_loss.py) -----------------------------------
-def plot_ranks(ax, ranking, settings=None):
+def plot_ranks(ax, ranking, settings=None, notes=None):
     """Draw each loss's rank in each setting as a heatmap, best at the top, ties and failures marked.
 
     A rank shared with another loss (tied within the spread or the rounding,
     `sandbox.evidence.rank_with_ties`) reads "=3"; a loss that fails a setting outright
     is a hatched grey cell reading "fails"; a setting a loss has no rank in is left blank.
     Colour runs from green (rank 1) to red (the last place of that setting, its number of
-    ranked losses), in soft shades that keep the text readable. Losses are
-    ordered by their mean rank over the settings, a failure counting as the last rank.
+    ranked losses), in soft shades that keep the text readable. Losses are ordered by
+    their mean rank over the settings (`sandbox.evidence.order_losses`).
 
     Parameters
     ----------
     ax : matplotlib.axes.Axes
     ranking : list of dict
-        `sandbox.evidence.RANKING_COLUMNS` rows (``rank`` None, '' or NaN when unranked;
+        `sandbox.evidence.RANKING_COLUMNS` rows (``rank`` None or '' when unranked;
         ``failed`` a bool or "True"/"False" as read from ranking.csv).
     settings : sequence of str, optional
         The columns, in order; default those present, in `sandbox.evidence.SETTINGS` order.
+    notes : dict, optional
+        (loss, setting) -> text written after the rank, such as the headline value.
 
     Returns
     -------
@@ -728,45 +729,30 @@ def plot_ranks(ax, ranking, settings=None):
     >>> rows = [dict(loss="giou", setting="simulation", rank=1, failed=False),
     ...         dict(loss="diou", setting="simulation", rank=1, failed=False),
     ...         dict(loss="iou", setting="simulation", rank=None, failed=True)]
-    >>> image, texts = plot_ranks(Figure().subplots(), rows)
+    >>> image, texts = plot_ranks(Figure().subplots(), rows, notes={("giou", "simulation"): "0.989"})
     >>> [t.get_text() for t in texts]
-    ['=1', '=1', 'fails']
+    ['=1  0.989', '=1', 'fails']
     """
-    from .evidence import SETTINGS
+    from .evidence import SETTINGS, _failed, _rank_of, order_losses, shared
     present = {r["setting"] for r in ranking}
     settings = [s for s in SETTINGS if s in present] if settings is None else list(settings)
-    losses = list(dict.fromkeys(r["loss"] for r in ranking))
     cells = {(r["loss"], r["setting"]): r for r in ranking}
-
-    def rank(row):
-        value = row.get("rank")
-        return math.nan if value in (None, "") else float(value)
-
-    def failed(row):
-        return row.get("failed") in (True, "True")
-
-    ranked = {s: sum(r["setting"] == s and np.isfinite(rank(r)) for r in ranking) for s in settings}
-
-    def mean_rank(loss):
-        ranks = [ranked[s] + 1 if failed(cells[loss, s]) else rank(cells[loss, s])
-                 for s in settings if (loss, s) in cells]
-        ranks = [r for r in ranks if np.isfinite(r)]
-        return np.mean(ranks) if ranks else math.inf
-    losses = sorted(losses, key=mean_rank)
+    ranked = {s: sum(r["setting"] == s and np.isfinite(_rank_of(r)) for r in ranking) for s in settings}
+    losses = order_losses(ranking, settings)
     values = np.full((len(losses), len(settings)), np.nan)
     texts = np.full(values.shape, "", dtype=object)
     for i, loss in enumerate(losses):
         for j, setting in enumerate(settings):
             row = cells.get((loss, setting))
-            if row is None or not np.isfinite(rank(row)):
+            if row is None or not np.isfinite(_rank_of(row)):
                 continue
-            shared = sum(rank(r) == rank(row) for r in ranking if r["setting"] == setting) > 1
-            values[i, j] = 1.0 - (rank(row) - 1) / max(ranked[setting] - 1, 1)
-            texts[i, j] = f"{'=' if shared else ''}{rank(row):.0f}"
+            values[i, j] = 1.0 - (_rank_of(row) - 1) / max(ranked[setting] - 1, 1)
+            note = (notes or {}).get((loss, setting))
+            texts[i, j] = f"{'=' if shared(ranking, row) else ''}{_rank_of(row):.0f}" + (f"  {note}" if note else "")
     image, written = plot_heatmap(ax, values, losses, settings, texts=texts, vmin=-0.35, vmax=1.35)
     for i, loss in enumerate(losses):
         for j, setting in enumerate(settings):
-            if (loss, setting) in cells and failed(cells[loss, setting]):
+            if (loss, setting) in cells and _failed(cells[loss, setting]):
                 ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor="0.8", hatch="///", edgecolor="0.55",
                                        linewidth=0))
                 written.append(ax.text(j, i, "fails", ha="center", va="center", fontsize=8, style="italic"))

@@ -247,4 +247,5 @@ def test_simulation_and_learning_evidence_from_their_sweeps_rows():
     ranking = rank_settings(found, {"learning": failed})
     assert ranks_by_loss(ranking) == {"giou": 1, "l2": 2, "bad": None}
     text = summary(found, {"learning": failed})
-    assert text.startswith("learning, by accuracy_mean") and "giou (0.210 ± 0.014) > l2" in text
+    assert text.splitlines()[2:] == ["      1  giou  0.210 ± 0.014    all 1 below", "      2  l2    0.110 ± 0.014    -",
+                                     "  fails  bad   diverges at every learning rate of the grid"]

@@ -56,7 +56,7 @@ def test_the_evidence_has_every_loss_setting_and_measure_once(ran):
     ranking = read_csv(out / "ranking.csv")
     assert sorted((r["loss"], r["setting"]) for r in ranking) == sorted((loss, s) for loss in LOSSES
                                                                         for s in evidence.SETTINGS)
-    assert (out / "ranks.png").stat().st_size > 10_000 and (out / "summary.txt").read_text().count(" by ") == 3
+    assert (out / "ranks.png").stat().st_size > 10_000 and (out / "summary.txt").read_text().count("ranked by") == 3
     learning = [r for r in rows if r["setting"] == "learning"]
     assert all(r["spread"] != "" for r in learning)  # two seeds: a spread
     assert all(r["spread"] == "" for r in rows if r["setting"] == "simulation")  # one protocol: none
@@ -70,7 +70,8 @@ def test_iou_is_reported_failing_from_non_overlapping_single_starts_not_ranked(r
     assert iou["failed"] == "True" and iou["rank"] == "" and "gradient there is exactly zero" in iou["reason"]
     assert by_key["iou", "simulation"]["failed"] == "True"
     assert by_key["giou", "single_box"]["failed"] == "False" and by_key["giou", "single_box"]["rank"] in ("1", "2")
-    assert "iou fails (never moves from a non-overlapping start" in printed
+    assert "| `iou` | fails | fails |" in printed and "| `iou` | fails | fails |" in (out / "table.md").read_text()
+    assert "fails  iou   never moves from a non-overlapping start" in (out / "summary.txt").read_text()
     values = {(r["loss"], r["measure"]): float(r["value"]) for r in read_csv(out / "evidence.csv")
               if r["setting"] == "single_box"}
     assert values["iou", "share_home_apart_gd"] == 0 and values["giou", "share_home_apart_gd"] > 0
