@@ -171,18 +171,19 @@ def tables(out, rows):
     """Write evidence.csv, ranking.csv, rates.csv, summary.txt and table.md; return the evidence, the
     ranking and the table."""
     single, single_rates, single_failed = evidence.single_box_evidence(rows["single_box"])
-    simulation, simulation_failed = evidence.simulation_evidence(rows["simulation"])
+    simulation, simulation_failed, resolution = evidence.simulation_evidence(rows["simulation"])
     learning, learning_rates, learning_failed = evidence.learning_evidence(rows["learning"])
     table = single + simulation + learning
     failed = dict(single_box=single_failed, simulation=simulation_failed, learning=learning_failed)
-    ranking = evidence.rank_settings(table, failed)
+    resolutions = dict(simulation=resolution)
+    ranking = evidence.rank_settings(table, failed, resolutions)
     write_csv(out / "evidence.csv", evidence.EVIDENCE_COLUMNS, table)
     write_csv(out / "ranking.csv", evidence.RANKING_COLUMNS, ranking)
     rates = [dict(loss=loss, setting="single_box", optimizer=method, lr=lr)
              for (loss, method), lr in single_rates.items()]
     rates += [dict(loss=loss, setting="learning", optimizer="adam", lr=lr) for loss, lr in learning_rates.items()]
     write_csv(out / "rates.csv", ["loss", "setting", "optimizer", "lr"], rates)
-    text = evidence.summary(table, failed)
+    text = evidence.summary(table, failed, resolutions)
     atomic_write(out / "summary.txt", lambda tmp: Path(tmp).write_text(text + "\n"))
     markdown = evidence.rank_table(table, ranking)
     atomic_write(out / "table.md", lambda tmp: Path(tmp).write_text(markdown + "\n"))

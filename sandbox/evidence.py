@@ -90,10 +90,29 @@ SETTING_MEASURES = {
 """The measures of each setting, in the order evidence.csv gives them."""
 HEADLINES = {"single_box": ("share_home", 0.0), "simulation": ("mean_final_iou", 1e-3),
              "learning": ("accuracy_mean", 1e-3)}
-"""Setting -> (the measure it is ranked by, the rounding that measure is known to). The simulation's
-numbers hold to about 1e-3 (fused kernels and autograd round differently; the README says to read
-E(200) to three or four figures); the learning numbers are printed to three decimals and their seeds'
-spread is larger; the single-box shares are counts of starts, their spread from the seeds."""
+"""Setting -> (the measure it is ranked by, the rounding that measure is known to).
+
+The simulation's mean final IoU is known to 1e-3 at the full protocol, and less well with fewer
+cases (`simulation_resolution`, which `simulation_evidence` gives). The learning numbers are
+printed to three decimals and their seeds' spread is larger. The single-box shares are counts of
+starts, their spread the seeds'."""
+
+ROUNDING_MEASURED = (3.6e-4, 171_500)
+"""The largest change of the simulation's mean final IoU over any registry loss when every anchor
+moves by one ulp, or autograd's gradient replaces the fused kernels, and the number of cases it
+was measured on (500 anchor centres). Runs that oscillate across a kink amplify the last bit;
+each case that flips moves the mean by its own share, so the change shrinks as 1 / sqrt(cases)."""
+
+
+def simulation_resolution(cases):
+    """The rounding the simulation's mean final IoU over `cases` cases is known to: twice
+    `ROUNDING_MEASURED` scaled by 1 / sqrt(cases), and never below 1e-3.
+
+    >>> simulation_resolution(1_715_000), round(simulation_resolution(6860), 4)
+    (0.001, 0.0036)
+    """
+    change, measured_on = ROUNDING_MEASURED
+    return max(1e-3, 2 * change * math.sqrt(measured_on / cases))
 
 # Differences at the tolerance itself count as ties; this slack keeps a gap of exactly
 # one rounding unit (0.236 - 0.235 = 0.0010000000000000009) a tie, as it reads.
@@ -461,10 +480,11 @@ def single_box_evidence(rows):
 
 
 def simulation_evidence(rows):
-    """Evidence rows and failures of the simulation setting, from a simulation sweep's rows
+    """Evidence rows, failures and resolution of the simulation setting, from a simulation sweep's rows
     (`sandbox.sweep.SIMULATION_COLUMNS`); mean ± std over its seeds if it has several.
 
-    A loss fails when no case that starts apart moves: its gradient there is exactly zero.
+    A loss fails when no case that starts apart moves: its gradient there is exactly zero. The
+    resolution is `simulation_resolution` of the fewest cases a row has.
     """
     names = {name: _iterations if name == "iterations_to_tenth_error" else float
              for name in SETTING_MEASURES["simulation"]}
@@ -475,7 +495,7 @@ def simulation_evidence(rows):
                                                        for name, read in names.items()})
         if all(float(r["share_apart_moved"]) == 0 and int(r["cases_apart"]) > 0 for r in mine):
             failed[loss] = "no case that starts apart moves: its gradient there is exactly zero"
-    return evidence, failed
+    return evidence, failed, simulation_resolution(min(int(r["cases"]) for r in rows))
 
 
 def learning_evidence(rows):
@@ -500,25 +520,31 @@ def learning_evidence(rows):
     return evidence, rates, failed
 
 
-def rank_settings(evidence, failed):
+def _headline(setting, resolutions):
+    measure, resolution = HEADLINES[setting]
+    return measure, (resolutions or {}).get(setting, resolution)
+
+
+def rank_settings(evidence, failed, resolutions=None):
     """`RANKING_COLUMNS` rows for every setting with evidence, each ranked by its `HEADLINES` measure.
 
-    `failed`: setting -> {loss: reason}.
+    `failed`: setting -> {loss: reason}; `resolutions`: setting -> the rounding its measure is
+    known to, where it differs from `HEADLINES` (the simulation's, from `simulation_evidence`).
     """
     ranking = []
     for setting in SETTINGS:
         if any(r["setting"] == setting for r in evidence):
-            measure, resolution = HEADLINES[setting]
+            measure, resolution = _headline(setting, resolutions)
             ranking += rank_setting(evidence, measure, resolution=resolution, failed=failed.get(setting),
                                     setting=setting)
     return ranking
 
 
-def summary(evidence, failed):
+def summary(evidence, failed, resolutions=None):
     """Which differences are real, per setting: a table of the losses by rank, each with its headline
     value and the losses it is really better than (beyond the tie tolerance), then the failures.
 
-    `failed`: setting -> {loss: reason}. Read a line as "this loss is really better than these";
+    `failed` and `resolutions` as for `rank_settings`. Read a line as "this loss is really better than these";
     a loss below it that is not named is within the tolerance of it.
 
     >>> rows = [r for loss, v in [("giou", (0.215, 0.025)), ("iou", (0.235, 0.002)), ("l2", (0.128, 0.031))]
@@ -536,7 +562,7 @@ def summary(evidence, failed):
         chosen = [r for r in evidence if r["setting"] == setting]
         if not chosen:
             continue
-        measure, resolution = HEADLINES[setting]
+        measure, resolution = _headline(setting, resolutions)
         fails = failed.get(setting) or {}
         ranking = rank_setting(chosen, measure, resolution=resolution, failed=fails, setting=setting)
         pairs = real_difference_pairs(chosen, measure, resolution=resolution, failed=fails, setting=setting)

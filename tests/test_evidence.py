@@ -4,10 +4,10 @@ import math
 import numpy as np
 import pytest
 
-from sandbox.evidence import (APART, EVIDENCE_COLUMNS, MEASURES, METHODS, OVERLAPPING, RANKING_COLUMNS,
+from sandbox.evidence import (APART, EVIDENCE_COLUMNS, HEADLINES, MEASURES, METHODS, OVERLAPPING, RANKING_COLUMNS,
                               SETTING_MEASURES, evidence_rows, learning_evidence, rank_setting, rank_settings,
                               rank_with_ties, real_difference_pairs, real_differences, simulation_evidence,
-                              single_box_evidence, summary, tie_tolerance, tied)
+                              simulation_resolution, single_box_evidence, summary, tie_tolerance, tied)
 
 # README, "Does the loss matter when a model learns?": accuracy over IoU 0.50:0.95 on the test
 # images, mean ± std over 3 seeds, of the default learning experiment.
@@ -222,16 +222,19 @@ def test_single_box_takes_each_optimisers_best_rate_by_one_rule_and_says_a_stall
 
 
 def test_simulation_and_learning_evidence_from_their_sweeps_rows():
-    simulation = [dict(loss=loss, seed="0", error_final=e, mean_final_iou=m, **{"share_final_iou_above_0.5": m,
+    simulation = [dict(loss=loss, seed="0", cases="1715000", error_final=e, mean_final_iou=m, **{"share_final_iou_above_0.5": m,
                        "share_final_iou_above_0.9": m}, iterations_to_tenth_error=t, cases_apart="10",
                        share_apart_moved=moved)
                   for loss, e, m, t, moved in [("iou", "900", "0.2", "", "0.000000"), ("giou", "30", "0.989", "96", "1"),
                                                ("ciou", "7", "0.9895", "80", "1")]]
-    found, failed = simulation_evidence(simulation)
+    found, failed, resolution = simulation_evidence(simulation)
     assert list(failed) == ["iou"]
     values = {(r["loss"], r["measure"]): (r["value"], r["spread"]) for r in found}
     assert values["iou", "iterations_to_tenth_error"] == (math.inf, None) and values["giou", "error_final"] == (30, None)
+    assert resolution == 1e-3
     assert ranks_by_loss(rank_settings(found, {"simulation": failed})) == {"ciou": 1, "giou": 1, "iou": None}
+    # with fewer cases the rounding is coarser: at 686 cases, a hundredth of the mean IoU
+    assert simulation_resolution(686) > 0.01
 
     learning = [dict(loss=loss, lr=str(lr), seed=str(seed), diverged=str(diverged), val_accuracy_mean=str(val),
                      **{f"test_{m}": str(test) for m in SETTING_MEASURES["learning"]})
@@ -249,3 +252,22 @@ def test_simulation_and_learning_evidence_from_their_sweeps_rows():
     text = summary(found, {"learning": failed})
     assert text.splitlines()[2:] == ["      1  giou  0.210 ± 0.014    all 1 below", "      2  l2    0.110 ± 0.014    -",
                                      "  fails  bad   diverges at every learning rate of the grid"]
+
+
+@pytest.mark.slow
+def test_the_simulations_rounding_stays_within_the_resolution_it_is_ranked_with():
+    # the simulation's mean final IoU is ranked with simulation_resolution(cases). A one-ulp shift
+    # of every anchor, or autograd's gradient in place of the fused kernel, must move it by less, for
+    # every loss (here on 6,860 cases, where the resolution is 3.6e-3)
+    import sandbox
+    from sandbox.batch import regress
+    from sandbox.simulation import diou_protocol
+    assert HEADLINES["simulation"][0] == "mean_final_iou"
+    protocol = diou_protocol(20, seed=1)
+    resolution = simulation_resolution(len(protocol.anchors))
+    moved = np.nextafter(protocol.anchors, np.inf)
+    for loss in sandbox.LOSSES:
+        fused = regress(protocol.anchors, protocol.targets, loss=loss).mean_iou[-1]
+        shifted = regress(moved, protocol.targets, loss=loss).mean_iou[-1]
+        autograd = regress(protocol.anchors, protocol.targets, loss=loss, fused=False).mean_iou[-1]
+        assert abs(shifted - fused) < resolution and abs(autograd - fused) < resolution, loss
