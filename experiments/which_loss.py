@@ -157,13 +157,14 @@ def load(out):
         if not (folder / "sweep.json").exists():
             raise SweepError(f"{folder} holds no sweep; run the same command without --replot")
         sweep = json.loads((folder / "sweep.json").read_text())
+        order = {sweeps.cell_id(cell): n for n, cell in enumerate(sweeps.cells(sweep))}
         mine = read_csv(folder / "results.csv")
-        finished = {row["cell"] for row in mine}
-        missing = sum(sweeps.cell_id(cell) not in finished for cell in sweeps.cells(sweep))
+        missing = len(order.keys() - {row["cell"] for row in mine})
         if missing:
             raise SweepError(f"{folder} has {missing} cells to run; run the same command without --replot to "
                              f"finish them")
-        rows[part] = mine
+        # in the sweep's order, not the order the cells finished in: the same tables to the last digit
+        rows[part] = sorted(mine, key=lambda row: order[row["cell"]])
     return rows
 
 

@@ -140,3 +140,14 @@ def test_on_a_dask_cluster_the_tables_are_the_same_as_with_local_workers(ran, tm
         experiment.main(reduced(tmp_path / "dask", "--scheduler", cluster.scheduler_address))
     for name in ("evidence.csv", "ranking.csv", "rates.csv", "summary.txt"):
         assert (tmp_path / "dask" / name).read_text() == (local / name).read_text()
+
+
+@pytest.mark.slow
+def test_the_tables_do_not_depend_on_the_order_the_cells_finished_in(ran):
+    out, _ = ran
+    tables = {name: (out / name).read_bytes() for name in ("evidence.csv", "ranking.csv", "summary.txt", "table.md")}
+    for part in experiment.PARTS:
+        header, *lines = (out / part / "results.csv").read_text().splitlines(keepends=True)
+        (out / part / "results.csv").write_text(header + "".join(reversed(lines)))
+    experiment.main(["--replot", "--out", str(out)])
+    assert {name: (out / name).read_bytes() for name in tables} == tables
