@@ -316,16 +316,17 @@ def rank_setting(rows, measure, higher_is_better=None, resolution=0.0, failed=No
 
 
 def _format(value, spread=None):
-    """'0.215 ± 0.025' below 10; '57', '12.5' up to 1000; '3457' past it; no '± ...' without a spread."""
+    """'0.215 ± 0.025' below 10; '57', '12.5' up to 1000; '3457' past it; no '± ...' without seeds
+    (a spread of None, '' or NaN), and '± 0.000' where the seeds agree."""
     value = _value(value)
     if abs(value) >= 1000 or (abs(value) >= 10 and value == round(value)):
         digits = 0
     else:
         digits = 1 if abs(value) >= 10 else 3
     text = f"{value:.{digits}f}"
-    spread = _spread(spread)
-    if not spread:
+    if spread is None or spread == "" or math.isnan(float(spread)):
         return text
+    spread = _spread(spread)
     spread_digits = 3 if spread < 1 else digits   # a spread under 1 on a whole value keeps its digits
     return f"{text} ± {spread:.{spread_digits}f}"
 
