@@ -193,7 +193,7 @@ def tables(out, rows):
 
 def plot(out, table, ranking, config):
     losses = len({r["loss"] for r in ranking})
-    notes = {(r["loss"], r["setting"]): evidence._format(r["value"], r["spread"]) for r in table
+    notes = {(r["loss"], r["setting"]): evidence.format_value(r["value"], r["spread"]) for r in table
              if r["measure"] == evidence.HEADLINES[r["setting"]][0]}
     fig = Figure(figsize=(9, 1.8 + 0.26 * losses), layout="constrained")
     ax = fig.subplots()
@@ -201,9 +201,10 @@ def plot(out, table, ranking, config):
     bar = fig.colorbar(image, ax=ax, shrink=min(1.0, 6 / losses + 0.2), ticks=[0, 1], label="place within the setting")
     bar.ax.set_ylim(0, 1)
     bar.ax.set_yticklabels(["last", "first"])
-    simulation = f"{config['points'] * 343:,} cases" if config["points"] != 5000 else "1,715,000 cases"
+    simulation = f"{config['points'] * 343:,} cases"
+    headlines = ", ".join(f"{setting}: {measure}" for setting, (measure, _) in evidence.HEADLINES.items())
     ax.set_title(f"rank of each loss in each setting and its headline value, mean ± std over seeds (=: a shared "
-                 f"rank,\nwithin the seeds' spread or the rounding; {', '.join(f'{s}: {m}' for s, (m, _) in evidence.HEADLINES.items())})"
+                 f"rank,\nwithin the seeds' spread or the rounding; {headlines})"
                  f"\nsingle box: {config['seeds']} seeds x {2 * config['starts']} starts; simulation: "
                  f"{simulation}; learning: {config['learning']} preset, {config['seeds']} seeds", fontsize=9)
     atomic_write(out / "ranks.png", fig.savefig, dpi=100)

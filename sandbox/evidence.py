@@ -179,7 +179,8 @@ def rank_with_ties(values, spreads=None, resolution=0.0, higher_is_better=True):
     1 + the number of entries ranked before it. So a shared rank never hides a real
     difference (every two losses of a group are tied), which a group anchored on its best
     entry alone would not promise: with a wide spread, the best entry can be tied with two
-    entries that differ from each other (1.0 ± 0.3 against 0.9 and 0.75). The converse does not hold: two losses of different ranks may still
+    entries that differ from each other (1.0 ± 0.3 against 0.9 and 0.75). The converse does not
+    hold: two losses of different ranks may still
     be tied (in a ~ b ~ c with a and c apart, a and b rank 1, c rank 3, though b ~ c);
     `real_differences` says which differences are real.
 
@@ -315,7 +316,7 @@ def rank_setting(rows, measure, higher_is_better=None, resolution=0.0, failed=No
     return out
 
 
-def _format(value, spread=None):
+def format_value(value, spread=None):
     """'0.215 ± 0.025' below 10; '57', '12.5' up to 1000; '3457' past it; no '± ...' without seeds
     (a spread of None, '' or NaN), and '± 0.000' where the seeds agree."""
     value = _value(value)
@@ -369,13 +370,17 @@ def real_differences(rows, measure, higher_is_better=None, resolution=0.0, faile
     by_loss = {r["loss"]: r for r in chosen}
     pairs = real_difference_pairs(rows, measure, higher_is_better, resolution, failed, setting)
     parts, named = [], set()
+
+    def named_with_value(loss):  # a loss's value is given where it is first named
+        return loss if loss in named else f"{loss} ({format_value(by_loss[loss]['value'], by_loss[loss]['spread'])})"
+
     for better in dict.fromkeys(a for a, _ in pairs):
         worse = []
         for a, b in pairs:
             if a == better:
-                worse.append(b if b in named else f"{b} ({_format(by_loss[b]['value'], by_loss[b]['spread'])})")
+                worse.append(named_with_value(b))
                 named.add(b)
-        head = better if better in named else f"{better} ({_format(by_loss[better]['value'], by_loss[better]['spread'])})"
+        head = named_with_value(better)
         named.add(better)
         parts.append(f"{head} > {', '.join(worse)}")
     ranking = rank_setting(rows, measure, higher_is_better, resolution, failed, setting)
@@ -588,7 +593,7 @@ def summary(evidence, failed, resolutions=None):
                     b for b in below if b not in beaten)
             else:
                 said = ", ".join(beaten)
-            shown = _format(by_loss[r["loss"]]["value"], by_loss[r["loss"]]["spread"])
+            shown = format_value(by_loss[r["loss"]]["value"], by_loss[r["loss"]]["spread"])
             lines.append(f"  {r['rank']:>5}  {r['loss']:<{width}}  {shown:<15}  {said}")
         lines += [f"  {'fails' if r['failed'] else '-':>5}  {r['loss']:<{width}}  {r['reason']}"
                   for r in ranking if r["rank"] is None]
@@ -596,13 +601,13 @@ def summary(evidence, failed, resolutions=None):
     return "\n\n".join(parts)
 
 
-def _rank_of(row):
+def rank_of(row):
     """A ranking row's rank as a float, NaN when it has none (None, '' as read back from ranking.csv)."""
     value = row.get("rank")
     return math.nan if value in (None, "") or (isinstance(value, float) and math.isnan(value)) else float(value)
 
 
-def _failed(row):
+def is_failed(row):
     return row.get("failed") in (True, "True")
 
 
@@ -610,11 +615,11 @@ def order_losses(ranking, settings=None):
     """The losses of `ranking` best first by their mean rank over `settings` (default all present), a
     failure counting as one place below the last ranked loss of its setting; ties keep the input order."""
     settings = [s for s in SETTINGS if any(r["setting"] == s for r in ranking)] if settings is None else settings
-    ranked = {s: sum(r["setting"] == s and math.isfinite(_rank_of(r)) for r in ranking) for s in settings}
+    ranked = {s: sum(r["setting"] == s and math.isfinite(rank_of(r)) for r in ranking) for s in settings}
     places = {}
     for r in ranking:
         if r["setting"] in settings:
-            place = ranked[r["setting"]] + 1 if _failed(r) else _rank_of(r)
+            place = ranked[r["setting"]] + 1 if is_failed(r) else rank_of(r)
             if math.isfinite(place):
                 places.setdefault(r["loss"], []).append(place)
     losses = list(dict.fromkeys(r["loss"] for r in ranking))
@@ -623,8 +628,8 @@ def order_losses(ranking, settings=None):
 
 def shared(ranking, row):
     """Whether `row`'s rank is shared with another loss of its setting."""
-    rank = _rank_of(row)
-    return math.isfinite(rank) and sum(_rank_of(r) == rank and r["setting"] == row["setting"] for r in ranking) > 1
+    rank = rank_of(row)
+    return math.isfinite(rank) and sum(rank_of(r) == rank and r["setting"] == row["setting"] for r in ranking) > 1
 
 
 def rank_table(evidence, ranking):
@@ -641,13 +646,13 @@ def rank_table(evidence, ranking):
             r = cells.get((loss, setting))
             if r is None:
                 row.append("")
-            elif _failed(r):
+            elif is_failed(r):
                 row.append("fails")
-            elif not math.isfinite(_rank_of(r)):
+            elif not math.isfinite(rank_of(r)):
                 row.append("-")
             else:
                 value = values[loss, setting]
-                row.append(f"{'=' if shared(ranking, r) else ''}{_rank_of(r):.0f}: "
-                           f"{_format(value['value'], value['spread'])}")
+                row.append(f"{'=' if shared(ranking, r) else ''}{rank_of(r):.0f}: "
+                           f"{format_value(value['value'], value['spread'])}")
         lines.append(f"| `{loss}` | " + " | ".join(row) + " |")
     return "\n".join(lines)

@@ -733,26 +733,26 @@ def plot_ranks(ax, ranking, settings=None, notes=None):
     >>> [t.get_text() for t in texts]
     ['=1  0.989', '=1', 'fails']
     """
-    from .evidence import SETTINGS, _failed, _rank_of, order_losses, shared
+    from .evidence import SETTINGS, is_failed, rank_of, order_losses, shared
     present = {r["setting"] for r in ranking}
     settings = [s for s in SETTINGS if s in present] if settings is None else list(settings)
     cells = {(r["loss"], r["setting"]): r for r in ranking}
-    ranked = {s: sum(r["setting"] == s and np.isfinite(_rank_of(r)) for r in ranking) for s in settings}
+    ranked = {s: sum(r["setting"] == s and np.isfinite(rank_of(r)) for r in ranking) for s in settings}
     losses = order_losses(ranking, settings)
     values = np.full((len(losses), len(settings)), np.nan)
     texts = np.full(values.shape, "", dtype=object)
     for i, loss in enumerate(losses):
         for j, setting in enumerate(settings):
             row = cells.get((loss, setting))
-            if row is None or not np.isfinite(_rank_of(row)):
+            if row is None or not np.isfinite(rank_of(row)):
                 continue
-            values[i, j] = 1.0 - (_rank_of(row) - 1) / max(ranked[setting] - 1, 1)
+            values[i, j] = 1.0 - (rank_of(row) - 1) / max(ranked[setting] - 1, 1)
             note = (notes or {}).get((loss, setting))
-            texts[i, j] = f"{'=' if shared(ranking, row) else ''}{_rank_of(row):.0f}" + (f"  {note}" if note else "")
+            texts[i, j] = f"{'=' if shared(ranking, row) else ''}{rank_of(row):.0f}" + (f"  {note}" if note else "")
     image, written = plot_heatmap(ax, values, losses, settings, texts=texts, vmin=-0.35, vmax=1.35)
     for i, loss in enumerate(losses):
         for j, setting in enumerate(settings):
-            if (loss, setting) in cells and _failed(cells[loss, setting]):
+            if (loss, setting) in cells and is_failed(cells[loss, setting]):
                 ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor="0.8", hatch="///", edgecolor="0.55",
                                        linewidth=0))
                 written.append(ax.text(j, i, "fails", ha="center", va="center", fontsize=8, style="italic"))

@@ -123,7 +123,6 @@ EXPERIMENTS = {
 [learning] (`sandbox.training.LEARNING_DEFAULTS`). ``experiment = "simulation"``: a cell runs the DIoU
 paper's simulation (`sandbox.batch.regress` on `sandbox.simulation.diou_protocol`) with one loss, its
 anchor centres drawn with the cell's seed, its size in [simulation] (`SIMULATION_DEFAULTS`)."""
-LEARNING_AXES = EXPERIMENTS["learning"].axes
 
 
 def axis_names(sweep):
@@ -550,7 +549,8 @@ def _simulation_results(cell, sweep):
     moved = ~np.all(np.isclose(result.final_boxes[apart], protocol.anchors[apart], rtol=1e-9, atol=0), axis=-1)
     row = dict(cell, cases=result.cases, error_initial=f"{errors[0]:.6g}", error_final=f"{errors[-1]:.6g}",
                mean_final_iou=f"{result.mean_iou[-1]:.6f}",
-               **{f"share_final_iou_above_{level}": f"{np.mean(result.final_ious > level):.6f}" for level in (0.5, 0.9)},
+               **{f"share_final_iou_above_{level}": f"{np.mean(result.final_ious > level):.6f}"
+                  for level in (0.5, 0.9)},
                iterations_to_tenth_error=int(below[0]) if len(below) else None, cases_apart=int(apart.sum()),
                share_apart_moved=f"{moved.mean() if len(moved) else math.nan:.6f}",
                seconds=f"{result.seconds:.1f}", cell=cell_id(cell), runs=1)
