@@ -29,7 +29,6 @@ Run from the repository root::
     python experiments/stall_vs_converge.py --animate --out results/stall_vs_converge
 """
 # %%
-import json
 from collections import Counter
 from pathlib import Path
 
@@ -45,7 +44,7 @@ from sandbox.first_order import DEFAULT_LEARNING_RATES, get_schedule
 from sandbox.optimize import get_method
 from sandbox.parameterisations import get_parameterisation
 from sandbox.plotting import animate_trajectories, plot_heatmap, plot_metric, plot_target, plot_trajectory
-from sandbox.results import atomic_write, read_csv
+from sandbox.results import atomic_write
 
 HOME = sandbox.HOME_IOU  # a run brings the box home when its final IoU reaches this
 FIGURE = "stall_vs_converge.png"
@@ -138,19 +137,11 @@ def saved_runs(out):
     A run's boxes have shape (steps, 4) and its IoU history (steps,). SweepError if
     some cell has not finished, so that nothing is drawn from part of a run.
     """
-    sweep = json.loads((out / "sweep.json").read_text())
-    order = [sweeps.cell_id(cell) for cell in sweeps.cells(sweep)]
-    rows = {}
-    for row in read_csv(out / "results.csv"):
-        rows.setdefault(row["cell"], []).append(row)
-    finished = sum(cell in rows for cell in order)
-    if finished < len(order):
-        raise sweeps.SweepError(f"{out} holds {finished} of the run's {len(order)} cells; run the same command "
-                                f"without --replot to finish them")
+    sweep, rows = sweeps.finished(out)
     runs = []
-    for cell in order:
+    for cell, cell_rows in rows.items():
         histories = sweeps.load_histories(out, cell, hold=False)
-        for row, boxes, ious in zip(rows[cell], sweeps.load_boxes(out, cell), histories):
+        for row, boxes, ious in zip(cell_rows, sweeps.load_boxes(out, cell), histories):
             steps = np.sum(~np.isnan(ious))
             runs.append((row, boxes[:steps], ious[:steps]))
     return sweep, runs

@@ -46,7 +46,7 @@ import sandbox
 from sandbox import box_metrics, networks, sweep as sweeps, synthetic, training
 from sandbox.cli import add_workers, check_out, experiment_parser, run_sweep
 from sandbox.plotting import plot_accuracy_curves, plot_by_size, plot_prediction_gallery
-from sandbox.results import atomic_write, read_csv, write_csv
+from sandbox.results import atomic_write, write_csv
 from sandbox.sweep import SweepError
 
 DEFAULTS, QUICK = training.LEARNING_PRESETS["full"], training.LEARNING_PRESETS["quick"]
@@ -140,18 +140,12 @@ def make_sweep(args):
 def load_runs(out):
     """The sweep under `out` as this script's settings, and every finished cell's record; SweepError
     if some cell has not finished, so that nothing is drawn from part of a run."""
-    sweep = json.loads((out / "sweep.json").read_text())
-    if sweep.get("experiment") != "learning":
-        raise SweepError(f"{out} holds a sweep of boxes, not a learning experiment")
-    finished = {row["cell"] for row in read_csv(out / "results.csv")}
-    ids = [sweeps.cell_id(cell) for cell in sweeps.cells(sweep)]
-    done = [cell for cell in ids if cell in finished]
-    if len(done) < len(ids):
-        raise SweepError(f"{out} holds {len(done)} of {len(ids)} runs; run the same command without --replot to "
-                         f"finish them")
+    if json.loads((out / "sweep.json").read_text()).get("experiment") != "learning":
+        raise SweepError(f"{out} holds another kind of sweep, not a learning experiment")
+    sweep, rows = sweeps.finished(out)
     config = dict(sweep["learning"], losses=sweep["axes"]["loss"], lrs=sweep["axes"]["lr"],
                   seeds=len(sweep["axes"]["seed"]))
-    return config, [json.loads((out / "records" / f"{cell}.json").read_text()) for cell in ids]
+    return config, [json.loads((out / "records" / f"{cell}.json").read_text()) for cell in rows]
 
 
 def tables(out, config, runs):

@@ -51,7 +51,7 @@ import sandbox
 from sandbox import evidence, sweep as sweeps, training
 from sandbox.cli import add_workers, check_out, experiment_parser, refuse_other_settings, run_sweep
 from sandbox.plotting import plot_ranks
-from sandbox.results import atomic_write, provenance, read_csv, write_csv, write_json
+from sandbox.results import atomic_write, provenance, write_csv, write_json
 from sandbox.sweep import SweepError
 
 PARTS = ("single_box", "simulation", "learning")
@@ -150,22 +150,8 @@ def run(args):
 
 # %% Tables and figure, from the saved sweeps only.
 def load(out):
-    """Each setting's rows, once its sweep has finished; SweepError naming a part that has not."""
-    rows = {}
-    for part in PARTS:
-        folder = out / part
-        if not (folder / "sweep.json").exists():
-            raise SweepError(f"{folder} holds no sweep; run the same command without --replot")
-        sweep = json.loads((folder / "sweep.json").read_text())
-        order = {sweeps.cell_id(cell): n for n, cell in enumerate(sweeps.cells(sweep))}
-        mine = read_csv(folder / "results.csv")
-        missing = len(order.keys() - {row["cell"] for row in mine})
-        if missing:
-            raise SweepError(f"{folder} has {missing} cells to run; run the same command without --replot to "
-                             f"finish them")
-        # in the sweep's order, not the order the cells finished in: the same tables to the last digit
-        rows[part] = sorted(mine, key=lambda row: order[row["cell"]])
-    return rows
+    """Each setting's rows in its sweep's order, once every setting has finished (`sandbox.sweep.finished`)."""
+    return {part: [row for rows in sweeps.finished(out / part)[1].values() for row in rows] for part in PARTS}
 
 
 def tables(out, rows):

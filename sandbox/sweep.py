@@ -70,7 +70,7 @@ from .names import canonical
 from .optimize import fit, fit_many, get_method
 from .parameterisations import get_parameterisation
 from .box_metrics import METRIC_COLUMNS
-from .results import atomic_write, difference, provenance, write_json
+from .results import atomic_write, difference, provenance, read_csv, write_json
 from .simulation import diou_protocol
 from .starts import direction_name, non_overlapping_starts, overlapping_starts, random_non_overlapping_starts
 
@@ -735,6 +735,33 @@ class Store:
             file.flush()
             os.fsync(file.fileno())
         self.finished.add(cell)
+
+
+def finished(out):
+    """The sweep saved under `out` and its rows, cell by cell in the sweep's order, once every cell has run.
+
+    Returns
+    -------
+    sweep : dict
+    rows : dict
+        Cell id -> its rows of results.csv, in the order of `cells` (not the order the cells
+        finished in, so that what is drawn from them is the same however the run went).
+
+    SweepError if some cell has not finished, so that nothing is drawn from part of a run.
+    """
+    out = Path(out)
+    if not (out / "sweep.json").exists():
+        raise SweepError(f"{out} holds no sweep; run the same command without --replot")
+    sweep = json.loads((out / "sweep.json").read_text())
+    order = [cell_id(cell) for cell in cells(sweep)]
+    rows = {}
+    for row in read_csv(out / "results.csv"):
+        rows.setdefault(row["cell"], []).append(row)
+    done = sum(cell in rows for cell in order)
+    if done < len(order):
+        raise SweepError(f"{out} holds {done} of the run's {len(order)} cells; run the same command without "
+                         f"--replot to finish them")
+    return sweep, {cell: rows[cell] for cell in order}
 
 
 def load_histories(out, cell, hold=True, steps=None):

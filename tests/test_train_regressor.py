@@ -80,7 +80,7 @@ def test_a_run_killed_part_way_resumes_to_identical_rows(tmp_path, monkeypatch, 
     assert "the same command goes on from there" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         experiment.main(["--out", str(tmp_path / "broken"), "--replot"])
-    assert "holds 2 of 8 runs" in capsys.readouterr().err
+    assert "holds 2 of the run's 8 cells" in capsys.readouterr().err
     monkeypatch.setattr(sweeps.Store, "append", append)
     experiment.main(["--out", str(tmp_path / "broken"), *SMALL, "--workers", "2"])
     for name in ("results.csv", "epochs.csv", "summary.csv"):

@@ -95,6 +95,9 @@ def test_an_interrupted_part_runs_only_its_missing_cells(ran, capsys):
     results = out / "learning" / "results.csv"
     lines = results.read_text().splitlines(keepends=True)
     results.write_text("".join(lines[:-2]) + lines[-2][:10])  # one cell gone, one torn mid-row
+    with pytest.raises(SystemExit):  # nothing is drawn from part of a run
+        experiment.main(["--replot", "--out", str(out)])
+    assert "holds 10 of the run's 12 cells; run the same command without --replot" in capsys.readouterr().err
     experiment.main(reduced(out))
     assert "12 cells, 2 to run" in capsys.readouterr().out
     assert len(read_csv(results)) == 12
