@@ -8,7 +8,9 @@ happens to be importable (neither is a dependency), the same update written in
 them: float64, on the CPU, on as many threads as the sandbox has workers, with
 the same (2 - IoU) weighting, step schedule and summed error E(t) at every step.
 Each figure is the median of --repeats runs, each in a fresh process, so that the
-peak memory of a run can be read off it. It prints a table and writes
+peak memory of a run can be read off it. Beside the times it prints each run's E(T) and, for the
+sandbox, its mean final IoU: the fused kernels and autograd round differently, and a run that
+oscillates across a kink amplifies that. It prints a table and writes
 ``benchmark.json`` and ``benchmark.csv`` under --out.
 
     python experiments/benchmark_simulation.py                       # GIoU, 171,500 cases
@@ -38,7 +40,7 @@ from sandbox.simulation import diou_protocol
 ENGINES = ("sandbox", "sandbox-autograd", "torch", "jax")
 BASELINE_LOSSES = KINDS  # what `family_loss` writes in PyTorch and JAX
 COLUMNS = ["loss", "engine", "cases", "iterations", "workers", "median_seconds", "box_iterations_per_second",
-           "ratio_to_sandbox", "fused_speedup", "peak_memory_mib", "error_final", "runs"]
+           "ratio_to_sandbox", "fused_speedup", "peak_memory_mib", "error_final", "mean_final_iou", "runs"]
 
 
 def parse_args(argv):
@@ -70,7 +72,8 @@ def parse_args(argv):
 
 # %% One run of one engine, in its own process.
 def measure(spec):
-    """Run one engine once; return its seconds, final E(T) and the peak memory of its processes.
+    """Run one engine once; return its seconds, final E(T), the sandbox's mean final IoU and the peak
+    memory of its processes.
 
     The seconds are the whole run for the sandbox, worker processes included, and the
     iterations alone for the baselines: JAX's compilation is left out.
@@ -82,12 +85,13 @@ def measure(spec):
                          fused=spec["engine"] == "sandbox", chunk_size=spec["chunk_size"],
                          workers=spec["workers"])
         error_final, seconds = result.errors[-1], time.perf_counter() - began
+        mean_final_iou = float(result.mean_iou[-1])
     else:
-        error_final, seconds = BASELINES[spec["engine"]](spec, protocol)
+        (error_final, seconds), mean_final_iou = BASELINES[spec["engine"]](spec, protocol), None
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     workers = spec["workers"] if spec["engine"].startswith("sandbox") and spec["workers"] > 1 else 0
-    return dict(seconds=seconds, error_final=float(error_final),
+    return dict(seconds=seconds, error_final=float(error_final), mean_final_iou=mean_final_iou,
                 peak_memory_mib=(own + workers * children) / 1024)  # ru_maxrss is in KiB on Linux
 
 
@@ -228,10 +232,13 @@ def main(argv=None):
                              fused_speedup="" if speedup is None else round(speedup, 2),
                              peak_memory_mib=round(max(r["peak_memory_mib"] for r in runs)),
                              error_final=f"{runs[0]['error_final']:.6g}",
+                             mean_final_iou="" if runs[0]["mean_final_iou"] is None
+                             else f"{runs[0]['mean_final_iou']:.6f}",
                              runs=" ".join(f"{r['seconds']:.2f}" for r in runs)))
             print(f"{loss:{width}} {engine:17} {seconds:8.2f} s  {rate / 1e6:6.2f} M box-iterations/s  "
                   f"{rows[-1]['ratio_to_sandbox'] or '':>6}  peak {rows[-1]['peak_memory_mib']:>5} MiB  "
-                  f"E({args.iterations}) {rows[-1]['error_final']}", flush=True)
+                  f"E({args.iterations}) {rows[-1]['error_final']}  mean IoU {rows[-1]['mean_final_iou'] or '-'}",
+                  flush=True)
             if speedup is not None:
                 speedups[loss] = speedup
                 print(f"{loss:{width}} the fused kernel is {speedup:.2f}x as fast as autograd op by op", flush=True)
