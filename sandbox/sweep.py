@@ -19,6 +19,11 @@ A sweep file names the axes and their values::
     gap = 0.5
     directions = 8
 
+    [starts.far]
+    kind = "random"                        # random starts, drawn for each cell from its coordinates,
+    count = 16                             # or, with shared = true, from the seed axis alone:
+    shared = true                          # the same boxes for every loss, method and rate
+
     [starts.mine]
     kind = "boxes"                         # these boxes, xyxy, in every cell that names them
     boxes = [[2.0, 2.0, 3.0, 3.5], [-4.0, -1.0, -3.0, 0.5]]
@@ -40,8 +45,9 @@ cells (`batches`: first-order cells that differ only in learning rate, start set
 or seed run as one batched call) and gives each cell the results it would get
 alone: they are a pure function of the cell, whose random start boxes are seeded
 from its own coordinates, so they do not depend on the order, the grouping, the
-workers or the interruptions (give random boxes that every cell shares as a
-``boxes`` start set). `Store`
+workers or the interruptions (a ``shared`` set is seeded from its name and the
+seed axis alone, so that every loss, method and rate of a seed meets the same
+boxes). `Store`
 keeps the results under a folder so that an interrupted sweep loses nothing that
 had finished and runs nothing twice.
 """
@@ -97,6 +103,9 @@ START_KINDS = {
     "overlapping": {"count": 8, "iou_range": [0.05, 0.7], "scale": [0.5, 2.0]},
     "boxes": {"boxes": None, "labels": None},
 }
+SHARED_KINDS = ("random", "overlapping")
+"""Random start sets that may be ``shared = true``: drawn from the seed axis alone, not the whole cell.
+The key is recorded only when true, so that sweeps saved before it existed still match."""
 RESULT_COLUMNS = [*AXES, "start", "start_box", "final_iou", "final_giou", "iterations", "stalled", "converged",
                   "outcome", "iterations_to_iou_0.5", "iterations_to_iou_0.9", "seconds", "cell", "runs"]
 """A row per run: the axis values, the run's start and results, then its cell and the cell's number of runs."""
@@ -242,8 +251,12 @@ def _start_sets(raw, target, where):
         kind = spec.get("kind")
         if kind not in START_KINDS:
             raise SweepError(f"{where}: {place} kind must be one of {', '.join(START_KINDS)}; got {kind!r}")
-        _keys(spec, ("kind", *START_KINDS[kind]), where, place)
+        _keys(spec, ("kind", *START_KINDS[kind], *("shared",) * (kind in SHARED_KINDS)), where, place)
         resolved = dict(kind=kind, **{k: spec.get(k, default) for k, default in START_KINDS[kind].items()})
+        if not isinstance(spec.get("shared", False), bool):
+            raise SweepError(f"{where}: {place} shared must be true or false; got {spec['shared']!r}")
+        if spec.get("shared"):
+            resolved["shared"] = True
         try:  # make the set once, so that every mistake in it shows now
             boxes, _ = make_starts(resolved, target, seed=0)
         except (TypeError, ValueError) as error:
@@ -394,6 +407,12 @@ def cell_seed(cell):
     return int(cell_id(dict(cell, purpose="starts")), 16) % 2 ** 32
 
 
+def start_seed(cell, spec):
+    """The seed of the random starts of `cell`'s start set `spec`: `cell_seed` of the whole cell, or of its
+    start set and seed alone for a ``shared`` set."""
+    return cell_seed({"starts": cell["starts"], "seed": cell["seed"]} if spec.get("shared") else cell)
+
+
 def make_starts(spec, target, seed):
     """The start boxes of a start set, shape (n, 4), and their labels."""
     kind = spec["kind"]
@@ -476,7 +495,8 @@ def run_cells(group, sweep, batched=True, registered=None):
     if "experiment" in sweep:
         results = _learning_results if sweep["experiment"] == "learning" else _simulation_results
         return [results(cell, sweep) for cell in group]
-    starts = [make_starts(sweep["starts"][cell["starts"]], sweep["target"], cell_seed(cell)) for cell in group]
+    specs = [sweep["starts"][cell["starts"]] for cell in group]
+    starts = [make_starts(spec, sweep["target"], start_seed(cell, spec)) for cell, spec in zip(group, specs)]
     first = group[0]
     if batched and first["method"] in RULES:
         boxes = np.concatenate([boxes for boxes, _ in starts])

@@ -488,3 +488,24 @@ def test_a_simulation_sweeps_mistakes_are_named(tmp_path, text, words):
     (tmp_path / "sim.toml").write_text('experiment = "simulation"\n' + text)
     with pytest.raises(sweeps.SweepError, match=__import__("re").escape(words)):
         sweeps.load(tmp_path / "sim.toml")
+
+
+def test_a_shared_random_start_set_gives_every_loss_method_and_rate_of_a_seed_the_same_boxes():
+    raw = {"starts": {"r": {"kind": "random", "count": 3, "shared": True}, "o": {"kind": "overlapping", "count": 3}},
+           "axes": {"loss": ["iou", "giou"], "method": ["gd", "adam"], "lr": [0.1, 0.3], "seed": [0, 1],
+                    "starts": ["r", "o"]}}
+    sweep = sweeps.resolve(raw)
+    assert sweep["starts"]["r"]["shared"] is True and "shared" not in sweep["starts"]["o"]  # as saved before
+    drawn = {}
+    for cell in sweeps.cells(sweep):
+        spec = sweep["starts"][cell["starts"]]
+        boxes = sweeps.make_starts(spec, sweep["target"], sweeps.start_seed(cell, spec))[0]
+        drawn.setdefault((cell["starts"], cell["seed"]), []).append(boxes.tolist())
+    for seed in (0, 1):
+        assert all(boxes == drawn["r", seed][0] for boxes in drawn["r", seed])  # one draw per seed
+        assert len({str(boxes) for boxes in drawn["o", seed]}) == 8  # unshared: one per cell
+    assert drawn["r", 0][0] != drawn["r", 1][0]
+    with pytest.raises(sweeps.SweepError, match="shared must be true or false"):
+        sweeps.resolve({"starts": {"r": {"kind": "random", "shared": "yes"}}})
+    with pytest.raises(sweeps.SweepError, match="has no key 'shared'"):
+        sweeps.resolve({"starts": {"ring": {"kind": "non_overlapping", "shared": True}}})
