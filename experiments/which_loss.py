@@ -5,8 +5,9 @@ resumes cell by cell, refuses other settings and a second runner, and runs on a
 Dask cluster with --scheduler:
 
 - ``single_box/``: one box fitted from random non-overlapping and overlapping starts
-  around the target (``--starts`` of each per seed, ``--seeds`` seeds), under gd with the
-  step schedule and under Adam, at every learning rate of one shared grid (``--lrs``).
+  around the target (``--starts`` of each per seed, ``--seeds`` seeds; within a seed every
+  loss, optimiser and rate starts from the same boxes), under gd with the step schedule
+  and under Adam, at every learning rate of one shared grid (``--lrs``).
   Each optimiser is reported at its best rate: the most starts brought home (final IoU
   0.99), then the fewer median iterations to IoU 0.9, then the smaller rate;
 - ``simulation/``: the DIoU paper's simulation (``--points`` anchor centres, 343 cases each:
@@ -121,8 +122,8 @@ def make_sweeps(args):
     """The three settings as sweeps, resolved (checked) before any work."""
     losses, seeds = args.losses, list(range(args.seeds))
     single_box = dict(threshold=0.99, target=TARGET,
-                      starts={evidence.APART: dict(kind="random", count=args.starts),
-                              evidence.OVERLAPPING: dict(kind="overlapping", count=args.starts)},
+                      starts={evidence.APART: dict(kind="random", count=args.starts, shared=True),
+                              evidence.OVERLAPPING: dict(kind="overlapping", count=args.starts, shared=True)},
                       axes=dict(loss=losses, method=list(evidence.METHODS), lr=args.lrs, schedule=["step"],
                                 starts=[evidence.APART, evidence.OVERLAPPING], seed=seeds))
     simulation = dict(experiment="simulation", simulation=dict(points=args.points), axes=dict(loss=losses))

@@ -57,6 +57,13 @@ def test_the_evidence_has_every_loss_setting_and_measure_once(ran):
     assert sorted((r["loss"], r["setting"]) for r in ranking) == sorted((loss, s) for loss in LOSSES
                                                                         for s in evidence.SETTINGS)
     assert (out / "ranks.png").stat().st_size > 10_000 and (out / "summary.txt").read_text().count("ranked by") == 3
+    # within a seed, every loss, optimiser and rate starts from the same boxes
+    starts = {}
+    for row in read_csv(out / "single_box" / "results.csv"):
+        starts.setdefault((row["starts"], row["seed"]), {}).setdefault((row["loss"], row["method"], row["lr"]),
+                                                                       []).append(row["start_box"])
+    assert len(starts) == 4 and all(len({tuple(sorted(b)) for b in by_cell.values()}) == 1
+                                    for by_cell in starts.values())
     learning = [r for r in rows if r["setting"] == "learning"]
     assert all(r["spread"] != "" for r in learning)  # two seeds: a spread
     assert all(r["spread"] == "" for r in rows if r["setting"] == "simulation")  # one protocol: none
