@@ -1,17 +1,39 @@
 # `make demo` and `make test` set everything up from nothing: a virtual environment in .venv
-# with the package (editable) and the versions pinned in constraints.txt.
+# with the package (editable) and the versions pinned in constraints.txt; `make test` also
+# installs Debian's Chromium and ChromeDriver for the explorer's browser test where it can.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test notebooks lab clean
+.PHONY: demo test test-portable browser notebooks lab clean
 
 demo: $(INSTALLED)
 	$(BIN)/python experiments/stall_vs_converge.py --out results/stall_vs_converge
 
-test: $(INSTALLED)
+test: $(INSTALLED) browser
 	$(BIN)/python -m pytest
+
+# The suite again under emulated CPUs: OpenBLAS's kernels for older and newer cores, and NumPy
+# with its SIMD dispatch off (tests/portable.py says which runs where, and checks each took).
+test-portable: $(INSTALLED) browser
+	$(BIN)/python tests/portable.py
+
+# The explorer's browser test drives Debian's Chromium through its ChromeDriver. Installed here
+# as root or with sudo that asks no password; otherwise one line says what to install, before
+# any test runs (the test never skips: without a browser it fails).
+browser:
+	@if { command -v chromium || command -v chromium-browser; } >/dev/null 2>&1 && \
+	    { command -v chromedriver || test -x /usr/bin/chromedriver; } >/dev/null 2>&1; then :; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+	    echo "The explorer's browser test needs Chromium and ChromeDriver, and this machine has no apt-get: install chromium and chromedriver, put both on PATH, then run make test again" >&2; exit 1; \
+	else \
+	    if [ "$$(id -u)" = 0 ]; then sudo=; elif sudo -n true 2>/dev/null; then sudo="sudo -n"; else \
+	        echo "The explorer's browser test needs Debian's Chromium and its driver: run 'sudo apt-get install chromium chromium-driver', then make test again" >&2; exit 1; fi; \
+	    echo "Installing Debian's chromium and chromium-driver for the explorer's browser test"; \
+	    $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium chromium-driver >/dev/null \
+	        || { echo "apt-get could not install chromium and chromium-driver (see above): install them, then run make test again" >&2; exit 1; }; \
+	fi
 
 # Re-execute every notebook in place, so the committed outputs are the current ones
 # (without timestamps, so that a re-run changes only what the notebooks show).

@@ -164,8 +164,8 @@ def test_without_ipywidgets_the_explorer_is_the_static_figure(monkeypatch):
 
 # The widget in JupyterLab, in headless Chromium.
 BROWSER_BUDGET = 240  # seconds for the whole browser test, every wait included
-INSTALL = ("the explorer's browser test needs Debian's Chromium and its driver: "
-           "apt-get install chromium chromium-driver")
+INSTALL = ("the explorer's browser test needs Debian's Chromium and its driver: make test installs them "
+           "where it can, or apt-get install chromium chromium-driver")
 
 
 def free_port():
