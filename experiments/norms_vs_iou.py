@@ -4,7 +4,7 @@ Step 1 of the GIoU argument (Rezatofighi et al., CVPR 2019, arXiv 1902.09630).
 The script
 
 1. reproduces Figure 1: boxes found with the sandbox's optimiser (``sandbox.fit``
-   with a callable loss, see ``sandbox.norms``) at the same L2 distance 8.41 on
+   with Nelder-Mead and a callable loss, see ``sandbox.norms``) at the same L2 distance 8.41 on
    (x1, y1, x2, y2) and the same L1 distance 9.07 on (xc, yc, w, h) with the
    paper's IoU and GIoU to two decimals;
 2. computes the IoU band: for each distance r on a grid, the smallest and largest
@@ -116,7 +116,10 @@ def check(args, parser):
 # %% Compute and save.
 def run(args):
     began = time.perf_counter()
-    figure1 = {panel: norms.solve_figure1(panel) for panel in norms.PAPER_FIGURE1}
+    try:
+        figure1 = {panel: norms.solve_figure1(panel) for panel in norms.PAPER_FIGURE1}
+    except norms.Figure1NotFound as error:
+        raise SystemExit(f"norms_vs_iou.py: {error}; nothing was written") from None
     print(f"Figure 1: boxes solved in {time.perf_counter() - began:.1f} s", flush=True)
     targets = np.reshape(args.targets, (-1, 4))
     relative = np.linspace(0.0, args.max_radius, args.radii)
