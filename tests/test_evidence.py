@@ -8,6 +8,7 @@ from sandbox.evidence import (APART, EVIDENCE_COLUMNS, HEADLINES, MEASURES, METH
                               SETTING_MEASURES, evidence_rows, learning_evidence, rank_setting, rank_settings,
                               rank_with_ties, real_difference_pairs, real_differences, simulation_evidence,
                               simulation_resolution, single_box_evidence, summary, tie_tolerance, tied)
+from sandbox.sweep import SIMULATION_COLUMNS
 
 # README, "Does the loss matter when a model learns?": accuracy over IoU 0.50:0.95 on the test
 # images, mean ± std over 3 seeds, of the default learning experiment.
@@ -252,6 +253,32 @@ def test_simulation_and_learning_evidence_from_their_sweeps_rows():
     text = summary(found, {"learning": failed})
     assert text.splitlines()[2:] == ["      1  giou  0.210 ± 0.014    all 1 below", "      2  l2    0.110 ± 0.014    -",
                                      "  fails  bad   diverges at every learning rate of the grid"]
+
+
+def simulation_row(loss, seed, share_apart_moved, mean_final_iou="0.500000"):
+    """A simulation cell's row as results.csv reads back: every `sandbox.sweep.SIMULATION_COLUMNS`, as text,
+    ten of its cases starting apart."""
+    return dict(loss=loss, seed=str(seed), cases="1715000", error_initial="1000", error_final="100",
+                mean_final_iou=mean_final_iou,
+                **{"share_final_iou_above_0.5": "0.5", "share_final_iou_above_0.9": "0.1"},
+                iterations_to_tenth_error="50", cases_apart="10", share_apart_moved=share_apart_moved,
+                seconds="1.0", cell=f"loss={loss},seed={seed}", runs="1")
+
+
+def test_a_loss_fails_the_simulation_only_if_its_apart_cases_stay_put_in_every_seed():
+    # "no case that starts apart moves" is a claim about the loss, so it must hold in all its seeds:
+    # a seed whose apart cases move shows the gradient there is not exactly zero. One loss moves in
+    # its second seed only, one in its first only; only iou stays put in both.
+    rows = [simulation_row("giou", 0, "0.000000", "0.490000"), simulation_row("giou", 1, "0.250000", "0.510000"),
+            simulation_row("diou", 0, "0.250000", "0.510000"), simulation_row("diou", 1, "0.000000", "0.490000"),
+            simulation_row("iou", 0, "0.000000", "0.200000"), simulation_row("iou", 1, "0.000000", "0.200000")]
+    assert all(list(row) == SIMULATION_COLUMNS for row in rows)
+    found, failed, _ = simulation_evidence(rows)
+    assert list(failed) == ["iou"] and "exactly zero" in failed["iou"]
+    values = {(r["loss"], r["measure"]): (r["value"], r["spread"]) for r in found}
+    # mean ± std over the two seeds, as for every measure: 0.49 and 0.51 give 0.5 ± 0.01 sqrt(2)
+    assert values["giou", "mean_final_iou"] == (pytest.approx(0.5), pytest.approx(0.01 * math.sqrt(2)))
+    assert ranks_by_loss(rank_settings(found, {"simulation": failed})) == {"giou": 1, "diou": 1, "iou": None}
 
 
 @pytest.mark.slow

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from sandbox.synthetic import Dataset, box_coverage, make_dataset, make_splits
+from sandbox.synthetic import Dataset, _children, box_coverage, make_dataset, make_splits
 
 
 def sizes_and_aspects(boxes):
@@ -92,6 +92,38 @@ def test_splits_are_independent_and_a_bigger_train_split_leaves_val_and_test_alo
     assert not np.array_equal(boxes[0], boxes[1]) and not np.array_equal(boxes[1], boxes[2])
     assert not np.array_equal(make_splits(seed=4, train=30, val=20, test=25, image_size=16)["test"].boxes,
                               splits["test"].boxes)
+
+
+def test_splits_of_equal_size_draw_different_images_and_boxes():
+    # with train = val = test nothing but the seed's three spawned streams tells the splits apart
+    splits = make_splits(seed=3, train=12, val=12, test=12, image_size=12)
+    for first, second in (("train", "val"), ("val", "test"), ("train", "test")):
+        assert not np.any(np.all(splits[first].boxes == splits[second].boxes, axis=1)), (first, second)
+        assert not np.array_equal(splits[first].images, splits[second].images), (first, second)
+
+
+def test_splits_are_the_datasets_of_the_seeds_spawned_children():
+    # the docstring's promise, against numpy's own SeedSequence.spawn: split i is made from child i
+    children = np.random.SeedSequence(3).spawn(3)
+    splits = make_splits(seed=3, train=6, val=6, test=6, image_size=12)
+    for name, child in zip(("train", "val", "test"), children):
+        expected = make_dataset(6, child, image_size=12)
+        np.testing.assert_array_equal(splits[name].images, expected.images)
+        np.testing.assert_array_equal(splits[name].boxes, expected.boxes)
+
+
+def test_children_of_a_seed_sequence_are_its_spawned_children_and_differ_from_each_other():
+    # _children(sequence, n) is sequence.spawn(n) without advancing the sequence; a child's own
+    # children (a split's five streams) must carry its spawn key, or the splits' draws would coincide
+    parent = np.random.SeedSequence(3).spawn(3)[1]
+    states = [child.generate_state(4) for child in _children(parent, 5)]
+    expected = [child.generate_state(4) for child in np.random.SeedSequence(3, spawn_key=(1,)).spawn(5)]
+    np.testing.assert_array_equal(states, expected)
+    assert len({tuple(state) for state in states}) == 5
+    assert parent.n_children_spawned == 0
+    siblings = [tuple(child.generate_state(4)) for sibling in np.random.SeedSequence(3).spawn(3)
+                for child in _children(sibling, 5)]
+    assert len(set(siblings)) == 15  # no stream of one split is a stream of another
 
 
 def test_label_noise_moves_train_boxes_only_by_the_stated_share_of_their_size():

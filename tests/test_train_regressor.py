@@ -1,12 +1,57 @@
 """Learning: a small box regressor trained with each loss, fairly; the runner resumes and refuses bad input."""
+import autograd.numpy as anp
 import numpy as np
 import pytest
+from autograd import grad
+from autograd.misc import flatten
 
 from helpers import load_experiment
-from sandbox import sweep as sweeps, synthetic, training
+from sandbox import get_loss, sweep as sweeps, synthetic, training
+from sandbox.networks import init_network, predict
 from sandbox.results import read_csv
 
 experiment = load_experiment("train_regressor")
+
+
+def adam_by_hand(gradient, x, lrs, b1=0.9, b2=0.999, eps=1e-8):
+    """Kingma and Ba (ICLR 2015), Algorithm 1, written out, with the rate of step t ``lrs[t - 1]``:
+    the moments m and v are the state; only the step uses their bias-corrected copies.
+    ``gradient(t, x)`` is g_t at x; the defaults are the paper's."""
+    m, v, xs = np.zeros_like(x), np.zeros_like(x), [x]
+    for t, lr in enumerate(lrs, start=1):
+        g = gradient(t, x)
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g ** 2
+        m_hat = m / (1 - b1 ** t)
+        v_hat = v / (1 - b2 ** t)
+        x = x - lr * m_hat / (np.sqrt(v_hat) + eps)
+        xs.append(x)
+    return np.array(xs)
+
+
+def heavy_ball_by_hand(gradient, x, lr, momentum, steps):
+    """Polyak's heavy ball, the textbook form of SGD with momentum at a constant rate:
+    x_{t+1} = x_t - lr g_t + momentum (x_t - x_{t-1}), starting at rest (x_0 = x_{-1})."""
+    previous, xs = x, [x]
+    for t in range(1, steps + 1):
+        x, previous = x - lr * gradient(t, x) + momentum * (x - previous), x
+        xs.append(x)
+    return np.array(xs)
+
+
+def steps_of_training(optimizer, gradient, x, lrs, **options):
+    """The weights after each of `training._step`'s steps from `x`, its state threaded through."""
+    state, xs = training._init_state(x), [x]
+    for t, lr in enumerate(lrs, start=1):
+        x, state = training._step(optimizer, x, gradient(t, x), state, lr, **options)
+        xs.append(x)
+    return np.array(xs)
+
+
+def varying_gradient(t, x):
+    """A gradient that changes sign and scale (1e-3 to 1e2) from step to step, and depends on x."""
+    scale = 10.0 ** np.array([-3, 2, 0, 1, -2, 2, -1, 0])[(t - 1) % 8]
+    return scale * (np.sin(3 * x + t) + 0.1 * x ** 3)
 
 
 @pytest.mark.slow
@@ -48,6 +93,50 @@ def test_within_a_seed_every_loss_starts_from_the_same_weights_and_sees_the_same
     assert l2[0] == giou[0]  # the same first weights, on the same first minibatch
     assert [images for _, images in l2] == [images for _, images in giou]  # every minibatch, in the same order
     assert l2[1][0] != giou[1][0]  # and then each loss moves the weights its own way
+
+
+@pytest.mark.parametrize("options", [{}, {"b1": 0.5, "b2": 0.9, "eps": 1e-3}])
+def test_training_adam_follows_kingma_and_ba_step_after_step(options):
+    # Eight steps, not one, with a rate that changes per step as a schedule's does: the first step is
+    # about g / |g| whatever Adam keeps as its state, so only the later ones tell the raw moments from
+    # their bias-corrected copies; b1 far from b2 tells the two corrections apart. {}: the defaults,
+    # which train uses, must be the paper's (0.9, 0.999, 1e-8).
+    x = np.array([1.5, -0.75, 2.5, 0.0, -3.0])
+    lrs = [0.1, 0.08, 0.05, 0.1, 0.02, 0.07, 0.03, 0.01]
+    expected = adam_by_hand(varying_gradient, x, lrs, **options)
+    found = steps_of_training("adam", varying_gradient, x, lrs, momentum=0.9, **options)
+    np.testing.assert_allclose(found, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.5, 0.9])
+def test_training_sgd_with_momentum_is_the_heavy_ball_step_after_step(momentum):
+    # momentum 0 is plain gradient descent: the velocity must not keep a memory of its own
+    x = np.array([1.5, -0.75, 2.5, 0.0, -3.0])
+    expected = heavy_ball_by_hand(varying_gradient, x, lr=0.01, momentum=momentum, steps=8)
+    found = steps_of_training("sgd", varying_gradient, x, [0.01] * 8, momentum=momentum)
+    np.testing.assert_allclose(found, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_train_moves_the_weights_by_its_optimiser_written_out(optimizer):
+    # One training image and one image per step: epoch e is step e, on the same image, so the
+    # weights train returns are five steps of the optimiser written out from the seed's weights,
+    # with the state carried from epoch to epoch, the constant schedule's rate every step and train's
+    # defaults (Kingma and Ba's b1, b2, eps; momentum 0.9).
+    splits = synthetic.make_splits(0, 1, 4, 4, image_size=8, min_size=2.0)
+    images, boxes = splits["train"].images, splits["train"].boxes
+    start, unflatten = flatten(init_network("mlp", 8, 2))
+    loss = get_loss("giou")
+    gradient = grad(lambda weights: anp.mean(loss(predict(unflatten(weights), images, "mlp"), boxes)))
+    if optimizer == "adam":
+        expected = adam_by_hand(lambda t, x: gradient(x), start, [0.01] * 5)[-1]
+    else:
+        expected = heavy_ball_by_hand(lambda t, x: gradient(x), start, lr=0.01, momentum=0.9, steps=5)[-1]
+    result = training.train("giou", splits, model="mlp", optimizer=optimizer, lr=0.01, epochs=5, batch_size=1,
+                            seed=2, schedule="constant")
+    assert not result["diverged"] and len(result["history"]["train_loss"]) == 5
+    assert not np.allclose(expected, start)
+    np.testing.assert_allclose(flatten(result["params"])[0], expected, rtol=1e-12, atol=1e-12)
 
 
 def test_each_loss_gets_the_rate_that_does_best_on_validation_averaged_over_seeds():
