@@ -49,6 +49,7 @@ def test_protocol_has_the_papers_shape():
     assert np.all(np.hypot(*(protocol.points - 10.0).T) <= 3.0)
 
 
+@pytest.mark.portable
 def test_results_do_not_depend_on_workers_or_chunk_size():
     protocol = diou_protocol(points=9, seed=1)  # 3,087 cases: three blocks and a part
     runs = [regress(protocol.anchors, protocol.targets, loss="giou", iterations=60, chunk_size=size,
@@ -80,6 +81,7 @@ def test_iou_stays_stuck_where_giou_and_diou_move_on_a_reduced_protocol(reduced,
     assert errors["giou"][-1] < errors["diou"][-1]
 
 
+@pytest.mark.portable
 @pytest.mark.parametrize("kind", KINDS)
 def test_fused_kernels_match_autograd_per_step_and_central_differences(kind):
     rng = np.random.default_rng(7)
@@ -107,6 +109,7 @@ def test_fused_kernels_match_autograd_per_step_and_central_differences(kind):
         np.testing.assert_allclose(grad(one)(moved[case]), expected, rtol=1e-6)
 
 
+@pytest.mark.portable
 def test_fused_ciou_and_the_registry_agree_on_boxes_of_zero_width_or_height():
     # CIoU's aspect term takes arctan2(w, h), which has a limit wherever w or h is not 0
     # (pi / 2 at zero height, 0 at zero width); only a point borrows the target's aspect.

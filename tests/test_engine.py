@@ -25,6 +25,7 @@ def one_at_a_time(starts, lr, **settings):
     return {key: np.concatenate([run[key] for run in runs]) for key in PER_BOX}
 
 
+@pytest.mark.portable
 @pytest.mark.parametrize("method, param, options", [
     ("gd", "xyxy", {}),
     ("gd", "log", {"schedule": "cosine", "iou_weighting": True}),
@@ -54,6 +55,7 @@ def test_a_box_runs_the_same_alone_or_in_any_batch_bit_for_bit(method, param, op
         assert np.isnan(alone["boxes"][i, steps + 1:]).all() and not np.isnan(alone["boxes"][i, :steps + 1]).any()
 
 
+@pytest.mark.portable
 def test_the_boxes_stop_each_for_its_own_reason():
     with np.errstate(all="ignore"):
         run = descend(STARTS, TARGET, loss="l2", method="gd", lr=RATES, maxiter=200, gtol=1e-5)
@@ -65,6 +67,7 @@ def test_the_boxes_stop_each_for_its_own_reason():
     np.testing.assert_array_equal(run.nfev, np.where(run.status == 1, run.nit, run.nit + 1))
 
 
+@pytest.mark.portable
 @pytest.mark.parametrize("method", ["gd", "momentum", "adam"])
 def test_running_sums_move_the_boxes_as_histories_do(method):
     # what is recorded changes nothing of the run: the same boxes, stops and sums of the history
@@ -77,6 +80,7 @@ def test_running_sums_move_the_boxes_as_histories_do(method):
     np.testing.assert_array_equal(sums.final_ious, history.ious[:, -1])
 
 
+@pytest.mark.portable
 def test_batched_runs_do_not_depend_on_workers():
     settings = dict(loss="giou", method="adam", param="xyxy", maxiter=40, lr=RATES[[0, 1, 2, 4, 5, 0]])
     one = descend(STARTS, TARGET, **settings)
@@ -109,6 +113,7 @@ def test_fit_and_fit_many_are_the_engine_at_n_equals_one(method, options, loss):
         assert alone.fun == many.fun[i] and alone.success == many.success[i] and alone.stalled == many.stalled[i]
 
 
+@pytest.mark.portable
 def test_fit_many_takes_one_learning_rate_per_start_and_reports_each_outcome():
     result = fit_many(STARTS[:3], TARGET, loss="iou", method="gd", lr=[0.3, 0.3, 0.05], maxiter=100)
     assert result.outcome.tolist() == ["stalled", "stalled", "max_iterations"]
@@ -117,6 +122,7 @@ def test_fit_many_takes_one_learning_rate_per_start_and_reports_each_outcome():
     np.testing.assert_array_equal(result.boxes[2], alone.boxes)
 
 
+@pytest.mark.portable
 def test_a_callback_sees_every_box_and_can_stop_the_run():
     seen = []
 

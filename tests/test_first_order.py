@@ -4,6 +4,8 @@ from autograd import grad
 
 from sandbox import LOSSES, fit
 
+pytestmark = pytest.mark.portable  # the first-order rules against their papers, under every emulated CPU
+
 TARGET = np.array([-1.0, -0.5, 1.0, 0.5])
 START = np.array([1.5, -0.75, 2.5, 0.75])  # the headline's start to the east, a gap of 0.5
 

@@ -13,6 +13,10 @@ from sandbox.fused import FUSED_LOSSES, fused_total, kernel, value_and_partials
 from sandbox.losses import canonical_loss, get_loss, unchecked
 from sandbox.simulation import diou_protocol
 
+# The hand-derived gradients against autograd's and central differences: `make test-portable` runs
+# them under every emulated CPU, where a wrong sign in a head must still fail them.
+pytestmark = pytest.mark.portable
+
 # Parameters away from the defaults, for every parameter a kernel reads.
 WITH_PARAMETERS = [
     "focaler_giou:d=0.1,u=0.9", "focaler_siou:d=0.2,u=0.6,theta=2", "focaler_iou:d=0.5,u=1",

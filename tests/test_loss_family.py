@@ -88,6 +88,7 @@ def _pairs_for_reference():
     return [(pred, target) for pred, target in zip(preds, targets)] + list(PAIRS.values())
 
 
+@pytest.mark.portable
 @pytest.mark.parametrize("spec", [*LOSSES, *PARAMETER_CASES])
 def test_values_match_an_independent_transcription_of_the_paper(spec):
     # tests/reference_losses.py transcribes each paper's formula in plain Python, written

@@ -53,6 +53,7 @@ ORDERED, FAR_TARGET = np.array([0.0, 0.5, 2.0, 2.0]), np.array([1.0, 0.0, 4.0, 4
 INVERSIONS = {"both": [2, 3, 0, 1], "x": [2, 1, 0, 3], "y": [0, 3, 2, 1]}  # pred = ORDERED[order]
 
 
+@pytest.mark.portable
 @pytest.mark.parametrize("inverted", INVERSIONS)
 @pytest.mark.parametrize("name, expected", [("l1", 5.5), ("l2", 9.25), ("smooth_l1", 3.625)])
 def test_coordinate_losses_read_an_inverted_prediction_as_the_ordered_box(name, expected, inverted):
@@ -104,6 +105,7 @@ def test_identical_boxes_score_one_and_lose_nothing(a):
         assert loss(a, a) == 0.0, name
 
 
+@pytest.mark.portable
 @given(positive_boxes(), positive_boxes(), st.sampled_from(["x", "y"]), st.floats(1e-3, 5))
 def test_iou_gradient_is_exactly_zero_apart_and_giou_gradient_is_not(a, b, axis, gap):
     # move a beyond b along one axis, leaving `gap` between them
@@ -114,6 +116,7 @@ def test_iou_gradient_is_exactly_zero_apart_and_giou_gradient_is_not(a, b, axis,
     assert np.any(grad(lambda p: LOSSES["giou"](p, b))(a) != 0.0)
 
 
+@pytest.mark.portable
 def test_touching_boxes_get_a_half_weighted_iou_subgradient():
     # touching at an edge: the intersection width max(0, 0) splits its gradient in two
     pred, target = HARD_CASES["touching at an edge"]

@@ -11,6 +11,10 @@ from sandbox.networks import (MODELS, convolve, init_network, mean_pool, neighbo
 from sandbox.parameterisations import PARAMETERISATIONS
 from sandbox.synthetic import make_dataset
 
+# The networks' forward passes and gradients run through BLAS (matmul, tensordot): `make
+# test-portable` runs this file under every emulated CPU.
+pytestmark = pytest.mark.portable
+
 PARAMS = sorted(PARAMETERISATIONS)
 
 

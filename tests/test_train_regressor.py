@@ -63,6 +63,7 @@ def test_l2_on_easy_data_reaches_a_mean_iou_above_0_8():
 
 
 @pytest.mark.slow
+@pytest.mark.portable
 def test_from_the_apart_start_the_iou_loss_stays_at_iou_0_while_giou_learns():
     # the headline claim in learning form: every prediction starts as one box that overlaps no object
     splits = synthetic.make_splits(0, 600, 150, 150, image_size=32, min_size=6.0, noise=0.05)
@@ -72,6 +73,7 @@ def test_from_the_apart_start_the_iou_loss_stays_at_iou_0_while_giou_learns():
     assert giou["test"]["mean_iou"] > 0.2 and giou["history"]["mean_iou"][-1] > giou["history"]["mean_iou"][0]
 
 
+@pytest.mark.portable
 def test_within_a_seed_every_loss_starts_from_the_same_weights_and_sees_the_same_minibatches(monkeypatch):
     splits = synthetic.make_splits(0, 40, 8, 8, image_size=16, min_size=3.0)
     seen = {}
@@ -95,6 +97,7 @@ def test_within_a_seed_every_loss_starts_from_the_same_weights_and_sees_the_same
     assert l2[1][0] != giou[1][0]  # and then each loss moves the weights its own way
 
 
+@pytest.mark.portable
 @pytest.mark.parametrize("options", [{}, {"b1": 0.5, "b2": 0.9, "eps": 1e-3}])
 def test_training_adam_follows_kingma_and_ba_step_after_step(options):
     # Eight steps, not one, with a rate that changes per step as a schedule's does: the first step is
@@ -108,6 +111,7 @@ def test_training_adam_follows_kingma_and_ba_step_after_step(options):
     np.testing.assert_allclose(found, expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.portable
 @pytest.mark.parametrize("momentum", [0.0, 0.5, 0.9])
 def test_training_sgd_with_momentum_is_the_heavy_ball_step_after_step(momentum):
     # momentum 0 is plain gradient descent: the velocity must not keep a memory of its own
@@ -117,6 +121,7 @@ def test_training_sgd_with_momentum_is_the_heavy_ball_step_after_step(momentum):
     np.testing.assert_allclose(found, expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.portable
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
 def test_train_moves_the_weights_by_its_optimiser_written_out(optimizer):
     # One training image and one image per step: epoch e is step e, on the same image, so the
