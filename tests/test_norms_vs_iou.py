@@ -19,6 +19,7 @@ def distance(boxes, target, norm, coords):
     return np.linalg.norm(difference, ord=2 if norm == "l2" else 1, axis=-1)
 
 
+@pytest.mark.portable
 @pytest.mark.parametrize("panel", ["a", "b"])
 def test_figure1_boxes_give_the_papers_printed_values(panel):
     paper, stored = norms.PAPER_FIGURE1[panel], norms.FIGURE1[panel]
