@@ -8,7 +8,9 @@ again where the arithmetic underneath changes:
   rounds as it would on that core;
 - NumPy with its SIMD dispatch switched off down to its baseline
   (``NPY_DISABLE_CPU_FEATURES``): the elementwise transcendental functions (exp, log,
-  arctan, ...) then round as they would on a CPU without AVX2 or AVX-512.
+  arctan, ...) then round as they would on a CPU without AVX2 or AVX-512;
+- two BLAS threads instead of the suite's one (tests/conftest.py), which splits the
+  sums of a matrix product differently.
 
 The oldest CPU, Prescott's kernels with NumPy's SIMD off, runs the whole suite; each of
 the others runs the tests marked ``portable`` (optimisers, networks, Figure 1). Before
@@ -36,12 +38,13 @@ CORE_NAMES = {"Prescott": {"prescott", "katmai"}, "Sandybridge": {"sandybridge"}
 PROBE = """
 import hashlib, json, numpy as np, threadpoolctl
 from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
-a = np.random.default_rng(0).standard_normal((67, 129))
+a = np.random.default_rng(0).standard_normal((267, 529))
 product, arctan = a @ a.T, np.arctan(np.linspace(-5.0, 5.0, 100_001))
 import scipy.linalg  # loads SciPy's own OpenBLAS beside NumPy's
-blas = sorted({pool.get("architecture") for pool in threadpoolctl.threadpool_info()
-               if pool["internal_api"] == "openblas"})
-print(json.dumps(dict(blas=blas, simd=[t for t in __cpu_dispatch__ if __cpu_features__.get(t)],
+pools = [pool for pool in threadpoolctl.threadpool_info() if pool["internal_api"] == "openblas"]
+print(json.dumps(dict(blas=sorted({pool["architecture"] for pool in pools}),
+                      threads=sorted({pool["num_threads"] for pool in pools}),
+                      simd=[t for t in __cpu_dispatch__ if __cpu_features__.get(t)],
                       product=hashlib.sha256(product.tobytes()).hexdigest(),
                       arctan=hashlib.sha256(arctan.tobytes()).hexdigest())))
 """
@@ -65,40 +68,46 @@ def runs():
     simd_off = {"NPY_DISABLE_CPU_FEATURES": simd_targets()}
     return [("Prescott, SIMD off", {"OPENBLAS_CORETYPE": "Prescott", **simd_off}, []),
             ("Sandybridge", {"OPENBLAS_CORETYPE": "Sandybridge"}, ["-m", "portable"]),
-            ("Haswell", {"OPENBLAS_CORETYPE": "Haswell"}, ["-m", "portable"]),
+            ("Haswell, 2 threads", {"OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_NUM_THREADS": "2"}, ["-m", "portable"]),
             ("SkylakeX", {"OPENBLAS_CORETYPE": "SkylakeX"}, ["-m", "portable"]),
             ("SIMD off", simd_off, ["-m", "portable"])]
 
 
-def check_emulation(name, extra, own):
+def check_emulation(name, environment, extra, own):
     """One line on the kernels a run gets; SystemExit if a variable did not take."""
-    found = probe({**os.environ, **extra})
+    found = probe(environment)
     core = extra.get("OPENBLAS_CORETYPE")
     if core and not all(name.lower() in CORE_NAMES[core] for name in found["blas"]):
         raise SystemExit(f"test-portable: OPENBLAS_CORETYPE={core} did not take: OpenBLAS runs {found['blas']}; "
                          f"this CPU may lack the instructions of {core}'s kernels")
+    if found["threads"] != [int(environment["OPENBLAS_NUM_THREADS"])]:
+        raise SystemExit(f"test-portable: OPENBLAS_NUM_THREADS={environment['OPENBLAS_NUM_THREADS']} did not take: "
+                         f"OpenBLAS runs {found['threads']} threads")
     if "NPY_DISABLE_CPU_FEATURES" in extra and found["simd"]:
         raise SystemExit(f"test-portable: NPY_DISABLE_CPU_FEATURES did not take: NumPy still dispatches to "
                          f"{' '.join(found['simd'])}")
     def compared(key):
         return "other bits" if found[key] != own[key] else "the same bits"
-    print(f"== {name}: OpenBLAS kernels {', '.join(found['blas'])}, NumPy SIMD "
+    print(f"== {name}: OpenBLAS kernels {', '.join(found['blas'])} on {found['threads'][0]} thread(s), NumPy SIMD "
           f"{' '.join(found['simd']) or 'baseline only'}; against this machine's own, a matrix product "
           f"gives {compared('product')}, arctan {compared('arctan')}", flush=True)
 
 
 def main(argv=None):
     options = sys.argv[1:] if argv is None else argv
+    # as `make test` runs the suite: this machine's kernels, one BLAS thread (tests/conftest.py)
     clean = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "NPY_DISABLE_CPU_FEATURES")}
+    clean["OPENBLAS_NUM_THREADS"] = "1"
     own = probe(clean)
-    print(f"this machine: OpenBLAS kernels {', '.join(own['blas'])}; NumPy SIMD {' '.join(own['simd'])}",
-          flush=True)
+    print(f"this machine: OpenBLAS kernels {', '.join(own['blas'])} on {own['threads'][0]} thread(s), NumPy SIMD "
+          f"{' '.join(own['simd'])}", flush=True)
     results = []
     for name, extra, selection in runs():
-        check_emulation(name, extra, own)
+        environment = {**clean, **extra}
+        check_emulation(name, environment, extra, own)
         began = time.perf_counter()
         status = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *selection, *options],
-                                env={**clean, **extra}, cwd=ROOT).returncode
+                                env=environment, cwd=ROOT).returncode
         results.append((name, "whole suite" if not selection else "portable tests", status,
                         time.perf_counter() - began))
     print("\ntest-portable:")
