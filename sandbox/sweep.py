@@ -61,6 +61,7 @@ import sys
 import time
 import weakref
 from collections import namedtuple
+from contextlib import contextmanager
 from itertools import product
 from pathlib import Path
 
@@ -639,6 +640,19 @@ def _release(key):
     if held[1] == 0:
         del _HELD[key]
         os.close(held[0])
+
+
+@contextmanager
+def locked(folder):
+    """Hold `folder`'s lock, as a sweep's runner does (`_hold`), while the block runs; SweepError if another holds it.
+
+    For a command that writes a folder of several sweeps and files of its own.
+    """
+    key = _hold(folder)
+    try:
+        yield
+    finally:
+        _release(key)
 
 
 def _forget_inherited_locks():
