@@ -15,7 +15,7 @@ from .optimize import GRADIENT_METHODS, HOME_IOU, METHODS, OUTCOMES, fit, fit_ma
 from .parameterisations import PARAMETERISATIONS
 from .starts import non_overlapping_starts, overlapping_starts, random_non_overlapping_starts
 
-__version__ = "0.6.0"  # the one place it is written: pyproject.toml reads it, CHANGELOG.md names it
+__version__ = "0.7.0"  # the one place it is written: pyproject.toml reads it, CHANGELOG.md names it
 __all__ = ["FORMATS", "box_area", "box_convert", "check_boxes", "enclosing_box", "intersection_area",
            "order_corners", "union_area", "SCHEDULES", "LOSSES", "canonical_loss", "get_loss", "register_loss", "giou", "giou_loss", "iou",
            "iou_loss", "l1_loss", "l2_loss", "GRADIENT_METHODS", "HOME_IOU", "METHODS", "OUTCOMES", "fit", "fit_many",
