@@ -90,3 +90,19 @@ def load_experiment(name):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def adam_by_hand(gradient, x, lrs, b1=0.9, b2=0.999, eps=1e-8):
+    """Kingma and Ba (ICLR 2015), Algorithm 1, written out, with the rate of step t ``lrs[t - 1]``:
+    the moments m and v are the state; only the step uses their bias-corrected copies.
+    ``gradient(t, x)`` is g_t at x; the defaults are the paper's."""
+    m, v, xs = np.zeros_like(x), np.zeros_like(x), [x]
+    for t, lr in enumerate(lrs, start=1):
+        g = gradient(t, x)
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g ** 2
+        m_hat = m / (1 - b1 ** t)
+        v_hat = v / (1 - b2 ** t)
+        x = x - lr * m_hat / (np.sqrt(v_hat) + eps)
+        xs.append(x)
+    return np.array(xs)
