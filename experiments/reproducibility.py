@@ -10,6 +10,9 @@ before NumPy loads (`environment_variables`):
 - ``own``: none; this machine's kernels, and BLAS threads as each script sets them
   (``train_regressor.py`` and ``which_loss.py`` one per worker, the others OpenBLAS's
   default, one per core);
+- ``again``: none, own's command a second time: a figure that moves here moves from one
+  run to the next on one machine (scipy's trust-krylov on the L1 loss does), and its
+  changes under the other environments may be that too;
 - ``threads-1``, ``threads-2``: ``OPENBLAS_NUM_THREADS``, which those two scripts then keep;
 - ``Prescott``, ``Sandybridge``, ``Haswell``, ``SkylakeX``: ``OPENBLAS_CORETYPE``, the
   kernels NumPy's and SciPy's OpenBLAS would pick on that core (matrix products, the
@@ -93,7 +96,8 @@ ROOT = Path(__file__).resolve().parent.parent
 KERNELS = ("Prescott", "Sandybridge", "Haswell", "SkylakeX")
 THREADS = ("threads-1", "threads-2")
 SIMD = ("simd-off",)
-ENVIRONMENTS = ("own", *THREADS, *KERNELS, *SIMD)
+AGAIN = ("again",)
+ENVIRONMENTS = ("own", *AGAIN, *THREADS, *KERNELS, *SIMD)
 FIRST_ORDER = ("gd", "momentum", "adam")
 HOME = "home (final IoU >= 0.99)"
 MEASURES = {"iou": "IoU", "giou": "GIoU"}
@@ -101,7 +105,7 @@ MEASURES = {"iou": "IoU", "giou": "GIoU"}
 
 def environment_variables(name):
     """The variables that make environment `name`, to be set before NumPy is imported."""
-    if name == "own":
+    if name in ("own", *AGAIN):
         return {}
     if name in THREADS:
         return {"OPENBLAS_NUM_THREADS": name.removeprefix("threads-")}
@@ -580,7 +584,8 @@ def compare_figure(measured):
     return changes
 
 
-GROUPS = (("BLAS kernels", KERNELS), ("BLAS threads", THREADS), ("NumPy SIMD off", SIMD))
+GROUPS = (("BLAS kernels", KERNELS), ("BLAS threads", THREADS), ("NumPy SIMD off", SIMD),
+          ("the same command again", AGAIN))
 
 
 def classify(changes, environments):
@@ -590,6 +595,8 @@ def classify(changes, environments):
     unmeasured = [name for name in ENVIRONMENTS if name != "own" and name not in measured]
     if not moved:
         label = "bit for bit under every environment" + (" measured" if unmeasured else "")
+    elif moved & set(AGAIN):
+        label = "moves from one run to the next on this machine, so its other changes may be that too"
     elif not moved - set(SIMD):
         label = "bit for bit across BLAS kernels and thread counts, moves with NumPy's SIMD: bit for bit on one " \
                 "machine only"
@@ -706,7 +713,7 @@ def header(args):
              f"and string behind the figure (changes.csv lists them by quantity) is compared with own's run (this machine: OpenBLAS {', '.join(own['blas'])} "
              f"kernels, {', '.join(map(str, own['threads']))} threads by default and one per worker in "
              f"train_regressor.py and which_loss.py; NumPy SIMD {' '.join(own['simd']) or 'baseline only'}).", ""]
-    described = {"threads-1": "OPENBLAS_NUM_THREADS=1", "threads-2": "OPENBLAS_NUM_THREADS=2",
+    described = {"again": "none, own's command a second time", "threads-1": "OPENBLAS_NUM_THREADS=1", "threads-2": "OPENBLAS_NUM_THREADS=2",
                  "simd-off": "NPY_DISABLE_CPU_FEATURES (NumPy's baseline, no AVX2 or AVX-512 in the ufuncs)"}
     others = [f"{name}: {described.get(name, f'OPENBLAS_CORETYPE={name}')}" for name in args.environments
               if name != "own"]

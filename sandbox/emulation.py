@@ -5,8 +5,9 @@ Three things decide the last bits of a result besides the code:
 - OpenBLAS's kernels (every matrix product, the quasi-Newton updates, the networks), which
   it picks for the CPU it finds; ``OPENBLAS_CORETYPE`` makes it pick another core's;
 - OpenBLAS's threads (``OPENBLAS_NUM_THREADS``), which split the sums of a product;
-- NumPy's SIMD dispatch of the elementwise functions (exp, log, arctan, power, ...);
-  ``NPY_DISABLE_CPU_FEATURES`` switches it down to NumPy's baseline.
+- NumPy's SIMD dispatch of the elementwise functions (exp, log, arctan, power, ...) and
+  of its sort, which orders equal values otherwise; ``NPY_DISABLE_CPU_FEATURES``
+  switches it down to NumPy's baseline.
 
 Each must be set before NumPy is imported, so they are set on a child process, and a
 child process started with them reports what it got (`probe`). ``make test-portable``

@@ -84,8 +84,21 @@ def test_changes_under_simd_off_alone_make_a_figure_bit_for_bit_on_one_machine_o
     label = experiment.classify(changes, list(runs))
     assert label.startswith("bit for bit across BLAS kernels and thread counts, moves with NumPy's SIMD: bit for "
                             "bit on one machine only")
-    assert "not measured: threads-1, Sandybridge, Haswell, SkylakeX" in label
+    assert "not measured: again, threads-1, Sandybridge, Haswell, SkylakeX" in label
     assert "BLAS kernels: none" in experiment.how_much(changes)
+
+
+def test_a_figure_that_moves_when_run_again_is_said_to_move_from_run_to_run(tmp_path):
+    """Run-to-run noise (trust-krylov on L1) must not be read as moving with the thread count."""
+    for name in ("own", "again", "threads-2"):
+        (tmp_path / name).mkdir()
+    runs = dict(own=headline_rows(), again=headline_rows(final_iou="0.500000"),
+                **{"threads-2": headline_rows(final_iou="0.600000")})
+    changes = experiment.compare_figure(measured(tmp_path, **runs))
+    assert experiment.classify(changes, list(runs)).startswith(
+        "moves from one run to the next on this machine, so its other changes may be that too")
+    assert "the same command again (again): final_iou up to 0.5 (1 of 2)" in experiment.how_much(changes)
+    assert experiment.environment_variables("again") == {}
 
 
 def test_values_only_one_run_wrote_are_changes():
@@ -148,7 +161,7 @@ def test_the_optimisers_figure_runs_one_command_per_parameterisation_and_quick_o
 
 # Arguments.
 @pytest.mark.parametrize("arguments, words", [
-    (["--environments", "own", "prescot"], "unknown environment 'prescot'; valid: own, threads-1"),
+    (["--environments", "own", "prescot"], "unknown environment 'prescot'; valid: own, again, threads-1"),
     (["--environments", "Prescott"], "--environments must include own"),
     (["--environments", "own", "Haswell", "haswell"], "--environments names Haswell more than once"),
     (["--figures", "headlines"], "unknown figure 'headlines'; valid: figure1, headline"),
