@@ -7,7 +7,7 @@ Run from the repository root::
     python experiments/ablate.py experiments/sweeps/headline.toml --out results/headline --scheduler tcp://10.0.0.5:8786
     python experiments/ablate.py --report --out results/rates --x lr --y method --cells method=adam
 
-The sweep file is described in `sandbox.sweep`. Every cell runs in a worker process
+The sweep file is described in `sandbox.runs.sweep`. Every cell runs in a worker process
 (all cores by default) or on a Dask cluster; each finished cell is appended to
 ``DIR/results.csv``, one row per run, and its IoU histories to ``DIR/histories``.
 Running the same command again skips the finished cells, whatever stopped the
@@ -30,10 +30,11 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from sandbox import sweep as sweeps
-from sandbox.cli import add_workers, check_out, experiment_parser, run_sweep
-from sandbox.plotting import plot_heatmap, plot_metric
-from sandbox.results import atomic_write, read_csv
+from sandbox.runs import sweep as sweeps
+from sandbox.runs.store import load_histories
+from sandbox.runs.cli import add_workers, check_out, experiment_parser, run_sweep
+from sandbox.views.plotting import plot_heatmap, plot_metric
+from sandbox.runs.records import atomic_write, read_csv
 
 
 def parse_args(argv):
@@ -117,7 +118,7 @@ def report(args):
         ax.set_title(title)
         fig.colorbar(image, ax=ax, shrink=0.8)
     ax = axes[2]
-    histories = {cell: sweeps.load_histories(args.out, cell) for cell, _ in chosen}
+    histories = {cell: load_histories(args.out, cell) for cell, _ in chosen}
     if kind == "learning":  # column e is after e + 1 epochs: draw it at e + 1
         histories = {cell: np.pad(h, [(0, 0), (1, 0)], constant_values=np.nan) for cell, h in histories.items()}
     horizon = max((h.shape[1] for h in histories.values()), default=1)

@@ -18,9 +18,9 @@ import importlib.util
 from pathlib import Path
 
 import sandbox
-from sandbox.cli import check_out, experiment_parser, median_run, positive_int
-from sandbox.first_order import DEFAULT_LEARNING_RATES, step_decay
-from sandbox.results import provenance, write_csv, write_json
+from sandbox.runs.cli import check_out, experiment_parser, median_run, positive_int
+from sandbox.optim.rules import DEFAULT_LEARNING_RATES, step_decay
+from sandbox.runs.records import provenance, write_csv, write_json
 
 TARGET = [-1.0, -0.5, 1.0, 0.5]
 START = [1.5, -0.75, 2.5, 0.75]  # the headline's east start: 0.5 to the right of the target
@@ -82,7 +82,7 @@ def torchvision_run(maxiter):
         print(f"torchvision not importable ({type(error).__name__}): timing its GIoU loss as transcribed here")
         generalized_box_iou_loss = transcribed_torchvision_giou_loss
     target = torch.tensor([TARGET], dtype=torch.float64)
-    milestones = [round(m * maxiter) for m in (0.8, 0.9)]  # sandbox.first_order.step_decay's
+    milestones = [round(m * maxiter) for m in (0.8, 0.9)]  # sandbox.optim.rules.step_decay's
 
     def run():
         box = torch.tensor([START], dtype=torch.float64, requires_grad=True)

@@ -1,7 +1,7 @@
 """How fast the sandbox runs the DIoU simulation's update, against PyTorch and JAX when installed.
 
-For each loss it times the batched regression of `sandbox.batch.regress` (with the
-fused kernel of `sandbox.fused`, which every registry loss has, and with autograd
+For each loss it times the batched regression of `sandbox.optim.batch.regress` (with the
+fused kernel of `sandbox.losses.fused`, which every registry loss has, and with autograd
 op by op, printing the kernel's speed-up) on the protocol's cases, and, for IoU,
 GIoU, DIoU and CIoU when PyTorch or JAX
 happens to be importable (neither is a dependency), the same update written in
@@ -30,12 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
-from sandbox.batch import BLOCK, regress
-from sandbox.cli import add_workers, experiment_parser
-from sandbox.fused import FUSED_LOSSES, KINDS, kernel
+from sandbox.optim.batch import BLOCK, regress
+from sandbox.runs.cli import add_workers, experiment_parser
+from sandbox.losses.fused import FUSED_LOSSES, KINDS, kernel
 from sandbox.losses import canonical_loss
-from sandbox.results import provenance, write_csv, write_json
-from sandbox.simulation import diou_protocol
+from sandbox.runs.records import provenance, write_csv, write_json
+from sandbox.runs.simulation import diou_protocol
 
 ENGINES = ("sandbox", "sandbox-autograd", "torch", "jax")
 BASELINE_LOSSES = KINDS  # what `family_loss` writes in PyTorch and JAX

@@ -17,9 +17,10 @@ import tempfile
 from pathlib import Path
 
 import sandbox
-from sandbox import sweep as sweeps
-from sandbox.cli import add_workers, check_out, experiment_parser, median_run, positive_int
-from sandbox.results import provenance, read_csv, write_csv, write_json
+from sandbox.runs import sweep as sweeps
+from sandbox.runs.store import Store
+from sandbox.runs.cli import add_workers, check_out, experiment_parser, median_run, positive_int
+from sandbox.runs.records import provenance, read_csv, write_csv, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 COLUMNS = ["what", "one_at_a_time_s", "batched_s", "ratio", "runs"]
@@ -44,7 +45,7 @@ def parse_args(argv):
 
 def run_sweep(sweep, workers, batched):
     """Run every cell of `sweep` into a new temporary folder, as ablate.py does; return the rows, seconds aside."""
-    with tempfile.TemporaryDirectory() as folder, sweeps.Store(folder, sweep) as store:
+    with tempfile.TemporaryDirectory() as folder, Store(folder, sweep) as store:
         sweeps.run(sweep, store, workers=workers, batch=batched)
         return sorted(tuple(v for k, v in row.items() if k != "seconds")
                       for row in read_csv(Path(folder) / "results.csv"))

@@ -1,8 +1,8 @@
 """Training throughput (images/s) of the sandbox's box regressors, beside PyTorch eager when it is installed.
 
 For each --model (``mlp``, ``cnn``), the sandbox's training is timed as it runs in
-the experiments: `sandbox.training.train` whole (autograd, float64), on --images
-32 x 32 training images from `sandbox.synthetic.make_splits`, for --epochs epochs
+the experiments: `sandbox.learning.training.train` whole (autograd, float64), on --images
+32 x 32 training images from `sandbox.learning.synthetic.make_splits`, for --epochs epochs
 of minibatch Adam (rate 1e-3, cosine schedule) on the GIoU loss of `predict`'s
 boxes (``cxcywh`` outputs), averaged over minibatches of --batch-size. Its
 validation after each epoch is on a split of one image, so the time is the
@@ -39,12 +39,12 @@ from pathlib import Path
 
 import numpy as np
 
-from sandbox.cli import check_out, experiment_parser, median_run, positive_int
-from sandbox.first_order import get_schedule
-from sandbox.networks import MODELS, init_network
-from sandbox.results import provenance, write_csv, write_json
-from sandbox.synthetic import make_splits
-from sandbox.training import train
+from sandbox.runs.cli import check_out, experiment_parser, median_run, positive_int
+from sandbox.optim.rules import get_schedule
+from sandbox.learning.networks import MODELS, init_network
+from sandbox.runs.records import provenance, write_csv, write_json
+from sandbox.learning.synthetic import make_splits
+from sandbox.learning.training import train
 
 IMAGE_SIZE = 32
 LEARNING_RATE = 1e-3
@@ -140,7 +140,7 @@ def _count_convolutions(params):
 
 
 def torch_predict(params, images):
-    """`sandbox.networks.predict` with ``param='cxcywh'`` in PyTorch: (n, s, s) images -> (n, 4) xyxy pixels."""
+    """`sandbox.learning.networks.predict` with ``param='cxcywh'`` in PyTorch: (n, s, s) images -> (n, 4) xyxy pixels."""
     import torch
     import torch.nn.functional as F
     image_size = images.shape[-1]

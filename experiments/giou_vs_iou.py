@@ -5,7 +5,7 @@ boxes and U the area of their union (Rezatofighi et al., CVPR 2019, arXiv
 1902.09630). Since C >= U, GIoU <= IoU, with equality exactly where C = U; and
 for boxes apart IoU is 0 while GIoU = -(C - U) / C lies in (-1, 0], growing as
 the boxes approach. The script samples random (predicted, target) pairs with
-``sandbox.starts.random_box_pairs`` (targets centred at the origin, width and
+``sandbox.optim.starts.random_box_pairs`` (targets centred at the origin, width and
 height log-uniform in [0.5, 2]; a prediction's centre uniform in the square of
 half-side ``--spread`` target sizes around it, its width and height the target's
 times factors log-uniform in [0.25, 4]; with the default spread, half of the
@@ -36,10 +36,10 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import sandbox
-from sandbox.cli import check_out, experiment_parser, run_interruptible
-from sandbox.plotting import plot_enclosing_box, plot_giou_against_iou
-from sandbox.results import atomic_write, provenance, write_json
-from sandbox.starts import random_box_pairs
+from sandbox.runs.cli import check_out, experiment_parser, run_interruptible
+from sandbox.views.plotting import plot_enclosing_box, plot_giou_against_iou
+from sandbox.runs.records import atomic_write, provenance, write_json
+from sandbox.optim.starts import random_box_pairs
 
 DATA, CONFIG = "pairs.npz", "config.json"
 SCATTER, DIAGRAM = "giou_vs_iou.png", "enclosing_box.png"
@@ -135,7 +135,7 @@ def scatter_figure(saved, settings, facts, out):
     fig.suptitle(f"GIoU against IoU for {facts['pairs']:,} random pairs ({facts['overlapping']:,} overlapping, "
                  f"{facts['apart']:,} apart; seed {settings['seed']})\nGIoU ≤ IoU everywhere, equal exactly "
                  f"where C = U; while the boxes are apart, IoU is 0 and GIoU spreads below 0", fontsize=12)
-    fig.supxlabel(f"Pairs from sandbox.starts.random_box_pairs: target centred at 0, width and height "
+    fig.supxlabel(f"Pairs from sandbox.optim.starts.random_box_pairs: target centred at 0, width and height "
                   f"log-uniform in [0.5, 2];\npredicted centre uniform within ±{settings['spread']:g} "
                   f"target sizes of it, width and height the target's times factors log-uniform in [0.25, 4].",
                   fontsize=9, color="0.3", x=0.01, ha="left")

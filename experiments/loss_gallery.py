@@ -43,10 +43,10 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 import sandbox
-from sandbox.cli import check_out, experiment_parser
+from sandbox.runs.cli import check_out, experiment_parser
 from sandbox.losses import unchecked
-from sandbox.plotting import plot_target
-from sandbox.results import atomic_write, provenance, write_json
+from sandbox.views.plotting import plot_target
+from sandbox.runs.records import atomic_write, provenance, write_json
 
 FIGURE, DATA, CONFIG = "loss_gallery.png", "loss_gallery.npz", "config.json"
 # Light greys for the loss, so that arrows of every colour stand out on it; the arrows' map

@@ -4,18 +4,18 @@ Step 1 of the GIoU argument (Rezatofighi et al., CVPR 2019, arXiv 1902.09630).
 The script
 
 1. reproduces Figure 1: boxes found with the sandbox's optimiser (``sandbox.fit``
-   with Nelder-Mead and a callable loss, see ``sandbox.norms``) at the same L2 distance 8.41 on
+   with Nelder-Mead and a callable loss, see ``sandbox.views.norms``) at the same L2 distance 8.41 on
    (x1, y1, x2, y2) and the same L1 distance 9.07 on (xc, yc, w, h) with the
    paper's IoU and GIoU to two decimals;
 2. computes the IoU band: for each distance r on a grid, the smallest and largest
    IoU and GIoU over every box at exactly that L1 or L2 distance from the target,
    in both coordinate forms, for each --targets box, with a certified error
-   (``sandbox.norms.band_extreme``); r is given in units of the target's size
+   (``sandbox.views.norms.band_extreme``); r is given in units of the target's size
    sqrt(w h);
 3. shows scale: the same absolute L2 error on a small and a large target;
 4. measures how well each loss orders random pairs by IoU: Spearman's rank
    correlation between the loss and 1 - IoU over --pairs pairs from
-   ``sandbox.starts.random_box_pairs``, among the overlapping pairs and among all.
+   ``sandbox.optim.starts.random_box_pairs``, among the overlapping pairs and among all.
 
 It writes under --out:
 
@@ -43,10 +43,10 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 import sandbox
-from sandbox import norms
-from sandbox.cli import check_out, experiment_parser, run_interruptible
-from sandbox.results import atomic_write, provenance, read_csv, write_csv, write_json
-from sandbox.starts import random_box_pairs
+from sandbox.views import norms
+from sandbox.runs.cli import check_out, experiment_parser, run_interruptible
+from sandbox.runs.records import atomic_write, provenance, read_csv, write_csv, write_json
+from sandbox.optim.starts import random_box_pairs
 
 FIGURE1, BAND, SPEARMAN, CONFIG = "figure1.json", "band.npz", "spearman.csv", "config.json"
 FIGURES = ("figure1.png", "iou_band.png", "giou_band.png", "scale.png")
@@ -218,7 +218,7 @@ def band_figure(band, measure):
     gap = max(float(band[k].max()) for k in band if k.endswith("_gap") and f"_{measure}_" in k)
     fig.suptitle(f"The {name} band: every box at the same coordinate distance r has {name} between the dashed "
                  f"and the solid line\n(each line is attained by a box; the true extreme lies within {gap:.3f} "
-                 f"of it, certified by sandbox.norms.band_extreme)", fontsize=12)
+                 f"of it, certified by sandbox.views.norms.band_extreme)", fontsize=12)
     return fig
 
 

@@ -45,13 +45,13 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 import sandbox
-from sandbox.batch import BLOCK, regress
-from sandbox import cli
-from sandbox.cli import Progress, add_workers, check_out, experiment_parser, run_interruptible
-from sandbox.diou_reference import REPAIRS, authors_gradient
-from sandbox.fused import KINDS
-from sandbox.results import atomic_write, provenance, write_csv, write_json
-from sandbox.simulation import CASES_PER_POINT, diou_protocol
+from sandbox.optim.batch import BLOCK, regress
+from sandbox.runs import cli
+from sandbox.runs.cli import Progress, add_workers, check_out, experiment_parser, run_interruptible
+from sandbox.losses.diou_reference import REPAIRS, authors_gradient
+from sandbox.losses.fused import KINDS
+from sandbox.runs.records import atomic_write, provenance, write_csv, write_json
+from sandbox.runs.simulation import CASES_PER_POINT, diou_protocol
 
 SUMMARY = ["loss", "cases", "iterations", "error_first", "error_final", "mean_final_iou",
            "share_iou_above_0.5", "share_iou_above_0.9", "share_error_apart_at_start",
@@ -84,7 +84,7 @@ def parse_args(argv):
                         help="differentiate every loss with autograd op by op, without the fused kernels")
     parser.add_argument("--gradient", choices=["autograd", "authors"], default="autograd",
                         help="autograd's gradient (the sandbox's), or the DIoU authors' MATLAB gradients "
-                             "transcribed, for iou, giou, diou and ciou (sandbox.diou_reference)")
+                             "transcribed, for iou, giou, diou and ciou (sandbox.losses.diou_reference)")
     parser.add_argument("--repairs", nargs="*", default=[], choices=sorted(REPAIRS),
                         help="with --gradient authors: correct these slips of the MATLAB code, one by one")
     parser.add_argument("--keep", choices=["all", "summaries"], default="all",

@@ -86,11 +86,12 @@ from pathlib import Path
 
 import numpy as np
 
-from sandbox import emulation
-from sandbox.cli import check_out, experiment_parser, refuse_other_settings, run_interruptible
-from sandbox.names import canonical
-from sandbox.results import atomic_write, provenance, read_csv, write_csv, write_json
-from sandbox.sweep import SweepError, locked
+from sandbox.runs import emulation
+from sandbox.runs.cli import check_out, experiment_parser, refuse_other_settings, run_interruptible
+from sandbox.geometry.names import canonical
+from sandbox.runs.records import atomic_write, provenance, read_csv, write_csv, write_json
+from sandbox.runs.store import locked
+from sandbox.runs.sweep import SweepError
 
 ROOT = Path(__file__).resolve().parent.parent
 KERNELS = ("Prescott", "Sandybridge", "Haswell", "SkylakeX")
@@ -117,7 +118,7 @@ def environment_variables(name):
 
 
 def probe(name):
-    """What a process of environment `name` gets (`sandbox.emulation.probe`); ValueError if it fails."""
+    """What a process of environment `name` gets (`sandbox.runs.emulation.probe`); ValueError if it fails."""
     try:
         return emulation.probe(emulation.environment(environment_variables(name)))
     except RuntimeError as error:

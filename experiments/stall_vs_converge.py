@@ -2,7 +2,7 @@
 
 From the same starts around a target, at a gap in several directions, the script
 fits the predicted box with each loss and each method. It builds that grid as a
-sweep (`sandbox.sweep`: a cell per loss and method, the same starts in every cell)
+sweep (`sandbox.runs.sweep`: a cell per loss and method, the same starts in every cell)
 and runs it into --out, so it writes what any sweep writes:
 
 - ``results.csv``: one row per run (loss, method, start, final IoU, outcome, ...),
@@ -38,13 +38,14 @@ from matplotlib.figure import Figure
 from PIL import Image, ImageSequence
 
 import sandbox
-from sandbox import sweep as sweeps
-from sandbox.cli import add_workers, check_out, experiment_parser, run_sweep
-from sandbox.first_order import DEFAULT_LEARNING_RATES, get_schedule
-from sandbox.optimize import get_method
-from sandbox.parameterisations import get_parameterisation
-from sandbox.plotting import animate_trajectories, plot_heatmap, plot_metric, plot_target, plot_trajectory
-from sandbox.results import atomic_write
+from sandbox.runs import sweep as sweeps
+from sandbox.runs.store import finished, load_boxes, load_histories
+from sandbox.runs.cli import add_workers, check_out, experiment_parser, run_sweep
+from sandbox.optim.rules import DEFAULT_LEARNING_RATES, get_schedule
+from sandbox.optim.fitting import get_method
+from sandbox.geometry.parameterisations import get_parameterisation
+from sandbox.views.plotting import animate_trajectories, plot_heatmap, plot_metric, plot_target, plot_trajectory
+from sandbox.runs.records import atomic_write
 
 HOME = sandbox.HOME_IOU  # a run brings the box home when its final IoU reaches this
 FIGURE = "stall_vs_converge.png"
@@ -137,11 +138,11 @@ def saved_runs(out):
     A run's boxes have shape (steps, 4) and its IoU history (steps,). SweepError if
     some cell has not finished, so that nothing is drawn from part of a run.
     """
-    sweep, rows = sweeps.finished(out)
+    sweep, rows = finished(out)
     runs = []
     for cell, cell_rows in rows.items():
-        histories = sweeps.load_histories(out, cell, hold=False)
-        for row, boxes, ious in zip(cell_rows, sweeps.load_boxes(out, cell), histories):
+        histories = load_histories(out, cell, hold=False)
+        for row, boxes, ious in zip(cell_rows, load_boxes(out, cell), histories):
             steps = np.sum(~np.isnan(ious))
             runs.append((row, boxes[:steps], ious[:steps]))
     return sweep, runs

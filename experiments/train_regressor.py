@@ -1,13 +1,13 @@
 """Does the loss matter when a model learns? A small box regressor trained with each loss, fairly.
 
-Synthetic images (`sandbox.synthetic`: one rectangle on a noisy background, sizes
+Synthetic images (`sandbox.learning.synthetic`: one rectangle on a noisy background, sizes
 log-uniform from a few pixels to most of the image, aspect 1:4 to 4:1) and a small
-network in autograd (`sandbox.networks`) are trained with each loss, for each seed,
-at each learning rate of one shared grid (`sandbox.training.train`). Within a seed
+network in autograd (`sandbox.learning.networks`) are trained with each loss, for each seed,
+at each learning rate of one shared grid (`sandbox.learning.training.train`). Within a seed
 every loss starts from the same weights and sees the same minibatches. Each loss
 then gets the rate that does best on the validation split, averaged over the seeds
-(`sandbox.training.choose_rates`), and is reported on the test split at that rate.
-The grid is a learning sweep (`sandbox.sweep`, ``experiment = "learning"``: a cell
+(`sandbox.learning.training.choose_rates`), and is reported on the test split at that rate.
+The grid is a learning sweep (`sandbox.runs.sweep`, ``experiment = "learning"``: a cell
 per loss, rate and seed), so --out is a sweep's folder, and ``ablate.py`` runs the
 same grid from a sweep file (``experiments/sweeps/learning.toml``). Under --out:
 
@@ -43,11 +43,16 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import sandbox
-from sandbox import box_metrics, networks, sweep as sweeps, synthetic, training
-from sandbox.cli import add_workers, check_out, experiment_parser, run_sweep
-from sandbox.plotting import plot_accuracy_curves, plot_by_size, plot_prediction_gallery
-from sandbox.results import atomic_write, write_csv
-from sandbox.sweep import SweepError
+from sandbox.learning import metrics as box_metrics
+from sandbox.learning import networks
+from sandbox.runs import sweep as sweeps
+from sandbox.runs.store import finished
+from sandbox.learning import synthetic
+from sandbox.learning import training
+from sandbox.runs.cli import add_workers, check_out, experiment_parser, run_sweep
+from sandbox.views.plotting import plot_accuracy_curves, plot_by_size, plot_prediction_gallery
+from sandbox.runs.records import atomic_write, write_csv
+from sandbox.runs.sweep import SweepError
 
 DEFAULTS, QUICK = training.LEARNING_PRESETS["full"], training.LEARNING_PRESETS["quick"]
 
@@ -106,9 +111,9 @@ def resolve(args):
     args.losses = [sandbox.canonical_loss(loss) for loss in args.losses]
     if len(set(args.losses)) < len(args.losses):
         raise ValueError("--losses names a loss more than once")
-    args.model = sandbox.names.canonical(args.model, networks.MODELS, "model")
-    args.optimizer = sandbox.names.canonical(args.optimizer, training.OPTIMIZERS, "optimizer")
-    args.param = sandbox.parameterisations.get_parameterisation(args.param).name
+    args.model = sandbox.geometry.names.canonical(args.model, networks.MODELS, "model")
+    args.optimizer = sandbox.geometry.names.canonical(args.optimizer, training.OPTIMIZERS, "optimizer")
+    args.param = sandbox.geometry.parameterisations.get_parameterisation(args.param).name
     if not args.lrs or not all(lr > 0 and math.isfinite(lr) for lr in args.lrs):
         raise ValueError(f"--lrs must be one or more positive learning rates; got {args.lrs}")
     args.lrs = sorted(set(args.lrs))
@@ -130,7 +135,7 @@ def resolve(args):
 
 
 def make_sweep(args):
-    """The experiment as a learning sweep (`sandbox.sweep`): a cell per loss, rate and seed."""
+    """The experiment as a learning sweep (`sandbox.runs.sweep`): a cell per loss, rate and seed."""
     learning = {key: getattr(args, key) for key in training.LEARNING_DEFAULTS}
     return sweeps.resolve(dict(experiment="learning", learning=learning,
                                axes=dict(loss=args.losses, lr=args.lrs, seed=list(range(args.seeds)))), "arguments")
@@ -142,7 +147,7 @@ def load_runs(out):
     if some cell has not finished, so that nothing is drawn from part of a run."""
     if json.loads((out / "sweep.json").read_text()).get("experiment") != "learning":
         raise SweepError(f"{out} holds another kind of sweep, not a learning experiment")
-    sweep, rows = sweeps.finished(out)
+    sweep, rows = finished(out)
     config = dict(sweep["learning"], losses=sweep["axes"]["loss"], lrs=sweep["axes"]["lr"],
                   seeds=len(sweep["axes"]["seed"]))
     return config, [json.loads((out / "records" / f"{cell}.json").read_text()) for cell in rows]

@@ -1,6 +1,6 @@
 """Which loss should I trust? Every loss through three settings, one evidence table, ranks with ties.
 
-Each setting is a sweep (`sandbox.sweep`) in its own folder under --out, so it
+Each setting is a sweep (`sandbox.runs.sweep`) in its own folder under --out, so it
 resumes cell by cell, refuses other settings and a second runner, and runs on a
 Dask cluster with --scheduler:
 
@@ -19,10 +19,10 @@ Dask cluster with --scheduler:
 The rule is the same for every loss, and nothing is tuned per loss. Under --out, from
 the three folders alone (``--replot`` redraws them):
 
-- ``evidence.csv``: a row per loss x setting x measure (`sandbox.evidence.MEASURES`):
+- ``evidence.csv``: a row per loss x setting x measure (`sandbox.runs.evidence.MEASURES`):
   ``loss``, ``setting``, ``measure``, ``value``, ``spread`` (std over seeds; empty without seeds);
 - ``ranking.csv``: ``loss``, ``setting``, ``rank``, ``failed``, ``reason``: each setting
-  ranked by its headline measure (`sandbox.evidence.HEADLINES`), losses within the seeds'
+  ranked by its headline measure (`sandbox.runs.evidence.HEADLINES`), losses within the seeds'
   spread or the rounding sharing a rank, losses that fail outright said so, not ranked;
 - ``rates.csv``: the learning rate each loss was reported at, per setting and optimiser;
 - ``summary.txt``: for each setting, which differences are real; ``table.md``: every loss's
@@ -49,11 +49,14 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 import sandbox
-from sandbox import evidence, sweep as sweeps, training
-from sandbox.cli import add_workers, check_out, experiment_parser, refuse_other_settings, run_sweep
-from sandbox.plotting import plot_ranks
-from sandbox.results import atomic_write, provenance, write_csv, write_json
-from sandbox.sweep import SweepError
+from sandbox.runs import evidence
+from sandbox.runs import sweep as sweeps
+from sandbox.runs.store import finished
+from sandbox.learning import training
+from sandbox.runs.cli import add_workers, check_out, experiment_parser, refuse_other_settings, run_sweep
+from sandbox.views.plotting import plot_ranks
+from sandbox.runs.records import atomic_write, provenance, write_csv, write_json
+from sandbox.runs.sweep import SweepError
 
 PARTS = ("single_box", "simulation", "learning")
 DEFAULTS = dict(losses=list(sandbox.LOSSES), seeds=3, starts=16, lrs=[0.01, 0.03, 0.1, 0.3, 1.0], points=5000,
@@ -151,8 +154,8 @@ def run(args):
 
 # %% Tables and figure, from the saved sweeps only.
 def load(out):
-    """Each setting's rows in its sweep's order, once every setting has finished (`sandbox.sweep.finished`)."""
-    return {part: [row for rows in sweeps.finished(out / part)[1].values() for row in rows] for part in PARTS}
+    """Each setting's rows in its sweep's order, once every setting has finished (`sandbox.runs.store.finished`)."""
+    return {part: [row for rows in finished(out / part)[1].values() for row in rows] for part in PARTS}
 
 
 def tables(out, rows):

@@ -2,45 +2,55 @@
 
 Boxes are arrays of shape ``(..., 4)``, ``xyxy`` unless a function says otherwise.
 
-The names below are imported with the package; every submodule (``sandbox.batch``,
-``sandbox.plotting``, ``sandbox.sweep``, ...) is imported on first use, so that
-``import sandbox`` does not pay for matplotlib or ipywidgets.
+The names below are imported with the package. The sub-packages show the architecture, each
+importing only from those before it:
+
+- `sandbox.geometry`: boxes, the geometry of a pair, parameterisations, names;
+- `sandbox.losses`: the formulas, the spec language that names them, the fused kernels;
+- `sandbox.workers`: local worker processes and Dask, the one dispatcher;
+- `sandbox.optim`: update rules, the engine, `fit`, `fit_many`, `regress`, start boxes;
+- `sandbox.learning`: synthetic images, networks, training, box metrics;
+- `sandbox.runs`: sweeps and their store, the simulation, evidence, records, the CLI helpers;
+- `sandbox.views`: plots, animations, the loss explorer, the norms figures.
+
+Each is imported on first use (``sandbox.views.plotting``, say), so that ``import sandbox``
+does not pay for matplotlib, ipywidgets or Dask.
 """
 # The names re-exported at the top level; a new public name goes here and in __all__.
-from .boxes import (FORMATS, box_area, box_convert, check_boxes, enclosing_box,
-                    intersection_area, order_corners, union_area)
-from .first_order import SCHEDULES
-from .losses import LOSSES, canonical_loss, get_loss, giou, giou_loss, iou, iou_loss, l1_loss, l2_loss, register_loss
-from .optimize import GRADIENT_METHODS, HOME_IOU, METHODS, OUTCOMES, fit, fit_many
-from .parameterisations import PARAMETERISATIONS
-from .starts import non_overlapping_starts, overlapping_starts, random_non_overlapping_starts
+from sandbox._lazy import attach
+from sandbox.geometry.boxes import (
+                                    FORMATS,
+                                    box_area,
+                                    box_convert,
+                                    check_boxes,
+                                    enclosing_box,
+                                    intersection_area,
+                                    order_corners,
+                                    union_area,
+)
+from sandbox.geometry.parameterisations import PARAMETERISATIONS
+from sandbox.losses import (
+                                    LOSSES,
+                                    canonical_loss,
+                                    get_loss,
+                                    giou,
+                                    giou_loss,
+                                    iou,
+                                    iou_loss,
+                                    l1_loss,
+                                    l2_loss,
+                                    register_loss,
+)
+from sandbox.optim.batch import regress
+from sandbox.optim.fitting import GRADIENT_METHODS, HOME_IOU, METHODS, OUTCOMES, fit, fit_many
+from sandbox.optim.rules import SCHEDULES
+from sandbox.optim.starts import non_overlapping_starts, overlapping_starts, random_non_overlapping_starts
 
 __version__ = "0.7.0"  # the one place it is written: pyproject.toml reads it, CHANGELOG.md names it
 __all__ = ["FORMATS", "box_area", "box_convert", "check_boxes", "enclosing_box", "intersection_area",
-           "order_corners", "union_area", "SCHEDULES", "LOSSES", "canonical_loss", "get_loss", "register_loss", "giou", "giou_loss", "iou",
-           "iou_loss", "l1_loss", "l2_loss", "GRADIENT_METHODS", "HOME_IOU", "METHODS", "OUTCOMES", "fit", "fit_many",
-           "PARAMETERISATIONS", "non_overlapping_starts", "overlapping_starts",
-           "random_non_overlapping_starts"]
+           "order_corners", "union_area", "PARAMETERISATIONS", "LOSSES", "canonical_loss", "get_loss",
+           "register_loss", "giou", "giou_loss", "iou", "iou_loss", "l1_loss", "l2_loss", "regress",
+           "GRADIENT_METHODS", "HOME_IOU", "METHODS", "OUTCOMES", "fit", "fit_many", "SCHEDULES",
+           "non_overlapping_starts", "overlapping_starts", "random_non_overlapping_starts"]
 
-
-
-def _submodules():
-    """The names of the package's modules, as its folder holds them."""
-    import pkgutil
-    return {module.name for module in pkgutil.iter_modules(__path__)}
-
-
-def __getattr__(name):
-    # Called only for a name not bound yet (PEP 562). A submodule is imported on first
-    # use and then bound like any attribute, so this runs once per submodule.
-    import importlib
-    import sys
-    if name in _submodules():
-        return importlib.import_module(f"{__name__}.{name}")
-    # name and obj let the traceback suggest a close name, submodules included (__dir__)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}",
-                         name=name, obj=sys.modules[__name__])
-
-
-def __dir__():
-    return sorted(set(globals()) | _submodules())
+__getattr__, __dir__ = attach(__name__, __path__)

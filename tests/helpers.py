@@ -68,18 +68,18 @@ def generic_pairs(count=12, seed=0):
 
 
 def frozen(objective, x0):
-    """`objective` with every factor that sandbox.losses detaches held at its value at x0.
+    """`objective` with every factor that sandbox.losses.formulas detaches held at its value at x0.
 
     The difference quotients of this function are what autograd's gradient of
     `objective` at x0 must match: autograd treats the detached factors as constants.
     """
     values = []
-    with mock.patch.object(sandbox.losses, "detach", lambda v: values.append(getval(v)) or getval(v)):
+    with mock.patch.object(sandbox.losses.formulas, "detach", lambda v: values.append(getval(v)) or getval(v)):
         objective(x0)
 
     def objective_with_constants(x):
         stored = iter(values)
-        with mock.patch.object(sandbox.losses, "detach", lambda v: next(stored)):
+        with mock.patch.object(sandbox.losses.formulas, "detach", lambda v: next(stored)):
             return objective(x)
     return objective_with_constants
 

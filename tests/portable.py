@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from sandbox import emulation
+from sandbox.runs import emulation
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,7 +7,7 @@ from PIL import Image, ImageSequence
 
 from helpers import load_experiment
 from sandbox import fit, iou
-from sandbox.plotting import animate_trajectories
+from sandbox.views.plotting import animate_trajectories
 
 experiment = load_experiment("stall_vs_converge")
 TARGET = np.array([-1.0, -0.5, 1.0, 0.5])

@@ -6,11 +6,11 @@ from autograd import grad
 
 import sandbox
 from helpers import central_differences, frozen
-from sandbox.batch import BLOCK, regress
-from sandbox.boxes import Coordinates, rows
-from sandbox.fused import KINDS, fused_total, value_and_partials
+from sandbox.optim.batch import BLOCK, regress
+from sandbox.geometry.boxes import Coordinates, rows
+from sandbox.losses.fused import KINDS, fused_total, value_and_partials
 from sandbox.losses import unchecked
-from sandbox.simulation import CASES_PER_POINT, diou_protocol
+from sandbox.runs.simulation import CASES_PER_POINT, diou_protocol
 
 
 @pytest.fixture(scope="module")

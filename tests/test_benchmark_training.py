@@ -44,8 +44,8 @@ def test_bad_arguments_stop_before_any_run(tmp_path, capsys, arguments, words):
 def test_the_pytorch_network_computes_the_sandbox_networks_boxes_and_loss():
     torch = pytest.importorskip("torch")
     import sandbox
-    from sandbox.networks import init_network, predict
-    from sandbox.synthetic import make_dataset
+    from sandbox.learning.networks import init_network, predict
+    from sandbox.learning.synthetic import make_dataset
     data = make_dataset(16, seed=1)
     for model in ("mlp", "cnn"):
         params = init_network(model, 32, seed=2)

@@ -1,4 +1,4 @@
-"""sandbox.box_metrics against independent brute-force computations, and the figure helpers on it.
+"""sandbox.learning.metrics against independent brute-force computations, and the figure helpers on it.
 
 The references here share no code with the module: IoU from plain Python min/max over
 each pair (and, for boxes on a quarter-pixel grid, by counting grid cells), accuracy
@@ -11,7 +11,7 @@ import pytest
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
-from sandbox.box_metrics import (ACCURACY_KEYS, METRIC_COLUMNS, SIZE_CLASSES, THRESHOLDS,
+from sandbox.learning.metrics import (ACCURACY_KEYS, METRIC_COLUMNS, SIZE_CLASSES, THRESHOLDS,
                                  accuracy_curve, evaluate, size_bounds, size_class)
 
 # COCO's bounds (cocoeval areaRng) for its 640 x 480 images, so unscaled at that size.
@@ -198,7 +198,7 @@ def test_bad_input_is_refused_with_a_message(pred, true, image_size, message):
         evaluate(pred, true, image_size)
 
 
-# The figure helpers in sandbox.plotting ------------------------------------------------------
+# The figure helpers in sandbox.views.plotting ------------------------------------------------------
 LOSSES = ["l2", "l1", "iou", "giou"]
 
 
@@ -214,7 +214,7 @@ def outside(legend, ax):
 
 
 def test_accuracy_curves_draw_each_loss_with_a_clipped_band_and_the_legend_outside():
-    from sandbox.plotting import plot_accuracy_curves
+    from sandbox.views.plotting import plot_accuracy_curves
     fig = Figure(figsize=(7, 4), layout="constrained")
     ax = fig.subplots()
     curves = np.linspace(1, 0, 10)[None] * np.array([[1.0], [0.9], [0.6], [0.3]])
@@ -229,13 +229,13 @@ def test_accuracy_curves_draw_each_loss_with_a_clipped_band_and_the_legend_outsi
 
 
 def test_accuracy_curves_refuse_a_shape_that_does_not_fit_the_labels():
-    from sandbox.plotting import plot_accuracy_curves
+    from sandbox.views.plotting import plot_accuracy_curves
     with pytest.raises(ValueError, match=r"shape \(4, 10\)"):
         plot_accuracy_curves(Figure().subplots(), THRESHOLDS, np.zeros((3, 10)), LOSSES)
 
 
 def test_gallery_draws_the_true_and_every_finite_prediction_in_pixel_coordinates_with_one_legend():
-    from sandbox.plotting import plot_prediction_gallery
+    from sandbox.views.plotting import plot_prediction_gallery
     images = np.random.default_rng(0).uniform(size=(3, 20, 30))
     true = np.array([[2.0, 3, 3, 4.5], [5, 5, 9, 8], [0, 0, 30, 20]])  # size bounds 2 and 18 px^2
     predictions = {"l2": true + 1, "iou": true[:, [2, 3, 0, 1]], "giou": np.full((3, 4), np.nan)}
@@ -257,7 +257,7 @@ def test_gallery_draws_the_true_and_every_finite_prediction_in_pixel_coordinates
 
 
 def test_gallery_refuses_missing_predictions_and_mismatched_axes():
-    from sandbox.plotting import plot_prediction_gallery
+    from sandbox.views.plotting import plot_prediction_gallery
     images, true = np.zeros((2, 8, 8)), [[0, 0, 4, 4], [1, 1, 5, 5]]
     with pytest.raises(ValueError, match=r"no predictions for \['giou'\]"):
         plot_prediction_gallery(Figure().subplots(1, 2), images, true, {"l2": true}, labels=["giou"])
@@ -266,7 +266,7 @@ def test_gallery_refuses_missing_predictions_and_mismatched_axes():
 
 
 def test_by_size_bars_have_the_values_and_an_empty_class_says_so():
-    from sandbox.plotting import plot_by_size
+    from sandbox.views.plotting import plot_by_size
     fig = Figure(figsize=(7, 4), layout="constrained")
     ax = fig.subplots()
     values = np.array([[np.nan, 0.5, 0.7], [np.nan, 0.4, 0.9]])

@@ -7,11 +7,11 @@ import pytest
 from autograd import grad
 
 import sandbox
-from sandbox.batch import regress
-from sandbox.boxes import Coordinates, box_convert, rows
-from sandbox.diou_reference import ascent, authors_gradient
+from sandbox.optim.batch import regress
+from sandbox.geometry.boxes import Coordinates, box_convert, rows
+from sandbox.losses.diou_reference import ascent, authors_gradient
 from sandbox.losses import unchecked
-from sandbox.simulation import diou_protocol
+from sandbox.runs.simulation import diou_protocol
 
 DOUBLED = np.array([[1.0], [1.0], [2.0], [2.0]])  # to_xywh.m: dw = dr - dl, twice the chain rule
 

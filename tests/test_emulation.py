@@ -1,7 +1,7 @@
-"""sandbox.emulation: the variables of an emulated CPU take, and a variable that did not is named."""
+"""sandbox.runs.emulation: the variables of an emulated CPU take, and a variable that did not is named."""
 import pytest
 
-from sandbox import emulation
+from sandbox.runs import emulation
 
 
 @pytest.mark.slow

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 import sandbox
-from sandbox.engine import descend
-from sandbox.optimize import fit_many
+from sandbox.optim.engine import descend
+from sandbox.optim.fitting import fit_many
 
 TARGET = np.array([-1.0, -0.5, 1.0, 0.5])
 STARTS = np.array([
@@ -101,7 +101,7 @@ def test_fit_and_fit_many_are_the_engine_at_n_equals_one(method, options, loss):
     for i, start in enumerate(starts):
         alone = sandbox.fit(start, TARGET, loss=loss, method=method, maxiter=80, **options)
         engine = descend(start[None], TARGET, loss=loss, method=method, maxiter=80,
-                         **{"fused": False, "lr": sandbox.first_order.DEFAULT_LEARNING_RATES[method], **options})
+                         **{"fused": False, "lr": sandbox.optim.rules.DEFAULT_LEARNING_RATES[method], **options})
         steps = alone.nit + 1
         assert alone.nit == many.nit[i] == engine.nit[0] and alone.status == many.status[i] == engine.status[0]
         assert alone.outcome == many.outcome[i] and alone.message == many.message[i]

@@ -1,14 +1,14 @@
-"""The honest ranking of sandbox.evidence, on constructed inputs and on the README's learning table."""
+"""The honest ranking of sandbox.runs.evidence, on constructed inputs and on the README's learning table."""
 import math
 
 import numpy as np
 import pytest
 
-from sandbox.evidence import (APART, EVIDENCE_COLUMNS, HEADLINES, MEASURES, METHODS, OVERLAPPING, RANKING_COLUMNS,
+from sandbox.runs.evidence import (APART, EVIDENCE_COLUMNS, HEADLINES, MEASURES, METHODS, OVERLAPPING, RANKING_COLUMNS,
                               SETTING_MEASURES, evidence_rows, learning_evidence, rank_setting, rank_settings,
                               rank_with_ties, real_difference_pairs, real_differences, simulation_evidence,
                               simulation_resolution, single_box_evidence, summary, tie_tolerance, tied)
-from sandbox.sweep import SIMULATION_COLUMNS
+from sandbox.runs.sweep import SIMULATION_COLUMNS
 
 # README, "Does the loss matter when a model learns?": accuracy over IoU 0.50:0.95 on the test
 # images, mean ± std over 3 seeds, of the default learning experiment.
@@ -256,7 +256,7 @@ def test_simulation_and_learning_evidence_from_their_sweeps_rows():
 
 
 def simulation_row(loss, seed, share_apart_moved, mean_final_iou="0.500000"):
-    """A simulation cell's row as results.csv reads back: every `sandbox.sweep.SIMULATION_COLUMNS`, as text,
+    """A simulation cell's row as results.csv reads back: every `sandbox.runs.sweep.SIMULATION_COLUMNS`, as text,
     ten of its cases starting apart."""
     return dict(loss=loss, seed=str(seed), cases="1715000", error_initial="1000", error_final="100",
                 mean_final_iou=mean_final_iou,
@@ -287,8 +287,8 @@ def test_the_simulations_rounding_stays_within_the_resolution_it_is_ranked_with(
     # of every anchor, or autograd's gradient in place of the fused kernel, must move it by less, for
     # every loss (here on 6,860 cases, where the resolution is 3.6e-3)
     import sandbox
-    from sandbox.batch import regress
-    from sandbox.simulation import diou_protocol
+    from sandbox.optim.batch import regress
+    from sandbox.runs.simulation import diou_protocol
     assert HEADLINES["simulation"][0] == "mean_final_iou"
     protocol = diou_protocol(20, seed=1)
     resolution = simulation_resolution(len(protocol.anchors))

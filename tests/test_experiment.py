@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 
 from helpers import load_experiment
-from sandbox import fit, sweep as sweeps
+from sandbox import fit
+from sandbox.runs import sweep as sweeps
+from sandbox.runs.store import Store, load_boxes
 
 experiment = load_experiment("stall_vs_converge")
 
@@ -37,7 +39,7 @@ def test_headline_experiment_writes_its_files_and_shows_the_finding(tmp_path, ca
     starts, labels = sweeps.make_starts(sweep["starts"]["ring"], sweep["target"], seed=0)
     giou = [row for row in rows if row["loss"] == "giou"]
     assert [row["start"] for row in giou] == labels
-    for start, boxes in zip(starts, sweeps.load_boxes(tmp_path, giou[0]["cell"])):
+    for start, boxes in zip(starts, load_boxes(tmp_path, giou[0]["cell"])):
         again = fit(start, sweep["target"], loss="giou", method="gd")
         np.testing.assert_array_equal(boxes, again.boxes)  # every step kept, exactly as fit takes them
     printed = capsys.readouterr().out
@@ -118,7 +120,7 @@ def test_iou_weighting_scales_the_steps_as_fit_does(tmp_path):
     args, _ = experiment.parse_args(["--out", str(tmp_path / "other"), "--losses", "giou", "--starts", "2",
                                      "--maxiter", "30", "--iou-weighting"])
     starts, _ = experiment.make_starts(args)
-    boxes = sweeps.load_boxes(tmp_path, read_rows(tmp_path)[0]["cell"])
+    boxes = load_boxes(tmp_path, read_rows(tmp_path)[0]["cell"])
     for start, kept in zip(starts, boxes):
         weighted = fit(start, args.target, loss="giou", maxiter=30, iou_weighting=True)
         np.testing.assert_array_equal(kept, weighted.boxes)
@@ -135,7 +137,7 @@ def test_a_run_killed_part_way_then_rerun_gives_the_rows_and_figures_of_an_unint
                                                                                              monkeypatch):
     whole, broken = tmp_path / "whole", tmp_path / "broken"
     experiment.main(small(whole, "--workers", "1"))
-    append, calls = sweeps.Store.append, []
+    append, calls = Store.append, []
 
     def interrupted_append(store, *arguments):
         calls.append(1)
@@ -143,7 +145,7 @@ def test_a_run_killed_part_way_then_rerun_gives_the_rows_and_figures_of_an_unint
             raise KeyboardInterrupt
         append(store, *arguments)
 
-    monkeypatch.setattr(sweeps.Store, "append", interrupted_append)
+    monkeypatch.setattr(Store, "append", interrupted_append)
     with pytest.raises(SystemExit) as stopped:
         experiment.main(small(broken, "--workers", "1"))
     assert stopped.value.code == 130
@@ -153,7 +155,7 @@ def test_a_run_killed_part_way_then_rerun_gives_the_rows_and_figures_of_an_unint
     with pytest.raises(SystemExit):  # --replot draws nothing from part of a run
         experiment.main(["--out", str(broken), "--replot"])
     assert "holds 2 of the run's 12 cells; run the same command without --replot" in capsys.readouterr().err
-    monkeypatch.setattr(sweeps.Store, "append", append)
+    monkeypatch.setattr(Store, "append", append)
     with open(broken / "results.csv", "a") as file:  # and a row cut short, as kill -9 mid-write leaves
         file.write("giou,gd,xy")
     experiment.main(small(broken, "--workers", "2"))

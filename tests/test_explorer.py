@@ -20,9 +20,9 @@ from autograd import grad
 from PIL import Image
 
 import sandbox
-from sandbox.explorer import (LossExplorer, default_box, explorer_state, loss_explorer,
+from sandbox.views.explorer import (LossExplorer, default_box, explorer_state, loss_explorer,
                               plot_explorer_state, slider_ranges, static_figure, values_table_html)
-from sandbox.starts import random_box_pairs
+from sandbox.optim.starts import random_box_pairs
 
 from helpers import ROOT
 

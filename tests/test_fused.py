@@ -5,13 +5,13 @@ import pytest
 from autograd import grad
 
 import sandbox
-import sandbox.engine
+import sandbox.optim.engine
 from helpers import central_differences, frozen
-from sandbox.batch import regress
-from sandbox.boxes import Coordinates, rows
-from sandbox.fused import FUSED_LOSSES, fused_total, kernel, value_and_partials
+from sandbox.optim.batch import regress
+from sandbox.geometry.boxes import Coordinates, rows
+from sandbox.losses.fused import FUSED_LOSSES, fused_total, kernel, value_and_partials
 from sandbox.losses import canonical_loss, get_loss, unchecked
-from sandbox.simulation import diou_protocol
+from sandbox.runs.simulation import diou_protocol
 
 # The hand-derived gradients against autograd's and central differences: `make test-portable` runs
 # them under every emulated CPU, where a wrong sign in a head must still fail them.
@@ -106,7 +106,7 @@ def test_the_engine_runs_the_kernel_and_agrees_with_autograd(spec, monkeypatch):
     def spy(loss):
         used.append(loss)
         return fused_total(loss)
-    monkeypatch.setattr(sandbox.engine, "fused_total", spy)
+    monkeypatch.setattr(sandbox.optim.engine, "fused_total", spy)
     fused = regress(protocol.anchors, protocol.targets, loss=spec, iterations=60, workers=1)
     assert used == [canonical_loss(spec)]
     generic = regress(protocol.anchors, protocol.targets, loss=spec, iterations=60, fused=False, workers=1)

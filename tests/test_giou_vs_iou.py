@@ -12,8 +12,8 @@ from matplotlib.patches import PathPatch
 
 import sandbox
 from helpers import load_experiment, positive_boxes
-from sandbox.plotting import plot_enclosing_box, plot_giou_against_iou
-from sandbox.starts import random_box_pairs
+from sandbox.views.plotting import plot_enclosing_box, plot_giou_against_iou
+from sandbox.optim.starts import random_box_pairs
 
 experiment = load_experiment("giou_vs_iou")
 ROUNDING = 1e-12  # GIoU - IoU where C = U is a few units of 1e-16, from computing C and U apart

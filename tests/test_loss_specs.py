@@ -12,8 +12,9 @@ from autograd import grad
 
 import sandbox
 from helpers import ROOT, load_experiment
-from sandbox import fit, sweep as sweeps
-from sandbox.batch import regress
+from sandbox import fit
+from sandbox.runs import sweep as sweeps
+from sandbox.optim.batch import regress
 from sandbox.losses import REGISTERED, canonical_loss, get_loss, register_loss, travelling
 
 TARGET = np.array([-1.0, -0.5, 1.0, 0.5])
@@ -129,7 +130,7 @@ def test_register_loss_names_a_function_everywhere_in_any_case(registry, user_mo
 
 
 def test_a_loss_that_cannot_reach_the_workers_is_refused_before_any_work(registry, monkeypatch):
-    from sandbox import engine
+    from sandbox.optim import engine
     monkeypatch.setattr(engine, "_descend_chunk", lambda task: pytest.fail("a chunk ran"))
     preds = np.tile(START, (20_000, 1))
     with pytest.raises(ValueError) as error:
@@ -153,7 +154,7 @@ import sys
 import numpy as np
 
 import sandbox
-from sandbox.batch import regress
+from sandbox.optim.batch import regress
 
 
 def notebook_loss(pred, target):
@@ -232,7 +233,7 @@ def test_a_sweep_of_module_losses_runs_on_a_dask_cluster_and_a_cluster_that_cann
         ablate.main([str(tmp_path / "sweep.toml"), "--out", str(tmp_path / "dask"), "--scheduler",
                      cluster.scheduler_address])
     rows = {name: sorted(tuple(v for k, v in row.items() if k != "seconds")
-                         for row in sandbox.results.read_csv(tmp_path / name / "results.csv"))
+                         for row in sandbox.runs.records.read_csv(tmp_path / name / "results.csv"))
             for name in ("local", "dask")}
     assert rows["local"] == rows["dask"] and len(rows["local"]) == 2 * 2 * 3
     folder = os.path.dirname(user_module.__file__)
@@ -247,7 +248,7 @@ def test_a_sweep_of_module_losses_runs_on_a_dask_cluster_and_a_cluster_that_cann
                          cluster.scheduler_address])
     error = capsys.readouterr().err
     assert f"cannot import module '{MODULE}'" in error and "PYTHONPATH" in error
-    assert sandbox.results.read_csv(tmp_path / "refused" / "results.csv") == []
+    assert sandbox.runs.records.read_csv(tmp_path / "refused" / "results.csv") == []
 
 
 @pytest.mark.slow
@@ -256,23 +257,23 @@ def test_every_command_line_that_takes_losses_takes_a_module_function_and_a_weig
     stall = load_experiment("stall_vs_converge")
     stall.main(["--out", str(tmp_path / "stall"), "--losses", *losses, "--starts", "2", "--maxiter", "20",
                 "--workers", "1"])
-    assert {row["loss"] for row in sandbox.results.read_csv(tmp_path / "stall" / "results.csv")} == set(losses)
+    assert {row["loss"] for row in sandbox.runs.records.read_csv(tmp_path / "stall" / "results.csv")} == set(losses)
     gallery = load_experiment("loss_gallery")
     gallery.main(["--out", str(tmp_path / "gallery"), "--losses", *losses, "--resolution", "21"])
     assert (tmp_path / "gallery" / "loss_gallery.png").exists()
     norms = load_experiment("norms_vs_iou")
     norms.main(["--out", str(tmp_path / "norms"), "--targets", "0", "0", "2", "1", "--radii", "2",
                 "--max-radius", "0.6", "--pairs", "300", "--losses", *losses])
-    assert [row["loss"] for row in sandbox.results.read_csv(tmp_path / "norms" / "spearman.csv")] == losses
+    assert [row["loss"] for row in sandbox.runs.records.read_csv(tmp_path / "norms" / "spearman.csv")] == losses
     simulation = load_experiment("regression_simulation")
     simulation.main(["--out", str(tmp_path / "simulation"), "--points", "3", "--iterations", "5",
                      "--losses", *losses, "--workers", "2", "--chunk-size", "1024"])
-    summary = sandbox.results.read_csv(tmp_path / "simulation" / "summary.csv")
+    summary = sandbox.runs.records.read_csv(tmp_path / "simulation" / "summary.csv")
     assert [row["loss"] for row in summary] == losses
     benchmark = load_experiment("benchmark_simulation")
     benchmark.main(["--out", str(tmp_path / "benchmark"), "--losses", *losses, "--points", "3", "--iterations", "5",
                     "--repeats", "1", "--engines", "sandbox", "sandbox-autograd", "--workers", "1"])
-    timed = sandbox.results.read_csv(tmp_path / "benchmark" / "benchmark.csv")
+    timed = sandbox.runs.records.read_csv(tmp_path / "benchmark" / "benchmark.csv")
     assert [(row["loss"], row["engine"]) for row in timed] == [(loss, "sandbox-autograd") for loss in losses]
 
 
@@ -296,12 +297,12 @@ def test_the_readme_example_runs_as_written_and_gives_its_numbers(tmp_path):
         assert done.returncode == 0, (command, done.stderr)
         printed.append(done.stdout)
     assert printed[0].strip() == "max_iterations 0.9949"  # as the README says
-    summary = {row["loss"]: row for row in sandbox.results.read_csv(tmp_path / "results" / "my_simulation" /
+    summary = {row["loss"]: row for row in sandbox.runs.records.read_csv(tmp_path / "results" / "my_simulation" /
                                                                      "summary.csv")}
     assert [round(float(summary[loss]["error_final"])) for loss in summary] == [295, 102, 9034]
     assert float(summary["my_losses:giou_centre:weight=0.5"]["share_iou_above_0.9"]) == 1.0
     assert round(float(summary["5*l1+2*giou"]["mean_final_iou"]), 2) == 0.91
-    rows = sandbox.results.read_csv(tmp_path / "results" / "my_sweep" / "results.csv")
+    rows = sandbox.runs.records.read_csv(tmp_path / "results" / "my_sweep" / "results.csv")
     converged = {(m, loss): sum(r["converged"] == "True" for r in rows if r["method"] == m and r["loss"] == loss)
                  for m in ("gd", "adam") for loss in ("giou", "my_losses:giou_centre:weight=0.5", "5*l1+2*giou")}
     assert converged == {("gd", "giou"): 8, ("gd", "my_losses:giou_centre:weight=0.5"): 8, ("gd", "5*l1+2*giou"): 2,

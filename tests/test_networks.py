@@ -6,10 +6,10 @@ from autograd.misc import flatten
 from autograd.test_util import check_grads
 
 from sandbox import giou_loss, iou, iou_loss, l1_loss
-from sandbox.networks import (MODELS, convolve, init_network, mean_pool, neighbourhoods, parameter_count,
+from sandbox.learning.networks import (MODELS, convolve, init_network, mean_pool, neighbourhoods, parameter_count,
                               predict)
-from sandbox.parameterisations import PARAMETERISATIONS
-from sandbox.synthetic import make_dataset
+from sandbox.geometry.parameterisations import PARAMETERISATIONS
+from sandbox.learning.synthetic import make_dataset
 
 # The networks' forward passes and gradients run through BLAS (matmul, tensordot): `make
 # test-portable` runs this file under every emulated CPU.

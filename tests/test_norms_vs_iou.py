@@ -7,13 +7,13 @@ import pytest
 
 import sandbox
 from helpers import load_experiment
-from sandbox import norms
+from sandbox.views import norms
 
 experiment = load_experiment("norms_vs_iou")
 
 
 def distance(boxes, target, norm, coords):
-    """The coordinate distance written out afresh, for checking sandbox.norms."""
+    """The coordinate distance written out afresh, for checking sandbox.views.norms."""
     difference = sandbox.box_convert(np.asarray(boxes, float), "xyxy", coords) - sandbox.box_convert(
         np.asarray(target, float), "xyxy", coords)
     return np.linalg.norm(difference, ord=2 if norm == "l2" else 1, axis=-1)
@@ -151,7 +151,7 @@ def test_the_lipschitz_constant_bounds_the_change_between_random_nearby_boxes(me
 
 
 def test_rank_correlations_rank_the_iou_loss_perfectly_among_overlapping_pairs_and_flag_constants():
-    pred, target = sandbox.starts.random_box_pairs(2000, seed=1)
+    pred, target = sandbox.optim.starts.random_box_pairs(2000, seed=1)
     rows = {row["loss"]: row for row in norms.rank_correlations(pred, target)}
     assert set(rows) == set(sandbox.LOSSES)
     assert rows["iou"]["spearman_overlapping"] == pytest.approx(1.0)
@@ -208,7 +208,7 @@ def test_an_out_that_is_a_file_is_refused(tmp_path, capsys):
 
 
 def test_the_band_searchs_plain_numpy_measures_are_sandbox_iou_and_giou():
-    pred, target = sandbox.starts.random_box_pairs(2000, seed=3)
+    pred, target = sandbox.optim.starts.random_box_pairs(2000, seed=3)
     for measure, function in [("iou", sandbox.iou), ("giou", sandbox.giou)]:
         np.testing.assert_allclose(norms.measure_values(pred, target[0], measure), function(pred, target[0]),
                                    rtol=0, atol=1e-15)

@@ -4,8 +4,8 @@ from autograd import grad
 
 from helpers import ROOT, load_experiment
 from sandbox import GRADIENT_METHODS, LOSSES, METHODS, OUTCOMES, PARAMETERISATIONS, fit, iou
-from sandbox.first_order import cosine_decay, step_decay
-from sandbox.line_search import bfgs_second_direction, edge_crossings, loss_along_line
+from sandbox.optim.rules import cosine_decay, step_decay
+from sandbox.optim.line_search import bfgs_second_direction, edge_crossings, loss_along_line
 
 # The optimisers' claims: scipy's methods run their updates through BLAS, the first-order rules
 # through NumPy's elementwise kernels, so `make test-portable` runs this file under every emulated
@@ -134,7 +134,7 @@ def test_a_callback_stop_is_read_from_the_methods_own_status_code(method, status
 
 
 def test_every_method_has_its_status_codes_classified():
-    from sandbox.optimize import _STATUS_OUTCOMES
+    from sandbox.optim.fitting import _STATUS_OUTCOMES
     assert set(_STATUS_OUTCOMES) == set(METHODS)
     for method, outcomes in _STATUS_OUTCOMES.items():
         assert set(outcomes.values()) <= {*OUTCOMES, None}, method

@@ -10,7 +10,7 @@ import pytest
 
 import sandbox
 from helpers import ROOT
-from sandbox.sweep import tomllib  # tomli before Python 3.11
+from sandbox.runs.sweep import tomllib  # tomli before Python 3.11
 
 README = (ROOT / "README.md").read_text()
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -76,12 +76,12 @@ import json, sys
 import sandbox
 heavy = [name for name in {HEAVY!r} if name in sys.modules]
 listed = dir(sandbox)
-lazy = sandbox.plotting.__name__, sandbox.sweep.__name__, sandbox.batch.regress.__name__
+lazy = sandbox.views.plotting.__name__, sandbox.runs.sweep.__name__, sandbox.optim.batch.regress.__name__
 every = {{name: getattr(sandbox, name).__name__ for name in {MODULES!r}}}
 print(json.dumps(dict(heavy=heavy, listed=listed, lazy=lazy, every=every)))
 """)
     assert seen["heavy"] == [], f"import sandbox imported {seen['heavy']}"
-    assert seen["lazy"] == ["sandbox.plotting", "sandbox.sweep", "regress"]
+    assert seen["lazy"] == ["sandbox.views.plotting", "sandbox.runs.sweep", "regress"]
     assert seen["every"] == {name: f"sandbox.{name}" for name in MODULES}
     assert set(MODULES) <= set(seen["listed"])
     assert {"LOSSES", "fit", "__version__"} <= set(seen["listed"])

@@ -3,7 +3,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from sandbox import fit
-from sandbox.plotting import plot_metric, plot_trajectory
+from sandbox.views.plotting import plot_metric, plot_trajectory
 
 TARGET = [0.0, 0.0, 2.0, 1.0]
 

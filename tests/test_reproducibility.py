@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from helpers import load_experiment
-from sandbox import emulation
-from sandbox.evidence import EVIDENCE_COLUMNS, RANKING_COLUMNS
-from sandbox.results import read_csv, write_csv
-from sandbox.sweep import RESULT_COLUMNS
+from sandbox.runs import emulation
+from sandbox.runs.evidence import EVIDENCE_COLUMNS, RANKING_COLUMNS
+from sandbox.runs.records import read_csv, write_csv
+from sandbox.runs.sweep import RESULT_COLUMNS
 
 experiment = load_experiment("reproducibility")
 

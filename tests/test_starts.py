@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from sandbox import iou, non_overlapping_starts, overlapping_starts, random_non_overlapping_starts
-from sandbox.boxes import box_convert
-from sandbox.starts import direction_name
+from sandbox.geometry.boxes import box_convert
+from sandbox.optim.starts import direction_name
 
 TARGET = np.array([-1.0, -0.5, 1.0, 0.5])
 

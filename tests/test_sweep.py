@@ -11,7 +11,8 @@ import time
 import pytest
 
 from helpers import ROOT, load_experiment
-from sandbox import sweep as sweeps
+from sandbox.runs import sweep as sweeps
+from sandbox.runs.store import Store, load_boxes
 
 ablate = load_experiment("ablate")
 RING = {"ring": {"kind": "non_overlapping", "gap": 0.5, "directions": 4}}
@@ -74,16 +75,16 @@ def test_a_sweep_keeps_boxes_only_when_asked_and_weights_steps_by_2_minus_iou_wh
            "axes": {"method": ["gd", "BFGS"], "maxiter": [20]}}
     for options in ({}, {"record_boxes": True}, {"record_boxes": True, "iou_weighting": True}):
         sweep, out = sweeps.resolve(dict(raw, **options)), tmp_path / str(len(options))
-        with sweeps.Store(out, sweep) as store:
+        with Store(out, sweep) as store:
             sweeps.run(sweep, store)
         for cell in sweeps.cells(sweep):
             if not options:
                 with pytest.raises(FileNotFoundError, match="record_boxes = true"):
-                    sweeps.load_boxes(out, sweeps.cell_id(cell))
+                    load_boxes(out, sweeps.cell_id(cell))
                 continue
             first_order = {"iou_weighting": sweep["iou_weighting"]} if cell["method"] == "gd" else {}
             alone = fit([2.0, 2.0, 3.0, 3.5], sweep["target"], method=cell["method"], maxiter=20, **first_order)
-            kept = sweeps.load_boxes(out, sweeps.cell_id(cell))
+            kept = load_boxes(out, sweeps.cell_id(cell))
             assert kept.shape == (1, len(alone.boxes), 4) and (kept[0] == alone.boxes).all()
     assert not (tmp_path / "0" / "boxes").exists()
 
@@ -224,11 +225,11 @@ def test_kill_9_mid_sweep_then_rerun_gives_exactly_the_uninterrupted_rows(uninte
 def test_a_half_written_row_or_cell_is_dropped_and_run_again(uninterrupted, tmp_path):
     out = tmp_path / "out"
     sweep = sweeps.load(uninterrupted / "sweep.toml")
-    store = sweeps.Store(out, sweep)
+    store = Store(out, sweep)
     lines = (uninterrupted / "out" / "results.csv").read_text().split("\n")
     # two whole cells, one cell with a row missing, and a row cut in the middle
     (out / "results.csv").write_text("\n".join(lines[:7] + lines[8:9]) + "\n" + lines[9][:20])
-    store = sweeps.Store(out, sweep)
+    store = Store(out, sweep)
     assert len(store.finished) == 2
     assert (out / "results.csv").read_text().count("\n") == 1 + 6
     sweeps.run(sweep, store)
@@ -423,7 +424,7 @@ def test_every_example_sweep_is_valid():
 
 def test_the_readme_example_sweep_is_valid():
     import re
-    from sandbox.sweep import tomllib  # tomli before Python 3.11
+    from sandbox.runs.sweep import tomllib  # tomli before Python 3.11
     block = re.search(r"```toml\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
     cells = sweeps.cells(sweeps.resolve(tomllib.loads(block), "README"))
     assert len(cells) == 60  # 3 tied method/lr x 3 losses x 2 params x 2 starts x 2 seeds, minus l1 with log
@@ -464,8 +465,8 @@ SIMULATION = textwrap.dedent("""\
 
 
 def test_a_simulation_cell_gives_what_the_simulation_gives_run_directly(tmp_path, capsys):
-    from sandbox.batch import regress
-    from sandbox.simulation import diou_protocol
+    from sandbox.optim.batch import regress
+    from sandbox.runs.simulation import diou_protocol
     (tmp_path / "sim.toml").write_text(SIMULATION)
     ablate.main([str(tmp_path / "sim.toml"), "--out", str(tmp_path / "out"), "--workers", "1"])
     rows = {row["loss"]: row for row in csv.DictReader(open(tmp_path / "out" / "results.csv"))}

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from sandbox.synthetic import Dataset, _children, box_coverage, make_dataset, make_splits
+from sandbox.learning.synthetic import Dataset, _children, box_coverage, make_dataset, make_splits
 
 
 def sizes_and_aspects(boxes):

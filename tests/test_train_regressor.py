@@ -6,9 +6,12 @@ from autograd import grad
 from autograd.misc import flatten
 
 from helpers import adam_by_hand, load_experiment
-from sandbox import get_loss, sweep as sweeps, synthetic, training
-from sandbox.networks import init_network, predict
-from sandbox.results import read_csv
+from sandbox import get_loss
+from sandbox.learning import synthetic, training
+from sandbox.runs import sweep as sweeps
+from sandbox.runs.store import Store
+from sandbox.learning.networks import init_network, predict
+from sandbox.runs.records import read_csv
 
 experiment = load_experiment("train_regressor")
 
@@ -143,7 +146,7 @@ SMALL = ["--losses", "l2", "giou", "--seeds", "2", "--epochs", "2", "--lrs", "1e
 @pytest.mark.slow
 def test_a_run_killed_part_way_resumes_to_identical_rows(tmp_path, monkeypatch, capsys):
     experiment.main(["--out", str(tmp_path / "whole"), *SMALL, "--workers", "1"])
-    append, calls = sweeps.Store.append, []
+    append, calls = Store.append, []
 
     def interrupted(store, *arguments):
         calls.append(1)
@@ -151,7 +154,7 @@ def test_a_run_killed_part_way_resumes_to_identical_rows(tmp_path, monkeypatch, 
             raise KeyboardInterrupt
         append(store, *arguments)
 
-    monkeypatch.setattr(sweeps.Store, "append", interrupted)
+    monkeypatch.setattr(Store, "append", interrupted)
     with pytest.raises(SystemExit) as stopped:
         experiment.main(["--out", str(tmp_path / "broken"), *SMALL, "--workers", "1"])
     assert stopped.value.code == 130 and len(read_csv(tmp_path / "broken" / "results.csv")) == 2
@@ -159,7 +162,7 @@ def test_a_run_killed_part_way_resumes_to_identical_rows(tmp_path, monkeypatch, 
     with pytest.raises(SystemExit):
         experiment.main(["--out", str(tmp_path / "broken"), "--replot"])
     assert "holds 2 of the run's 8 cells" in capsys.readouterr().err
-    monkeypatch.setattr(sweeps.Store, "append", append)
+    monkeypatch.setattr(Store, "append", append)
     experiment.main(["--out", str(tmp_path / "broken"), *SMALL, "--workers", "2"])
     for name in ("results.csv", "epochs.csv", "summary.csv"):
         whole, broken = read_csv(tmp_path / "whole" / name), read_csv(tmp_path / "broken" / name)

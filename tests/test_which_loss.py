@@ -7,8 +7,9 @@ import shutil
 import pytest
 
 from helpers import load_experiment
-from sandbox import evidence, training
-from sandbox.results import read_csv
+from sandbox.runs import evidence
+from sandbox.learning import training
+from sandbox.runs.records import read_csv
 
 experiment = load_experiment("which_loss")
 

@@ -8,8 +8,8 @@ from collections import namedtuple
 
 import autograd.numpy as np
 
-from .boxes import FORMATS, box_convert, check_boxes, order_corners, restack, unstack
-from .names import canonical
+from sandbox.geometry.boxes import FORMATS, box_convert, check_boxes, order_corners, restack, unstack
+from sandbox.geometry.names import canonical
 
 Parameterisation = namedtuple("Parameterisation", "name to_box from_box")
 

@@ -5,8 +5,8 @@ boxes for the same arguments.
 """
 import numpy as np
 
-from .boxes import box_convert, check_boxes
-from .losses import iou
+from sandbox.geometry.boxes import box_convert, check_boxes
+from sandbox.losses.formulas import iou
 
 COMPASS = {0: "E", 45: "NE", 90: "N", 135: "NW", 180: "W", 225: "SW", 270: "S", 315: "SE"}
 

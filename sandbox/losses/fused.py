@@ -10,7 +10,7 @@ gradient times these partials). The rest of the graph (the parameterisation, the
 sum) stays autograd's.
 
 One mechanism serves every loss. `Geometry` computes what the losses measure
-about a box pair (`sandbox.pair.Pair`'s quantities, in its order, so the values
+about a box pair (`sandbox.geometry.pair.Pair`'s quantities, in its order, so the values
 agree to the last bit) and collects the gradient reaching each of them; a loss
 is a *head*, ``head(geometry, g, **params) -> value``, that reads the quantities
 it needs and hands each the upstream gradient `g` times its partial derivative;
@@ -37,8 +37,9 @@ import numpy as np
 from autograd.extend import defvjp, primitive
 from autograd.tracer import getval
 
-from .boxes import unstack
-from .losses import IOU_BASED, LOSSES, VARIANTS, get_loss, unchecked
+from sandbox.geometry.boxes import unstack
+from sandbox.losses.formulas import IOU_BASED, LOSSES, VARIANTS, unchecked
+from sandbox.losses.spec import get_loss
 
 KINDS = ("iou", "giou", "diou", "ciou")
 """The four losses the DIoU paper's simulation compares (and the authors' code has gradients for)."""
@@ -105,7 +106,7 @@ def _sign(x):
 
 
 def _power(base, exponent):
-    """`sandbox.pair.safe_power` and its derivative: 0 at base 0 for exponent < 1."""
+    """`sandbox.geometry.pair.safe_power` and its derivative: 0 at base 0 for exponent < 1."""
     if exponent >= 1:
         return base ** exponent, exponent * base ** (exponent - 1)
     positive = base > 0
@@ -115,7 +116,7 @@ def _power(base, exponent):
 
 
 class Geometry:
-    """A predicted and a target box, as `sandbox.pair.Pair` reads them, with a reverse pass.
+    """A predicted and a target box, as `sandbox.geometry.pair.Pair` reads them, with a reverse pass.
 
     `pred` is four arrays (a, b, c, d), possibly inverted; `target` is
     `TargetTerms`. Quantities are computed on first use. A head adds the gradient
@@ -130,7 +131,7 @@ class Geometry:
         self.pred, self.t = pred, target
         a, b, c, d = pred
         t = target
-        # Forward, in the order of sandbox.pair.Pair, so the values agree to the last bit.
+        # Forward, in the order of sandbox.geometry.pair.Pair, so the values agree to the last bit.
         self.x1, self.x2, self.y1, self.y2 = np.minimum(a, c), np.maximum(a, c), np.minimum(b, d), np.maximum(b, d)
         self.w, self.h = self.x2 - self.x1, self.y2 - self.y1
         self.iw_raw = np.minimum(self.x2, t.x2) - np.maximum(self.x1, t.x1)
@@ -344,7 +345,7 @@ def _focal_eiou_head(G, g, gamma=0.5, weight_gradient=False):
 
 
 def _shape_cost_head(G, g, theta, weight_w=1.0, weight_h=1.0):
-    """SIoU's Omega, as `sandbox.losses._shape_cost`."""
+    """SIoU's Omega, as `sandbox.losses.formulas._shape_cost`."""
     value = 0.0
     for size, target_size, weight in (("w", G.t.w, weight_w), ("h", G.t.h, weight_h)):
         s = getattr(G, size)
@@ -487,7 +488,7 @@ def _variant_head(kind, base):
 
 
 def _coordinates(G, coords):
-    """The four differences of `sandbox.losses._coordinate_differences` and their partials'
+    """The four differences of `sandbox.losses.formulas._coordinate_differences` and their partials'
     routing: rows of (pred - target difference, {corner: d difference / d corner})."""
     t = G.t
     if coords == "xyxy":

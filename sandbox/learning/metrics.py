@@ -27,8 +27,8 @@ lists every key in order, for CSV headers.
 """
 import numpy as np
 
-from .boxes import box_area, check_boxes, order_corners
-from .losses import iou
+from sandbox.geometry.boxes import box_area, check_boxes, order_corners
+from sandbox.losses.formulas import iou
 
 # 0.50, 0.55, ..., 0.95, each exactly the double nearest its decimal (not an arange's drift),
 # so that an IoU of exactly 0.55 reaches the 0.55 threshold.

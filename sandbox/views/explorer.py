@@ -47,9 +47,10 @@ import numpy as np
 from autograd import value_and_grad
 from matplotlib.figure import Figure
 
-from .boxes import box_convert, check_boxes
-from .losses import LOSSES, get_loss, giou, iou
-from .plotting import plot_box, plot_target
+from sandbox.geometry.boxes import box_convert, check_boxes
+from sandbox.losses.formulas import LOSSES, giou, iou
+from sandbox.losses.spec import get_loss
+from sandbox.views.plotting import plot_box, plot_target
 
 DEFAULT_TARGET = (-1.0, -0.5, 1.0, 0.5)
 DEFAULT_LOSSES = ("giou", "iou", "diou", "l1", "l2")

@@ -11,8 +11,8 @@ import numpy as np
 from matplotlib.patches import PathPatch, Rectangle
 from matplotlib.path import Path
 
-from .boxes import box_area, check_boxes, enclosing_box, order_corners, union_area
-from .losses import giou, iou
+from sandbox.geometry.boxes import box_area, check_boxes, enclosing_box, order_corners, union_area
+from sandbox.losses.formulas import giou, iou
 
 TARGET_STYLE = dict(facecolor="0.85", edgecolor="black", linewidth=2.0, zorder=1)
 
@@ -453,7 +453,7 @@ def plot_heatmap(ax, values, rows, columns, texts=None, decimals=2, vmin=0.0, vm
     return image, written
 
 
-# Box regression (sandbox.box_metrics, experiments/train_regressor.py) ----------------------
+# Box regression (sandbox.learning.metrics, experiments/train_regressor.py) ----------------------
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
 
 
@@ -478,7 +478,7 @@ def plot_accuracy_curves(ax, thresholds, curves, labels, spreads=None, colors=No
     ----------
     ax : matplotlib.axes.Axes
     thresholds : array_like, shape (t,)
-        IoU thresholds, as `sandbox.box_metrics.THRESHOLDS`.
+        IoU thresholds, as `sandbox.learning.metrics.THRESHOLDS`.
     curves : array_like, shape (len(labels), t)
         Accuracy at each threshold, one row per loss (`box_metrics.accuracy_curve`).
     labels : sequence of str
@@ -537,7 +537,7 @@ def plot_prediction_gallery(axes, images, true_boxes, predictions, labels=None, 
     """Draw test images in grey with the true box and every loss's predicted box on each.
 
     Coordinates are pixel units with the origin at the image's top-left corner and
-    pixel (row i, column j) the square [j, j + 1] x [i, i + 1], as `sandbox.synthetic`
+    pixel (row i, column j) the square [j, j + 1] x [i, i + 1], as `sandbox.learning.synthetic`
     makes them. Each axes shows its whole image and nothing beyond, so a predicted box
     that leaves the image is cut at its edge; an inverted box is drawn as the box it spans.
 
@@ -576,7 +576,7 @@ def plot_prediction_gallery(axes, images, true_boxes, predictions, labels=None, 
     >>> len(artists)   # per image: image, true box, 2 predictions; then the legend
     9
     """
-    from .box_metrics import size_class
+    from sandbox.learning.metrics import size_class
 
     axes = list(np.ravel(axes))
     images = np.asarray(images, dtype=float)
@@ -699,25 +699,25 @@ def _table(values, spreads, name, rows, columns):
     return values
 
 
-# Which loss (sandbox.evidence, experiments/which_loss.py) -----------------------------------
+# Which loss (sandbox.runs.evidence, experiments/which_loss.py) -----------------------------------
 def plot_ranks(ax, ranking, settings=None, notes=None):
     """Draw each loss's rank in each setting as a heatmap, best at the top, ties and failures marked.
 
     A rank shared with another loss (tied within the spread or the rounding,
-    `sandbox.evidence.rank_with_ties`) reads "=3"; a loss that fails a setting outright
+    `sandbox.runs.evidence.rank_with_ties`) reads "=3"; a loss that fails a setting outright
     is a hatched grey cell reading "fails"; a setting a loss has no rank in is left blank.
     Colour runs from green (rank 1) to red (the last place of that setting, its number of
     ranked losses), in soft shades that keep the text readable. Losses are ordered by
-    their mean rank over the settings (`sandbox.evidence.order_losses`).
+    their mean rank over the settings (`sandbox.runs.evidence.order_losses`).
 
     Parameters
     ----------
     ax : matplotlib.axes.Axes
     ranking : list of dict
-        `sandbox.evidence.RANKING_COLUMNS` rows (``rank`` None or '' when unranked;
+        `sandbox.runs.evidence.RANKING_COLUMNS` rows (``rank`` None or '' when unranked;
         ``failed`` a bool or "True"/"False" as read from ranking.csv).
     settings : sequence of str, optional
-        The columns, in order; default those present, in `sandbox.evidence.SETTINGS` order.
+        The columns, in order; default those present, in `sandbox.runs.evidence.SETTINGS` order.
     notes : dict, optional
         (loss, setting) -> text written after the rank, such as the headline value.
 
@@ -733,7 +733,7 @@ def plot_ranks(ax, ranking, settings=None, notes=None):
     >>> [t.get_text() for t in texts]
     ['=1  0.989', '=1', 'fails']
     """
-    from .evidence import SETTINGS, is_failed, rank_of, order_losses, shared
+    from sandbox.runs.evidence import SETTINGS, is_failed, order_losses, rank_of, shared
     present = {r["setting"] for r in ranking}
     settings = [s for s in SETTINGS if s in present] if settings is None else list(settings)
     cells = {(r["loss"], r["setting"]): r for r in ranking}

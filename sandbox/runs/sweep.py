@@ -34,8 +34,8 @@ A sweep file names the axes and their values::
     method = ["momentum", "adam"]
 
 A learning sweep (``experiment = "learning"``) trains a network per cell instead
-(`sandbox.training.run`): its axes are ``loss``, ``lr`` and ``seed``, and a
-``[learning]`` table fixes the rest (`sandbox.training.LEARNING_DEFAULTS`); see
+(`sandbox.learning.training.run`): its axes are ``loss``, ``lr`` and ``seed``, and a
+``[learning]`` table fixes the rest (`sandbox.learning.training.LEARNING_DEFAULTS`); see
 ``experiments/sweeps/learning.toml``.
 
 `load` checks every key and value and reports a mistake with its place in the
@@ -51,44 +51,40 @@ boxes). `Store`
 keeps the results under a folder so that an interrupted sweep loses nothing that
 had finished and runs nothing twice.
 """
-import csv
 import functools
 import hashlib
 import json
 import math
-import os
-import sys
 import time
-import weakref
 from collections import namedtuple
-from contextlib import contextmanager
 from itertools import product
 from pathlib import Path
 
 import numpy as np
 from scipy.optimize import OptimizeResult
 
-from .batch import regress
-from .boxes import check_boxes
-from .engine import dask_client, forks, prepare_worker, process_pool
-from .first_order import DEFAULT_LEARNING_RATES, RULES, SCHEDULES, not_applicable
-from .losses import adopt, canonical_loss, iou, travelling
-from .names import canonical
-from .optimize import fit, fit_many, get_method
-from .parameterisations import get_parameterisation
-from .box_metrics import METRIC_COLUMNS
-from .results import atomic_write, difference, provenance, read_csv, write_json
-from .simulation import diou_protocol
-from .starts import direction_name, non_overlapping_starts, overlapping_starts, random_non_overlapping_starts
+from sandbox.geometry.boxes import check_boxes
+from sandbox.geometry.names import canonical
+from sandbox.geometry.parameterisations import get_parameterisation
+from sandbox.learning.metrics import METRIC_COLUMNS
+from sandbox.losses.formulas import iou
+from sandbox.losses.spec import adopt, canonical_loss, travelling
+from sandbox.optim.batch import regress
+from sandbox.optim.fitting import fit, fit_many, get_method
+from sandbox.optim.rules import DEFAULT_LEARNING_RATES, RULES, SCHEDULES, not_applicable
+from sandbox.optim.starts import (
+    direction_name,
+    non_overlapping_starts,
+    overlapping_starts,
+    random_non_overlapping_starts,
+)
+from sandbox.runs.simulation import diou_protocol
+from sandbox.workers import dask_client, forks, prepare_worker, process_pool
 
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
-try:
-    import fcntl
-except ModuleNotFoundError:  # Windows: no flock, so a sweep folder is not locked there
-    fcntl = None
 
 AXES = ("loss", "method", "param", "lr", "schedule", "starts", "maxiter", "seed")
 FIRST_ORDER_AXES = ("lr", "schedule")
@@ -112,14 +108,14 @@ RESULT_COLUMNS = [*AXES, "start", "start_box", "final_iou", "final_giou", "itera
 """A row per run: the axis values, the run's start and results, then its cell and the cell's number of runs."""
 LEARNING_COLUMNS = ["loss", "lr", "seed", "diverged",
                     *(f"{split}_{m}" for split in ("val", "test") for m in METRIC_COLUMNS), "seconds", "cell", "runs"]
-"""A row per trained network: its loss, rate and seed, its validation and test metrics (`sandbox.box_metrics`)."""
+"""A row per trained network: its loss, rate and seed, its validation and test metrics (`sandbox.learning.metrics`)."""
 SIMULATION_COLUMNS = ["loss", "seed", "cases", "error_initial", "error_final", "mean_final_iou",
                       "share_final_iou_above_0.5", "share_final_iou_above_0.9", "iterations_to_tenth_error",
                       "cases_apart", "share_apart_moved", "seconds", "cell", "runs"]
 """A row per simulation: E(0) and E(T), the final IoU's mean and shares above 0.5 and 0.9, the first t
 with E(t) < E(0) / 10 (empty if none), how many cases start apart and the share of them whose box moved."""
 SIMULATION_DEFAULTS = dict(points=5000, iterations=200)
-"""The settings of a simulation sweep (``[simulation]``): the DIoU paper's protocol (`sandbox.simulation`)."""
+"""The settings of a simulation sweep (``[simulation]``): the DIoU paper's protocol (`sandbox.runs.simulation`)."""
 
 Experiment = namedtuple("Experiment", "axes axis_defaults columns table")
 Experiment.__doc__ = """A kind of sweep other than boxes: its axes and their defaults, its results' columns, and the
@@ -129,9 +125,9 @@ EXPERIMENTS = {
                            LEARNING_COLUMNS, "learning"),
     "simulation": Experiment(("loss", "seed"), {"loss": ["giou"], "seed": [0]}, SIMULATION_COLUMNS, "simulation"),
 }
-"""``experiment = "learning"``: a cell trains one network (`sandbox.training.run`), its settings in
-[learning] (`sandbox.training.LEARNING_DEFAULTS`). ``experiment = "simulation"``: a cell runs the DIoU
-paper's simulation (`sandbox.batch.regress` on `sandbox.simulation.diou_protocol`) with one loss, its
+"""``experiment = "learning"``: a cell trains one network (`sandbox.learning.training.run`), its settings in
+[learning] (`sandbox.learning.training.LEARNING_DEFAULTS`). ``experiment = "simulation"``: a cell runs the DIoU
+paper's simulation (`sandbox.optim.batch.regress` on `sandbox.runs.simulation.diou_protocol`) with one loss, its
 anchor centres drawn with the cell's seed, its size in [simulation] (`SIMULATION_DEFAULTS`)."""
 
 
@@ -217,7 +213,7 @@ def _resolve_experiment(raw, where, experiment):
 def _table_rules(experiment):
     """The defaults of an experiment's table and the function that checks it (ValueError naming the key)."""
     if experiment == "learning":
-        from . import training
+        from sandbox.learning import training
         return training.LEARNING_DEFAULTS, training.check_config
     return SIMULATION_DEFAULTS, _check_simulation
 
@@ -366,7 +362,7 @@ def cells(sweep):
 
     Axes a method has no use for (a learning rate for BFGS) hold None, and the
     cells that become alike are kept once; a first-order cell without a learning
-    rate gets its method's default (`sandbox.first_order.DEFAULT_LEARNING_RATES`).
+    rate gets its method's default (`sandbox.optim.rules.DEFAULT_LEARNING_RATES`).
     """
     tied = {name for group in sweep["tie"] for name in group}
     groups = [[dict(zip(group, values)) for values in zip(*(sweep["axes"][n] for n in group))]
@@ -547,8 +543,8 @@ def _cell_results(cell, boxes, labels, runs, sweep):
 
 def _learning_results(cell, sweep):
     """A learning cell's row, its validation accuracy over 0.50:0.95 after each epoch (1, epochs),
-    and its whole record (`sandbox.training.run`)."""
-    from .training import run
+    and its whole record (`sandbox.learning.training.run`)."""
+    from sandbox.learning.training import run
     began = time.perf_counter()
     record = run((sweep["learning"], cell["loss"], cell["seed"], cell["lr"]))
     row = dict(cell, diverged=record["diverged"], **{f"{split}_{m}": record[split][m] for split in ("val", "test")
@@ -590,280 +586,6 @@ def _padded(histories, dtype):
 def _first(flags):
     hits = np.flatnonzero(flags)
     return int(hits[0]) if hits.size else ""
-
-
-LOCK_FILE = ".lock"
-"""The file in a sweep folder that a runner holds an exclusive flock on while the folder is open."""
-_HELD = {}
-"""The folders this process holds: real path -> [descriptor of the lock file, number of open stores]."""
-
-
-def _hold(folder):
-    """Lock `folder` for this process, or raise SweepError naming the process that holds it.
-
-    The lock is a flock on ``folder/.lock``. The kernel drops it when the last
-    descriptor of that open file closes, so a runner that dies, even by kill -9,
-    never leaves the folder locked. Stores of one process share the lock, so a
-    notebook can open the same folder again. Linux and macOS; on Windows (no
-    fcntl) the folder is not locked.
-    """
-    key = os.path.realpath(folder)
-    if key in _HELD:
-        _HELD[key][1] += 1
-        return key
-    if fcntl is None:
-        return None
-    descriptor = os.open(os.path.join(key, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.read(descriptor, 200).decode(errors="replace").strip() or "pid unknown"
-        os.close(descriptor)
-        raise SweepError(f"another runner ({holder}) is running on {folder}; wait for it to finish, "
-                         f"or give another --out") from None
-    except BaseException:
-        os.close(descriptor)
-        raise
-    os.ftruncate(descriptor, 0)
-    program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] not in ("", "-c") else "python"
-    os.write(descriptor, f"{program}, pid {os.getpid()}\n".encode())
-    _HELD[key] = [descriptor, 1]
-    return key
-
-
-def _release(key):
-    """Give back one store's hold on a folder; the last one unlocks it."""
-    held = _HELD.get(key)
-    if held is None:  # not locked (Windows), or a forked child, which holds nothing
-        return
-    held[1] -= 1
-    if held[1] == 0:
-        del _HELD[key]
-        os.close(held[0])
-
-
-@contextmanager
-def locked(folder):
-    """Hold `folder`'s lock, as a sweep's runner does (`_hold`), while the block runs; SweepError if another holds it.
-
-    For a command that writes a folder of several sweeps and files of its own.
-    """
-    key = _hold(folder)
-    try:
-        yield
-    finally:
-        _release(key)
-
-
-def _forget_inherited_locks():
-    # A forked worker shares its parent's lock file. Closing its copy, never LOCK_UN
-    # (which would unlock the parent), lets the lock end with the parent even if a
-    # worker outlives it.
-    for descriptor, _ in _HELD.values():
-        os.close(descriptor)
-    _HELD.clear()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_inherited_locks)
-
-
-class Store:
-    """A sweep's folder: the resolved sweep, package versions, results.csv, IoU histories and boxes.
-
-    Opening a store locks the folder (see `_hold`) until `close`, the end of a
-    ``with`` block, or the store's collection; a runner in another process is
-    refused at once, before it runs or changes anything.
-
-    Rows are appended a cell at a time, in one write, and flushed to disk; the
-    cell's histories (and boxes) are written first, whole. On opening, a row cut short or a
-    cell missing some of its runs (an interruption mid-write) is dropped, so the
-    cell runs again. A cell whose runs are all there but some more than once (two
-    runners from before the lock) keeps the first copy of each and counts as
-    finished: finished work is never run again.
-    """
-
-    def __init__(self, out, sweep):
-        self.out, self.results, self.histories = Path(out), Path(out) / "results.csv", Path(out) / "histories"
-        self.columns = result_columns(sweep)
-        self.histories.mkdir(parents=True, exist_ok=True)
-        self._unlock = weakref.finalize(self, _release, _hold(self.out))
-        try:
-            saved = self.out / "sweep.json"
-            if saved.exists():
-                previous = json.loads(saved.read_text())
-                if previous != sweep:
-                    raise SweepError(f"{self.out} holds the results of a different sweep "
-                                     f"({difference(previous, sweep)}); give a new --out, or delete "
-                                     f"{self.out} to start over")
-            else:
-                write_json(saved, sweep)
-            write_json(self.out / "versions.json", provenance())
-            self.finished = self._recover()
-        except BaseException:
-            self.close()
-            raise
-
-    def close(self):
-        """Unlock the folder for other runners; nothing may be appended after."""
-        self._unlock()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exception):
-        self.close()
-
-    def _recover(self):
-        """The ids of the finished cells, after mending what an interruption or a second runner left.
-
-        The key of a run within its cell is its start (label and box). A start set that
-        lists one start twice (a direction given twice) has fewer keys than runs; its
-        cell is finished when it has exactly its number of rows, as before.
-        """
-        if not self.results.exists():
-            self.results.write_text(",".join(self.columns) + "\n")
-            return set()
-        lines = self.results.read_text().split("\n")
-        header, body = lines[0], lines[1:]
-        complete = body[:-1]  # the last piece follows the final newline: empty if the file is whole
-        rows_of_cell = {}  # cell -> [(line number, row)] of its whole rows, in file order
-        for number, line in enumerate(complete):
-            fields = next(csv.reader([line]), [])
-            row = dict(zip(self.columns, fields))
-            if len(fields) == len(self.columns) and row["runs"].isdigit():  # not cut short, not a header
-                rows_of_cell.setdefault(row["cell"], []).append((number, row))
-        kept, finished = [], set()
-        for cell, entries in rows_of_cell.items():
-            runs = int(entries[0][1]["runs"])
-            first_copies = {}
-            for number, row in entries:
-                first_copies.setdefault((row.get("start"), row.get("start_box")), number)
-            if len(first_copies) == runs:
-                kept.extend(first_copies.values())
-            elif len(entries) == runs:
-                kept.extend(number for number, _ in entries)
-            else:
-                continue
-            finished.add(cell)
-        if len(kept) < len(complete) or body[-1]:
-            text = "\n".join([header, *(complete[number] for number in sorted(kept)), ""])
-            atomic_write(self.results, lambda tmp: Path(tmp).write_text(text))
-        return finished
-
-    def append(self, rows, histories, boxes=None, record=None):
-        if not self._unlock.alive:
-            raise ValueError(f"the store of {self.out} is closed: it no longer holds the folder's lock; "
-                             f"open a new Store to append")
-        cell = rows[0]["cell"]
-        atomic_write(self.histories / f"{cell}.npy", lambda tmp: np.save(tmp, histories))
-        if boxes is not None:
-            (self.out / "boxes").mkdir(exist_ok=True)
-            atomic_write(self.out / "boxes" / f"{cell}.npy", lambda tmp: np.save(tmp, boxes))
-        if record is not None:  # a learning or simulation cell's whole run (its per-epoch metrics, E(t))
-            (self.out / "records").mkdir(exist_ok=True)
-            write_json(self.out / "records" / f"{cell}.json", record)
-        text = "".join(",".join(_csv(row[c]) for c in self.columns) + "\n" for row in rows)
-        with open(self.results, "a") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        self.finished.add(cell)
-
-
-def finished(out):
-    """The sweep saved under `out` and its rows, cell by cell in the sweep's order, once every cell has run.
-
-    Returns
-    -------
-    sweep : dict
-    rows : dict
-        Cell id -> its rows of results.csv, in the order of `cells` (not the order the cells
-        finished in, so that what is drawn from them is the same however the run went).
-
-    SweepError if some cell has not finished, so that nothing is drawn from part of a run.
-    """
-    out = Path(out)
-    if not (out / "sweep.json").exists():
-        raise SweepError(f"{out} holds no sweep; run the same command without --replot")
-    sweep = json.loads((out / "sweep.json").read_text())
-    order = [cell_id(cell) for cell in cells(sweep)]
-    rows = {}
-    for row in read_csv(out / "results.csv"):
-        rows.setdefault(row["cell"], []).append(row)
-    done = sum(cell in rows for cell in order)
-    if done < len(order):
-        raise SweepError(f"{out} holds {done} of the run's {len(order)} cells; run the same command without "
-                         f"--replot to finish them")
-    return sweep, {cell: rows[cell] for cell in order}
-
-
-def load_histories(out, cell, hold=True, steps=None):
-    """The IoU histories of a finished cell, read from ``out/histories/<cell>.npy``.
-
-    Parameters
-    ----------
-    out : str or Path
-        The sweep's folder, as given to `Store`.
-    cell : str
-        The cell's id: the ``cell`` column of ``results.csv``, or `cell_id` of its axis values.
-    hold : bool
-        A run that stopped before the longest run of its cell (converged, stalled, or a
-        scipy method done) is stored padded with NaN; with ``hold`` it keeps its last IoU
-        instead, so that the runs can be averaged step by step.
-    steps : int, optional
-        With ``hold``, extend every run to this many columns, holding its last IoU, so
-        that cells whose runs all stopped early line up with the others; at least the
-        cell's stored number of steps.
-
-    Returns
-    -------
-    ndarray, shape (runs, steps)
-        Row i is the i-th row of the cell in ``results.csv``; column t is the IoU after
-        t iterations (column 0, the start).
-
-    Notebook 07 reads a sweep's cells this way, then takes, for instance, a cell's median
-    IoU at every step with ``np.median(histories, axis=0)``.
-    """
-    path = Path(out) / "histories" / f"{cell}.npy"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: no finished cell {cell!r} under {out}; "
-                                f"the cell ids of the finished runs are the 'cell' column of results.csv")
-    histories = np.load(path).astype(float)
-    if steps is not None:
-        if not hold:
-            raise ValueError("steps extends the runs by holding their last IoU: it needs hold=True")
-        if not (isinstance(steps, (int, np.integer)) and steps >= histories.shape[1]):
-            raise ValueError(f"steps must be a whole number >= {histories.shape[1]}, the steps stored for "
-                             f"cell {cell!r}; got {steps!r}")
-        histories = np.pad(histories, [(0, 0), (0, steps - histories.shape[1])], constant_values=np.nan)
-    if hold:
-        # the padding is a NaN tail after each run's last step, which stays in place
-        last = np.maximum(np.sum(~np.isnan(histories), axis=1) - 1, 0)
-        histories = np.where(np.isnan(histories), histories[np.arange(len(histories)), last][:, None], histories)
-    return histories
-
-
-def load_boxes(out, cell):
-    """The boxes of a finished cell's runs at every step, read from ``out/boxes/<cell>.npy``.
-
-    Stored when the sweep has ``record_boxes = true``. Returns an ndarray of shape
-    (runs, steps, 4), ``xyxy``: row i is the i-th row of the cell in ``results.csv``,
-    ``[i, t]`` its box after t iterations, NaN after its last step.
-    """
-    path = Path(out) / "boxes" / f"{cell}.npy"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: no finished cell {cell!r} under {out} whose boxes "
-                                f"were kept; a sweep keeps them with record_boxes = true")
-    return np.load(path)
-
-
-def _csv(value):
-    """A CSV field; sweep values never hold commas, quotes or newlines (loss parameters use ':')."""
-    text = "" if value is None else str(value)
-    if any(c in text for c in ',"\n'):
-        return '"' + text.replace('"', '""') + '"'
-    return text
 
 
 def run(sweep, store, workers=1, scheduler=None, progress=None, batch=True):
@@ -921,5 +643,3 @@ def _results(groups, sweep, workers, scheduler, batched):
 
 def _run_cells_star(arguments):
     return run_cells(*arguments)
-
-

@@ -3,7 +3,7 @@
 A rule turns gradients into a direction, in the style of optax: ``init(x)`` makes
 its state and ``update(g, state, t)`` returns ``(direction, new_state)``, elementwise,
 so that x may hold one box's parameters or a (4, n) array of n boxes'. The engine,
-`sandbox.engine.descend`, steps ``x <- x - lr * schedule(t, maxiter) * weight * direction``,
+`sandbox.optim.engine.descend`, steps ``x <- x - lr * schedule(t, maxiter) * weight * direction``,
 the weight 1 or the DIoU paper's (2 - IoU). Everything is pure: arrays are never
 modified in place.
 """
@@ -13,7 +13,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from .names import canonical
+from sandbox.geometry.names import canonical
 
 Rule = namedtuple("Rule", "init update")
 

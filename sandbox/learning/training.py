@@ -1,12 +1,12 @@
 """Train a small box regressor with any loss, fairly, and measure it on held-out images.
 
-`train` fits one network (`sandbox.networks`) to the training split of
-`sandbox.synthetic.make_splits` by minibatch Adam or SGD on any loss the sandbox can
+`train` fits one network (`sandbox.learning.networks`) to the training split of
+`sandbox.learning.synthetic.make_splits` by minibatch Adam or SGD on any loss the sandbox can
 name (a registry name with parameters, ``package.module:function``, a weighted sum
 such as ``'5*l1+2*giou'``): the loss of each image's predicted box against its
 label, averaged over the minibatch. Within a seed every loss starts from the same
 weights and sees the minibatches in the same order: both come from the seed alone.
-After every epoch it measures the validation split (`sandbox.box_metrics.evaluate`),
+After every epoch it measures the validation split (`sandbox.learning.metrics.evaluate`),
 and at the end the test split.
 
 Losses differ in scale by orders of magnitude (L2 in square pixels, GIoU in [0, 2]),
@@ -22,13 +22,13 @@ import numpy as np
 from autograd import value_and_grad
 from autograd.misc import flatten
 
-from .box_metrics import evaluate
-from .first_order import get_schedule
-from .losses import get_loss
-from .names import canonical
-from .networks import INITS, MODELS, init_network, predict
-from .parameterisations import get_parameterisation
-from .synthetic import make_dataset, make_splits
+from sandbox.geometry.names import canonical
+from sandbox.geometry.parameterisations import get_parameterisation
+from sandbox.learning.metrics import evaluate
+from sandbox.learning.networks import INITS, MODELS, init_network, predict
+from sandbox.learning.synthetic import make_dataset, make_splits
+from sandbox.losses.spec import get_loss
+from sandbox.optim.rules import get_schedule
 
 OPTIMIZERS = ("adam", "sgd")
 SELECTION_METRIC = "accuracy_mean"
@@ -45,9 +45,9 @@ def train(loss, splits, model="cnn", param="cxcywh", optimizer="adam", lr=1e-3, 
         Anything `sandbox.get_loss` takes; applied to (predicted, labelled) ``xyxy``
         boxes in pixels and averaged over each minibatch.
     splits : dict
-        ``'train'``, ``'val'``, ``'test'``: `sandbox.synthetic.Dataset` s of one image size.
+        ``'train'``, ``'val'``, ``'test'``: `sandbox.learning.synthetic.Dataset` s of one image size.
     model, param, init
-        As `sandbox.networks.init_network` takes them: ``'mlp'`` or ``'cnn'``; the box
+        As `sandbox.learning.networks.init_network` takes them: ``'mlp'`` or ``'cnn'``; the box
         parameterisation the outputs are read in; ``'default'`` or ``'apart'`` (every
         prediction starts as one fixed box that overlaps no object).
     optimizer : str
@@ -115,7 +115,7 @@ def train(loss, splits, model="cnn", param="cxcywh", optimizer="adam", lr=1e-3, 
 
 
 def measure(params, split, model, param, batch_size=512):
-    """`sandbox.box_metrics.evaluate` of the network's predictions on a split (non-finite boxes count as misses)."""
+    """`sandbox.learning.metrics.evaluate` of the network's predictions on a split (non-finite boxes count as misses)."""
     image_size = split.images.shape[-1]
     pred = np.concatenate([predict(params, split.images[i:i + batch_size], model, param=param)
                            for i in range(0, len(split.boxes), batch_size)])

@@ -48,7 +48,7 @@ def read_csv(path):
 
 def provenance():
     """The command line and the versions of the packages behind a result."""
-    from . import __version__
+    from sandbox import __version__
     return dict(command=" ".join(sys.argv),
                 versions={p: version(p) for p in PACKAGES} | {"sandbox": __version__})
 

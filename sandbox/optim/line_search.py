@@ -15,8 +15,8 @@ of the box crosses an edge of the target, then jumps: no step flattens it.
 import numpy as np
 from autograd import grad
 
-from .boxes import check_boxes
-from .losses import get_loss
+from sandbox.geometry.boxes import check_boxes
+from sandbox.losses.spec import get_loss
 
 
 def loss_along_line(loss, target, start, direction, steps):

@@ -1,7 +1,7 @@
 """`fit`: move one predicted box toward one target box, and say honestly how the run ended.
 
-Methods are the first-order rules of `sandbox.first_order` (``gd``, ``momentum``,
-``adam``), run by the engine `sandbox.engine.descend`, and every
+Methods are the first-order rules of `sandbox.optim.rules` (``gd``, ``momentum``,
+``adam``), run by the engine `sandbox.optim.engine.descend`, and every
 `scipy.optimize.minimize` method that runs without bounds or constraints.
 Gradients, Hessians and Hessian-vector products all come from autograd, never
 from finite differences. `fit_many` fits many starts at once with a first-order
@@ -14,12 +14,13 @@ import numpy as np
 from autograd import grad, hessian, hessian_vector_product, value_and_grad
 from scipy.optimize import OptimizeResult, OptimizeWarning, minimize
 
-from .boxes import check_boxes
-from .engine import STATUS_MESSAGES, descend
-from .first_order import OPTIONS, RULES
-from .losses import get_loss, giou, iou, unchecked
-from .names import canonical
-from .parameterisations import get_parameterisation
+from sandbox.geometry.boxes import check_boxes
+from sandbox.geometry.names import canonical
+from sandbox.geometry.parameterisations import get_parameterisation
+from sandbox.losses.formulas import giou, iou, unchecked
+from sandbox.losses.spec import get_loss
+from sandbox.optim.engine import STATUS_MESSAGES, descend
+from sandbox.optim.rules import OPTIONS, RULES
 
 SCIPY_METHODS = {
     # method: what autograd supplies to it
@@ -51,7 +52,7 @@ _STATUS_OUTCOMES = {
     # box is home. None: the status covers several endings, which only the message tells apart.
     # Every method: 99, set by `minimize` (_minimize.py) when the callback raised StopIteration.
     # Before any of these, a run ending on a non-finite box or loss is "diverged".
-    **dict.fromkeys(RULES, {  # sandbox.engine.descend, per box
+    **dict.fromkeys(RULES, {  # sandbox.optim.engine.descend, per box
         0: "converged",       # max |gradient| <= gtol
         1: "max_iterations",
         3: "failed"}),        # non-finite loss or gradient
@@ -160,12 +161,12 @@ def fit(start, target, loss="giou", method="gd", param="xyxy", maxiter=200, call
         ``factor(t, maxiter)``), ``iou_weighting`` (multiply each step by
         2 - IoU, as the DIoU paper does; default False), ``gtol`` (stop when
         max |gradient| <= gtol; default 1e-5), ``fused`` (the hand-derived kernels
-        of `sandbox.fused`, for every registry loss, about three times faster
+        of `sandbox.losses.fused`, for every registry loss, about three times faster
         per step; their gradients agree with autograd's to about 1e-16,
         which a box zigzagging across a kink can amplify over many steps;
         default False), and the rule's own: ``beta`` for momentum, ``b1``,
         ``b2``, ``eps`` for Adam. For scipy methods, the method's ``options``.
-        The first-order methods run on the engine `sandbox.engine.descend`,
+        The first-order methods run on the engine `sandbox.optim.engine.descend`,
         exactly as the same start would in a batch of `fit_many`.
 
     Returns

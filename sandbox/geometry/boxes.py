@@ -8,7 +8,7 @@ losses built from them can be differentiated; they take ``xyxy`` boxes whose
 corners are ordered (x1 <= x2, y1 <= y2) and do not check their input.
 
 For batched work the same boxes may be held as `Coordinates`, four separate
-arrays of shape ``(...,)``: every function here, in `sandbox.pair`, the losses and
+arrays of shape ``(...,)``: every function here, in `sandbox.geometry.pair`, the losses and
 the parameterisations accepts them and returns boxes in the form it was given.
 Contiguous coordinate arrays spare autograd the indexing of the last axis, which
 costs more than the arithmetic on large batches.

@@ -12,8 +12,15 @@ from functools import cached_property
 import autograd.numpy as np
 from autograd.tracer import getval
 
-from .boxes import (Coordinates, box_area, box_convert, enclosing_box, intersection_area,
-                    order_corners, unstack)
+from sandbox.geometry.boxes import (
+    Coordinates,
+    box_area,
+    box_convert,
+    enclosing_box,
+    intersection_area,
+    order_corners,
+    unstack,
+)
 
 
 def safe_divide(numerator, denominator, at_zero=0.0):

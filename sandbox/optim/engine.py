@@ -2,19 +2,19 @@
 
 Every first-order run of the sandbox goes through `descend`: `sandbox.fit` with
 gd, momentum or Adam (n = 1), `sandbox.fit_many` (one box per start) and the DIoU
-paper's simulation, `sandbox.batch.regress` (millions of boxes). Each step is::
+paper's simulation, `sandbox.optim.batch.regress` (millions of boxes). Each step is::
 
     theta_t = theta_{t-1} - lr * schedule(t, maxiter) * weight * direction_t
 
 for parameters theta of shape (4, n) (one row per parameter, one column per box),
-the direction of a rule of `sandbox.first_order` (gd, momentum, Adam) applied
+the direction of a rule of `sandbox.optim.rules` (gd, momentum, Adam) applied
 elementwise to the gradient, and the weight 1 or the DIoU paper's (2 - IoU).
 The gradient is autograd's, of the sum over boxes of the independent per-box
 losses; for a registry loss (at any parameters; not a weighted sum or a user's
-loss) it may go through the fused kernels of `sandbox.fused` (``fused=True``,
+loss) it may go through the fused kernels of `sandbox.losses.fused` (``fused=True``,
 the default here and in `regress`; `fit`'s default is autograd op by op), or
 it comes from a `gradient` override (the
-authors' MATLAB transcription, `sandbox.diou_reference`).
+authors' MATLAB transcription, `sandbox.losses.diou_reference`).
 
 Each box stops on its own: when its max |gradient| <= `gtol` (status 0), or
 when its loss or gradient is not finite (status 3); otherwise it runs `maxiter`
@@ -29,16 +29,12 @@ only sums across boxes are the running sums of E(t) and of the IoU, added up
 from partial sums over fixed blocks of `BLOCK` boxes with `math.fsum`, which
 rounds once, whatever the order.
 
-The speed devices live here and in `sandbox.fused`: parameters held as one
-(4, n) array read through `sandbox.boxes.rows`, the losses called `unchecked`,
+The speed devices live here and in `sandbox.losses.fused`: parameters held as one
+(4, n) array read through `sandbox.geometry.boxes.rows`, the losses called `unchecked`,
 chunks sized for the cache and spread over processes, and `_tune_malloc`.
 """
-import contextlib
-import ctypes
 import functools
 import math
-import multiprocessing
-import signal
 import time
 
 import autograd.numpy as anp
@@ -47,12 +43,14 @@ from autograd import value_and_grad
 from autograd.tracer import getval
 from scipy.optimize import OptimizeResult
 
-from .boxes import Coordinates, box_convert, check_boxes, rows
-from .first_order import DEFAULT_LEARNING_RATES, RULES, SCHEDULES, get_rule, get_schedule
-from .fused import fused_total, kernel, target_terms
-from .losses import adopt, canonical_loss, get_loss, giou, iou, on_arrays, travelling, unchecked
-from .names import canonical
-from .parameterisations import get_parameterisation
+from sandbox.geometry.boxes import Coordinates, box_convert, check_boxes, rows
+from sandbox.geometry.names import canonical
+from sandbox.geometry.parameterisations import get_parameterisation
+from sandbox.losses.formulas import giou, iou, unchecked
+from sandbox.losses.fused import fused_total, kernel, target_terms
+from sandbox.losses.spec import adopt, canonical_loss, get_loss, on_arrays, travelling
+from sandbox.optim.rules import DEFAULT_LEARNING_RATES, RULES, SCHEDULES, get_rule, get_schedule
+from sandbox.workers import forks, map_tasks, prepare_worker
 
 BLOCK = 1024
 """Boxes per partial sum of E(t) and of the mean IoU; with running sums, chunks hold whole blocks."""
@@ -93,7 +91,7 @@ def descend(starts, targets, loss="giou", method="gd", param="xyxy", maxiter=200
         Steps, and the length of the schedule.
     lr : float or array_like, shape (n,), optional
         Base learning rate, one for all boxes or one per box; by default the
-        method's in `sandbox.first_order.DEFAULT_LEARNING_RATES`.
+        method's in `sandbox.optim.rules.DEFAULT_LEARNING_RATES`.
     schedule : str or callable
         A name in `sandbox.SCHEDULES` or ``factor(t, maxiter)``.
     iou_weighting : bool
@@ -105,8 +103,8 @@ def descend(starts, targets, loss="giou", method="gd", param="xyxy", maxiter=200
         Double the width and height components of the gradient, as the DIoU
         authors' MATLAB code does.
     fused : bool
-        Use the fused kernel of `sandbox.fused` where the loss has one (every loss of
-        `sandbox.fused.FUSED_LOSSES`, with any parameters but CIoU's
+        Use the fused kernel of `sandbox.losses.fused` where the loss has one (every loss of
+        `sandbox.losses.fused.FUSED_LOSSES`, with any parameters but CIoU's
         ``trade_off_gradient=True``); other specs run through autograd.
     gradient : callable, optional
         ``gradient(theta, target) -> (g, iou)`` for theta (4, m) and target corners
@@ -178,7 +176,7 @@ def descend(starts, targets, loss="giou", method="gd", param="xyxy", maxiter=200
              for a, b in bounds]
     result = OptimizeResult(_fields(settings, n))
     prepare = functools.partial(prepare_worker, [settings["loss"]], settings["registered"])
-    for (a, b), part in zip(bounds, _map(_descend_chunk, tasks, workers, scheduler, prepare)):
+    for (a, b), part in zip(bounds, map_tasks(_descend_chunk, tasks, workers, scheduler, prepare)):
         for key, value in part.items():
             if key.endswith("_blocks"):  # per block of boxes: chunks hold whole blocks
                 result[key][..., a // BLOCK:a // BLOCK + value.shape[-1]] = value
@@ -201,7 +199,7 @@ def descend(starts, targets, loss="giou", method="gd", param="xyxy", maxiter=200
 def _settings(loss, method, param, maxiter, schedule, iou_weighting, gtol, reference_gradient, fused, gradient,
               record, rule_options):
     """Check a run's settings before any work; return them as plain values, names in their own
-    spelling (`sandbox.names`), for the workers."""
+    spelling (`sandbox.geometry.names`), for the workers."""
     loss = canonical_loss(loss)
     param = get_parameterisation(param).name
     schedule = schedule if callable(schedule) else canonical(schedule, SCHEDULES, "schedule", "valid schedules are")
@@ -256,99 +254,6 @@ def _fields(settings, n):
         shapes |= {"x": (n, 4), "nfev": (n,), "gradient_max": (n,), "boxes": (steps, 4, n), **{key: (steps, n) for key in ("losses", "ious", "gious", "grad_norms")}}
     dtypes = {"nit": np.int32, "nfev": np.int32, "status": np.int8}
     return {key: np.empty(shape, dtype=dtypes.get(key, float)) for key, shape in shapes.items()}
-
-
-def _map(function, tasks, workers, scheduler=None, prepare=None):
-    """Apply `function` to every task, in order: here, in `workers` processes, or on a Dask cluster.
-
-    On a cluster, ``prepare()`` runs on every worker first, so that a loss a
-    worker cannot import stops the run before any task (`prepare_worker`).
-    """
-    if scheduler is not None:
-        with dask_client(scheduler, prepare) as client:
-            for future in client.map(function, tasks, pure=False):  # in order; the cluster runs them all
-                yield future.result()
-        return
-    if workers == 1 or len(tasks) <= 1:
-        _tune_malloc()
-        yield from map(function, tasks)
-        return
-    with process_pool(min(workers, len(tasks))) as pool:
-        yield from pool.imap(function, tasks)
-
-
-def forks():
-    """Whether worker processes start by fork (inheriting everything) rather than spawn."""
-    return process_context().get_start_method() == "fork"
-
-
-def process_context():
-    """The multiprocessing context of the worker processes.
-
-    The start method set with ``multiprocessing.set_start_method``, if any; otherwise
-    fork where the system has it (workers start at once and inherit what this
-    process defined), else spawn.
-    """
-    chosen = multiprocessing.get_start_method(allow_none=True)
-    if chosen is None:
-        chosen = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    return multiprocessing.get_context(chosen)
-
-
-def process_pool(workers):
-    """A pool of `workers` processes, each set up by `start_worker`."""
-    return process_context().Pool(workers, initializer=start_worker)
-
-
-@contextlib.contextmanager
-def dask_client(scheduler, prepare=None):
-    """A ``dask.distributed`` client of the scheduler at `scheduler`, every worker set up by
-    `start_worker` and then ``prepare()``; ValueError if dask.distributed is missing."""
-    try:
-        from distributed import Client
-    except ModuleNotFoundError:
-        raise ValueError("a scheduler needs dask.distributed: pip install 'giou-sandbox[dask]'") from None
-    with Client(scheduler) as client:
-        client.run(start_worker)
-        if prepare is not None:
-            client.run(prepare)
-        yield client
-
-
-def prepare_worker(losses, registered):
-    """Make a worker able to run `losses` (specs): register what `travelling` sent, build each once.
-
-    On a Dask cluster this runs on every worker before any task, so that a module
-    a worker cannot import is an error at once, not part-way through a run.
-    """
-    adopt(registered)
-    for loss in losses:
-        get_loss(loss)
-
-
-def start_worker():
-    """Set up a worker process: the engine's malloc tuning, and Ctrl-C left to the process that runs it.
-
-    A terminal's Ctrl-C reaches the whole process group; the parent stops its pool
-    and says what was kept, and workers that raised too would only add tracebacks.
-    """
-    _tune_malloc()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _tune_malloc():
-    """Keep freed memory in the heap instead of returning it to the system after each array.
-
-    glibc serves allocations above 128 KiB with mmap and frees them with munmap, so
-    each of the thousands of temporary arrays of a chunk costs page faults; with a
-    higher threshold the batch runs about 1.5 times faster. No effect elsewhere.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    libc.mallopt(-3, 256 << 20)  # M_MMAP_THRESHOLD
-    libc.mallopt(-1, 512 << 20)  # M_TRIM_THRESHOLD
 
 
 def _evaluator(settings, param, target):

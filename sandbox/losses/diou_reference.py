@@ -179,7 +179,7 @@ def ascent(kind, box, target_box, repairs=()):
 
 
 def authors_gradient(kind, theta, target, repairs=()):
-    """Descent direction and IoU by the authors' MATLAB code, for `sandbox.batch.regress`.
+    """Descent direction and IoU by the authors' MATLAB code, for `sandbox.optim.batch.regress`.
 
     `theta` (4, n) is (x, y, w, h); `target` holds the target corners (x1, y1, x2, y2).
     """

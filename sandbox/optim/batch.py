@@ -7,7 +7,7 @@ Every case follows the update of the DIoU paper's simulation (Zheng et al., AAAI
 
 for any loss of `sandbox.LOSSES`, any schedule of `sandbox.SCHEDULES`, the
 (2 - IoU) weight on or off, and any parameterisation theta. It is the
-first-order engine, `sandbox.engine.descend`, with the paper's settings: gradient
+first-order engine, `sandbox.optim.engine.descend`, with the paper's settings: gradient
 descent, no stop on a small gradient, and only the running sums E(t) and mean IoU
 kept. The engine processes cases in chunks, so memory stays bounded whatever
 their number, spreads the chunks over worker processes, and gives results that do
@@ -16,8 +16,8 @@ not depend on the number of workers or on the chunk size.
 import numpy as np
 from scipy.optimize import OptimizeResult
 
-from .boxes import check_boxes
-from .engine import BLOCK, descend
+from sandbox.geometry.boxes import check_boxes
+from sandbox.optim.engine import BLOCK, descend
 
 __all__ = ["BLOCK", "regress"]
 
@@ -45,8 +45,8 @@ def regress(preds, targets, loss="giou", param="cxcywh", iterations=200, lr=0.1,
         Double the width and height components of the gradient, as the authors' MATLAB
         code does (it takes dL/dw as dL/d(right edge) - dL/d(left edge)).
     fused : bool
-        Use the fused kernels of `sandbox.fused` where the loss has one (every registry
-        loss, see `sandbox.fused.FUSED_LOSSES`); False runs autograd through the loss's
+        Use the fused kernels of `sandbox.losses.fused` where the loss has one (every registry
+        loss, see `sandbox.losses.fused.FUSED_LOSSES`); False runs autograd through the loss's
         own operations, slower. Their gradients agree to about 1e-16; over
         many steps a box that keeps crossing a kink can amplify that into differences
         visible in a few cases (see the README).
@@ -63,7 +63,7 @@ def regress(preds, targets, loss="giou", param="cxcywh", iterations=200, lr=0.1,
     gradient : callable, optional
         ``gradient(theta, target) -> (g, iou)`` for parameters theta of shape (4, m) and
         target corners, used instead of autograd's: only to run a published
-        implementation's update for comparison (`sandbox.diou_reference`). It must be
+        implementation's update for comparison (`sandbox.losses.diou_reference`). It must be
         picklable for `workers` > 1; `loss` is then only a label.
 
     Returns

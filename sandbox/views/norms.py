@@ -53,9 +53,10 @@ import numpy as np
 from matplotlib.patches import Rectangle
 from scipy.stats import spearmanr
 
-from .boxes import box_convert, check_boxes
-from .losses import LOSSES, get_loss, giou, iou, unchecked
-from .optimize import fit
+from sandbox.geometry.boxes import box_convert, check_boxes
+from sandbox.losses.formulas import LOSSES, giou, iou, unchecked
+from sandbox.losses.spec import get_loss
+from sandbox.optim.fitting import fit
 
 NORMS = ("l1", "l2")
 BAND_COORDS = ("xyxy", "cxcywh")

@@ -6,7 +6,7 @@ dict of float64 arrays (name -> array, so ``autograd.grad`` and
 images through them to one ``xyxy`` box per image, differentiably.
 
 The network's four outputs are the parameters of one of the sandbox's box
-parameterisations (`sandbox.parameterisations`: ``'xyxy'``, ``'cxcywh'``,
+parameterisations (`sandbox.geometry.parameterisations`: ``'xyxy'``, ``'cxcywh'``,
 ``'log'``), in units of the image side: the box they stand for is multiplied by
 ``image_size`` to give pixels. So under ``'log'`` the outputs are (cx, cy, log w,
 log h) with w and h as shares of the image side.
@@ -33,8 +33,8 @@ import autograd.numpy as np
 import numpy
 from autograd.extend import defjvp, defvjp, primitive
 
-from .names import canonical
-from .parameterisations import get_parameterisation
+from sandbox.geometry.names import canonical
+from sandbox.geometry.parameterisations import get_parameterisation
 
 MODELS = ("mlp", "cnn")
 INITS = ("default", "apart")

@@ -45,7 +45,7 @@ MEASURES = {
     "share_final_iou_above_0.5": True,
     "share_final_iou_above_0.9": True,
     "iterations_to_tenth_error": False,
-    # learning: the box regressor on held-out images (sandbox.box_metrics names)
+    # learning: the box regressor on held-out images (sandbox.learning.metrics names)
     "mean_iou": True,
     "accuracy_50": True,
     "accuracy_75": True,
@@ -74,7 +74,7 @@ simulation (the DIoU paper's protocol):
 - ``iterations_to_tenth_error``: iterations until E(t) < 0.1 E(0), infinite if never
   (lower is better).
 
-learning (`sandbox.box_metrics.evaluate` on the test split, at the rate chosen on the
+learning (`sandbox.learning.metrics.evaluate` on the test split, at the rate chosen on the
 validation split, mean over seeds):
 
 - ``mean_iou``: mean IoU of predicted and true boxes;
@@ -429,7 +429,7 @@ def single_box_evidence(rows):
     Parameters
     ----------
     rows : list of dict
-        The rows of a boxes sweep (`sandbox.sweep.RESULT_COLUMNS`) whose methods are
+        The rows of a boxes sweep (`sandbox.runs.sweep.RESULT_COLUMNS`) whose methods are
         `METHODS`, whose start sets are named `APART` and `OVERLAPPING`, with one or more
         seeds and learning rates.
 
@@ -490,7 +490,7 @@ def single_box_evidence(rows):
 
 def simulation_evidence(rows):
     """Evidence rows, failures and resolution of the simulation setting, from a simulation sweep's rows
-    (`sandbox.sweep.SIMULATION_COLUMNS`); mean ± std over its seeds if it has several.
+    (`sandbox.runs.sweep.SIMULATION_COLUMNS`); mean ± std over its seeds if it has several.
 
     A loss fails when no case that starts apart moves: its gradient there is exactly zero. The
     resolution is `simulation_resolution` of the fewest cases a row has.
@@ -509,13 +509,13 @@ def simulation_evidence(rows):
 
 def learning_evidence(rows):
     """Evidence rows, chosen rates and failures of the learning setting, from a learning sweep's rows
-    (`sandbox.sweep.LEARNING_COLUMNS`).
+    (`sandbox.runs.sweep.LEARNING_COLUMNS`).
 
     Each loss is reported at the rate that does best on the validation split, averaged over
-    seeds (`sandbox.training.choose_rates`, the same rule for every loss), on the test split,
+    seeds (`sandbox.learning.training.choose_rates`, the same rule for every loss), on the test split,
     mean ± std over seeds. A loss fails when every one of its runs diverged.
     """
-    from .training import choose_rates
+    from sandbox.learning.training import choose_rates
     rows = [dict(r, lr=float(r["lr"])) for r in rows]
     rates = choose_rates(rows)
     evidence, failed = [], {}

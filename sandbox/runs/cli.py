@@ -14,7 +14,7 @@ import time
 import weakref
 from pathlib import Path
 
-from .results import difference
+from sandbox.runs.records import difference
 
 
 class _DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
@@ -75,7 +75,7 @@ def check_out(parser, out, replot=False, needs=(), flag="--replot", earlier=None
 def run_interruptible(main, out, kept="the files already written", resumes=False):
     """Run ``main()``; on Ctrl-C say in one line what under `out` was kept, and exit with status 130.
 
-    Every file is written whole or not at all (``sandbox.results.atomic_write``), so
+    Every file is written whole or not at all (``sandbox.runs.records.atomic_write``), so
     an interruption leaves finished files and never a half-written one. With
     `resumes`, the line also says that the same command goes on from there.
     """
@@ -93,13 +93,14 @@ def run_interruptible(main, out, kept="the files already written", resumes=False
 def run_sweep(sweep, out, workers=1, scheduler=None):
     """Run a sweep's unfinished cells into the folder `out`, as every experiment made of a sweep does.
 
-    Opens the folder's `sandbox.sweep.Store` (refusing a different sweep, or a second
+    Opens the folder's `sandbox.runs.store.Store` (refusing a different sweep, or a second
     runner, before any work), says how many cells there are and where they run, notes
     once a setting some cells cannot use, draws a tqdm bar over the cells, and on
     Ctrl-C says what was kept and that the same command goes on from there.
     """
-    from . import sweep as sweeps
-    with sweeps.Store(out, sweep) as store:  # locks out: a second runner is refused
+    from sandbox.runs import sweep as sweeps
+    from sandbox.runs.store import Store
+    with Store(out, sweep) as store:  # locks out: a second runner is refused
         total = len(sweeps.cells(sweep))
         where = f"the Dask cluster at {scheduler}" if scheduler else f"{workers} worker process{'es' * (workers > 1)}"
         print(f"{total} cells, {total - len(store.finished)} to run, on {where}; results in {out}")

@@ -1,0 +1,6 @@
+"""Learning: synthetic images of one box (`synthetic`), small networks (`networks`), their
+training with any loss (`training`) and the box metrics of a trained model (`metrics`).
+"""
+from sandbox._lazy import attach
+
+__getattr__, __dir__ = attach(__name__, __path__)

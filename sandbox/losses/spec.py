@@ -1,0 +1,334 @@
+"""The loss-name language: how a loss is named, in code, a sweep file or on a command line.
+
+A *spec* names a loss: a name in `sandbox.LOSSES` or `REGISTERED` with parameters
+(``'alpha_ciou:alpha=3'``), a function in an importable module
+(``'package.module:function'``), or a weighted sum of those (``'5*l1+2*giou'``).
+`get_loss` turns a spec into a function, `canonical_loss` into the one spelling
+every record uses, `register_loss` adds a name, and `travelling` and `adopt` carry
+registered losses to worker processes.
+"""
+import functools
+import importlib
+import inspect
+import pickle
+import re
+
+import autograd.numpy as np
+
+from sandbox.geometry.boxes import Coordinates, traced
+from sandbox.geometry.names import canonical
+from sandbox.losses.formulas import LOSSES, unchecked
+
+REGISTERED = {}
+"""Losses added by `register_loss`, by name; every spec can name them as it names `LOSSES`."""
+
+
+def register_loss(name, function):
+    """Make `function` a loss that every spec names as `name`: `fit`, sweeps, the command lines.
+
+    For code that defines a loss where it runs, a notebook say. ``function(pred,
+    target, **params)`` takes ``xyxy`` boxes of shape ``(..., 4)`` and returns one
+    value per pair, written with ``autograd.numpy``. Registering a name again
+    replaces its function (a notebook cell run twice); the built-in names cannot
+    be taken. Returns `function`.
+
+    Worker processes get the loss as they get any other: forked ones inherit it,
+    and spawned ones and a Dask cluster import it by its module and name, so a
+    function defined in a notebook or a script's ``__main__`` runs in this process
+    and forked workers only; anything else is refused before any work. Name a loss
+    in an importable module as ``module:function`` to send it anywhere.
+
+    Examples
+    --------
+    >>> import autograd.numpy as np
+    >>> def half_l1(pred, target):
+    ...     return 0.5 * np.sum(np.abs(pred - target), axis=-1)
+    >>> _ = register_loss("half_l1", half_l1)
+    >>> float(get_loss("Half_L1")([0.0, 0.0, 2.0, 2.0], [1.0, 0.0, 3.0, 2.0]))
+    1.0
+    >>> del REGISTERED["half_l1"]  # as this example leaves the registry
+    """
+    if not (isinstance(name, str) and name.isidentifier()):
+        raise ValueError(f"a loss name must be a Python identifier such as 'my_loss'; got {name!r}")
+    key = name.lower()
+    if key in LOSSES:
+        raise ValueError(f"{key!r} is a built-in loss; register yours under another name")
+    if not callable(function):
+        raise ValueError(f"register_loss takes a function loss(pred, target); got {function!r}")
+    REGISTERED[key] = function
+    return function
+
+
+def _loss_names():
+    return [*LOSSES, *REGISTERED]
+
+
+def _split(spec):
+    """A spec's weighted terms, [(weight, term)], or None if it is a single loss.
+
+    ``'5*l1+2*giou'``, ``'l1*5 + giou*2'``: terms joined by ``+``, each with an
+    optional factor on either side of ``*``. A ``+`` in a number's exponent
+    (``alpha=1e+3``) does not split.
+    """
+    if "+" not in spec and "*" not in spec:
+        return None
+    terms = []
+    for term in re.split(r"(?<![0-9][eE])\+", spec):
+        factors = [factor.strip() for factor in term.split("*")]
+        if len(factors) == 1:
+            weight, loss = 1.0, factors[0]
+        elif len(factors) == 2 and _number(factors[0]) is not None:
+            weight, loss = _number(factors[0]), factors[1]
+        elif len(factors) == 2 and _number(factors[1]) is not None:
+            weight, loss = _number(factors[1]), factors[0]
+        else:
+            raise ValueError(f"loss {spec!r}: each term of a weighted sum is a loss with at most one factor, "
+                             f"as '5*l1+2*giou'; got {term.strip()!r}")
+        if not loss:
+            raise ValueError(f"loss {spec!r}: a term has no loss; write it as '5*l1+2*giou'")
+        terms.append((weight, loss))
+    return terms
+
+
+def _number(text):
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if np.isfinite(value) else None
+
+
+def _parts(spec):
+    """(kind, function name, parameters text) of a single-loss spec.
+
+    kind is ``'name'`` for `LOSSES` and `REGISTERED` (``'giou'``,
+    ``'alpha_ciou:alpha=3'``) or ``'module'`` for ``'package.module:function'``
+    (``'package.module:function:key=value'``): the part after the first ``:``
+    names a function when it holds no ``=``.
+    """
+    head, _, rest = spec.strip().partition(":")
+    function, _, params = rest.partition(":")
+    if function and "=" not in function and head.lower() not in _loss_names():
+        return "module", f"{head}:{function}", params
+    return "name", head, rest
+
+
+def canonical_loss(spec):
+    """The spelling of a loss spec that every record of it uses; ValueError for a bad one.
+
+    Names in lower case, factors first, no spaces; a callable stays itself.
+
+    >>> canonical_loss("L1*5 + GIoU*2")
+    '5*l1+2*giou'
+    >>> canonical_loss("Alpha_CIoU:Alpha=3")
+    'alpha_ciou:alpha=3'
+    """
+    if callable(spec):
+        return spec
+    get_loss(spec)  # every mistake shows here
+    terms = _split(str(spec))
+    if terms is not None:
+        return "+".join(loss if weight == 1 else f"{weight:g}*{loss}"
+                        for weight, loss in ((w, canonical_loss(t)) for w, t in terms))
+    kind, name, params = _parts(str(spec))
+    if kind == "module":
+        return f"{name}:{params}" if params else name
+    name = canonical(name, _loss_names(), "loss")
+    keys = list(inspect.signature(unchecked(_function(name))).parameters)[2:]
+    items = []
+    for item in filter(None, params.split(",")):
+        key, _, value = item.partition("=")
+        key = next((k for k in keys if k.lower() == key.strip().lower()), key.strip())
+        items.append(f"{key}={value.strip()}")
+    return ":".join([name, ",".join(items)]) if items else name
+
+
+def _function(name):
+    return LOSSES[name] if name in LOSSES else REGISTERED[name]
+
+
+def get_loss(spec, **params):
+    """The loss function named by `spec`, with its parameters bound.
+
+    `spec` is one of:
+
+    - a callable ``loss(pred, target)``, returned as it is;
+    - a name in `LOSSES` or `REGISTERED`, in any case, with parameters as on the
+      command line: ``'l1:coords=cxcywh'``, several separated by commas;
+    - a function in an importable module, ``'package.module:function'``, with
+      parameters the same way: ``'package.module:function:scale=2'``;
+    - a weighted sum of those, ``'5*l1+2*giou'`` (DETR's combination; a factor may
+      also follow its loss, ``'l1*5+giou*2'``).
+
+    Keyword arguments add parameters (not to a sum). Every name, parameter and value
+    is checked here, with one call on a pair of boxes, before any work.
+
+    Examples
+    --------
+    >>> float(get_loss("l1:coords=cxcywh")([0, 0, 2, 2], [1, 0, 3, 2]))
+    1.0
+    >>> float(get_loss("5*l1+2*giou")([0, 0, 2, 2], [1, 0, 3, 2]))  # 5 * 2 + 2 * (1 - 1/3)
+    11.333333333333334
+    """
+    if callable(spec):
+        return functools.partial(spec, **params) if params else spec
+    text = str(spec)
+    terms = _split(text)
+    if terms is not None:
+        if params:
+            raise ValueError(f"loss {text!r}: give a weighted sum's parameters with each term, as '5*l1:coords=cxcywh+giou'")
+        return WeightedSum([(weight, get_loss(term)) for weight, term in terms])
+    kind, name, text_params = _parts(text)
+    if kind == "module":
+        function = _import(name)
+    else:
+        name = canonical(name, _loss_names(), "loss", "valid losses are")
+        function = _function(name)
+    valid = list(inspect.signature(unchecked(function)).parameters.values())[2:]  # after pred, target
+    names = [p.name for p in valid if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in valid)
+    for item in filter(None, text_params.split(",")):
+        key, equals, value = item.partition("=")
+        if not equals:
+            raise ValueError(f"loss parameter {item!r} in {text!r} must be written key=value")
+        key = next((k for k in names if k.lower() == key.strip().lower()), key.strip())
+        params.setdefault(key, _parse_value(value.strip()))
+    for key in params:
+        if key not in names and not takes_any:
+            allowed = ", ".join(names) if names else "none"
+            raise ValueError(f"loss {name!r} has no parameter {key!r}; its parameters: {allowed}")
+    loss = functools.partial(function, **params) if params else function
+    if kind == "module" or name in REGISTERED:
+        loss = on_arrays(loss)
+    if params or kind == "module" or name in REGISTERED:
+        _try(loss, text)
+    return loss
+
+
+def on_arrays(function):
+    """`function` of stacked ``(..., 4)`` arrays, also callable on the corner arrays the engine passes.
+
+    The built-in losses take either; a user's function need only take arrays.
+    """
+    def as_array(boxes):
+        if isinstance(boxes, Coordinates):
+            return np.stack(list(boxes), axis=-1)
+        return boxes if traced(boxes) else np.asarray(boxes, dtype=float)
+
+    def loss_on_arrays(pred, target):
+        return function(as_array(pred), as_array(target))
+    loss_on_arrays.__name__ = loss_on_arrays.__qualname__ = getattr(function, "__name__", "loss")
+    return loss_on_arrays
+
+
+def _import(reference):
+    """The function at ``'package.module:function'``; ValueError saying what to fix."""
+    module_name, _, attribute = reference.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ValueError(f"loss {reference!r}: cannot import module {module_name!r} ({error}); put its folder "
+                         f"on the Python path (PYTHONPATH) or install it") from None
+    function = module
+    for part in attribute.split("."):
+        function = getattr(function, part, None)
+    if not callable(function):
+        raise ValueError(f"loss {reference!r}: module {module_name!r} has no function {attribute!r}")
+    return function
+
+
+def _try(loss, spec):
+    """One call on a pair of boxes, so that a bad parameter or function shows before any work."""
+    try:
+        value = loss(np.array([[0.0, 0.0, 1.0, 2.0]]), np.array([[0.5, 0.5, 2.0, 1.5]]))
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"loss {spec!r}: {error}") from None
+    except Exception as error:
+        raise ValueError(f"loss {spec!r} fails on a pair of boxes: {type(error).__name__}: {error}") from None
+    if np.shape(value) not in ((1,), ()):
+        raise ValueError(f"loss {spec!r} must return one value per pair of boxes, shape (...,); on boxes of "
+                         f"shape (1, 4) it returned shape {np.shape(value)}")
+
+
+class WeightedSum:
+    """``sum(weight * loss(pred, target))`` over the terms of a spec such as ``'5*l1+2*giou'``."""
+
+    def __init__(self, terms):
+        self.terms = terms
+
+    def __call__(self, pred, target):
+        return sum(weight * loss(pred, target) for weight, loss in self.terms)
+
+    def __repr__(self):
+        return " + ".join(f"{weight:g} * {getattr(loss, '__name__', loss)!s}" for weight, loss in self.terms)
+
+
+def travelling(spec, forked):
+    """What worker processes need to rebuild the loss `spec`; ValueError if it cannot travel.
+
+    Returns a dict, name -> ``'module:function'``, for the `REGISTERED` losses the
+    spec uses, which workers register again (`adopt`) unless `forked` (they
+    inherited them). A callable travels by pickling, as a reference to its module
+    and name, so it must be defined at the top level of an importable module, not
+    (unless `forked`) in ``__main__``.
+    """
+    fix = "define it in an importable module and name it as module:function"
+    if callable(spec):
+        if not forked and getattr(spec, "__module__", None) == "__main__":
+            raise ValueError(f"loss {_name(spec)} is defined in __main__ (a notebook or a script), which spawned "
+                             f"workers and Dask workers cannot import: {fix}")
+        try:
+            pickle.dumps(spec)
+        except Exception as error:
+            raise ValueError(f"loss {_name(spec)} cannot be sent to worker processes ({type(error).__name__}: "
+                             f"{error}): {fix}") from None
+        return {}
+    needed = {}
+    for name in _named(str(spec)):
+        if name not in REGISTERED:
+            continue
+        function = REGISTERED[name]
+        reference = _reference(function)
+        if reference is not None:
+            needed[name] = reference
+        elif not forked:
+            raise ValueError(f"registered loss {name!r} ({_name(function)}) cannot reach spawned workers or a Dask "
+                             f"cluster, which import it by module and name: {fix}")
+    return needed
+
+
+def _named(spec):
+    """The `LOSSES` and `REGISTERED` names a spec uses."""
+    terms = _split(spec) or [(1.0, spec)]
+    return [canonical(name, _loss_names(), "loss") for kind, name, _ in (_parts(t) for _, t in terms) if kind == "name"]
+
+
+def _reference(function):
+    """``'module:qualified.name'`` that imports `function` itself, or None."""
+    module, name = getattr(function, "__module__", None), getattr(function, "__qualname__", "")
+    if module in (None, "__main__") or "<" in name:
+        return None
+    try:
+        return f"{module}:{name}" if _import(f"{module}:{name}") is function else None
+    except ValueError:
+        return None
+
+
+def _name(function):
+    return repr(getattr(function, "__qualname__", function))
+
+
+def adopt(registered):
+    """Register, in a worker, the losses `travelling` said it needs."""
+    for name, reference in registered.items():
+        if name not in REGISTERED:
+            register_loss(name, _import(reference))
+
+
+def _parse_value(text):
+    for parse in (int, float):
+        try:
+            return parse(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
