@@ -157,12 +157,14 @@ def filters(items, option):
         if not equals or axis not in sweeps.AXES:
             raise sweeps.SweepError(f"{option} takes AXIS=VALUE with AXIS one of {', '.join(sweeps.AXES)}; "
                                     f"got {item!r}")
-        wanted[axis] = value
+        wanted[axis] = sweeps.axis_value(axis, value, f"{option} {item}")
     return wanted
 
 
 def matches(row, wanted):
-    return all(row.get(axis) == value for axis, value in wanted.items())
+    """Whether a results.csv row has every wanted axis value, read by the sweep file's rules (any case)."""
+    return all(row.get(axis) not in (None, "") and sweeps.axis_value(axis, row[axis]) == value
+               for axis, value in wanted.items())
 
 
 def choose_cells(rows, items, most=8):

@@ -2,7 +2,7 @@
 
 `sandbox.fit(start, target, loss="giou")` (gradient descent, 200 steps, the step
 schedule) from the headline's east start, with autograd's gradient op by op and with
-the fused kernels (`fused=True`); and, when PyTorch happens to be importable (it is
+the fused kernels (`gradient="fused"`); and, when PyTorch happens to be importable (it is
 not a dependency), two loops in it, float64 on one thread: the issue's baseline,
 ``torch.optim.SGD`` with ``MultiStepLR`` (the same schedule) on torchvision's
 ``generalized_box_iou_loss`` (transcribed below where torchvision is not
@@ -115,7 +115,7 @@ def transcribed_torchvision_giou_loss(boxes1, boxes2, reduction="sum", eps=1e-7)
 
 def main(argv=None):
     args = parse_args(argv)
-    engines = {"sandbox (autograd)": sandbox_run(args.maxiter), "sandbox (fused)": sandbox_run(args.maxiter, fused=True)}
+    engines = {"sandbox (autograd)": sandbox_run(args.maxiter), "sandbox (fused)": sandbox_run(args.maxiter, gradient="fused")}
     if importlib.util.find_spec("torch") is not None:
         engines["torch torchvision"] = torchvision_run(args.maxiter)
         engines["torch lean"] = torch_run(args.maxiter)

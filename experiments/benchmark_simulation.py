@@ -82,7 +82,7 @@ def measure(spec):
     if spec["engine"].startswith("sandbox"):
         began = time.perf_counter()
         result = regress(protocol.anchors, protocol.targets, loss=spec["loss"], iterations=spec["iterations"],
-                         fused=spec["engine"] == "sandbox", chunk_size=spec["chunk_size"],
+                         gradient="fused" if spec["engine"] == "sandbox" else "autograd", chunk_size=spec["chunk_size"],
                          workers=spec["workers"])
         error_final, seconds = result.errors[-1], time.perf_counter() - began
         mean_final_iou = float(result.mean_iou[-1])

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from sandbox.runs.cli import check_out, experiment_parser, median_run, positive_int
-from sandbox.optim.rules import get_schedule
+from sandbox.optim.rules import SCHEDULES
 from sandbox.learning.networks import MODELS, init_network
 from sandbox.runs.records import provenance, write_csv, write_json
 from sandbox.learning.synthetic import make_splits
@@ -87,7 +87,7 @@ def torch_run(model, splits, epochs, batch_size, seed, dtype):
     boxes = torch.as_tensor(splits["train"].boxes, dtype=dtype)
     count, image_size = len(boxes), images.shape[-1]
     steps = epochs * math.ceil(count / batch_size)
-    factor = get_schedule(SCHEDULE)
+    factor = SCHEDULES[SCHEDULE]
 
     def run():
         params = torch_params(init_network(model, image_size, seed), dtype)

@@ -80,11 +80,11 @@ def parse_args(argv):
     parser.add_argument("--reference-gradient", action="store_true",
                         help="double the w and h gradient components, as the authors' MATLAB code does "
                              "(not with --gradient authors, which runs that code)")
-    parser.add_argument("--generic", action="store_true",
-                        help="differentiate every loss with autograd op by op, without the fused kernels")
-    parser.add_argument("--gradient", choices=["autograd", "authors"], default="autograd",
-                        help="autograd's gradient (the sandbox's), or the DIoU authors' MATLAB gradients "
-                             "transcribed, for iou, giou, diou and ciou (sandbox.losses.diou_reference)")
+    parser.add_argument("--gradient", choices=["fused", "autograd", "authors"], default="fused",
+                        help="fused: the hand-derived kernels of sandbox.losses.fused, the fast path this experiment "
+                             "needs; autograd: autograd op by op, the sandbox's default elsewhere; authors: the DIoU "
+                             "authors' MATLAB gradients transcribed, for iou, giou, diou and ciou "
+                             "(sandbox.losses.diou_reference)")
     parser.add_argument("--repairs", nargs="*", default=[], choices=sorted(REPAIRS),
                         help="with --gradient authors: correct these slips of the MATLAB code, one by one")
     parser.add_argument("--keep", choices=["all", "summaries"], default="all",
@@ -112,9 +112,6 @@ def parse_args(argv):
             if args.gradient == "authors" and args.reference_gradient:
                 raise ValueError("--reference-gradient doubles w and h as the authors' code does, and "
                                  "--gradient authors runs that code, doubling already: give one or the other")
-            if args.gradient == "authors" and args.generic:
-                raise ValueError("--generic chooses how autograd differentiates the losses, and "
-                                 "--gradient authors uses no autograd: give one or the other")
             refuse_other_settings(args)
         except ValueError as error:
             parser.error(str(error))
@@ -169,12 +166,12 @@ def run(args):
             continue
         where = f"the Dask cluster at {args.scheduler}" if args.scheduler else f"{args.workers} workers"
         print(f"{loss}: {cases:,} cases x {args.iterations} iterations on {where}", flush=True)
-        authors = partial(authors_gradient, loss, repairs=tuple(args.repairs)) if args.gradient == "authors" else None
+        gradient = (partial(authors_gradient, loss, repairs=tuple(args.repairs)) if args.gradient == "authors"
+                    else args.gradient)
         result = regress(protocol.anchors, protocol.targets, loss=loss, iterations=args.iterations,
-                         reference_gradient=args.reference_gradient, fused=not args.generic,
+                         reference_gradient=args.reference_gradient, gradient=gradient,
                          chunk_size=args.chunk_size, workers=args.workers, scheduler=args.scheduler,
-                         progress=Progress("cases", loss),
-                         gradient=authors)
+                         progress=Progress("cases", loss))
         rate = cases * args.iterations / result.seconds / 1e6
         print(f"{loss}: E(0) = {result.errors[0]:.6g}, E({args.iterations}) = {result.errors[-1]:.6g}, "
               f"mean final IoU {result.mean_iou[-1]:.4f}; {result.seconds:.1f} s, {rate:.1f} M box-iterations/s",

@@ -41,8 +41,8 @@ import sandbox
 from sandbox.runs import sweep as sweeps
 from sandbox.runs.store import finished, load_boxes, load_histories
 from sandbox.runs.cli import add_workers, check_out, experiment_parser, run_sweep
-from sandbox.optim.rules import DEFAULT_LEARNING_RATES, get_schedule
-from sandbox.optim.fitting import get_method
+from sandbox.optim.rules import DEFAULT_LEARNING_RATES
+from sandbox.optim.settings import method_name, schedule_name
 from sandbox.geometry.parameterisations import get_parameterisation
 from sandbox.views.plotting import animate_trajectories, plot_heatmap, plot_metric, plot_target, plot_trajectory
 from sandbox.runs.records import atomic_write
@@ -99,10 +99,10 @@ def parse_args(argv):
 
 def make_sweep(args):
     """The grid of runs as a resolved sweep, after checking every argument; ValueError naming a bad one."""
-    args.method = list(sandbox.METHODS) if args.method == ["all"] else [get_method(m) for m in args.method]
+    args.method = list(sandbox.METHODS) if args.method == ["all"] else [method_name(m) for m in args.method]
     args.losses = [sandbox.canonical_loss(loss) for loss in args.losses]
     get_parameterisation(args.param)
-    get_schedule(args.schedule)
+    schedule_name(args.schedule)
     sandbox.check_boxes(args.target, "target", positive_size=True)
     for flag, values in [("--lr", [] if args.lr is None else [args.lr]), ("--gap", [args.gap]),
                          ("--start-size", args.start_size)]:

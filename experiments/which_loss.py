@@ -129,7 +129,9 @@ def make_sweeps(args):
                               evidence.OVERLAPPING: dict(kind="overlapping", count=args.starts, shared=True)},
                       axes=dict(loss=losses, method=list(evidence.METHODS), lr=args.lrs, schedule=["step"],
                                 starts=[evidence.APART, evidence.OVERLAPPING], seed=seeds))
-    simulation = dict(experiment="simulation", simulation=dict(points=args.points), axes=dict(loss=losses))
+    # the fused kernels: the fast path, named here and recorded in the sweep (sandbox.optim.settings)
+    simulation = dict(experiment="simulation", simulation=dict(points=args.points, gradient="fused"),
+                      axes=dict(loss=losses))
     preset = training.LEARNING_PRESETS[args.learning]
     learning = dict(experiment="learning",
                     learning=dict(epochs=preset["epochs"], model=preset["model"], batch_size=preset["batch_size"],

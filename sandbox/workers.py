@@ -15,23 +15,31 @@ import signal
 from sandbox.losses.spec import adopt, get_loss
 
 
-def map_tasks(function, tasks, workers, scheduler=None, prepare=None):
-    """Apply `function` to every task, in order: here, in `workers` processes, or on a Dask cluster.
+def map_tasks(function, tasks, workers=1, scheduler=None, prepare=None, ordered=True):
+    """Apply `function` to every task: here, in `workers` processes, or on a Dask cluster.
 
-    On a cluster, ``prepare()`` runs on every worker first, so that a loss a
-    worker cannot import stops the run before any task (`prepare_worker`).
+    The results come in the tasks' order, or with ``ordered=False`` as they finish
+    (a sweep stores each group of cells as soon as it is done). On a cluster,
+    ``prepare()`` runs on every worker first, so that a loss a worker cannot import
+    stops the run before any task (`prepare_worker`).
     """
     if scheduler is not None:
         with dask_client(scheduler, prepare) as client:
-            for future in client.map(function, tasks, pure=False):  # in order; the cluster runs them all
-                yield future.result()
+            futures = client.map(function, tasks, pure=False)  # the cluster runs them all
+            if ordered:
+                for future in futures:
+                    yield future.result()
+            else:
+                from distributed import as_completed
+                for _, result in as_completed(futures, with_results=True):
+                    yield result
         return
     if workers == 1 or len(tasks) <= 1:
         _tune_malloc()
         yield from map(function, tasks)
         return
     with process_pool(min(workers, len(tasks))) as pool:
-        yield from pool.imap(function, tasks)
+        yield from (pool.imap if ordered else pool.imap_unordered)(function, tasks)
 
 
 def forks():

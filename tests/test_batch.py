@@ -30,7 +30,7 @@ def test_batch_matches_a_plain_loop_of_single_case_fits(sample, loss):
                                      schedule="step", iou_weighting=True, gtol=0.0).box
                          for a, t in zip(anchors, targets)])
     assert 0 < np.mean(sandbox.iou(anchors, targets) > 0) < 1  # starts overlapping and apart
-    result = regress(anchors, targets, loss=loss, fused=False)
+    result = regress(anchors, targets, loss=loss, gradient="autograd")
     np.testing.assert_allclose(result.final_boxes, expected, rtol=0, atol=1e-12)
 
 
@@ -135,7 +135,7 @@ def test_fused_and_autograd_runs_agree_up_to_rounding_amplified_at_kinks(reduced
     # per step they agree to 1e-16; over 200 steps a box that keeps crossing a kink
     # can turn a difference of one rounding into a visible one, for a few cases
     fused = regress(reduced.anchors, reduced.targets, loss="giou", workers=2)
-    generic = regress(reduced.anchors, reduced.targets, loss="giou", fused=False, workers=2)
+    generic = regress(reduced.anchors, reduced.targets, loss="giou", gradient="autograd", workers=2)
     np.testing.assert_allclose(fused.errors, generic.errors, rtol=1e-3)
     assert np.mean(np.max(np.abs(fused.final_boxes - generic.final_boxes), axis=1) < 1e-9) > 0.5
 

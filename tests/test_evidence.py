@@ -296,5 +296,5 @@ def test_the_simulations_rounding_stays_within_the_resolution_it_is_ranked_with(
     for loss in sandbox.LOSSES:
         fused = regress(protocol.anchors, protocol.targets, loss=loss).mean_iou[-1]
         shifted = regress(moved, protocol.targets, loss=loss).mean_iou[-1]
-        autograd = regress(protocol.anchors, protocol.targets, loss=loss, fused=False).mean_iou[-1]
+        autograd = regress(protocol.anchors, protocol.targets, loss=loss, gradient="autograd").mean_iou[-1]
         assert abs(shifted - fused) < resolution and abs(autograd - fused) < resolution, loss

@@ -107,9 +107,9 @@ def test_the_engine_runs_the_kernel_and_agrees_with_autograd(spec, monkeypatch):
         used.append(loss)
         return fused_total(loss)
     monkeypatch.setattr(sandbox.optim.engine, "fused_total", spy)
-    fused = regress(protocol.anchors, protocol.targets, loss=spec, iterations=60, workers=1)
+    fused = regress(protocol.anchors, protocol.targets, loss=spec, iterations=60, gradient="fused", workers=1)
     assert used == [canonical_loss(spec)]
-    generic = regress(protocol.anchors, protocol.targets, loss=spec, iterations=60, fused=False, workers=1)
-    assert len(used) == 1  # fused=False does not take the kernel
+    generic = regress(protocol.anchors, protocol.targets, loss=spec, iterations=60, gradient="autograd", workers=1)
+    assert len(used) == 1  # gradient="autograd" does not take the kernel
     np.testing.assert_allclose(fused.errors, generic.errors, rtol=1e-3)
     np.testing.assert_allclose(fused.mean_iou, generic.mean_iou, rtol=1e-3)

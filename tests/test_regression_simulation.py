@@ -63,7 +63,6 @@ def test_authors_gradient_and_repairs_are_labelled(tmp_path):
     (["--repairs", "distance"], "--repairs corrects the authors' gradients"),
     (["--gradient", "authors", "--reference-gradient"],
      "--gradient authors runs that code, doubling already: give one or the other"),
-    (["--gradient", "authors", "--generic"], "--gradient authors uses no autograd"),
 ])
 def test_bad_arguments_stop_before_any_work(tmp_path, capsys, arguments, words):
     with pytest.raises(SystemExit):

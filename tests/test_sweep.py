@@ -101,8 +101,8 @@ def test_a_sweep_keeps_boxes_only_when_asked_and_weights_steps_by_2_minus_iou_wh
     ("[axes]\nloss = ['inner_giou:ratio=-1']", "[axes] loss, item 1: loss 'inner_giou:ratio=-1': ratio must be positive"),
     ("[axes]\nmethod = ['gd', 'newton']", "[axes] method, item 2: unknown method 'newton'; valid methods are gd"),
     ("[axes]\nparam = ['polar']", "[axes] param, item 1: unknown parameterisation 'polar'; valid: xyxy"),
-    ("[axes]\nlr = [0.1, -1]", "[axes] lr, item 2: must be a positive number; got -1"),
-    ("[axes]\nmaxiter = [0]", "[axes] maxiter, item 1: must be a whole number >= 1; got 0"),
+    ("[axes]\nlr = [0.1, -1]", "[axes] lr, item 2: lr must be a positive number; got -1"),
+    ("[axes]\nmaxiter = [0]", "[axes] maxiter, item 1: maxiter must be a whole number >= 1; got 0"),
     ("[axes]\nstarts = ['rings']", "[axes] starts, item 1: no start set 'rings'; defined: ring"),
     ("[axes]\nloss = ['giou', 'giou']", "[axes] loss lists a value more than once"),
     ("[starts.ring]\nkind = 'circle'", "[starts.ring] kind must be one of non_overlapping, random, overlapping"),
@@ -364,6 +364,13 @@ def test_report_redraws_from_saved_files_without_running_anything(uninterrupted,
                  "--x", "seed", "--y", "starts"])
     table = capsys.readouterr().out
     assert "12 runs in 4 cells" in table and table.count("%") == 4
+    # the filters read names as the sweep file does, in any case, and numbers as numbers
+    ablate.main(["--report", "--out", str(uninterrupted / "out"), "--only", "method=Adam", "loss=GIoU",
+                 "--x", "seed", "--y", "starts"])
+    assert capsys.readouterr().out == table
+    ablate.main(["--report", "--out", str(uninterrupted / "out"), "--x", "loss", "--y", "method",
+                 "--cells", "method=GD", "starts=ring", "seed=0.0"])
+    assert "144 runs in 48 cells" in capsys.readouterr().out
 
 
 def test_an_out_that_is_a_file_or_a_report_of_nothing_is_one_line(tmp_path, capsys):

@@ -8,6 +8,7 @@ from autograd.misc import flatten
 from helpers import adam_by_hand, load_experiment
 from sandbox import get_loss
 from sandbox.learning import synthetic, training
+from sandbox.optim.rules import apply, first_order
 from sandbox.runs import sweep as sweeps
 from sandbox.runs.store import Store
 from sandbox.learning.networks import init_network, predict
@@ -27,10 +28,16 @@ def heavy_ball_by_hand(gradient, x, lr, momentum, steps):
 
 
 def steps_of_training(optimizer, gradient, x, lrs, **options):
-    """The weights after each of `training._step`'s steps from `x`, its state threaded through."""
-    state, xs = training._init_state(x), [x]
-    for t, lr in enumerate(lrs, start=1):
-        x, state = training._step(optimizer, x, gradient(t, x), state, lr, **options)
+    """The weights after each step of training's rule (`training.training_rule`) from `x`, the rate of
+    step t lrs[t], its state threaded through."""
+    adam = {key: options.pop(key) for key in ("b1", "b2", "eps") if key in options}
+    if adam:  # the shared rule with other moments than training's (the paper's) defaults
+        rule = first_order("adam", 1.0, lambda t, steps: lrs[t], len(lrs), options=adam)
+    else:
+        rule = training.training_rule(optimizer, 1.0, lambda t, steps: lrs[t], len(lrs), **options)
+    state, xs = rule.init(x), [x]
+    for t in range(len(lrs)):
+        x, state = apply(x, gradient(t + 1, x), rule, state, t)
         xs.append(x)
     return np.array(xs)
 

@@ -28,7 +28,8 @@ from sandbox.learning.metrics import evaluate
 from sandbox.learning.networks import INITS, MODELS, init_network, predict
 from sandbox.learning.synthetic import make_dataset, make_splits
 from sandbox.losses.spec import get_loss
-from sandbox.optim.rules import get_schedule
+from sandbox.optim.rules import SCHEDULES, apply, first_order
+from sandbox.optim.settings import schedule_name
 
 OPTIMIZERS = ("adam", "sgd")
 SELECTION_METRIC = "accuracy_mean"
@@ -83,10 +84,10 @@ def train(loss, splits, model="cnn", param="cxcywh", optimizer="adam", lr=1e-3, 
         return anp.mean(function(predict(unflatten(vector), images, model, param=param), boxes))
 
     step_value_and_grad = value_and_grad(objective)
-    factor = get_schedule(schedule)
     steps, step = epochs * math.ceil(len(train_split.boxes) / batch_size), 0
+    rule = training_rule(optimizer, lr, schedule, steps, momentum)
     order = np.random.default_rng([seed, 1])  # the minibatch order: from the seed alone
-    state = _init_state(flat)
+    state = rule.init(flat)
     history, diverged = {}, False
     for epoch in range(epochs):
         began, losses = time.perf_counter(), []
@@ -97,7 +98,7 @@ def train(loss, splits, model="cnn", param="cxcywh", optimizer="adam", lr=1e-3, 
             if not (np.isfinite(value) and np.all(np.isfinite(gradient))):
                 diverged = True
                 break
-            flat, state = _step(optimizer, flat, gradient, state, lr * factor(step, steps), momentum)
+            flat, state = apply(flat, gradient, rule, state, step)
             step += 1
             losses.append(float(value))
         metrics = measure(unflatten(flat), splits["val"], model, param)
@@ -123,20 +124,12 @@ def measure(params, split, model, param, batch_size=512):
     return evaluate(pred, split.boxes, image_size)
 
 
-def _init_state(flat):
-    return dict(t=0, m=np.zeros_like(flat), v=np.zeros_like(flat))
-
-
-def _step(optimizer, flat, gradient, state, lr, momentum, b1=0.9, b2=0.999, eps=1e-8):
-    """One step of Adam (Kingma and Ba, 2015, Algorithm 1) or SGD with momentum; the new weights and state."""
-    t = state["t"] + 1
-    if optimizer == "sgd":
-        velocity = momentum * state["m"] + gradient
-        return flat - lr * velocity, dict(state, t=t, m=velocity)
-    m = b1 * state["m"] + (1 - b1) * gradient
-    v = b2 * state["v"] + (1 - b2) * gradient ** 2
-    m_hat, v_hat = m / (1 - b1 ** t), v / (1 - b2 ** t)
-    return flat - lr * m_hat / (np.sqrt(v_hat) + eps), dict(t=t, m=m, v=v)
+def training_rule(optimizer, lr, schedule, steps, momentum=0.9):
+    """The update rule of training: the engine's (`sandbox.optim.rules.first_order`), Adam or SGD as
+    heavy-ball momentum, times `lr` and `schedule` over all `steps`."""
+    factor = schedule if callable(schedule) else SCHEDULES[schedule_name(schedule)]
+    return first_order("adam" if optimizer == "adam" else "momentum", lr, factor, steps,
+                       options={} if optimizer == "adam" else {"beta": momentum})
 
 
 def choose_rates(runs, metric=SELECTION_METRIC):

@@ -13,18 +13,18 @@ kept. The engine processes cases in chunks, so memory stays bounded whatever
 their number, spreads the chunks over worker processes, and gives results that do
 not depend on the number of workers or on the chunk size.
 """
-import numpy as np
 from scipy.optimize import OptimizeResult
 
 from sandbox.geometry.boxes import check_boxes
 from sandbox.optim.engine import BLOCK, descend
+from sandbox.optim.settings import resolve, whole
 
 __all__ = ["BLOCK", "regress"]
 
 
 def regress(preds, targets, loss="giou", param="cxcywh", iterations=200, lr=0.1, schedule="step",
-            iou_weighting=True, reference_gradient=False, fused=True, chunk_size=None,
-            workers=1, scheduler=None, progress=None, gradient=None):
+            iou_weighting=True, reference_gradient=False, gradient="autograd", chunk_size=None,
+            workers=1, scheduler=None, progress=None):
     """Regress every predicted box toward its target; return E(t), the mean IoU and the final boxes.
 
     Parameters
@@ -44,12 +44,17 @@ def regress(preds, targets, loss="giou", param="cxcywh", iterations=200, lr=0.1,
     reference_gradient : bool
         Double the width and height components of the gradient, as the authors' MATLAB
         code does (it takes dL/dw as dL/d(right edge) - dL/d(left edge)).
-    fused : bool
-        Use the fused kernels of `sandbox.losses.fused` where the loss has one (every registry
-        loss, see `sandbox.losses.fused.FUSED_LOSSES`); False runs autograd through the loss's
-        own operations, slower. Their gradients agree to about 1e-16; over
-        many steps a box that keeps crossing a kink can amplify that into differences
-        visible in a few cases (see the README).
+    gradient : str or callable
+        ``'autograd'`` (the default, as everywhere: autograd through the loss's own
+        operations) or ``'fused'``: the kernels of `sandbox.losses.fused`, for every
+        registry loss (`sandbox.losses.fused.FUSED_LOSSES`), about three times faster;
+        an experiment that needs the speed names it and records it. Their gradients
+        agree to about 1e-16; over many steps a box that keeps crossing a kink can
+        amplify that into differences visible in a few cases. Or a function
+        ``gradient(theta, target) -> (g, iou)`` for parameters theta of shape (4, m)
+        and target corners, used instead: only to run a published implementation's
+        update for comparison (`sandbox.losses.diou_reference`); it must be picklable
+        for `workers` > 1, and `loss` is then only a label.
     chunk_size : int, optional
         Cases per chunk, a multiple of `BLOCK`. By default at most `CHUNK`, and small
         enough that every worker gets at least four chunks, so that they finish together.
@@ -60,11 +65,6 @@ def regress(preds, targets, loss="giou", param="cxcywh", iterations=200, lr=0.1,
         results bit for bit.
     progress : callable, optional
         ``progress(done, total)`` after each chunk, in cases.
-    gradient : callable, optional
-        ``gradient(theta, target) -> (g, iou)`` for parameters theta of shape (4, m) and
-        target corners, used instead of autograd's: only to run a published
-        implementation's update for comparison (`sandbox.losses.diou_reference`). It must be
-        picklable for `workers` > 1; `loss` is then only a label.
 
     Returns
     -------
@@ -72,18 +72,17 @@ def regress(preds, targets, loss="giou", param="cxcywh", iterations=200, lr=0.1,
         ``errors`` (T + 1,): E(t), the sum over cases of the L1 distance in
         (x, y, w, h) between box and target, t = 0 the start; ``mean_iou`` (T + 1,);
         ``final_boxes`` (n, 4) ``xyxy``; ``final_errors`` and ``final_ious`` (n,);
-        ``cases``, ``iterations``, ``seconds``.
+        ``cases``, ``iterations``, ``seconds``; ``settings``, the run's resolved
+        `sandbox.optim.settings.Settings` as its records hold them.
     """
     preds = check_boxes(preds, "pred")
     targets = check_boxes(targets, "target", positive_size=True)
     if preds.ndim != 2:
         raise ValueError(f"preds must have shape (n, 4); got shape {preds.shape}")
-    if not (isinstance(iterations, (int, np.integer)) and iterations >= 0):
-        raise ValueError(f"iterations must be a whole number >= 0; got {iterations!r}")
-    run = descend(preds, targets, loss=loss, method="gd", param=param, maxiter=iterations, lr=lr,
-                  schedule=schedule, iou_weighting=iou_weighting, gtol=None, reference_gradient=reference_gradient,
-                  fused=fused, gradient=gradient, record="sums", chunk_size=chunk_size, workers=workers,
+    settings = resolve(loss, "gd", param, whole(iterations, "iterations"), lr=lr, schedule=schedule, iou_weighting=iou_weighting,
+                       gtol=None, reference_gradient=reference_gradient, gradient=gradient)
+    run = descend(preds, targets, settings, record="sums", chunk_size=chunk_size, workers=workers,
                   scheduler=scheduler, progress=progress)
     return OptimizeResult(errors=run.errors, mean_iou=run.mean_iou, final_boxes=run.box,
                           final_errors=run.final_errors, final_ious=run.final_ious, cases=len(preds),
-                          iterations=iterations, seconds=run.seconds)
+                          iterations=iterations, seconds=run.seconds, settings=settings.record())

@@ -44,34 +44,23 @@ from autograd.tracer import getval
 from scipy.optimize import OptimizeResult
 
 from sandbox.geometry.boxes import Coordinates, box_convert, check_boxes, rows
-from sandbox.geometry.names import canonical
-from sandbox.geometry.parameterisations import get_parameterisation
 from sandbox.losses.formulas import giou, iou, unchecked
 from sandbox.losses.fused import fused_total, kernel, target_terms
-from sandbox.losses.spec import adopt, canonical_loss, get_loss, on_arrays, travelling
-from sandbox.optim.rules import DEFAULT_LEARNING_RATES, RULES, SCHEDULES, get_rule, get_schedule
+from sandbox.losses.spec import adopt, on_arrays, travelling
+from sandbox.optim.rules import RULES, Status, apply, first_order, stops
+from sandbox.optim.settings import SIZE_PARAMETERS
 from sandbox.workers import forks, map_tasks, prepare_worker
 
 BLOCK = 1024
 """Boxes per partial sum of E(t) and of the mean IoU; with running sums, chunks hold whole blocks."""
 CHUNK = 32 * BLOCK
 """The largest chunk by default: its temporaries stay within a few MiB of cache per worker."""
-SIZE_PARAMETERS = {"cxcywh": (2, 3), "xywh": (2, 3), "log": (2, 3)}
-"""The parameters that are a width and a height, which the reference gradient doubles."""
 RECORDS = ("history", "sums")
-STATUS_MESSAGES = {
-    0: "Gradient below gtol.",
-    1: "Maximum number of iterations reached.",
-    3: "Non-finite loss or gradient.",
-    99: "`callback` raised `StopIteration`.",
-}
 
 
-def descend(starts, targets, loss="giou", method="gd", param="xyxy", maxiter=200, lr=None, schedule="step",
-            iou_weighting=False, gtol=1e-5, reference_gradient=False, fused=True, gradient=None,
-            record="history", callback=None, chunk_size=None, workers=1, scheduler=None, progress=None,
-            **rule_options):
-    """Move every start box toward its target by `method`; one result whose fields have a box axis.
+def descend(starts, targets, settings, record="history", callback=None, chunk_size=None, workers=1, scheduler=None,
+            progress=None):
+    """Move every start box toward its target by a first-order rule; one result whose fields have a box axis.
 
     Parameters
     ----------
@@ -79,37 +68,16 @@ def descend(starts, targets, loss="giou", method="gd", param="xyxy", maxiter=200
         ``xyxy`` start boxes, possibly inverted or empty.
     targets : array_like, shape (n, 4) or (4,)
         ``xyxy`` targets with positive width and height; one of shape (4,) serves every box.
-    loss : str or callable
-        A loss of `sandbox.LOSSES` by name, with parameters as `sandbox.get_loss` takes
-        them, or a function ``loss(pred, target)`` of stacked ``(..., 4)`` boxes.
-    method : str
-        ``'gd'``, ``'momentum'`` or ``'adam'``; `rule_options` go to the rule
-        (``beta``; ``b1``, ``b2``, ``eps``).
-    param : str
-        What moves: a name in `sandbox.PARAMETERISATIONS`.
-    maxiter : int
-        Steps, and the length of the schedule.
-    lr : float or array_like, shape (n,), optional
-        Base learning rate, one for all boxes or one per box; by default the
-        method's in `sandbox.optim.rules.DEFAULT_LEARNING_RATES`.
-    schedule : str or callable
-        A name in `sandbox.SCHEDULES` or ``factor(t, maxiter)``.
-    iou_weighting : bool
-        Multiply each box's step by its 2 - IoU, as the DIoU paper does.
-    gtol : float or None
-        A box stops when its max |gradient| <= gtol; None: never (it still stops
-        where its loss or gradient is not finite).
-    reference_gradient : bool
-        Double the width and height components of the gradient, as the DIoU
-        authors' MATLAB code does.
-    fused : bool
-        Use the fused kernel of `sandbox.losses.fused` where the loss has one (every loss of
-        `sandbox.losses.fused.FUSED_LOSSES`, with any parameters but CIoU's
-        ``trade_off_gradient=True``); other specs run through autograd.
-    gradient : callable, optional
-        ``gradient(theta, target) -> (g, iou)`` for theta (4, m) and target corners
-        (`Coordinates`), used instead of autograd's; `loss` is then only a label.
-        Picklable when `workers` > 1.
+    settings : Settings
+        The run's settings, resolved by `sandbox.optim.settings.resolve` at the entry
+        point (`sandbox.fit`, `sandbox.fit_many`, `sandbox.regress`, a sweep): the loss,
+        the rule (``gd``, ``momentum``, ``adam`` and its options), the parameterisation,
+        ``maxiter`` steps, the base rate ``lr`` (one, or one per box), the schedule,
+        the (2 - IoU) weight, ``gtol``, and the gradient backend: ``'autograd'``,
+        ``'fused'`` (the kernels of `sandbox.losses.fused` where the loss has one;
+        other specs run through autograd) or a function ``gradient(theta, target)
+        -> (g, iou)`` for theta (4, m) and target corners, used instead (`loss` is
+        then only a label; picklable when `workers` > 1).
     record : str
         ``'history'``: every step of every box; ``'sums'``: only the running sums,
         for millions of boxes.
@@ -117,7 +85,7 @@ def descend(starts, targets, loss="giou", method="gd", param="xyxy", maxiter=200
         ``callback(intermediate_result)`` after each step, with ``x`` (n, 4) the
         parameters, ``fun`` (n,) the losses at the points stepped from, ``nit`` and
         ``running`` (n,) the boxes that moved; raising StopIteration ends the run
-        (status 99 for the boxes still running). In this process only.
+        (`Status.STOPPED` for the boxes still running). In this process only.
     chunk_size : int, optional
         Boxes per chunk (with ``'sums'``, a multiple of `BLOCK`); by default at most
         `CHUNK`, and with several workers small enough for each to get four chunks,
@@ -135,7 +103,7 @@ def descend(starts, targets, loss="giou", method="gd", param="xyxy", maxiter=200
     -------
     OptimizeResult
         Per box: ``box`` (n, 4) the final ``xyxy`` box, ``nit`` and ``status`` (n,),
-        as `STATUS_MESSAGES` says; then
+        a `sandbox.optim.rules.Status` code; then
 
         - with ``'history'``: ``x`` (n, 4) the final parameters, ``nfev`` (n,),
           ``gradient_max`` (n,), max |gradient| where a box stopped (NaN unless it
@@ -153,9 +121,13 @@ def descend(starts, targets, loss="giou", method="gd", param="xyxy", maxiter=200
     targets = check_boxes(targets, "target", positive_size=True)
     targets = np.ascontiguousarray(np.broadcast_to(targets, starts.shape))
     n = len(starts)
-    settings = _settings(loss, method, param, maxiter, schedule, iou_weighting, gtol, reference_gradient, fused,
-                         gradient, record, rule_options)
-    lr = _learning_rate(DEFAULT_LEARNING_RATES[settings["method"]] if lr is None else lr, n)
+    if not settings.first_order:
+        raise ValueError(f"the engine runs the first-order rules ({', '.join(RULES)}); got {settings.method!r}")
+    if record not in RECORDS:
+        raise ValueError(f"unknown record {record!r}; valid: {', '.join(RECORDS)}")
+    lr = settings.lr
+    if np.ndim(lr) and np.shape(lr) != (n,):
+        raise ValueError(f"lr must be a number or an array of one rate per box, shape ({n},); got shape {np.shape(lr)}")
     if not (isinstance(workers, (int, np.integer)) and workers >= 1):
         raise ValueError(f"workers must be a whole number >= 1; got {workers!r}")
     if callback is not None and not callable(callback):
@@ -168,14 +140,15 @@ def descend(starts, targets, loss="giou", method="gd", param="xyxy", maxiter=200
         raise ValueError(f"chunk_size must be a positive multiple of {multiple}; got {chunk_size!r}")
     if callback is not None and (workers > 1 or chunk_size < n or scheduler is not None):
         raise ValueError("a callback sees every box at every step: run with one worker and one chunk")
-    get_parameterisation(param).from_box(starts)  # the log parameterisation needs positive sizes
+    settings.parameterisation.from_box(starts)  # the log parameterisation needs positive sizes
     bounds = [(start, min(start + chunk_size, n)) for start in range(0, n, chunk_size)]
+    registered = {}
     if scheduler is not None or (workers > 1 and len(bounds) > 1):  # refused here, or it travels
-        settings["registered"] = travelling(settings["loss"], forked=scheduler is None and forks())
-    tasks = [(starts[a:b], targets[a:b], lr if np.ndim(lr) == 0 else lr[a:b], settings, callback)
+        registered = travelling(settings.loss, forked=scheduler is None and forks())
+    tasks = [(starts[a:b], targets[a:b], lr if np.ndim(lr) == 0 else lr[a:b], settings, record, registered, callback)
              for a, b in bounds]
-    result = OptimizeResult(_fields(settings, n))
-    prepare = functools.partial(prepare_worker, [settings["loss"]], settings["registered"])
+    result = OptimizeResult(_fields(settings.maxiter, record, n))
+    prepare = functools.partial(prepare_worker, [settings.loss], registered)
     for (a, b), part in zip(bounds, map_tasks(_descend_chunk, tasks, workers, scheduler, prepare)):
         for key, value in part.items():
             if key.endswith("_blocks"):  # per block of boxes: chunks hold whole blocks
@@ -196,57 +169,11 @@ def descend(starts, targets, loss="giou", method="gd", param="xyxy", maxiter=200
     return result
 
 
-def _settings(loss, method, param, maxiter, schedule, iou_weighting, gtol, reference_gradient, fused, gradient,
-              record, rule_options):
-    """Check a run's settings before any work; return them as plain values, names in their own
-    spelling (`sandbox.geometry.names`), for the workers."""
-    loss = canonical_loss(loss)
-    param = get_parameterisation(param).name
-    schedule = schedule if callable(schedule) else canonical(schedule, SCHEDULES, "schedule", "valid schedules are")
-    get_schedule(schedule)
-    get_rule(method, rule_options)
-    method = canonical(method, RULES, "first-order method")
-    if not (isinstance(maxiter, (int, np.integer)) and maxiter >= 0):
-        raise ValueError(f"maxiter must be a whole number >= 0; got {maxiter!r}")
-    if gtol is not None and not (isinstance(gtol, (int, float)) and gtol >= 0):
-        raise ValueError(f"gtol must be a number >= 0, or None to never stop on the gradient; got {gtol!r}")
-    if reference_gradient and param not in SIZE_PARAMETERS:
-        raise ValueError(f"the reference gradient doubles the width and height components; parameterisation "
-                         f"{param!r} has none (use one of {', '.join(SIZE_PARAMETERS)})")
-    if gradient is not None and not callable(gradient):
-        raise ValueError(f"gradient must be a function (theta, target) -> (g, iou); got {gradient!r}")
-    if record not in RECORDS:
-        raise ValueError(f"unknown record {record!r}; valid: {', '.join(RECORDS)}")
-    return dict(loss=loss, method=method, rule_options=dict(rule_options), param=param, maxiter=int(maxiter),
-                schedule=schedule, iou_weighting=bool(iou_weighting), gtol=None if gtol is None else float(gtol),
-                reference_gradient=bool(reference_gradient), fused=bool(fused), gradient=gradient, record=record,
-                registered={})
-
-
-def _learning_rate(lr, n):
-    """The learning rate as a float, or an array of shape (n,); ValueError unless every one is positive."""
-    if isinstance(lr, (int, float, np.integer, np.floating)) and not isinstance(lr, bool):
-        if not 0 < lr < np.inf:
-            raise ValueError(f"lr must be a positive number; got {lr!r}")
-        return float(lr)
-    try:
-        rates = np.asarray(lr, dtype=float)
-    except (TypeError, ValueError):
-        raise ValueError(f"lr must be a positive number or one per box; got {lr!r}") from None
-    if rates.shape != (n,):
-        raise ValueError(f"lr must be a number or an array of one rate per box, shape ({n},); "
-                         f"got shape {rates.shape}")
-    bad = np.flatnonzero(~((rates > 0) & (rates < np.inf)))
-    if bad.size:
-        raise ValueError(f"lr must be positive; box {bad[0]} has lr {float(rates[bad[0]])!r}")
-    return rates
-
-
-def _fields(settings, n):
+def _fields(maxiter, record, n):
     """Empty arrays for the fields of a run of n boxes: x and box (n, 4), the others with the box axis last."""
-    steps = settings["maxiter"] + 1
+    steps = maxiter + 1
     shapes = {"box": (n, 4), "nit": (n,), "status": (n,)}
-    if settings["record"] == "sums":
+    if record == "sums":
         blocks = math.ceil(n / BLOCK)
         shapes |= {"final_errors": (n,), "final_ious": (n,), "error_blocks": (steps, blocks),
                    "iou_blocks": (steps, blocks)}
@@ -256,7 +183,7 @@ def _fields(settings, n):
     return {key: np.empty(shape, dtype=dtypes.get(key, float)) for key, shape in shapes.items()}
 
 
-def _evaluator(settings, param, target):
+def _evaluator(settings, target):
     """``evaluate(theta, want_iou) -> (loss (m,) or None, g (4, m), iou (m,) or None, finite)`` at theta.
 
     The fused kernels give the IoU on the way; otherwise it is computed only when
@@ -266,21 +193,21 @@ def _evaluator(settings, param, target):
     has only finite terms (a NaN or an infinity makes it NaN or infinite).
     """
     if np.shape(target[0]) == (1,):
-        return _one_box(_evaluator(settings, param, Coordinates(np.repeat(t, 2) for t in target)))
-    loss = settings["loss"]
-    if settings["gradient"] is not None:
+        return _one_box(_evaluator(settings, Coordinates(np.repeat(t, 2) for t in target)))
+    loss, param = settings.loss, settings.parameterisation
+    if callable(settings.gradient):
         def evaluate(theta, want_iou):
-            g, current_iou = settings["gradient"](theta, target)
+            g, current_iou = settings.gradient(theta, target)
             return None, g, current_iou, bool(np.isfinite(g.sum()))
         return evaluate
     captured = {}  # the loss per box, and the IoU where the kernel computes it, left by the objective
-    if settings["fused"] and kernel(loss) is not None:
+    if settings.gradient == "fused" and kernel(loss) is not None:
         total, terms = fused_total(loss), target_terms(target)
 
         def objective(theta):
             return total(param.to_box(rows(theta)), terms, out=captured)
     else:
-        function = unchecked(get_loss(loss))
+        function = unchecked(settings.loss_function)
         if callable(loss):  # a user's function takes stacked boxes (..., 4)
             function = on_arrays(function)
 
@@ -316,42 +243,46 @@ def _one_box(evaluate):
 
 
 def _descend_chunk(task):
-    """Run one chunk of boxes through every step; return its fields, the box axis last."""
-    starts, targets, lr, s, callback = task
-    adopt(s["registered"])
-    param, schedule, maxiter, gtol = (get_parameterisation(s["param"]), get_schedule(s["schedule"]), s["maxiter"],
-                                      s["gtol"])
-    rule = get_rule(s["method"], s["rule_options"])
+    """Run one chunk of boxes through every step of the rule; return its fields, the box axis last.
+
+    Each box steps by the chain of `sandbox.optim.rules.first_order` until it stops
+    on its own (`sandbox.optim.rules.stops`): its gradient at most `gtol`
+    (`Status.CONVERGED`), or a loss or gradient not finite (`Status.NON_FINITE`);
+    else it runs `maxiter` steps (`Status.MAX_ITERATIONS`). A stopped box keeps its
+    parameters and its rule's state while the others go on. The recorder keeps
+    every step (`_History`) or only the running sums (`_Sums`).
+    """
+    starts, targets, lr, settings, record, registered, callback = task
+    adopt(registered)
+    param, maxiter, gtol = settings.parameterisation, settings.maxiter, settings.gtol
+    rule = first_order(settings.method, lr, settings.schedule_factor(), maxiter, settings.iou_weighting,
+                       settings.options)
     target = Coordinates(np.ascontiguousarray(targets.T))
-    evaluate = _evaluator(s, param, target)
-    recorder = (_Sums if s["record"] == "sums" else _History)(param, target, s)
-    want_iou = s["iou_weighting"] or recorder.wants_iou
-    doubled = SIZE_PARAMETERS.get(s["param"], ()) if s["reference_gradient"] else ()
+    evaluate = _evaluator(settings, target)
+    recorder = (_Sums if record == "sums" else _History)(settings, target)
+    want_iou = settings.iou_weighting or recorder.wants_iou
+    doubled = SIZE_PARAMETERS.get(settings.param, ()) if settings.reference_gradient else ()
     doubling = np.array([[2.0 if i in doubled else 1.0] for i in range(4)])  # exact: times 1 or 2
     theta = np.array(param.from_box(Coordinates(starts.T)))  # shape (4, n): one row per parameter
     n = theta.shape[1]
     state = rule.init(theta)
     running = np.ones(n, dtype=bool)  # not stopped yet
-    status, nit, gradient_max = np.ones(n, dtype=int), np.full(n, maxiter), np.full(n, np.nan)
+    status, nit, gradient_max = np.full(n, int(Status.MAX_ITERATIONS)), np.full(n, maxiter), np.full(n, np.nan)
     for t in range(maxiter):
         value, g, current_iou, finite = evaluate(theta, want_iou)
         recorder.step(theta, value, g, current_iou, running)
-        stopping, failed, largest = _stopping(value, g, gtol, finite)
+        stopping, failed, largest = stops(value, g, gtol, finite)
         if stopping is not None:
             stopping = stopping & running
-            status = np.where(stopping, np.where(failed, 3, 0), status)
+            status = np.where(stopping, np.where(failed, Status.NON_FINITE, Status.CONVERGED), status)
             nit = np.where(stopping, t, nit)
             gradient_max = np.where(stopping, largest, gradient_max)
             running = running & ~stopping
             if not (running.any() or recorder.every_step):
                 break
-        if s["reference_gradient"]:
+        if settings.reference_gradient:
             g = g * doubling
-        direction, new_state = rule.update(g, state, t)
-        factor = lr * schedule(t, maxiter)
-        if s["iou_weighting"]:
-            factor = factor * (2.0 - current_iou)
-        moved = theta - factor * direction
+        moved, new_state = apply(theta, g, rule, state, t, current_iou)
         if running.all():
             theta, state = moved, new_state
         else:  # stopped boxes keep their parameters and their rule's state
@@ -360,34 +291,19 @@ def _descend_chunk(task):
             try:
                 callback(OptimizeResult(x=theta.T, fun=value, nit=t + 1, running=running))
             except StopIteration:
-                status, nit = np.where(running, 99, status), np.where(running, t + 1, nit)
+                status, nit = np.where(running, Status.STOPPED, status), np.where(running, t + 1, nit)
                 break
     # the boxes still running (maxiter reached, or the callback) have not been evaluated at their last point
     fields = recorder.finish(theta, running, evaluate)
     fields.update(box=np.stack(param.to_box(Coordinates(theta))), nit=nit, status=status)
-    if s["record"] == "history":  # with running sums, for millions of boxes, only what regress reports
-        fields.update(x=theta, nfev=np.where((status == 0) | (status == 3), nit + 1, nit), gradient_max=gradient_max)
+    if record == "history":  # with running sums, for millions of boxes, only what regress reports
+        evaluated = (status == Status.CONVERGED) | (status == Status.NON_FINITE)
+        fields.update(x=theta, nfev=np.where(evaluated, nit + 1, nit), gradient_max=gradient_max)
     return fields
 
 
-def _stopping(value, g, gtol, finite):
-    """Which boxes stop at this evaluation, which of them because of a non-finite value, and max |g|.
-
-    (None, None, None) when none stops. Without `gtol`, the usual case, where the
-    evaluation says everything is `finite`, costs nothing more.
-    """
-    if gtol is None and finite:
-        return None, None, None
-    largest = np.abs(g).max(axis=0)  # NaN or infinite where the gradient is
-    failed = ~np.isfinite(largest)
-    if value is not None:
-        failed = failed | ~np.isfinite(value)
-    stopping = failed if gtol is None else failed | (largest <= gtol)
-    return (stopping, failed, largest) if stopping.any() else (None, None, None)
-
-
 def _select(mask, new, old):
-    """`new` where `mask` (per box), else `old`: for arrays (4, n), a rule's state (a tuple of them) or None."""
+    """`new` where `mask` (per box), else `old`: for arrays (4, n), a rule's state (tuples of them) or None."""
     if new is None:
         return None
     if isinstance(new, tuple):
@@ -400,8 +316,8 @@ class _History:
     wants_iou = False
     every_step = False  # a chunk whose boxes have all stopped can end
 
-    def __init__(self, param, target, settings):
-        self.param, self.target, self.steps = param, target, settings["maxiter"] + 1
+    def __init__(self, settings, target):
+        self.param, self.target, self.steps = settings.parameterisation, target, settings.maxiter + 1
         self.thetas, self.losses, self.gradients = [], [], []
 
     def step(self, theta, value, g, current_iou, recorded):
@@ -431,10 +347,10 @@ class _Sums:
     wants_iou = True
     every_step = True  # a stopped box still counts in the sums, as it is
 
-    def __init__(self, param, target, settings):
-        self.param, self.target, self.steps = param, target, settings["maxiter"] + 1
+    def __init__(self, settings, target):
+        self.param, self.target, self.steps = settings.parameterisation, target, settings.maxiter + 1
         self.blocks = np.arange(0, len(target[0]), BLOCK)
-        self.moves_centre_size = settings["param"] == "cxcywh"
+        self.moves_centre_size = settings.param == "cxcywh"
         self.target_centre_size = box_convert(target, "xyxy", "cxcywh")
         self.errors, self.ious = [], []
 

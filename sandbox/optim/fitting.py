@@ -15,25 +15,14 @@ from autograd import grad, hessian, hessian_vector_product, value_and_grad
 from scipy.optimize import OptimizeResult, OptimizeWarning, minimize
 
 from sandbox.geometry.boxes import check_boxes
-from sandbox.geometry.names import canonical
-from sandbox.geometry.parameterisations import get_parameterisation
 from sandbox.losses.formulas import giou, iou, unchecked
-from sandbox.losses.spec import get_loss
-from sandbox.optim.engine import STATUS_MESSAGES, descend
-from sandbox.optim.rules import OPTIONS, RULES
+from sandbox.optim.engine import descend
+from sandbox.optim.rules import RULES, Status
+from sandbox.optim.settings import HOME_IOU, METHODS, SCIPY_METHODS, resolve
 
-SCIPY_METHODS = {
-    # method: what autograd supplies to it
-    "Nelder-Mead": (), "Powell": (), "COBYLA": (), "COBYQA": (),
-    "CG": ("jac",), "BFGS": ("jac",), "L-BFGS-B": ("jac",), "TNC": ("jac",), "SLSQP": ("jac",),
-    "Newton-CG": ("jac", "hessp"), "trust-ncg": ("jac", "hessp"), "trust-krylov": ("jac", "hessp"),
-    "trust-exact": ("jac", "hess"), "dogleg": ("jac", "hess"), "trust-constr": ("jac", "hess"),
-}
-METHODS = (*RULES, *SCIPY_METHODS)
+__all__ = ["fit", "fit_many", "fit_resolved", "run_first_order", "GRADIENT_METHODS", "HOME_IOU", "METHODS", "OUTCOMES"]
 GRADIENT_METHODS = tuple(m for m in METHODS if m in RULES or "jac" in SCIPY_METHODS[m])
 
-HOME_IOU = 0.99
-"""A box with at least this IoU with the target is home: `fit` calls a run converged only there."""
 
 OUTCOMES = {
     "converged": "the method's own convergence test passed with the box home (IoU >= home_iou)",
@@ -124,11 +113,6 @@ _MESSAGE_OUTCOMES = [  # the fallback, for a status the table leaves open: words
 ]
 
 
-def get_method(name):
-    """The canonical spelling of a method name (any case); ValueError listing the valid ones."""
-    return canonical(name, METHODS, "method", "valid methods are")
-
-
 def fit(start, target, loss="giou", method="gd", param="xyxy", maxiter=200, callback=None,
         home_iou=HOME_IOU, **options):
     """Fit one predicted box to one target box by minimising `loss`.
@@ -160,11 +144,12 @@ def fit(start, target, loss="giou", method="gd", param="xyxy", maxiter=200, call
         80 % and 90 % of `maxiter`; ``'constant'``; ``'cosine'``; or a callable
         ``factor(t, maxiter)``), ``iou_weighting`` (multiply each step by
         2 - IoU, as the DIoU paper does; default False), ``gtol`` (stop when
-        max |gradient| <= gtol; default 1e-5), ``fused`` (the hand-derived kernels
-        of `sandbox.losses.fused`, for every registry loss, about three times faster
-        per step; their gradients agree with autograd's to about 1e-16,
-        which a box zigzagging across a kink can amplify over many steps;
-        default False), and the rule's own: ``beta`` for momentum, ``b1``,
+        max |gradient| <= gtol; default 1e-5), ``gradient`` (``'autograd'``, the
+        default: autograd through the loss's own operations; or ``'fused'``: the
+        hand-derived kernels of `sandbox.losses.fused`, for every registry loss, about
+        three times faster per step; their gradients agree with autograd's to about
+        1e-16, which a box zigzagging across a kink can amplify over many steps),
+        and the rule's own: ``beta`` for momentum, ``b1``,
         ``b2``, ``eps`` for Adam. For scipy methods, the method's ``options``.
         The first-order methods run on the engine `sandbox.optim.engine.descend`,
         exactly as the same start would in a batch of `fit_many`.
@@ -195,19 +180,18 @@ def fit(start, target, loss="giou", method="gd", param="xyxy", maxiter=200, call
     for name, box in [("start", start), ("target", target)]:
         if box.shape != (4,):
             raise ValueError(f"fit takes one {name} box of shape (4,); got shape {box.shape}")
-    if not (isinstance(maxiter, (int, np.integer)) and maxiter >= 1):
-        raise ValueError(f"maxiter must be a whole number >= 1; got {maxiter!r}")
-    loss_function = unchecked(get_loss(loss))
-    parameterisation = get_parameterisation(param)
-    method = get_method(method)
+    return fit_resolved(start, target, resolve(loss, method, param, maxiter, home_iou, **options), callback)
+
+
+def fit_resolved(start, target, settings, callback=None):
+    """`fit` from a checked start and target and resolved `settings` (`sandbox.optim.settings.resolve`)."""
+    settings.parameterisation.from_box(start)  # the log parameterisation needs positive sizes
+    if settings.first_order:
+        return _one(run_first_order(start[None], target, settings, callback, one=True), 0)
+    loss_function, parameterisation, method = unchecked(settings.loss_function), settings.parameterisation, settings.method
     x0 = parameterisation.from_box(start)
-
-    if method in RULES:
-        run = _first_order(start[None], target, loss, method, param, maxiter, callback, home_iou, options, one=True)
-        return _one(run, 0)
-
     if not np.isfinite(loss_function(parameterisation.to_box(x0), target)):
-        raise ValueError(f"loss {loss!r} is not finite at the start box {start.tolist()}")
+        raise ValueError(f"loss {settings.loss!r} is not finite at the start box {start.tolist()}")
     xs, evaluations = [x0], []
 
     def objective(x):
@@ -222,15 +206,15 @@ def fit(start, target, loss="giou", method="gd", param="xyxy", maxiter=200, call
 
     with np.errstate(all="ignore"):  # a wild trial step may overflow; the outcome will say so
         try:
-            result = _scipy(method, objective, x0, maxiter, record, options)
+            result = _scipy(method, objective, x0, settings.maxiter, record, dict(settings.options))
         except StopIteration:  # TNC calls the callback itself, outside minimize's halting
             result = OptimizeResult(x=xs[-1], fun=objective(xs[-1]), nit=len(xs) - 1,
                                     nfev=len(evaluations) - 1, njev=len(evaluations) - 1, status=99,
-                                    success=False, message=STATUS_MESSAGES[99])
+                                    success=False, message=Status.STOPPED.message)
         if not np.array_equal(result.x, xs[-1]):
             xs.append(np.asarray(result.x, dtype=float))
         return _with_trajectory(method, result, np.array(xs), target, parameterisation,
-                                loss_function, home_iou)
+                                loss_function, settings.home_iou)
 
 
 def fit_many(starts, targets, loss="giou", method="gd", param="xyxy", maxiter=200, callback=None,
@@ -281,29 +265,28 @@ def fit_many(starts, targets, loss="giou", method="gd", param="xyxy", maxiter=20
     if targets.shape not in ((4,), starts.shape):
         raise ValueError(f"targets must have shape (4,) or the starts' shape {starts.shape}; "
                          f"got shape {targets.shape}")
-    method = get_method(method)
-    if method not in RULES:
+    settings = resolve(loss, method, param, maxiter, home_iou, **options)
+    if not settings.first_order:
         raise ValueError(f"fit_many runs the first-order methods ({', '.join(RULES)}) on many boxes at once; "
-                         f"{method!r} moves one box at a time: call fit(start, target, method={method!r}) "
-                         f"for each start")
-    return _first_order(starts, targets, loss, method, param, maxiter, callback, home_iou, options, workers)
+                         f"{settings.method!r} moves one box at a time: call fit(start, target, "
+                         f"method={settings.method!r}) for each start")
+    return run_first_order(starts, targets, settings, callback, workers)
 
 
-def _first_order(starts, targets, loss, method, param, maxiter, callback, home_iou, options, workers=1, one=False):
-    """Run `descend` on checked boxes with `fit`'s options; add messages and outcomes per box."""
-    if not (isinstance(maxiter, (int, np.integer)) and maxiter >= 1):
-        raise ValueError(f"maxiter must be a whole number >= 1; got {maxiter!r}")
-    parameterisation = get_parameterisation(param)
-    loss_function = get_loss(loss)
+def run_first_order(starts, targets, settings, callback=None, workers=1, one=False):
+    """`fit_many` from checked boxes and resolved `settings`: `descend`, then each box's message and outcome.
+
+    The entry points (`fit`, `fit_many`, a sweep's cells) resolve the settings; this
+    takes them as they are.
+    """
+    parameterisation, maxiter, gtol = settings.parameterisation, settings.maxiter, settings.gtol
     with np.errstate(all="ignore"):
-        values = unchecked(loss_function)(parameterisation.to_box(parameterisation.from_box(starts)), targets)
+        values = unchecked(settings.loss_function)(parameterisation.to_box(parameterisation.from_box(starts)),
+                                                   targets)
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size:
         where = "" if len(starts) == 1 else f" {bad[0]}"
-        raise ValueError(f"loss {loss!r} is not finite at the start box{where} {starts[bad[0]].tolist()}")
-    settings = {key: options[key] for key in OPTIONS if key in options}
-    rule_options = {key: value for key, value in options.items() if key not in OPTIONS}
-    gtol, fused = settings.pop("gtol", 1e-5), settings.pop("fused", False)
+        raise ValueError(f"loss {settings.loss!r} is not finite at the start box{where} {starts[bad[0]].tolist()}")
 
     def engine_callback(intermediate_result):
         x = intermediate_result.x[0] if one else intermediate_result.x
@@ -311,20 +294,19 @@ def _first_order(starts, targets, loss, method, param, maxiter, callback, home_i
         callback(OptimizeResult(x=x, box=parameterisation.to_box(x), nit=intermediate_result.nit, **extra))
 
     with np.errstate(all="ignore"):  # a wild step may overflow; the outcome will say so
-        run = descend(starts, targets, loss=loss, method=method, param=param, maxiter=maxiter, gtol=gtol,
-                      fused=fused, record="history", callback=None if callback is None else engine_callback,
-                      workers=workers,
-                      chunk_size=len(starts) if callback is not None else None, **settings, **rule_options)
+        run = descend(starts, targets, settings, record="history",
+                      callback=None if callback is None else engine_callback, workers=workers,
+                      chunk_size=len(starts) if callback is not None else None)
     last = run.nit
     index = np.arange(len(starts))
     final_loss = run.losses[index, last]
     run.stalled = (final_loss >= run.losses[:, 0]) & (run.grad_norms[:, 0] == 0.0)
     finite = np.isfinite(run.box).all(axis=-1) & np.isfinite(final_loss)
-    home = run.ious[index, last] >= home_iou
+    home = run.ious[index, last] >= settings.home_iou
     run.message = np.array([_message(status, nit, gtol, largest, maxiter)
                             for status, nit, largest in zip(run.status, last, run.gradient_max)])
     run.outcome = np.array([
-        _outcome(method, OptimizeResult(status=status, success=status == 0, message=message), stalled, ok,
+        _outcome(settings.method, OptimizeResult(status=status, success=status == 0, message=message), stalled, ok,
                  at_home)
         for status, message, stalled, ok, at_home in zip(run.status, run.message, run.stalled, finite, home)])
     run.update(fun=final_loss, njev=run.nfev, success=run.outcome == "converged")
@@ -334,13 +316,13 @@ def _first_order(starts, targets, loss, method, param, maxiter, callback, home_i
 
 def _message(status, nit, gtol, largest, maxiter):
     """The message of a first-order run, as scipy's methods word theirs."""
-    if status == 0:
+    if status == Status.CONVERGED:
         return f"Gradient below gtol={gtol}: max |g| = {largest:.3g}."
-    if status == 1:
+    if status == Status.MAX_ITERATIONS:
         return f"Maximum number of iterations ({maxiter}) reached."
-    if status == 3:
+    if status == Status.NON_FINITE:
         return f"Non-finite loss or gradient at iteration {nit}."
-    return STATUS_MESSAGES[99]
+    return Status.STOPPED.message
 
 
 def _one(run, i):

@@ -1,62 +1,122 @@
-"""First-order rules, gradient descent, momentum and Adam, and learning-rate schedules.
+"""The one update rule: small composable pieces in the manner of optax, and the run status.
 
-A rule turns gradients into a direction, in the style of optax: ``init(x)`` makes
-its state and ``update(g, state, t)`` returns ``(direction, new_state)``, elementwise,
-so that x may hold one box's parameters or a (4, n) array of n boxes'. The engine,
-`sandbox.optim.engine.descend`, steps ``x <- x - lr * schedule(t, maxiter) * weight * direction``,
-the weight 1 or the DIoU paper's (2 - IoU). Everything is pure: arrays are never
-modified in place.
+A piece is a `Transform`: ``init(params)`` makes its state, and
+``update(step, state, t, iou)`` returns ``(step, new_state)``. A `Step` is the
+update a piece hands on: a ``direction`` and a ``scale``; the parameters then move
+``params - step.scale * step.direction``. The direction pieces (`gd`, `momentum`,
+`adam`) turn the gradient into a direction; the scaling pieces (`scale`,
+`scale_by_schedule`, `scale_by_iou`, the DIoU paper's 2 - IoU) multiply the scale.
+`chain` runs pieces in order, as ``optax.chain`` does. Keeping the scale apart from
+the direction until the end makes a step ``params - (lr * schedule * weight) *
+direction``, one rounding of the factors, whatever pieces make it.
+
+Everything is elementwise and pure, so that params may hold one box's parameters, a
+(4, n) array of n boxes' (`sandbox.optim.engine`), or a network's flattened weights
+(`sandbox.learning.training`): both build their rule with `first_order`, so Adam is
+written once. `stops` is the per-box stopping test the engine applies after every
+gradient, and `Status` names how each box's run ended.
 """
+import enum
 import inspect
 import math
 from collections import namedtuple
 
 import numpy as np
 
-from sandbox.geometry.names import canonical
-
-Rule = namedtuple("Rule", "init update")
+Transform = namedtuple("Transform", "init update")
+Transform.__doc__ = "A piece of an update rule: ``init(params) -> state``, ``update(step, state, t, iou) -> (step, state)``."
+Step = namedtuple("Step", "direction scale")
+Step.__doc__ = "The update so far: the parameters move by ``-scale * direction``."
+Rule = Transform  # a whole rule is a piece too
 
 
 def gd():
     """Gradient descent: the direction is the gradient."""
-    return Rule(lambda x: None, lambda g, state, t: (g, state))
+    return Transform(lambda params: None, lambda step, state, t, iou=None: (step, state))
 
 
 def momentum(beta=0.9):
     """Heavy-ball momentum: v <- beta v + g, direction v."""
-    def update(g, velocity, t):
-        velocity = beta * velocity + g
-        return velocity, velocity
-    return Rule(np.zeros_like, update)
+    if not 0 <= beta < 1:
+        raise ValueError(f"momentum needs beta in [0, 1); got {beta!r}")
+
+    def update(step, velocity, t, iou=None):
+        velocity = beta * velocity + step.direction
+        return step._replace(direction=velocity), velocity
+    return Transform(np.zeros_like, update)
 
 
 def adam(b1=0.9, b2=0.999, eps=1e-8):
-    """Adam (Kingma and Ba, 2015) with bias correction."""
-    def update(g, state, t):
+    """Adam (Kingma and Ba, 2015, Algorithm 1) with bias correction; t counts from 0."""
+    def update(step, state, t, iou=None):
         m, v = state
+        g = step.direction
         m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g ** 2
         m_hat, v_hat = m / (1 - b1 ** (t + 1)), v / (1 - b2 ** (t + 1))
-        return m_hat / (np.sqrt(v_hat) + eps), (m, v)
-    return Rule(lambda x: (np.zeros_like(x), np.zeros_like(x)), update)
+        return step._replace(direction=m_hat / (np.sqrt(v_hat) + eps)), (m, v)
+    return Transform(lambda params: (np.zeros_like(params), np.zeros_like(params)), update)
+
+
+def scale(rate):
+    """Times the base learning rate `rate` (a number, or one per box)."""
+    return Transform(lambda params: None, lambda step, state, t, iou=None: (step._replace(scale=step.scale * rate),
+                                                                              state))
+
+
+def scale_by_schedule(schedule, maxiter):
+    """Times ``schedule(t, maxiter)``: a factor of `SCHEDULES` over `maxiter` steps."""
+    def update(step, state, t, iou=None):
+        return step._replace(scale=step.scale * schedule(t, maxiter)), state
+    return Transform(lambda params: None, update)
+
+
+def scale_by_iou():
+    """Times (2 - IoU) of each box, as the DIoU paper's simulation weights its steps."""
+    def update(step, state, t, iou=None):
+        return step._replace(scale=step.scale * (2.0 - iou)), state
+    return Transform(lambda params: None, update)
+
+
+def chain(*pieces):
+    """One `Transform` that runs `pieces` in order; its state is theirs, as a tuple."""
+    def init(params):
+        return tuple(piece.init(params) for piece in pieces)
+
+    def update(step, states, t, iou=None):
+        new_states = []
+        for piece, state in zip(pieces, states):
+            step, state = piece.update(step, state, t, iou)
+            new_states.append(state)
+        return step, tuple(new_states)
+    return Transform(init, update)
+
+
+def apply(params, gradient, rule, state, t, iou=None):
+    """One step of `rule` from the gradient: ``(new params, new state)``."""
+    step, state = rule.update(Step(gradient, 1.0), state, t, iou)
+    return params - step.scale * step.direction, state
 
 
 RULES = {"gd": gd, "momentum": momentum, "adam": adam}
 DEFAULT_LEARNING_RATES = {"gd": 0.3, "momentum": 0.03, "adam": 0.1}
-OPTIONS = ("lr", "schedule", "iou_weighting", "gtol", "fused")
-"""The options every rule takes in `sandbox.fit`; each rule adds its own (``beta``; ``b1``, ``b2``, ``eps``)."""
+"""Each rule's base rate when none is given: tuned on the README's single-box runs."""
 
 
-def get_rule(method, options=None):
-    """The `Rule` of `method` (a name in `RULES`) with its own `options`; ValueError naming a bad one."""
-    method = canonical(method, RULES, "first-order method")
-    options = options or {}
-    valid = list(inspect.signature(RULES[method]).parameters)
-    unknown = [key for key in options if key not in valid]
-    if unknown:
-        raise ValueError(f"method {method!r} takes no option(s) {', '.join(unknown)}; "
-                         f"its options are {', '.join([*OPTIONS, *valid])}")
-    return RULES[method](**options)
+def rule_parameters(method):
+    """The options of the rule `method` (a name in `RULES`): ``beta``; ``b1``, ``b2``, ``eps``."""
+    return list(inspect.signature(RULES[method]).parameters)
+
+
+def first_order(method, lr, schedule, maxiter, iou_weighting=False, options=()):
+    """The whole rule of a first-order run: `method`'s direction, then lr, the schedule and (2 - IoU).
+
+    `method` is a name in `RULES` in its own spelling and `schedule` a factor
+    ``schedule(t, maxiter)``: both resolved by the caller (`sandbox.optim.settings`).
+    """
+    pieces = [RULES[method](**dict(options)), scale(lr), scale_by_schedule(schedule, maxiter)]
+    if iou_weighting:
+        pieces.append(scale_by_iou())
+    return chain(*pieces)
 
 
 def not_applicable(settings, methods):
@@ -87,11 +147,43 @@ def cosine_decay(t, maxiter):
     return 0.5 * (1 + math.cos(math.pi * t / maxiter))
 
 
-SCHEDULES = {"constant": lambda t, maxiter: 1.0, "step": step_decay, "cosine": cosine_decay}
+def constant(t, maxiter):
+    """Factor 1 at every step."""
+    return 1.0
 
 
-def get_schedule(schedule):
-    """A schedule ``factor(t, maxiter)``: a callable, or a name in `SCHEDULES` (any case)."""
-    if callable(schedule):
-        return schedule
-    return SCHEDULES[canonical(schedule, SCHEDULES, "schedule", "valid schedules are")]
+SCHEDULES = {"constant": constant, "step": step_decay, "cosine": cosine_decay}
+
+
+class Status(enum.IntEnum):
+    """How a box's first-order run ended; the codes are scipy's where scipy has one."""
+    CONVERGED = 0
+    """max |gradient| <= gtol."""
+    MAX_ITERATIONS = 1
+    """The iteration budget ran out."""
+    NON_FINITE = 3
+    """The loss or the gradient was not finite."""
+    STOPPED = 99
+    """The callback raised StopIteration."""
+
+    @property
+    def message(self):
+        return {0: "Gradient below gtol.", 1: "Maximum number of iterations reached.",
+                3: "Non-finite loss or gradient.", 99: "`callback` raised `StopIteration`."}[self.value]
+
+
+def stops(value, g, gtol, finite):
+    """Which boxes stop at this gradient, which of them because of a non-finite value, and max |g|.
+
+    `g` has one column per box; `value` is each box's loss (or None). Returns
+    (None, None, None) when none stops: without `gtol`, where the caller knows
+    every value is `finite`, that costs nothing.
+    """
+    if gtol is None and finite:
+        return None, None, None
+    largest = np.abs(g).max(axis=0)  # NaN or infinite where the gradient is
+    failed = ~np.isfinite(largest)
+    if value is not None:
+        failed = failed | ~np.isfinite(value)
+    stopping = failed if gtol is None else failed | (largest <= gtol)
+    return (stopping, failed, largest) if stopping.any() else (None, None, None)

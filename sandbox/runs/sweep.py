@@ -51,6 +51,7 @@ boxes). `Store`
 keeps the results under a folder so that an interrupted sweep loses nothing that
 had finished and runs nothing twice.
 """
+import dataclasses
 import functools
 import hashlib
 import json
@@ -64,14 +65,14 @@ import numpy as np
 from scipy.optimize import OptimizeResult
 
 from sandbox.geometry.boxes import check_boxes
-from sandbox.geometry.names import canonical
-from sandbox.geometry.parameterisations import get_parameterisation
 from sandbox.learning.metrics import METRIC_COLUMNS
 from sandbox.losses.formulas import iou
-from sandbox.losses.spec import adopt, canonical_loss, travelling
+from sandbox.losses.spec import adopt, travelling
 from sandbox.optim.batch import regress
-from sandbox.optim.fitting import fit, fit_many, get_method
-from sandbox.optim.rules import DEFAULT_LEARNING_RATES, RULES, SCHEDULES, not_applicable
+from sandbox.optim.fitting import fit_resolved, run_first_order
+from sandbox.optim.rules import RULES, not_applicable
+from sandbox.optim.settings import (Settings, gradient_backend, learning_rate, loss_spec, method_name, param_name,
+                                    schedule_name, whole)
 from sandbox.optim.starts import (
     direction_name,
     non_overlapping_starts,
@@ -79,7 +80,7 @@ from sandbox.optim.starts import (
     random_non_overlapping_starts,
 )
 from sandbox.runs.simulation import diou_protocol
-from sandbox.workers import dask_client, forks, prepare_worker, process_pool
+from sandbox.workers import forks, map_tasks, prepare_worker
 
 try:
     import tomllib
@@ -92,7 +93,7 @@ FIRST_ORDER_AXES = ("lr", "schedule")
 DEFAULTS = {"loss": ["giou"], "method": ["gd"], "param": ["xyxy"], "lr": [None], "schedule": ["step"],
             "maxiter": [200], "seed": [0]}
 TOP_LEVEL = ("axes", "starts", "tie", "exclude", "threshold", "target", "iou_weighting", "record_boxes",
-             "experiment")
+             "gradient", "experiment")
 DEFAULT_TARGET = [-1.0, -0.5, 1.0, 0.5]
 START_KINDS = {
     "non_overlapping": {"gap": 0.5, "directions": 8, "size": [1.0, 1.5]},  # the headline's starts
@@ -114,7 +115,7 @@ SIMULATION_COLUMNS = ["loss", "seed", "cases", "error_initial", "error_final", "
                       "cases_apart", "share_apart_moved", "seconds", "cell", "runs"]
 """A row per simulation: E(0) and E(T), the final IoU's mean and shares above 0.5 and 0.9, the first t
 with E(t) < E(0) / 10 (empty if none), how many cases start apart and the share of them whose box moved."""
-SIMULATION_DEFAULTS = dict(points=5000, iterations=200)
+SIMULATION_DEFAULTS = dict(points=5000, iterations=200, gradient="autograd")
 """The settings of a simulation sweep (``[simulation]``): the DIoU paper's protocol (`sandbox.runs.simulation`)."""
 
 Experiment = namedtuple("Experiment", "axes axis_defaults columns table")
@@ -179,6 +180,11 @@ def resolve(raw, where="sweep"):
         switches[key] = raw.get(key, False)
         if not isinstance(switches[key], bool):
             raise SweepError(f"{where}: {key} must be true or false; got {switches[key]!r}")
+    if "gradient" in raw:  # recorded only when given, so that sweeps saved before it existed (autograd) still match
+        try:
+            switches["gradient"] = gradient_backend(raw["gradient"])
+        except ValueError as error:
+            raise SweepError(f"{where}: {error}") from None
     starts = _start_sets(raw.get("starts", {"ring": {"kind": "non_overlapping"}}), target, where)
     axes = _axes(raw.get("axes", {}), starts, where)
     ties = _ties(raw.get("tie", []), axes, where)
@@ -219,10 +225,9 @@ def _table_rules(experiment):
 
 
 def _check_simulation(config):
-    for key, low in (("points", 1), ("iterations", 1)):
-        if not (isinstance(config[key], int) and not isinstance(config[key], bool) and config[key] >= low):
-            raise ValueError(f"{key} must be a whole number >= {low}; got {config[key]!r}")
-    return config
+    for key in ("points", "iterations"):
+        whole(config[key], key)
+    return dict(config, gradient=gradient_backend(config["gradient"]))
 
 
 def _number(value):
@@ -289,28 +294,44 @@ def _check_value(axis, value, starts, place):
             if not isinstance(value, str):
                 raise ValueError(f"must be a loss such as 'giou', 'alpha_ciou:alpha=3', 'package.module:function' "
                                  f"or '5*l1+2*giou'; got {value!r}")
-            return canonical_loss(value)
+            return loss_spec(value)
         if axis == "method":
-            return get_method(value)
+            return method_name(value)
         if axis == "param":
-            return get_parameterisation(value).name
+            return param_name(value)
         if axis == "lr":
-            if value is None or not (_number(value) and value > 0):
+            if value is None or not _number(value):
                 raise ValueError(f"must be a positive number; got {value!r}")
-            return float(value)
+            return learning_rate(value, None)
         if axis == "schedule":
             if not isinstance(value, str):
                 raise ValueError(f"must be a schedule name; got {value!r}")
-            return canonical(value, SCHEDULES, "schedule", "valid schedules are")
+            return schedule_name(value)
         if axis == "starts":
             if value not in starts:
                 raise ValueError(f"no start set {value!r}; defined: {', '.join(starts)}")
             return value
-        if not (isinstance(value, int) and not isinstance(value, bool) and value >= (1 if axis == "maxiter" else 0)):
-            raise ValueError(f"must be a whole number >= {1 if axis == 'maxiter' else 0}; got {value!r}")
-        return value
+        return whole(value, axis, 1 if axis == "maxiter" else 0)
     except ValueError as error:
         raise SweepError(f"{place}: {error}") from None
+
+
+def axis_value(axis, text, place="value"):
+    """An axis value written as text (a command line, a results.csv field) in the form a cell holds it.
+
+    The sweep file's own rules (`_check_value`): names match in any case and come back in
+    their own spelling (``loss=GIoU`` is ``giou``), numbers are numbers; SweepError
+    naming `place` for a bad one.
+    """
+    if axis in ("lr", "maxiter", "seed"):
+        try:
+            number = float(text)
+        except ValueError:
+            raise SweepError(f"{place}: {axis} must be a number; got {text!r}") from None
+        return _check_value(axis, int(number) if axis != "lr" and number.is_integer() else number, {}, place)
+    if axis == "starts":
+        return text
+    return _check_value(axis, text, {}, place)
 
 
 def _ties(raw, axes, where, names=AXES):
@@ -376,8 +397,8 @@ def cells(sweep):
             cell.update(part)
         if "method" in cell and cell["method"] not in RULES:  # (a learning cell has no method)
             cell.update({name: None for name in FIRST_ORDER_AXES})
-        elif "method" in cell and cell["lr"] is None:  # each method's own rate, recorded as the value used
-            cell["lr"] = DEFAULT_LEARNING_RATES[cell["method"]]
+        elif "method" in cell:  # each method's own rate where none is given, recorded as the value used
+            cell["lr"] = learning_rate(cell["lr"], cell["method"])
         key = json.dumps(cell, sort_keys=True)
         if key in seen or any(all(cell[n] in values for n, values in rule.items()) for rule in sweep["exclude"]):
             continue
@@ -499,9 +520,8 @@ def run_cells(group, sweep, batched=True, registered=None):
         boxes = np.concatenate([boxes for boxes, _ in starts])
         rates = np.concatenate([np.full(len(boxes), cell["lr"]) for cell, (boxes, _) in zip(group, starts)])
         began = time.perf_counter()
-        batch = fit_many(boxes, sweep["target"], loss=first["loss"], method=first["method"], param=first["param"],
-                         maxiter=first["maxiter"], home_iou=sweep["threshold"], lr=rates, schedule=first["schedule"],
-                         iou_weighting=sweep["iou_weighting"])
+        batch = run_first_order(boxes, np.array(sweep["target"]), dataclasses.replace(cell_settings(first, sweep),
+                                                                                      lr=rates))
         seconds = (time.perf_counter() - began) / len(boxes)
         runs = iter([(OptimizeResult({key: batch[key][i, :batch.nit[i] + 1] for key in ("ious", "gious", "boxes")},
                                      nit=batch.nit[i], stalled=batch.stalled[i], outcome=batch.outcome[i]),
@@ -510,17 +530,24 @@ def run_cells(group, sweep, batched=True, registered=None):
                 for cell, (boxes, labels) in zip(group, starts)]
     results = []
     for cell, (boxes, labels) in zip(group, starts):
-        options = dict(loss=cell["loss"], method=cell["method"], param=cell["param"], maxiter=cell["maxiter"],
-                       home_iou=sweep["threshold"], **{k: cell[k] for k in FIRST_ORDER_AXES if cell[k] is not None})
-        if cell["method"] in RULES:
-            options["iou_weighting"] = sweep["iou_weighting"]
+        settings = cell_settings(cell, sweep)
         runs = []
         for start in boxes:
             began = time.perf_counter()
-            result = fit(start, sweep["target"], **options)
+            result = fit_resolved(start, np.array(sweep["target"]), settings)
             runs.append((result, time.perf_counter() - began))
         results.append(_cell_results(cell, boxes, labels, runs, sweep))
     return results
+
+
+def cell_settings(cell, sweep):
+    """The `Settings` of a box sweep's cell, from values the sweep file's check resolved (`load`)."""
+    if cell["method"] not in RULES:
+        return Settings(loss=cell["loss"], method=cell["method"], param=cell["param"], maxiter=cell["maxiter"],
+                        gtol=None, home_iou=sweep["threshold"])
+    return Settings(loss=cell["loss"], method=cell["method"], param=cell["param"], maxiter=cell["maxiter"],
+                    lr=cell["lr"], schedule=cell["schedule"], iou_weighting=sweep["iou_weighting"],
+                    home_iou=sweep["threshold"], gradient=sweep.get("gradient", "autograd"))
 
 
 def _cell_results(cell, boxes, labels, runs, sweep):
@@ -558,7 +585,8 @@ def _simulation_results(cell, sweep):
     record: E(t) and the mean IoU, t = 0 the start."""
     settings = sweep["simulation"]
     protocol = diou_protocol(settings["points"], seed=cell["seed"])
-    result = regress(protocol.anchors, protocol.targets, loss=cell["loss"], iterations=settings["iterations"])
+    result = regress(protocol.anchors, protocol.targets, loss=cell["loss"], iterations=settings["iterations"],
+                     gradient=settings["gradient"])
     errors = result.errors
     below = np.flatnonzero(errors < errors[0] / 10)
     apart = iou(protocol.anchors, protocol.targets) == 0
@@ -571,7 +599,7 @@ def _simulation_results(cell, sweep):
                iterations_to_tenth_error=int(below[0]) if len(below) else None, cases_apart=int(apart.sum()),
                share_apart_moved=f"{moved.mean() if len(moved) else math.nan:.6f}",
                seconds=f"{result.seconds:.1f}", cell=cell_id(cell), runs=1)
-    record = dict(errors=errors.tolist(), mean_iou=result.mean_iou.tolist())
+    record = dict(errors=errors.tolist(), mean_iou=result.mean_iou.tolist(), settings=result.settings)
     return [row], np.array([result.mean_iou], dtype=np.float32), None, record
 
 
@@ -611,7 +639,7 @@ def run(sweep, store, workers=1, scheduler=None, progress=None, batch=True):
 
 
 def _results(groups, sweep, workers, scheduler, batched):
-    """The results of each group of cells (`run_cells`), in the order the groups finish.
+    """The results of each group of cells (`run_cells`), in the order the groups finish (`map_tasks`).
 
     Before any cell runs, every loss is checked to reach the workers (refused with
     the reason otherwise); on a Dask cluster, every worker builds each loss once.
@@ -624,21 +652,11 @@ def _results(groups, sweep, workers, scheduler, batched):
         if scheduler is not None or workers > 1:
             for loss in losses:
                 registered.update(travelling(loss, forked=scheduler is None and forks()))
-        if scheduler is not None:  # every worker builds each loss before any cell runs
-            with dask_client(scheduler, functools.partial(prepare_worker, losses, registered)) as client:
-                from distributed import as_completed
-                futures = client.map(run_cells, groups, sweep=sweep, batched=batched, registered=registered,
-                                     pure=False)
-                for _, result in as_completed(futures, with_results=True):
-                    yield result
-            return
+        tasks = [(group, sweep, batched, registered) for group in groups]
+        yield from map_tasks(_run_cells_star, tasks, workers, scheduler,
+                             functools.partial(prepare_worker, losses, registered), ordered=False)
     except ValueError as error:  # a loss that cannot reach the workers, or no dask.distributed
         raise SweepError(str(error)) from None
-    if workers == 1:
-        yield from (run_cells(group, sweep, batched) for group in groups)
-        return
-    with process_pool(workers) as pool:
-        yield from pool.imap_unordered(_run_cells_star, [(group, sweep, batched, registered) for group in groups])
 
 
 def _run_cells_star(arguments):
