@@ -158,7 +158,9 @@ def fit(start, target, loss="giou", method="gd", param="xyxy", maxiter=200, call
     -------
     OptimizeResult
         scipy's fields ``x`` (final parameters), ``fun``, ``nit``, ``nfev``,
-        ``njev``, ``status``, ``message`` (the method's own) and ``success``,
+        ``njev``, ``status`` (the method's code; for gd, momentum and adam a
+        `sandbox.optim.rules.Status`, an int shown by its name), ``message``
+        (the method's own) and ``success``,
         which is True only for the outcome ``'converged'``: the method's own
         test passed and the box is home; then
 
@@ -336,6 +338,7 @@ def _one(run, i):
         elif np.ndim(value) == 0:
             value = value.item()
         result[key] = value
+    result.status = Status(result.status)  # an int, as scipy's, shown by its name
     return result
 
 
