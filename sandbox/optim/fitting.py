@@ -169,7 +169,9 @@ def fit(start, target, loss="giou", method="gd", param="xyxy", maxiter=200, call
           (steps + 1,), at each box (the gradient's Euclidean norm with respect
           to the parameters);
         - ``box`` : the final box, ``boxes[-1]``;
-        - ``outcome`` : one of `OUTCOMES`; ``stalled`` : bool.
+        - ``outcome`` : one of `OUTCOMES`; ``stalled`` : bool;
+        - ``settings`` : the run's `sandbox.optim.settings.Settings`, resolved
+          (its ``record()`` is what a record of the run holds).
 
     Examples
     --------
@@ -215,6 +217,7 @@ def fit_resolved(start, target, settings, callback=None):
                                     success=False, message=Status.STOPPED.message)
         if not np.array_equal(result.x, xs[-1]):
             xs.append(np.asarray(result.x, dtype=float))
+        result.settings = settings
         return _with_trajectory(method, result, np.array(xs), target, parameterisation,
                                 loss_function, settings.home_iou)
 
@@ -249,7 +252,7 @@ def fit_many(starts, targets, loss="giou", method="gd", param="xyxy", maxiter=20
     OptimizeResult
         The fields of `fit`, each with a leading axis of length n: ``x``, ``box``
         (n, 4); ``fun``, ``nit``, ``nfev``, ``njev``, ``status``, ``success``,
-        ``message``, ``outcome``, ``stalled`` (n,); ``boxes`` (n, maxiter + 1, 4)
+        ``message``, ``outcome``, ``stalled`` (n,); ``settings``, as `fit` gives it; ``boxes`` (n, maxiter + 1, 4)
         and ``losses``, ``ious``, ``gious``, ``grad_norms`` (n, maxiter + 1), each
         box's steps first and NaN after its last step ``nit``: a box's final IoU is
         ``ious[i, nit[i]]``, all of them ``ious[np.arange(n), nit]``.
@@ -313,6 +316,7 @@ def run_first_order(starts, targets, settings, callback=None, workers=1, one=Fal
         for status, message, stalled, ok, at_home in zip(run.status, run.message, run.stalled, finite, home)])
     run.update(fun=final_loss, njev=run.nfev, success=run.outcome == "converged")
     del run["gradient_max"], run["seconds"]
+    run.settings = settings
     return run
 
 
@@ -332,6 +336,9 @@ def _one(run, i):
     steps = int(run.nit[i]) + 1
     result = OptimizeResult()
     for key, value in run.items():
+        if key == "settings":
+            result[key] = value
+            continue
         value = value[i]
         if key in ("boxes", "losses", "ious", "gious", "grad_norms"):
             value = value[:steps]
