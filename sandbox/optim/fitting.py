@@ -252,8 +252,8 @@ def fit_many(starts, targets, loss="giou", method="gd", param="xyxy", maxiter=20
     OptimizeResult
         The fields of `fit`, each with a leading axis of length n: ``x``, ``box``
         (n, 4); ``fun``, ``nit``, ``nfev``, ``njev``, ``status``, ``success``,
-        ``message``, ``outcome``, ``stalled`` (n,); ``settings``, as `fit` gives it; ``boxes`` (n, maxiter + 1, 4)
-        and ``losses``, ``ious``, ``gious``, ``grad_norms`` (n, maxiter + 1), each
+        ``message``, ``outcome``, ``stalled`` (n,); ``settings``, as `fit` gives
+        it; ``boxes`` (n, maxiter + 1, 4) and ``losses``, ``ious``, ``gious``, ``grad_norms`` (n, maxiter + 1), each
         box's steps first and NaN after its last step ``nit``: a box's final IoU is
         ``ious[i, nit[i]]``, all of them ``ious[np.arange(n), nit]``.
 
