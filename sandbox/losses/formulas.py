@@ -21,9 +21,17 @@ boxes are strictly apart, and a half-weighted one when they touch at an edge.
 Called on plain arrays, each function first checks its input (`check_boxes`);
 under autograd tracing the checks are skipped, so a gradient loop pays for them
 once, when it validates its input before starting, as `sandbox.fit` does.
+
+Each loss joins the registry, `LOSSES`, where it is written: ``@registered(name)``
+above its function. The registry's order is the order of the functions below (with
+the Inner and Focaler variants of the IoU-based losses after the IoU family), and it
+is the order of every list, sweep and figure. A loss's docstring opens with one line
+giving its formula and, in parentheses at the end, its paper; `sandbox.losses.catalogue`
+reads the docs' and the tables' entries from there.
 """
 import functools
 import inspect
+from collections import namedtuple
 
 import autograd.numpy as np
 
@@ -31,10 +39,10 @@ from sandbox.geometry.boxes import FORMATS, Coordinates, box_convert, check_boxe
 from sandbox.geometry.pair import Pair, detach, safe_divide, safe_power
 
 __all__ = [
-    "box_pair_function", "unchecked", "iou", "giou", "iou_loss", "giou_loss", "log_iou_loss", "diou_loss",
-    "ciou_loss", "eiou_loss", "focal_eiou_loss", "siou_loss", "alpha_iou_loss", "alpha_giou_loss",
-    "alpha_diou_loss", "alpha_ciou_loss", "wiou_loss", "mpdiou_loss", "shape_iou_loss", "variant",
-    "l1_loss", "l2_loss", "smooth_l1_loss", "IOU_BASED", "LOSSES", "VARIANTS",
+    "box_pair_function", "unchecked", "registered", "Claims", "iou", "giou", "iou_loss", "giou_loss",
+    "log_iou_loss", "diou_loss", "ciou_loss", "eiou_loss", "focal_eiou_loss", "siou_loss", "alpha_iou_loss",
+    "alpha_giou_loss", "alpha_diou_loss", "alpha_ciou_loss", "wiou_loss", "mpdiou_loss", "shape_iou_loss",
+    "variant", "l1_loss", "l2_loss", "smooth_l1_loss", "CLAIMS", "IOU_BASED", "LOSSES", "VARIANTS",
 ]
 
 
@@ -62,6 +70,71 @@ def unchecked(function):
 def _require(condition, message):
     if not condition:
         raise ValueError(message)
+
+
+# The registry.
+LOSSES = {}
+"""Every loss by name: ``loss(pred, target, **params)`` on ``xyxy`` boxes, elementwise.
+
+Filled by `registered`, in the order the losses are written in this module.
+"""
+
+IOU_BASED = {}
+"""The IoU-based losses that have Inner and Focaler variants (``registered(name, variants=True)``)."""
+
+Claims = namedtuple("Claims", "positive symmetric scale_invariant")
+Claims.__doc__ = """What a loss claims at its default parameters, which the tests check on random boxes.
+
+``positive``: 0 for identical boxes and positive for any other pair; ``symmetric``:
+``loss(a, b) == loss(b, a)``; ``scale_invariant``: unchanged when both boxes are
+scaled about the origin. Every loss is invariant under translation.
+"""
+
+CLAIMS = {}
+"""The `Claims` of every loss of `LOSSES`, by name."""
+
+_VARIANTS_LISTED = []
+"""The IoU-based losses whose variants are in `LOSSES` already (see `registered`)."""
+
+
+def registered(name, *, variants=False, positive=True, symmetric=True, scale_invariant=True):
+    """Decorate a loss ``function(pred, target, **params)`` to put it in `LOSSES` as `name`.
+
+    The function is wrapped by `box_pair_function` (it checks plain-array input), and
+    the wrapped function is what `LOSSES` holds and the decorator returns.
+
+    Parameters
+    ----------
+    name : str
+        Lower case, a Python identifier: how every spec names the loss.
+    variants : bool
+        The loss is IoU-based and has Inner and Focaler variants (`VARIANTS`):
+        ``inner_<name>`` and ``focaler_<name>`` join `LOSSES` too, with the variants
+        of the other IoU-based losses (after the IoU family), or at once if the loss
+        is registered after them.
+    positive, symmetric, scale_invariant : bool
+        Its `Claims`, False where the paper makes it so on purpose; the variants
+        inherit them (and Focaler's are not positive).
+    """
+    if not (isinstance(name, str) and name.isidentifier() and name == name.lower()):
+        raise ValueError(f"a loss name must be a lower-case Python identifier such as 'my_iou'; got {name!r}")
+
+    def register(function):
+        loss = box_pair_function(function)
+        _add(name, loss, Claims(positive, symmetric, scale_invariant))
+        if variants:
+            IOU_BASED[name] = loss
+            if _VARIANTS_LISTED:  # registered after the variants' section below: its own follow it now
+                _add_variants([name])
+        return loss
+    return register
+
+
+def _add(name, loss, claims):
+    if name in LOSSES:
+        raise ValueError(f"loss {name!r} is registered twice; give the second one another name")
+    LOSSES[name] = loss
+    CLAIMS[name] = claims
 
 
 # Metrics.
@@ -94,22 +167,25 @@ def giou(pred, target):
 
 
 # The IoU loss family.
-@box_pair_function
+@registered("iou", variants=True)
 def iou_loss(pred, target):
-    """IoU loss, 1 - IoU; flat, with gradient exactly zero, while the boxes do not overlap."""
+    """IoU loss, 1 - IoU (Yu et al., UnitBox, ACM MM 2016, arXiv 1608.01471).
+
+    Flat, with gradient exactly zero, while the boxes do not overlap.
+    """
     return 1.0 - Pair(pred, target).iou
 
 
-@box_pair_function
+@registered("giou", variants=True)
 def giou_loss(pred, target):
     """GIoU loss, 1 - IoU + (C - U) / C, in [0, 2) (Rezatofighi et al., arXiv 1902.09630)."""
     pair = Pair(pred, target)
     return 1.0 - pair.iou + pair.giou_penalty
 
 
-@box_pair_function
+@registered("log_iou")
 def log_iou_loss(pred, target, eps=1e-6):
-    """UnitBox's -ln IoU (Yu et al., ACM MM 2016), with IoU clamped below at `eps`.
+    """UnitBox's loss, -ln IoU, with IoU clamped below at `eps` (Yu et al., ACM MM 2016, arXiv 1608.01471).
 
     -ln 0 is infinite; the clamp (mmdetection's convention) caps the loss at
     -ln eps (13.8 for the default) and leaves it flat, with gradient 0, where
@@ -119,7 +195,7 @@ def log_iou_loss(pred, target, eps=1e-6):
     return -np.log(np.maximum(Pair(pred, target).iou, eps))
 
 
-@box_pair_function
+@registered("diou", variants=True)
 def diou_loss(pred, target):
     """DIoU loss, 1 - IoU + rho^2 / c^2 (Zheng et al., AAAI 2020, arXiv 1911.08287).
 
@@ -140,7 +216,7 @@ def _trade_off(pair, trade_off_gradient):
     return alpha if trade_off_gradient else detach(alpha)
 
 
-@box_pair_function
+@registered("ciou", variants=True)
 def ciou_loss(pred, target, trade_off_gradient=False):
     """CIoU loss, DIoU + alpha v (Zheng et al., AAAI 2020, arXiv 1911.08287).
 
@@ -156,11 +232,11 @@ def ciou_loss(pred, target, trade_off_gradient=False):
             + _trade_off(pair, trade_off_gradient) * pair.aspect_v)
 
 
-@box_pair_function
+@registered("eiou", variants=True)
 def eiou_loss(pred, target):
-    """EIoU loss (Zhang et al., arXiv 2101.08158): DIoU's terms plus width and height terms.
+    """EIoU loss, DIoU + (w - w_gt)^2 / C_w^2 + (h - h_gt)^2 / C_h^2 (Zhang et al., arXiv 2101.08158).
 
-    1 - IoU + rho^2(b, b_gt) / c^2 + (w - w_gt)^2 / C_w^2 + (h - h_gt)^2 / C_h^2,
+    That is 1 - IoU + rho^2(b, b_gt) / c^2 + (w - w_gt)^2 / C_w^2 + (h - h_gt)^2 / C_h^2,
     with C_w, C_h the width and height of the smallest enclosing box.
     """
     pair = Pair(pred, target)
@@ -169,7 +245,7 @@ def eiou_loss(pred, target):
             + (pair.h - pair.th) ** 2 / pair.enclosing_h ** 2)
 
 
-@box_pair_function
+@registered("focal_eiou", positive=False)
 def focal_eiou_loss(pred, target, gamma=0.5, weight_gradient=False):
     """Focal-EIoU loss, IoU^gamma * L_EIoU (Zhang et al., arXiv 2101.08158).
 
@@ -184,7 +260,7 @@ def focal_eiou_loss(pred, target, gamma=0.5, weight_gradient=False):
     return (weight if weight_gradient else detach(weight)) * unchecked(eiou_loss)(pred, target)
 
 
-@box_pair_function
+@registered("siou", variants=True)
 def siou_loss(pred, target, theta=4.0):
     """SIoU loss, 1 - IoU + (Delta + Omega) / 2 (Gevorgyan, arXiv 2205.12740).
 
@@ -211,31 +287,31 @@ def _shape_cost(pair, theta, weight_w=1.0, weight_h=1.0):
     return safe_power(1.0 - np.exp(-omega_w), theta) + safe_power(1.0 - np.exp(-omega_h), theta)
 
 
-@box_pair_function
+@registered("alpha_iou")
 def alpha_iou_loss(pred, target, alpha=3.0):
     """alpha-IoU loss, 1 - IoU^alpha (He et al., NeurIPS 2021, arXiv 2110.13675)."""
     _require(alpha > 0, f"alpha must be positive; got {alpha!r}")
     return 1.0 - safe_power(Pair(pred, target).iou, alpha)
 
 
-@box_pair_function
+@registered("alpha_giou")
 def alpha_giou_loss(pred, target, alpha=3.0):
-    """alpha-GIoU loss, 1 - IoU^alpha + ((C - U) / C)^alpha (arXiv 2110.13675)."""
+    """alpha-GIoU loss, 1 - IoU^alpha + ((C - U) / C)^alpha (He et al., NeurIPS 2021, arXiv 2110.13675)."""
     pair = Pair(pred, target)
     return unchecked(alpha_iou_loss)(pred, target, alpha) + safe_power(pair.giou_penalty, alpha)
 
 
-@box_pair_function
+@registered("alpha_diou")
 def alpha_diou_loss(pred, target, alpha=3.0):
-    """alpha-DIoU loss, 1 - IoU^alpha + (rho^2 / c^2)^alpha (arXiv 2110.13675)."""
+    """alpha-DIoU loss, 1 - IoU^alpha + (rho^2 / c^2)^alpha (He et al., NeurIPS 2021, arXiv 2110.13675)."""
     pair = Pair(pred, target)
     return (unchecked(alpha_iou_loss)(pred, target, alpha)
             + safe_power(pair.centre_distance2 / pair.diagonal2, alpha))
 
 
-@box_pair_function
+@registered("alpha_ciou")
 def alpha_ciou_loss(pred, target, alpha=3.0, trade_off_gradient=False):
-    """alpha-CIoU loss, 1 - IoU^alpha + (rho^2 / c^2)^alpha + (beta v)^alpha (arXiv 2110.13675).
+    """alpha-CIoU loss, 1 - IoU^alpha + (rho^2 / c^2)^alpha + (beta v)^alpha (He et al., arXiv 2110.13675).
 
     beta is CIoU's trade-off on the plain IoU, constant in the gradient unless
     `trade_off_gradient`, as in the authors' code.
@@ -245,7 +321,7 @@ def alpha_ciou_loss(pred, target, alpha=3.0, trade_off_gradient=False):
             + safe_power(_trade_off(pair, trade_off_gradient) * pair.aspect_v, alpha))
 
 
-@box_pair_function
+@registered("wiou")
 def wiou_loss(pred, target):
     """Wise-IoU v1, R (1 - IoU), R = exp(rho^2 / (W_g^2 + H_g^2)*) (Tong et al., arXiv 2301.10051).
 
@@ -256,7 +332,7 @@ def wiou_loss(pred, target):
     return np.exp(pair.centre_distance2 / detach(pair.diagonal2)) * (1.0 - pair.iou)
 
 
-@box_pair_function
+@registered("mpdiou", variants=True, scale_invariant=False)
 def mpdiou_loss(pred, target, frame_width=10.0, frame_height=10.0):
     """MPDIoU loss, 1 - IoU + (d1^2 + d2^2) / (w^2 + h^2) (Ma and Xu, arXiv 2307.07662).
 
@@ -273,14 +349,15 @@ def mpdiou_loss(pred, target, frame_width=10.0, frame_height=10.0):
     return 1.0 - pair.iou + corners / (frame_width ** 2 + frame_height ** 2)
 
 
-@box_pair_function
+@registered("shape_iou", variants=True)
 def shape_iou_loss(pred, target, scale=0.0, theta=4.0):
-    """Shape-IoU loss (Zhang and Zhang, arXiv 2312.17663), as in the authors' shapeiou.py.
+    """Shape-IoU loss, 1 - IoU + shape-weighted distance + Omega / 2 (Zhang and Zhang, arXiv 2312.17663).
 
-    1 - IoU + (hh dx^2 + ww dy^2) / c^2 + Omega / 2, with ww = 2 w_gt^s / (w_gt^s + h_gt^s),
-    hh = 2 h_gt^s / (w_gt^s + h_gt^s) for s = `scale`, and SIoU's shape cost with
-    the width term weighted by hh and the height term by ww. Not symmetric: the
-    weights come from the target's shape.
+    As in the authors' shapeiou.py: 1 - IoU + (hh dx^2 + ww dy^2) / c^2 + Omega / 2,
+    with ww = 2 w_gt^s / (w_gt^s + h_gt^s), hh = 2 h_gt^s / (w_gt^s + h_gt^s) for
+    s = `scale`, and SIoU's shape cost with the width term weighted by hh and the
+    height term by ww. The weights come from the target's shape, so the loss is
+    symmetric only at ``scale=0``, the default, where ww = hh = 1.
     """
     pair = Pair(pred, target)
     ww = 2 * pair.tw ** scale / (pair.tw ** scale + pair.th ** scale)
@@ -299,18 +376,23 @@ def _focaler_iou(pair, d=0.0, u=0.95):
     return np.clip((pair.iou - d) / (u - d), 0.0, 1.0)
 
 
+Variant = namedtuple("Variant", "remap title remapped paper positive")
+Variant.__doc__ = """A remapping of IoU, ``remap(pair, **params)``: its `title`, what IoU' is (`remapped`),
+its `paper`, and whether its variants can be `positive` (`Claims`)."""
+
 VARIANTS = {
-    "inner": (_inner_iou, "Inner-IoU (Zhang, Xu and Zhang, arXiv 2311.02877): IoU of auxiliary "
-                          "boxes with the same centres and sizes times `ratio`"),
-    "focaler": (_focaler_iou, "Focaler-IoU (Zhang and Zhang, arXiv 2401.10525): IoU mapped linearly "
-                              "from [d, u] onto [0, 1], clipped"),
+    "inner": Variant(_inner_iou, "Inner-IoU", "the IoU of auxiliary boxes with the same centres and sizes "
+                                              "times `ratio`", "Zhang, Xu and Zhang, arXiv 2311.02877", True),
+    # 0 wherever IoU > u, identical boxes or not
+    "focaler": Variant(_focaler_iou, "Focaler-IoU", "IoU mapped linearly from [d, u] onto [0, 1], clipped",
+                       "Zhang and Zhang, arXiv 2401.10525", False),
 }
 """Each IoU-based loss L has variants L + IoU - IoU', with IoU' one of these remappings."""
 
 
 def variant(kind, name, base):
     """The `kind` variant of the IoU-based loss `base`: L_base + IoU - IoU', IoU' from `VARIANTS`."""
-    remap, source = VARIANTS[kind]
+    remap, title, remapped, paper = VARIANTS[kind][:4]
     base = unchecked(base)
     own = {p.name: p.default for p in list(inspect.signature(remap).parameters.values())[1:]}
 
@@ -323,12 +405,21 @@ def variant(kind, name, base):
     parameters += [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v) for k, v in own.items()]
     loss.__signature__ = inspect.Signature(parameters)
     loss.__name__ = f"{kind}_{name}_loss"
-    loss.__doc__ = f"{name} loss + IoU - IoU', with IoU' from {source}."
+    loss.__doc__ = f"{title} variant of {name}, L_{name} + IoU - IoU', IoU' {remapped} ({paper})."
     return box_pair_function(loss)
 
 
-IOU_BASED = {"iou": iou_loss, "giou": giou_loss, "diou": diou_loss, "ciou": ciou_loss,
-             "eiou": eiou_loss, "siou": siou_loss, "mpdiou": mpdiou_loss, "shape_iou": shape_iou_loss}
+def _add_variants(bases):
+    """Register the variants of the IoU-based losses `bases`, kind by kind; they claim what their base does."""
+    for kind, remapping in VARIANTS.items():
+        for name in bases:
+            claims = CLAIMS[name]._replace(positive=CLAIMS[name].positive and remapping.positive)
+            _add(f"{kind}_{name}", variant(kind, name, IOU_BASED[name]), claims)
+    _VARIANTS_LISTED.extend(bases)
+
+
+# The Inner and Focaler variants of every IoU-based loss above: next in LOSSES, all Inner ones first.
+_add_variants(list(IOU_BASED))
 
 
 # Losses on the coordinates.
@@ -341,41 +432,33 @@ def _coordinate_differences(pred, target, coords):
     return [p - t for p, t in zip(pred, target)]
 
 
-@box_pair_function
+@registered("l1", scale_invariant=False)
 def l1_loss(pred, target, coords="xyxy"):
-    """Sum of absolute coordinate differences, in the box format ``coords``.
+    """L1 loss, the sum of absolute coordinate differences in the box format ``coords`` (arXiv 1902.09630).
 
     The GIoU paper's Figure 1 uses both the corner vector and (cx, cy, w, h).
     """
     return sum(np.abs(d) for d in _coordinate_differences(pred, target, coords))
 
 
-@box_pair_function
+@registered("l2", scale_invariant=False)
 def l2_loss(pred, target, coords="xyxy"):
-    """Sum of squared coordinate differences, in the box format ``coords``."""
+    """L2 loss, the sum of squared coordinate differences in the box format ``coords`` (arXiv 1902.09630).
+
+    The GIoU paper's Figure 1 uses both the corner vector and (cx, cy, w, h).
+    """
     return sum(d ** 2 for d in _coordinate_differences(pred, target, coords))
 
 
-@box_pair_function
+@registered("smooth_l1", scale_invariant=False)
 def smooth_l1_loss(pred, target, beta=1.0, coords="xyxy"):
-    """Smooth L1 (Fast R-CNN, Girshick 2015), summed over the coordinate differences x.
+    """Smooth L1, summed over coordinate differences (Girshick, Fast R-CNN, ICCV 2015, arXiv 1504.08083).
 
-    0.5 x^2 / beta where |x| < beta, else |x| - 0.5 beta; beta = 0 is plain L1.
+    0.5 x^2 / beta where |x| < beta, else |x| - 0.5 beta, for each difference x;
+    beta = 0 is plain L1.
     """
     _require(beta >= 0, f"smooth_l1 needs beta >= 0; got {beta!r}")
     differences = [np.abs(d) for d in _coordinate_differences(pred, target, coords)]
     if beta == 0:
         return sum(differences)
     return sum(np.where(x < beta, 0.5 * x ** 2 / beta, x - 0.5 * beta) for x in differences)
-
-
-LOSSES = {
-    "iou": iou_loss, "giou": giou_loss, "log_iou": log_iou_loss, "diou": diou_loss,
-    "ciou": ciou_loss, "eiou": eiou_loss, "focal_eiou": focal_eiou_loss, "siou": siou_loss,
-    "alpha_iou": alpha_iou_loss, "alpha_giou": alpha_giou_loss, "alpha_diou": alpha_diou_loss,
-    "alpha_ciou": alpha_ciou_loss, "wiou": wiou_loss, "mpdiou": mpdiou_loss,
-    "shape_iou": shape_iou_loss,
-    **{f"{kind}_{name}": variant(kind, name, base) for kind in VARIANTS for name, base in IOU_BASED.items()},
-    "l1": l1_loss, "l2": l2_loss, "smooth_l1": smooth_l1_loss,
-}
-"""Every loss by name: ``loss(pred, target, **params)`` on ``xyxy`` boxes, elementwise."""

@@ -14,11 +14,12 @@ about a box pair (`sandbox.geometry.pair.Pair`'s quantities, in its order, so th
 agree to the last bit) and collects the gradient reaching each of them; a loss
 is a *head*, ``head(geometry, g, **params) -> value``, that reads the quantities
 it needs and hands each the upstream gradient `g` times its partial derivative;
-`Geometry.partials` then runs the shared reverse pass to the corners. Heads
-compose as the losses of `sandbox.losses` do: alpha-GIoU adds a power of the
-GIoU penalty to alpha-IoU, Focal-EIoU weighs EIoU's head, and the Inner and
-Focaler variants of every IoU-based loss are its head plus an IoU term, Inner's
-read off a second `Geometry` of the scaled boxes.
+`Geometry.partials` then runs the shared reverse pass to the corners. A head joins
+`HEADS` where it is written, ``@fused_head(name)`` above it; a loss without one
+runs on autograd. Heads compose as the losses of `sandbox.losses` do: alpha-GIoU
+adds a power of the GIoU penalty to alpha-IoU, Focal-EIoU weighs EIoU's head, and
+the Inner and Focaler variants of every IoU-based loss are its head plus an IoU
+term, Inner's read off a second `Geometry` of the scaled boxes.
 
 The partials follow the tie conventions of `sandbox.losses` (``minimum`` and
 ``maximum`` split the gradient equally at a tie, ``abs`` has gradient 0 at 0,
@@ -26,8 +27,9 @@ The partials follow the tie conventions of `sandbox.losses` (``minimum`` and
 limits, detached factors are constants). The tests check them against
 autograd's differentiation of ``sandbox.LOSSES`` and against central
 differences. First derivatives only: the kernels carry no Hessians. A spec a
-kernel does not cover (a weighted sum, a user's loss, CIoU with
-``trade_off_gradient=True``) has none, and the engine runs autograd on it.
+kernel does not cover (a weighted sum, a user's loss, a registry loss without a
+head, CIoU with ``trade_off_gradient=True``) has none, and the engine runs
+autograd on it.
 """
 import functools
 import inspect
@@ -293,28 +295,86 @@ def _full(partial, like):
     return np.zeros_like(like) if isinstance(partial, float) else partial
 
 
-# Heads: head(geometry, g, **params) -> the loss, each as `sandbox.losses` writes it.
+# Heads: head(geometry, g, **params) -> the loss, each as `sandbox.losses.formulas` writes it.
 class NoKernel(Exception):
     """A head's parameters it has no kernel for; the engine falls back to autograd."""
 
 
+HEADS = {}
+"""The head of every registry loss that has one, by name (`fused_head`); the others run on autograd."""
+
+
+def fused_head(name):
+    """Decorate ``head(G, g, **params)`` to make it the fused head of the registry loss `name`.
+
+    The head takes the loss's parameters, with the same defaults. An IoU-based loss
+    (`sandbox.losses.formulas.IOU_BASED`) brings the heads of its Inner and Focaler
+    variants too, made of its own.
+    """
+    def register(head):
+        if name not in LOSSES:
+            raise ValueError(f"a fused head for {name!r}, which sandbox.LOSSES does not have: register the loss "
+                             f"first (sandbox.losses.formulas.registered)")
+        if name in HEADS:
+            raise ValueError(f"loss {name!r} has a fused head already")
+        HEADS[name] = head
+        if name in IOU_BASED:
+            HEADS.update({f"{kind}_{name}": _variant_head(kind, head) for kind in VARIANTS})
+        return head
+    return register
+
+
+# The Inner and Focaler variants: the base's head plus IoU - IoU', IoU' a head of its own.
+def _inner_iou_term(G, g, ratio=0.7):
+    inner, give_back = G.scaled(ratio)
+    inner.add("iou", g)
+    give_back()
+    return inner.iou
+
+
+def _focaler_iou_term(G, g, d=0.0, u=0.95):
+    remapped = np.clip((G.iou - d) / (u - d), 0.0, 1.0)
+    G.add("iou", _times(g, ((remapped != 0.0) & (remapped != 1.0)) / (u - d)))
+    return remapped
+
+
+TERMS = {"inner": _inner_iou_term, "focaler": _focaler_iou_term}
+"""The IoU' of each of `sandbox.losses.VARIANTS`, as a head of IoU'."""
+
+
+def _variant_head(kind, base):
+    own = list(inspect.signature(VARIANTS[kind].remap).parameters)[1:]
+
+    def head(G, g, **params):
+        remap = {k: params.pop(k) for k in own if k in params}
+        value = base(G, g, **params)
+        G.add("iou", g)
+        return value + G.iou - TERMS[kind](G, -g, **remap)
+    return head
+
+
+# The registry's losses.
+@fused_head("iou")
 def _iou_head(G, g):
     G.add("iou", -g)
     return 1.0 - G.iou
 
 
+@fused_head("giou")
 def _giou_head(G, g):
     G.add("iou", -g)
     G.add_penalty(g)
     return 1.0 - G.iou + G.penalty
 
 
+@fused_head("diou")
 def _diou_head(G, g):
     G.add("iou", -g)
     G.add_distance(g)
     return 1.0 - G.iou + G.distance
 
 
+@fused_head("ciou")
 def _ciou_head(G, g, trade_off_gradient=False):
     if trade_off_gradient:
         raise NoKernel("CIoU's trade-off in the gradient")
@@ -323,6 +383,7 @@ def _ciou_head(G, g, trade_off_gradient=False):
     return value + G.trade_off * G.aspect_v
 
 
+@fused_head("eiou")
 def _eiou_head(G, g):
     value = _diou_head(G, g)
     for size, target_size, enclosing in (("w", G.t.w, "cw"), ("h", G.t.h, "ch")):
@@ -336,6 +397,7 @@ def _eiou_head(G, g):
     return value
 
 
+@fused_head("focal_eiou")
 def _focal_eiou_head(G, g, gamma=0.5, weight_gradient=False):
     weight, slope = _power(G.iou, gamma)
     eiou = _eiou_head(G, _times(g, weight))
@@ -361,6 +423,7 @@ def _shape_cost_head(G, g, theta, weight_w=1.0, weight_h=1.0):
     return value
 
 
+@fused_head("siou")
 def _siou_head(G, g, theta=4.0):
     G.add("iou", -g)
     dx, dy, rho2 = G.dx, G.dy, G.rho2
@@ -391,12 +454,14 @@ def _siou_head(G, g, theta=4.0):
     return 1.0 - G.iou + (distance + shape) / 2
 
 
+@fused_head("alpha_iou")
 def _alpha_iou_head(G, g, alpha=3.0):
     power, slope = _power(G.iou, alpha)
     G.add("iou", -_times(g, slope))
     return 1.0 - power
 
 
+@fused_head("alpha_giou")
 def _alpha_giou_head(G, g, alpha=3.0):
     value = _alpha_iou_head(G, g, alpha)
     power, slope = _power(G.penalty, alpha)
@@ -404,6 +469,7 @@ def _alpha_giou_head(G, g, alpha=3.0):
     return value + power
 
 
+@fused_head("alpha_diou")
 def _alpha_diou_head(G, g, alpha=3.0):
     value = _alpha_iou_head(G, g, alpha)
     power, slope = _power(G.distance, alpha)
@@ -411,6 +477,7 @@ def _alpha_diou_head(G, g, alpha=3.0):
     return value + power
 
 
+@fused_head("alpha_ciou")
 def _alpha_ciou_head(G, g, alpha=3.0, trade_off_gradient=False):
     if trade_off_gradient:
         raise NoKernel("CIoU's trade-off in the gradient")
@@ -420,6 +487,7 @@ def _alpha_ciou_head(G, g, alpha=3.0, trade_off_gradient=False):
     return value + power
 
 
+@fused_head("wiou")
 def _wiou_head(G, g):
     factor = np.exp(G.rho2 / G.c2)  # the enclosing box is a constant in the gradient
     G.add_rho2(_times(g, factor * (1.0 - G.iou) / G.c2))
@@ -427,6 +495,7 @@ def _wiou_head(G, g):
     return factor * (1.0 - G.iou)
 
 
+@fused_head("mpdiou")
 def _mpdiou_head(G, g, frame_width=10.0, frame_height=10.0):
     G.add("iou", -g)
     scale = 1.0 / (frame_width ** 2 + frame_height ** 2)
@@ -438,6 +507,7 @@ def _mpdiou_head(G, g, frame_width=10.0, frame_height=10.0):
     return 1.0 - G.iou + corners / (frame_width ** 2 + frame_height ** 2)
 
 
+@fused_head("shape_iou")
 def _shape_iou_head(G, g, scale=0.0, theta=4.0):
     G.add("iou", -g)
     tw, th = G.t.w, G.t.h
@@ -453,38 +523,11 @@ def _shape_iou_head(G, g, scale=0.0, theta=4.0):
     return 1.0 - G.iou + distance + 0.5 * shape
 
 
+@fused_head("log_iou")
 def _log_iou_head(G, g, eps=1e-6):
     clamped = np.maximum(G.iou, eps)
     G.add("iou", _order(0.0, -_times(g, 1.0 / clamped), G.iou, eps, both=False)[0])
     return -np.log(clamped)
-
-
-def _inner_iou_term(G, g, ratio=0.7):
-    inner, give_back = G.scaled(ratio)
-    inner.add("iou", g)
-    give_back()
-    return inner.iou
-
-
-def _focaler_iou_term(G, g, d=0.0, u=0.95):
-    remapped = np.clip((G.iou - d) / (u - d), 0.0, 1.0)
-    G.add("iou", _times(g, ((remapped != 0.0) & (remapped != 1.0)) / (u - d)))
-    return remapped
-
-
-TERMS = {"inner": _inner_iou_term, "focaler": _focaler_iou_term}
-"""The IoU' of each of `sandbox.losses.VARIANTS`, as a head of IoU'."""
-
-
-def _variant_head(kind, base):
-    own = list(inspect.signature(VARIANTS[kind][0]).parameters)[1:]
-
-    def head(G, g, **params):
-        remap = {k: params.pop(k) for k in own if k in params}
-        value = base(G, g, **params)
-        G.add("iou", g)
-        return value + G.iou - TERMS[kind](G, -g, **remap)
-    return head
 
 
 def _coordinates(G, coords):
@@ -519,14 +562,20 @@ def _coordinate_head(slope_of):
     return head
 
 
+@fused_head("l1")
+@_coordinate_head
 def _l1_term(difference):
     return np.abs(difference), _sign(difference)
 
 
+@fused_head("l2")
+@_coordinate_head
 def _l2_term(difference):
     return difference ** 2, 2 * difference
 
 
+@fused_head("smooth_l1")
+@_coordinate_head
 def _smooth_l1_term(difference, beta=1.0):
     x = np.abs(difference)
     if beta == 0:
@@ -536,19 +585,16 @@ def _smooth_l1_term(difference, beta=1.0):
             np.where(small, x / beta, 1.0) * _sign(difference))
 
 
-HEADS = {
-    "iou": _iou_head, "giou": _giou_head, "log_iou": _log_iou_head, "diou": _diou_head, "ciou": _ciou_head,
-    "eiou": _eiou_head, "focal_eiou": _focal_eiou_head, "siou": _siou_head, "alpha_iou": _alpha_iou_head,
-    "alpha_giou": _alpha_giou_head, "alpha_diou": _alpha_diou_head, "alpha_ciou": _alpha_ciou_head,
-    "wiou": _wiou_head, "mpdiou": _mpdiou_head, "shape_iou": _shape_iou_head,
-    "l1": _coordinate_head(_l1_term), "l2": _coordinate_head(_l2_term),
-    "smooth_l1": _coordinate_head(_smooth_l1_term),
-}
-HEADS.update({f"{kind}_{name}": _variant_head(kind, HEADS[name]) for kind in VARIANTS for name in IOU_BASED})
-FUSED_LOSSES = tuple(name for name in LOSSES if name in HEADS)
-"""The registry losses with a fused kernel (at any parameters, except those `kernel` lists)."""
+def _fused_losses():
+    """The registry losses with a fused kernel (at any parameters, except those `kernel` lists), in its order."""
+    return tuple(name for name in LOSSES if name in HEADS)
 
-_NAMES = {function: name for name, function in LOSSES.items()}
+
+def __getattr__(name):
+    # FUSED_LOSSES is computed when asked, so that it follows every head, wherever it is written
+    if name == "FUSED_LOSSES":
+        return _fused_losses()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @functools.lru_cache(maxsize=None)
@@ -570,7 +616,7 @@ def kernel(spec):
     bound = {}
     if isinstance(function, functools.partial):
         function, bound = function.func, function.keywords
-    name = _NAMES.get(function)
+    name = next((name for name, registered in LOSSES.items() if registered is function), None)
     if name not in HEADS:
         return None
     signature = inspect.signature(unchecked(function)).parameters.values()
@@ -618,7 +664,7 @@ def value_and_partials(loss, pred, target):
 def _kernel_of(loss):
     found = kernel(loss)
     if found is None:
-        raise ValueError(f"no fused kernel for {loss!r}; there are kernels for {', '.join(FUSED_LOSSES)} "
+        raise ValueError(f"no fused kernel for {loss!r}; there are kernels for {', '.join(_fused_losses())} "
                          f"(CIoU and alpha-CIoU with trade_off_gradient=False)")
     return found
 
