@@ -18,13 +18,18 @@ Conventions, shared by every function:
 * Where the paper and its official code disagree, the paper is followed and the disagreement
   is written in the function's docstring (and collected in ``DISAGREEMENTS`` below).
 
+Each transcription is registered where it is written, by ``@transcription(name)`` above it,
+under the name of its loss in ``sandbox.LOSSES``. ``variants=True`` adds its Inner-IoU and
+Focaler-IoU variants (``inner_<name>``, ``focaler_<name>``), written once for every base below;
+``checked_at`` names parameter values, away from the defaults, at which the tests compare too.
+
 Each loss's own formula is written out in its function; ``_Pair`` only holds the shared
 geometry of the two boxes (sorted corners, sizes, centres, intersection, union, IoU and the
 smallest enclosing box).
 """
 import math
 
-__all__ = ["REFERENCE_LOSSES", "DISAGREEMENTS"]
+__all__ = ["REFERENCE_LOSSES", "PARAMETER_CASES", "DISAGREEMENTS"]
 
 
 def _with_note(note):
@@ -115,8 +120,81 @@ def _focaler_iou(iou_value, d, u):
 
 
 # ---------------------------------------------------------------------------------------------
+# The registry of transcriptions, and the Inner-IoU and Focaler-IoU variants of a base loss
+# ---------------------------------------------------------------------------------------------
+REFERENCE_LOSSES = {}
+"""Every transcription, by the name of its loss in ``sandbox.LOSSES``."""
+
+PARAMETER_CASES = []
+"""Specs with parameters away from the defaults (``'siou:theta=2'``), at which the tests compare
+the package with the transcriptions too."""
+
+
+def transcription(name, *, variants=False, checked_at=()):
+    """Register the function below as the transcription of the loss ``name``.
+
+    ``variants``: the loss is IoU-based, and ``inner_<name>`` and ``focaler_<name>`` are
+    transcribed too, by ``_inner_variant`` and ``_focaler_variant``. ``checked_at``: parameter
+    settings such as ``'theta=2'`` or ``'scale=1.5,theta=2'`` for ``PARAMETER_CASES``.
+    """
+    def register(function):
+        REFERENCE_LOSSES[name] = function
+        PARAMETER_CASES.extend(f"{name}:{parameters}" for parameters in checked_at)
+        if variants:
+            REFERENCE_LOSSES[f"inner_{name}"] = _inner_variant(function)
+            REFERENCE_LOSSES[f"focaler_{name}"] = _focaler_variant(function)
+        return function
+    return register
+
+
+_INNER_NOTE = """
+    Inner-IoU (Zhang, Xu and Zhang, arXiv 2311.02877): L_Inner-X = L_X + IoU - IoU^inner, IoU^inner
+    the IoU of auxiliary boxes with the same centres and sizes scaled by ``ratio`` (see
+    ``_inner_iou``). malagoutou/Inner-IoU ``innerciou.py`` / ``innersiou.py`` compute the same
+    thing as ``inner_iou - penalty`` (their default ratio is 1.0; the package's is 0.7). The
+    other base parameters are passed to the base loss.
+"""
+
+
+def _inner_variant(base):
+    """L_Inner-X = L_X + IoU - IoU^inner (Zhang, Xu and Zhang, arXiv 2311.02877), X = ``base``."""
+    @_with_note(_INNER_NOTE)
+    def inner(pred, target, ratio=0.7, **base_parameters):
+        """Inner-IoU on the base loss: L_X + IoU - IoU^inner."""
+        g = _Pair(pred, target)
+        return base(pred, target, **base_parameters) + g.iou - _inner_iou(g, ratio)
+    inner.__name__ = f"inner_{base.__name__}"
+    return inner
+
+
+_FOCALER_NOTE = """
+    Focaler-IoU (Zhang and Zhang, arXiv 2401.10525): L_Focaler-X = L_X + IoU - IoU^focaler, with
+    IoU^focaler = 0 for IoU < d, (IoU - d)/(u - d) for d <= IoU <= u, 1 for IoU > u (see
+    ``_focaler_iou``; malagoutou/Focaler-IoU ``focaleriou.py`` writes it as a clamp, the same).
+    The other base parameters are passed to the base loss.
+"""
+
+
+def _focaler_variant(base):
+    """L_Focaler-X = L_X + IoU - IoU^focaler (Zhang and Zhang, arXiv 2401.10525), X = ``base``."""
+    @_with_note(_FOCALER_NOTE)
+    def focaler(pred, target, d=0.0, u=0.95, **base_parameters):
+        """Focaler-IoU on the base loss: L_X + IoU - IoU^focaler."""
+        g = _Pair(pred, target)
+        return base(pred, target, **base_parameters) + g.iou - _focaler_iou(g.iou, d, u)
+    focaler.__name__ = f"focaler_{base.__name__}"
+    return focaler
+
+
+# The variants' own parameters, on a few bases.
+PARAMETER_CASES.extend(["inner_ciou:ratio=1.3", "inner_mpdiou:ratio=0.5,frame_width=4",
+                        "focaler_giou:d=0.1,u=0.6", "focaler_siou:d=0.2,u=0.9,theta=3"])
+
+
+# ---------------------------------------------------------------------------------------------
 # IoU, GIoU, log-IoU
 # ---------------------------------------------------------------------------------------------
+@transcription("iou", variants=True)
 def iou(pred, target):
     """IoU loss, 1 - IoU, IoU = |B ∩ B_gt| / |B ∪ B_gt| (Yu et al., UnitBox, arXiv 1608.01471;
     Rezatofighi et al., arXiv 1902.09630, Algorithm 2, L_IoU = 1 - IoU)."""
@@ -124,6 +202,7 @@ def iou(pred, target):
     return 1.0 - g.inter / g.union
 
 
+@transcription("giou", variants=True)
 def giou(pred, target):
     """GIoU loss (Rezatofighi et al., CVPR 2019, arXiv 1902.09630, Algorithm 2):
 
@@ -136,6 +215,7 @@ def giou(pred, target):
     return 1.0 - GIoU
 
 
+@transcription("log_iou", checked_at=["eps=0.01"])
 def log_iou(pred, target, eps=1e-6):
     """UnitBox's IoU loss, -ln(IoU) (Yu et al., ACM MM 2016, arXiv 1608.01471), with IoU clamped
     below at ``eps`` as in mmdetection ``mmdet/models/losses/iou_loss.py`` (``iou_loss``:
@@ -149,6 +229,7 @@ def log_iou(pred, target, eps=1e-6):
 # ---------------------------------------------------------------------------------------------
 # DIoU, CIoU
 # ---------------------------------------------------------------------------------------------
+@transcription("diou", variants=True)
 def diou(pred, target):
     """DIoU loss (Zheng et al., AAAI 2020, arXiv 1911.08287, Eq. 6):
 
@@ -179,6 +260,7 @@ def _ciou_alpha_v(g):
     return alpha, v
 
 
+@transcription("ciou", variants=True)
 def ciou(pred, target, trade_off_gradient=False):
     """CIoU loss (Zheng et al., AAAI 2020, arXiv 1911.08287, Eqs. 9-11):
 
@@ -209,6 +291,7 @@ def ciou(pred, target, trade_off_gradient=False):
 # ---------------------------------------------------------------------------------------------
 # EIoU, Focal-EIoU
 # ---------------------------------------------------------------------------------------------
+@transcription("eiou", variants=True)
 def eiou(pred, target):
     """EIoU loss (Zhang et al., "Focal and Efficient IOU Loss", arXiv 2101.08158, Eq. for L_EIOU):
 
@@ -228,6 +311,7 @@ def eiou(pred, target):
             + (g.h - g.h_gt) ** 2 / g.C_h ** 2)
 
 
+@transcription("focal_eiou", checked_at=["gamma=1.5"])
 def focal_eiou(pred, target, gamma=0.5):
     """Focal-EIoU loss (Zhang et al., arXiv 2101.08158): L_Focal-EIoU = IoU^gamma * L_EIoU,
     gamma = 0.5 in the paper."""
@@ -238,6 +322,7 @@ def focal_eiou(pred, target, gamma=0.5):
 # ---------------------------------------------------------------------------------------------
 # SIoU
 # ---------------------------------------------------------------------------------------------
+@transcription("siou", variants=True, checked_at=["theta=2"])
 def siou(pred, target, theta=4.0):
     """SIoU loss (Gevorgyan, arXiv 2205.12740):
 
@@ -300,6 +385,7 @@ _ALPHA_IOU_CODE_NOTE = """
 """
 
 
+@transcription("alpha_iou", checked_at=["alpha=0.5"])
 @_with_note(_ALPHA_IOU_CODE_NOTE)
 def alpha_iou(pred, target, alpha=3.0):
     """alpha-IoU loss (He et al., NeurIPS 2021, arXiv 2110.13675, Table 1): 1 - IoU^alpha.
@@ -308,6 +394,7 @@ def alpha_iou(pred, target, alpha=3.0):
     return 1.0 - g.iou ** alpha
 
 
+@transcription("alpha_giou", checked_at=["alpha=2"])
 @_with_note(_ALPHA_IOU_CODE_NOTE)
 def alpha_giou(pred, target, alpha=3.0):
     """alpha-GIoU loss (He et al., arXiv 2110.13675, Table 1):
@@ -317,6 +404,7 @@ def alpha_giou(pred, target, alpha=3.0):
     return 1.0 - g.iou ** alpha + ((g.C - g.union) / g.C) ** alpha
 
 
+@transcription("alpha_diou", checked_at=["alpha=0.5"])
 @_with_note(_ALPHA_IOU_CODE_NOTE)
 def alpha_diou(pred, target, alpha=3.0):
     """alpha-DIoU loss (He et al., arXiv 2110.13675, Table 1):
@@ -328,6 +416,7 @@ def alpha_diou(pred, target, alpha=3.0):
     return 1.0 - g.iou ** alpha + rho2 ** alpha / c2 ** alpha
 
 
+@transcription("alpha_ciou", checked_at=["alpha=2"])
 @_with_note(_ALPHA_IOU_CODE_NOTE)
 def alpha_ciou(pred, target, alpha=3.0, trade_off_gradient=False):
     """alpha-CIoU loss (He et al., arXiv 2110.13675, Table 1):
@@ -345,6 +434,7 @@ def alpha_ciou(pred, target, alpha=3.0, trade_off_gradient=False):
 # ---------------------------------------------------------------------------------------------
 # Wise-IoU v1, MPDIoU, Shape-IoU
 # ---------------------------------------------------------------------------------------------
+@transcription("wiou")
 def wiou(pred, target):
     """Wise-IoU v1 (Tong et al., arXiv 2301.10051, Eqs. for L_WIoUv1 and R_WIoU):
 
@@ -360,6 +450,7 @@ def wiou(pred, target):
     return R_WIoU * (1.0 - g.iou)
 
 
+@transcription("mpdiou", variants=True, checked_at=["frame_width=4,frame_height=3"])
 def mpdiou(pred, target, frame_width=10.0, frame_height=10.0):
     """MPDIoU loss (Ma and Xu, arXiv 2307.07662, Algorithm 1):
 
@@ -377,6 +468,7 @@ def mpdiou(pred, target, frame_width=10.0, frame_height=10.0):
     return 1.0 - MPDIoU
 
 
+@transcription("shape_iou", variants=True, checked_at=["scale=1.5,theta=2"])
 def shape_iou(pred, target, scale=0.0, theta=4.0):
     """Shape-IoU loss (Zhang and Zhang, arXiv 2312.17663), as in malagoutou/Shape-IoU
     ``shapeiou.py``:
@@ -406,145 +498,6 @@ def shape_iou(pred, target, scale=0.0, theta=4.0):
 
 
 # ---------------------------------------------------------------------------------------------
-# Inner-IoU variants: L_Inner-X = L_X + IoU - IoU^inner   (Zhang, Xu and Zhang, arXiv 2311.02877)
-# ---------------------------------------------------------------------------------------------
-_INNER_NOTE = """
-    Inner-IoU (Zhang, Xu and Zhang, arXiv 2311.02877): L_Inner-X = L_X + IoU - IoU^inner, IoU^inner
-    the IoU of auxiliary boxes with the same centres and sizes scaled by ``ratio`` (see
-    ``_inner_iou``). malagoutou/Inner-IoU ``innerciou.py`` / ``innersiou.py`` compute the same
-    thing as ``inner_iou - penalty`` (their default ratio is 1.0; the package's is 0.7). The
-    other base parameters are passed to the base loss.
-"""
-
-
-@_with_note(_INNER_NOTE)
-def inner_iou(pred, target, ratio=0.7):
-    """Inner-IoU on the IoU loss: (1 - IoU) + IoU - IoU^inner = 1 - IoU^inner."""
-    g = _Pair(pred, target)
-    return iou(pred, target) + g.iou - _inner_iou(g, ratio)
-
-
-@_with_note(_INNER_NOTE)
-def inner_giou(pred, target, ratio=0.7):
-    """Inner-GIoU: L_GIoU + IoU - IoU^inner."""
-    g = _Pair(pred, target)
-    return giou(pred, target) + g.iou - _inner_iou(g, ratio)
-
-
-@_with_note(_INNER_NOTE)
-def inner_diou(pred, target, ratio=0.7):
-    """Inner-DIoU: L_DIoU + IoU - IoU^inner."""
-    g = _Pair(pred, target)
-    return diou(pred, target) + g.iou - _inner_iou(g, ratio)
-
-
-@_with_note(_INNER_NOTE)
-def inner_ciou(pred, target, ratio=0.7, trade_off_gradient=False):
-    """Inner-CIoU: L_CIoU + IoU - IoU^inner (CIoU's alpha on the plain IoU, as in
-    ``innerciou.py``)."""
-    g = _Pair(pred, target)
-    return ciou(pred, target, trade_off_gradient=trade_off_gradient) + g.iou - _inner_iou(g, ratio)
-
-
-@_with_note(_INNER_NOTE)
-def inner_eiou(pred, target, ratio=0.7):
-    """Inner-EIoU: L_EIoU + IoU - IoU^inner."""
-    g = _Pair(pred, target)
-    return eiou(pred, target) + g.iou - _inner_iou(g, ratio)
-
-
-@_with_note(_INNER_NOTE)
-def inner_siou(pred, target, ratio=0.7, theta=4.0):
-    """Inner-SIoU: L_SIoU + IoU - IoU^inner."""
-    g = _Pair(pred, target)
-    return siou(pred, target, theta=theta) + g.iou - _inner_iou(g, ratio)
-
-
-@_with_note(_INNER_NOTE)
-def inner_mpdiou(pred, target, ratio=0.7, frame_width=10.0, frame_height=10.0):
-    """Inner-MPDIoU: L_MPDIoU + IoU - IoU^inner."""
-    g = _Pair(pred, target)
-    base = mpdiou(pred, target, frame_width=frame_width, frame_height=frame_height)
-    return base + g.iou - _inner_iou(g, ratio)
-
-
-@_with_note(_INNER_NOTE)
-def inner_shape_iou(pred, target, ratio=0.7, scale=0.0, theta=4.0):
-    """Inner-Shape-IoU: L_Shape-IoU + IoU - IoU^inner."""
-    g = _Pair(pred, target)
-    return shape_iou(pred, target, scale=scale, theta=theta) + g.iou - _inner_iou(g, ratio)
-
-
-# ---------------------------------------------------------------------------------------------
-# Focaler-IoU variants: L_Focaler-X = L_X + IoU - IoU^focaler   (Zhang and Zhang, arXiv 2401.10525)
-# ---------------------------------------------------------------------------------------------
-_FOCALER_NOTE = """
-    Focaler-IoU (Zhang and Zhang, arXiv 2401.10525): L_Focaler-X = L_X + IoU - IoU^focaler, with
-    IoU^focaler = 0 for IoU < d, (IoU - d)/(u - d) for d <= IoU <= u, 1 for IoU > u (see
-    ``_focaler_iou``; malagoutou/Focaler-IoU ``focaleriou.py`` writes it as a clamp, the same).
-    The other base parameters are passed to the base loss.
-"""
-
-
-@_with_note(_FOCALER_NOTE)
-def focaler_iou(pred, target, d=0.0, u=0.95):
-    """Focaler-IoU on the IoU loss: (1 - IoU) + IoU - IoU^focaler = 1 - IoU^focaler."""
-    g = _Pair(pred, target)
-    return iou(pred, target) + g.iou - _focaler_iou(g.iou, d, u)
-
-
-@_with_note(_FOCALER_NOTE)
-def focaler_giou(pred, target, d=0.0, u=0.95):
-    """Focaler-GIoU: L_GIoU + IoU - IoU^focaler."""
-    g = _Pair(pred, target)
-    return giou(pred, target) + g.iou - _focaler_iou(g.iou, d, u)
-
-
-@_with_note(_FOCALER_NOTE)
-def focaler_diou(pred, target, d=0.0, u=0.95):
-    """Focaler-DIoU: L_DIoU + IoU - IoU^focaler."""
-    g = _Pair(pred, target)
-    return diou(pred, target) + g.iou - _focaler_iou(g.iou, d, u)
-
-
-@_with_note(_FOCALER_NOTE)
-def focaler_ciou(pred, target, d=0.0, u=0.95, trade_off_gradient=False):
-    """Focaler-CIoU: L_CIoU + IoU - IoU^focaler."""
-    g = _Pair(pred, target)
-    base = ciou(pred, target, trade_off_gradient=trade_off_gradient)
-    return base + g.iou - _focaler_iou(g.iou, d, u)
-
-
-@_with_note(_FOCALER_NOTE)
-def focaler_eiou(pred, target, d=0.0, u=0.95):
-    """Focaler-EIoU: L_EIoU + IoU - IoU^focaler."""
-    g = _Pair(pred, target)
-    return eiou(pred, target) + g.iou - _focaler_iou(g.iou, d, u)
-
-
-@_with_note(_FOCALER_NOTE)
-def focaler_siou(pred, target, d=0.0, u=0.95, theta=4.0):
-    """Focaler-SIoU: L_SIoU + IoU - IoU^focaler."""
-    g = _Pair(pred, target)
-    return siou(pred, target, theta=theta) + g.iou - _focaler_iou(g.iou, d, u)
-
-
-@_with_note(_FOCALER_NOTE)
-def focaler_mpdiou(pred, target, d=0.0, u=0.95, frame_width=10.0, frame_height=10.0):
-    """Focaler-MPDIoU: L_MPDIoU + IoU - IoU^focaler."""
-    g = _Pair(pred, target)
-    base = mpdiou(pred, target, frame_width=frame_width, frame_height=frame_height)
-    return base + g.iou - _focaler_iou(g.iou, d, u)
-
-
-@_with_note(_FOCALER_NOTE)
-def focaler_shape_iou(pred, target, d=0.0, u=0.95, scale=0.0, theta=4.0):
-    """Focaler-Shape-IoU: L_Shape-IoU + IoU - IoU^focaler."""
-    g = _Pair(pred, target)
-    return shape_iou(pred, target, scale=scale, theta=theta) + g.iou - _focaler_iou(g.iou, d, u)
-
-
-# ---------------------------------------------------------------------------------------------
 # Coordinate losses
 # ---------------------------------------------------------------------------------------------
 def _coordinates(box, coords):
@@ -567,6 +520,7 @@ def _differences(pred, target, coords):
     return [pi - ti for pi, ti in zip(p, t)]
 
 
+@transcription("smooth_l1", checked_at=["beta=0.5", "beta=2,coords=cxcywh"])
 def smooth_l1(pred, target, beta=1.0, coords="xyxy"):
     """Smooth L1 (Girshick, Fast R-CNN, ICCV 2015, arXiv 1504.08083, Eq. 3), summed over the four
     coordinate differences x:
@@ -582,53 +536,17 @@ def smooth_l1(pred, target, beta=1.0, coords="xyxy"):
     return total
 
 
+@transcription("l1", checked_at=["coords=cxcywh"])
 def l1(pred, target, coords="xyxy"):
     """L1 loss: the sum of the absolute coordinate differences (in ``coords``)."""
     return sum(abs(x) for x in _differences(pred, target, coords))
 
 
+@transcription("l2", checked_at=["coords=xywh"])
 def l2(pred, target, coords="xyxy"):
     """L2 loss: the sum of the squared coordinate differences (in ``coords``)."""
     return sum(x ** 2 for x in _differences(pred, target, coords))
 
-
-# ---------------------------------------------------------------------------------------------
-REFERENCE_LOSSES = {
-    "iou": iou,
-    "giou": giou,
-    "log_iou": log_iou,
-    "diou": diou,
-    "ciou": ciou,
-    "eiou": eiou,
-    "focal_eiou": focal_eiou,
-    "siou": siou,
-    "alpha_iou": alpha_iou,
-    "alpha_giou": alpha_giou,
-    "alpha_diou": alpha_diou,
-    "alpha_ciou": alpha_ciou,
-    "wiou": wiou,
-    "mpdiou": mpdiou,
-    "shape_iou": shape_iou,
-    "inner_iou": inner_iou,
-    "inner_giou": inner_giou,
-    "inner_diou": inner_diou,
-    "inner_ciou": inner_ciou,
-    "inner_eiou": inner_eiou,
-    "inner_siou": inner_siou,
-    "inner_mpdiou": inner_mpdiou,
-    "inner_shape_iou": inner_shape_iou,
-    "focaler_iou": focaler_iou,
-    "focaler_giou": focaler_giou,
-    "focaler_diou": focaler_diou,
-    "focaler_ciou": focaler_ciou,
-    "focaler_eiou": focaler_eiou,
-    "focaler_siou": focaler_siou,
-    "focaler_mpdiou": focaler_mpdiou,
-    "focaler_shape_iou": focaler_shape_iou,
-    "smooth_l1": smooth_l1,
-    "l1": l1,
-    "l2": l2,
-}
 
 # Where the official code differs from the paper (the paper is followed in every case).
 DISAGREEMENTS = {

@@ -7,9 +7,11 @@ from autograd import grad
 import sandbox
 import sandbox.optim.engine
 from helpers import central_differences, frozen
+from reference_losses import PARAMETER_CASES
 from sandbox.optim.batch import regress
 from sandbox.geometry.boxes import Coordinates, rows
-from sandbox.losses.fused import FUSED_LOSSES, fused_total, kernel, value_and_partials
+from sandbox.losses import fused
+from sandbox.losses.fused import FUSED_LOSSES, HEADS, fused_total, kernel, value_and_partials
 from sandbox.losses import canonical_loss, get_loss, unchecked
 from sandbox.runs.simulation import diou_protocol
 
@@ -17,7 +19,8 @@ from sandbox.runs.simulation import diou_protocol
 # them under every emulated CPU, where a wrong sign in a head must still fail them.
 pytestmark = pytest.mark.portable
 
-# Parameters away from the defaults, for every parameter a kernel reads.
+# Parameters away from the defaults, for every parameter a kernel reads (and, below, those each
+# transcription in tests/reference_losses.py is checked at).
 WITH_PARAMETERS = [
     "focaler_giou:d=0.1,u=0.9", "focaler_siou:d=0.2,u=0.6,theta=2", "focaler_iou:d=0.5,u=1",
     "inner_ciou:ratio=0.8", "inner_iou:ratio=1.25", "inner_shape_iou:ratio=1.2,scale=1",
@@ -26,7 +29,8 @@ WITH_PARAMETERS = [
     "shape_iou:scale=1.5,theta=0.7", "log_iou:eps=0.3", "mpdiou:frame_width=3,frame_height=4",
     "l1:coords=cxcywh", "l2:coords=xywh", "smooth_l1:beta=0.3,coords=cxcywh", "smooth_l1:beta=0",
 ]
-SPECS = [*FUSED_LOSSES, *WITH_PARAMETERS]
+SPECS = [*FUSED_LOSSES, *WITH_PARAMETERS,
+         *(spec for spec in PARAMETER_CASES if spec.partition(":")[0] in HEADS and spec not in WITH_PARAMETERS)]
 
 
 def kinds_of_cases(seed=0, per_kind=12):
@@ -94,7 +98,26 @@ def test_specs_without_a_kernel_have_none_and_say_so():
         assert kernel(canonical_loss(spec)) is None
     with pytest.raises(ValueError, match="no fused kernel for '5\\*l1\\+2\\*giou'; there are kernels for iou, giou"):
         fused_total("5*l1+2*giou")
-    assert set(FUSED_LOSSES) == set(sandbox.LOSSES)
+    assert FUSED_LOSSES == tuple(name for name in sandbox.LOSSES if name in HEADS)
+
+
+def test_a_registry_loss_without_a_head_has_no_kernel_and_the_engine_runs_autograd_on_it(monkeypatch):
+    # a head is optional: without one, the engine takes the autograd path, to the same result
+    protocol = diou_protocol(points=2, seed=3)
+    with_head = regress(protocol.anchors, protocol.targets, loss="wiou", iterations=20, workers=1)
+    used = []
+    monkeypatch.setattr(sandbox.optim.engine, "fused_total", lambda loss: used.append(loss) or fused_total(loss))
+    monkeypatch.delitem(HEADS, "wiou")
+    kernel.cache_clear()
+    try:
+        assert kernel("wiou") is None and "wiou" not in fused.FUSED_LOSSES
+        with pytest.raises(ValueError, match="no fused kernel for 'wiou'"):
+            fused_total("wiou")
+        without = regress(protocol.anchors, protocol.targets, loss="wiou", iterations=20, workers=1)
+    finally:
+        kernel.cache_clear()  # its answer for 'wiou' holds only while the head is gone
+    assert used == []
+    np.testing.assert_allclose(without.errors, with_head.errors, rtol=1e-3)
 
 
 @pytest.mark.parametrize("spec", ["focaler_giou:d=0.1,u=0.9", "inner_ciou:ratio=0.8", "alpha_diou", "siou",

@@ -7,8 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helpers import HARD_CASES, central_differences, frozen, generic_pairs, positive_boxes
-from reference_losses import REFERENCE_LOSSES
+from reference_losses import PARAMETER_CASES, REFERENCE_LOSSES
 from sandbox import LOSSES, PARAMETERISATIONS, get_loss, iou
+from sandbox.losses import CLAIMS
 
 E = math.exp
 V_SQUARE_VS_4_BY_1 = 4 / math.pi ** 2 * (math.atan(1.0) - math.atan(4.0)) ** 2  # CIoU's v, pair B
@@ -73,14 +74,8 @@ def test_values_worked_out_by_hand(loss, pair):
     assert LOSSES[loss](pred, target) == pytest.approx(HAND_WORKED[loss][pair], rel=1e-12, abs=1e-15)
 
 
-# Non-default parameters, so that every parameter is exercised against the reference.
-PARAMETER_CASES = ["log_iou:eps=0.01", "focal_eiou:gamma=1.5", "siou:theta=2", "alpha_iou:alpha=0.5",
-                   "alpha_giou:alpha=2", "alpha_diou:alpha=0.5", "alpha_ciou:alpha=2",
-                   "mpdiou:frame_width=4,frame_height=3", "shape_iou:scale=1.5,theta=2",
-                   "inner_ciou:ratio=1.3", "inner_mpdiou:ratio=0.5,frame_width=4",
-                   "focaler_giou:d=0.1,u=0.6", "focaler_siou:d=0.2,u=0.9,theta=3",
-                   "smooth_l1:beta=0.5", "smooth_l1:beta=2,coords=cxcywh", "l1:coords=cxcywh",
-                   "l2:coords=xywh"]
+# PARAMETER_CASES: non-default parameters, each declared with its transcription
+# (`checked_at`), so that every parameter is exercised against the reference.
 
 
 def _pairs_for_reference():
@@ -173,10 +168,20 @@ def test_values_and_gradients_are_finite_at_every_hard_case_in_every_parameteris
     assert np.all(np.isfinite(hessian(lambda p: LOSSES[loss](p, target))(pred)))
 
 
-# Properties on random boxes.
-NOT_POSITIVE = {"focal_eiou", *(name for name in LOSSES if name.startswith("focaler_"))}
-ASYMMETRIC = set()  # Shape-IoU is asymmetric only with scale != 0
-NOT_SCALE_INVARIANT = {"l1", "l2", "smooth_l1", *(name for name in LOSSES if name.endswith("mpdiou"))}
+# Properties on random boxes: each loss claims them where it is registered (sandbox.losses.CLAIMS),
+# so a loss that lacks one by design says so there.
+NOT_POSITIVE = {name for name, claims in CLAIMS.items() if not claims.positive}
+ASYMMETRIC = {name for name, claims in CLAIMS.items() if not claims.symmetric}  # Shape-IoU only with scale != 0
+NOT_SCALE_INVARIANT = {name for name, claims in CLAIMS.items() if not claims.scale_invariant}
+
+
+def test_the_claims_are_those_the_papers_make():
+    # focal_eiou and the Focaler variants are zero on purpose (IoU^gamma = 0 apart; IoU' = 1 above u);
+    # the coordinate losses and the MPDIoU family, whose frame is fixed, change with the boxes' scale
+    assert NOT_POSITIVE == {"focal_eiou", *(name for name in LOSSES if name.startswith("focaler_"))}
+    assert ASYMMETRIC == set()
+    assert NOT_SCALE_INVARIANT == {"l1", "l2", "smooth_l1", *(name for name in LOSSES if name.endswith("mpdiou"))}
+    assert set(CLAIMS) == set(LOSSES)
 
 
 @settings(max_examples=60)
