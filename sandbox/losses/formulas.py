@@ -178,7 +178,7 @@ def iou_loss(pred, target):
 
 @registered("giou", variants=True)
 def giou_loss(pred, target):
-    """GIoU loss, 1 - IoU + (C - U) / C, in [0, 2) (Rezatofighi et al., arXiv 1902.09630)."""
+    """GIoU loss, 1 - IoU + (C - U) / C, in [0, 2) (Rezatofighi et al., CVPR 2019, arXiv 1902.09630)."""
     pair = Pair(pred, target)
     return 1.0 - pair.iou + pair.giou_penalty
 
@@ -311,7 +311,7 @@ def alpha_diou_loss(pred, target, alpha=3.0):
 
 @registered("alpha_ciou")
 def alpha_ciou_loss(pred, target, alpha=3.0, trade_off_gradient=False):
-    """alpha-CIoU loss, 1 - IoU^alpha + (rho^2 / c^2)^alpha + (beta v)^alpha (He et al., arXiv 2110.13675).
+    """alpha-CIoU loss, 1 - IoU^alpha + (rho^2 / c^2)^alpha + (beta v)^alpha (He et al., NeurIPS 2021, arXiv 2110.13675).
 
     beta is CIoU's trade-off on the plain IoU, constant in the gradient unless
     `trade_off_gradient`, as in the authors' code.
@@ -384,7 +384,7 @@ VARIANTS = {
     "inner": Variant(_inner_iou, "Inner-IoU", "the IoU of auxiliary boxes with the same centres and sizes "
                                               "times `ratio`", "Zhang, Xu and Zhang, arXiv 2311.02877", True),
     # 0 wherever IoU > u, identical boxes or not
-    "focaler": Variant(_focaler_iou, "Focaler-IoU", "IoU mapped linearly from [d, u] onto [0, 1], clipped",
+    "focaler": Variant(_focaler_iou, "Focaler-IoU", "the IoU mapped linearly from [d, u] onto [0, 1], clipped",
                        "Zhang and Zhang, arXiv 2401.10525", False),
 }
 """Each IoU-based loss L has variants L + IoU - IoU', with IoU' one of these remappings."""
@@ -434,18 +434,20 @@ def _coordinate_differences(pred, target, coords):
 
 @registered("l1", scale_invariant=False)
 def l1_loss(pred, target, coords="xyxy"):
-    """L1 loss, the sum of absolute coordinate differences in the box format ``coords`` (arXiv 1902.09630).
+    """L1 loss, the sum of absolute coordinate differences in ``coords`` (Rezatofighi et al., arXiv 1902.09630).
 
-    The GIoU paper's Figure 1 uses both the corner vector and (cx, cy, w, h).
+    The GIoU paper's Figure 1 compares L1 and L2 on both the corner vector and
+    (cx, cy, w, h); ``coords`` is the box format of the differences.
     """
     return sum(np.abs(d) for d in _coordinate_differences(pred, target, coords))
 
 
 @registered("l2", scale_invariant=False)
 def l2_loss(pred, target, coords="xyxy"):
-    """L2 loss, the sum of squared coordinate differences in the box format ``coords`` (arXiv 1902.09630).
+    """L2 loss, the sum of squared coordinate differences in ``coords`` (Rezatofighi et al., arXiv 1902.09630).
 
-    The GIoU paper's Figure 1 uses both the corner vector and (cx, cy, w, h).
+    The GIoU paper's Figure 1 compares L1 and L2 on both the corner vector and
+    (cx, cy, w, h); ``coords`` is the box format of the differences.
     """
     return sum(d ** 2 for d in _coordinate_differences(pred, target, coords))
 
