@@ -113,12 +113,13 @@ with Store(sys.argv[1], sweep) as store:
     sweeps.run(sweep, store)
 rows = [row for cell_rows in finished(sys.argv[1])[1].values() for row in cell_rows]
 protocol = diou_protocol(points=3, seed=0)
-simulated = {name: sandbox.regress(protocol.anchors, protocol.targets, loss=name, iterations=40).mean_iou
+simulated = {name: {gradient: sandbox.regress(protocol.anchors, protocol.targets, loss=name, iterations=40,
+                                             gradient=gradient).mean_iou.tolist() for gradient in ("autograd", "fused")}
              for name in names}
 print(json.dumps(dict(
     fit=fitted,
     sweep={loss: [float(r["final_iou"]) for r in rows if r["loss"] == loss] for loss in {r["loss"] for r in rows}},
-    simulation={name: [float(mean_iou[0]), float(mean_iou[-1])] for name, mean_iou in simulated.items()},
+    simulation=simulated,
     kernels={name: kernel(name) is not None for name in names},
     catalogue={e.name: dict(paper=e.paper, parameters=e.parameters, fused=e.fused, base=e.base)
                for e in catalogue() if e.name in names},
@@ -133,8 +134,10 @@ def test_the_loss_runs_through_fit_a_sweep_and_the_simulation(copy, tmp_path):
     assert set(seen["sweep"]) == {*NAMES, "my_iou:weight=2"}
     for loss, final_ious in seen["sweep"].items():  # 4 starts apart x gd and Adam
         assert len(final_ious) == 8 and min(final_ious) > 0.9, (loss, final_ious)
-    for name, (first, last) in seen["simulation"].items():  # mean IoU over the cases, first and last step
-        assert last > first + 0.3, (name, first, last)
+    for name, mean_iou in seen["simulation"].items():  # over the cases, at every step
+        assert mean_iou["autograd"][-1] > mean_iou["autograd"][0] + 0.3, (name, mean_iou["autograd"])
+        # the fused head's gradient, as test_fused.py's engine test compares them
+        assert mean_iou["fused"] == pytest.approx(mean_iou["autograd"], rel=1e-3), name
     assert seen["kernels"] == dict.fromkeys(NAMES, True)
     assert seen["catalogue"]["my_iou"] == dict(paper="Author et al., venue year, arXiv NNNN.NNNNN",
                                                parameters={"weight": 1.0}, fused=True, base=None)

@@ -102,9 +102,9 @@ def test_specs_without_a_kernel_have_none_and_say_so():
 
 
 def test_a_registry_loss_without_a_head_has_no_kernel_and_the_engine_runs_autograd_on_it(monkeypatch):
-    # a head is optional: without one, the engine takes the autograd path, to the same result
+    # a head is optional: without one, gradient="fused" takes the autograd path, to the same result
     protocol = diou_protocol(points=2, seed=3)
-    with_head = regress(protocol.anchors, protocol.targets, loss="wiou", iterations=20, workers=1)
+    with_head = regress(protocol.anchors, protocol.targets, loss="wiou", iterations=20, gradient="fused", workers=1)
     used = []
     monkeypatch.setattr(sandbox.optim.engine, "fused_total", lambda loss: used.append(loss) or fused_total(loss))
     monkeypatch.delitem(HEADS, "wiou")
@@ -113,7 +113,8 @@ def test_a_registry_loss_without_a_head_has_no_kernel_and_the_engine_runs_autogr
         assert kernel("wiou") is None and "wiou" not in fused.FUSED_LOSSES
         with pytest.raises(ValueError, match="no fused kernel for 'wiou'"):
             fused_total("wiou")
-        without = regress(protocol.anchors, protocol.targets, loss="wiou", iterations=20, workers=1)
+        without = regress(protocol.anchors, protocol.targets, loss="wiou", iterations=20, gradient="fused",
+                          workers=1)
     finally:
         kernel.cache_clear()  # its answer for 'wiou' holds only while the head is gone
     assert used == []
