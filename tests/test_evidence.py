@@ -234,8 +234,8 @@ def test_simulation_and_learning_evidence_from_their_sweeps_rows():
     assert values["iou", "iterations_to_tenth_error"] == (math.inf, None) and values["giou", "error_final"] == (30, None)
     assert resolution == 1e-3
     assert ranks_by_loss(rank_settings(found, {"simulation": failed})) == {"ciou": 1, "giou": 1, "iou": None}
-    # with fewer cases the rounding is coarser: at 686 cases, a hundredth of the mean IoU
-    assert simulation_resolution(686) > 0.01
+    # with fewer cases the rounding is coarser: at 686 cases, about 8e-3 of the mean IoU
+    assert 0.008 < simulation_resolution(686) < 0.009
 
     learning = [dict(loss=loss, lr=str(lr), seed=str(seed), diverged=str(diverged), val_accuracy_mean=str(val),
                      **{f"test_{m}": str(test) for m in SETTING_MEASURES["learning"]})
@@ -283,18 +283,17 @@ def test_a_loss_fails_the_simulation_only_if_its_apart_cases_stay_put_in_every_s
 
 @pytest.mark.slow
 def test_the_simulations_rounding_stays_within_the_resolution_it_is_ranked_with():
-    # the simulation's mean final IoU is ranked with simulation_resolution(cases). A one-ulp shift
-    # of every anchor, or autograd's gradient in place of the fused kernel, must move it by less, for
-    # every loss (here on 6,860 cases, where the resolution is 3.6e-3)
+    # the simulation's mean final IoU is ranked with simulation_resolution(cases), every loss on one
+    # gradient backend: which_loss's simulation names the fused kernels. A one-ulp shift of every anchor
+    # must move it by less on that backend, for every loss (here on 6,860 cases, where the resolution is
+    # 2.6e-3; simulation_rounding.py --points 20 --seed 1 measures 1.8e-3, inner_eiou); and autograd's
+    # gradient in place of the fused kernels too, both backends checked against each other (1.5e-3,
+    # inner_giou)
     import sandbox
-    from sandbox.optim.batch import regress
-    from sandbox.runs.simulation import diou_protocol
+    from sandbox.runs.simulation import diou_protocol, rounding_sensitivity
     assert HEADLINES["simulation"][0] == "mean_final_iou"
     protocol = diou_protocol(20, seed=1)
     resolution = simulation_resolution(len(protocol.anchors))
-    moved = np.nextafter(protocol.anchors, np.inf)
     for loss in sandbox.LOSSES:
-        fused = regress(protocol.anchors, protocol.targets, loss=loss).mean_iou[-1]
-        shifted = regress(moved, protocol.targets, loss=loss).mean_iou[-1]
-        autograd = regress(protocol.anchors, protocol.targets, loss=loss, gradient="autograd").mean_iou[-1]
-        assert abs(shifted - fused) < resolution and abs(autograd - fused) < resolution, loss
+        found = rounding_sensitivity(protocol, loss, gradient="fused")
+        assert found["ulp_change"] < resolution and found["backend_difference"] < resolution, (loss, found)

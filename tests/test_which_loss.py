@@ -136,6 +136,13 @@ def test_bad_arguments_stop_before_any_work_naming_the_problem(tmp_path, capsys,
     assert not (tmp_path / "which").exists()
 
 
+def test_the_simulation_runs_on_the_fused_backend_whose_rounding_it_is_ranked_with(tmp_path):
+    # sandbox.runs.evidence.ROUNDING_MEASURED is the fused kernels' own rounding: every loss of the
+    # simulation must run on them, named in the sweep (the default backend is autograd)
+    args, _ = experiment.parse_args(["--quick", "--out", str(tmp_path / "which")])
+    assert args.sweeps["simulation"]["simulation"]["gradient"] == "fused"
+
+
 def test_replot_without_a_finished_run_is_a_one_line_error(tmp_path, capsys):
     with pytest.raises(SystemExit):
         experiment.main(["--replot", "--out", str(tmp_path / "nothing")])

@@ -12,6 +12,9 @@ from collections import namedtuple
 
 import numpy as np
 
+from sandbox.optim.batch import regress
+from sandbox.optim.settings import GRADIENTS
+
 ASPECTS = np.array([[0.5, 2.0], [3 ** 0.5 / 3, 3 ** 0.5], [2 ** 0.5 / 2, 2 ** 0.5], [1.0, 1.0],
                     [2 ** 0.5, 2 ** 0.5 / 2], [3 ** 0.5, 3 ** 0.5 / 3], [2.0, 0.5]])
 """(width, height) of area 1 for the aspect ratios 1:4, 1:3, 1:2, 1:1, 2:1, 3:1, 4:1."""
@@ -49,3 +52,55 @@ def diou_protocol(points=5000, seed=0, centre=(10.0, 10.0), radius=3.0):
     return Protocol(np.concatenate([anchor_centre - anchor_size / 2, anchor_centre + anchor_size / 2], axis=-1),
                     np.concatenate([target_centre - target_size / 2, target_centre + target_size / 2], axis=-1),
                     centres)
+
+
+MOVED = 1e-6
+"""A case's final IoU that moves by more than this has had its last bit amplified: the gradients of
+the two backends, and of anchors one ulp apart, differ by about 1e-16 at each step."""
+
+
+def rounding_sensitivity(protocol, loss, gradient="fused", iterations=200, workers=1):
+    """How far the mean final IoU of `loss` on `protocol` moves with the last bit, on one backend.
+
+    Runs `sandbox.optim.batch.regress` three times: on the protocol's anchors with `gradient`;
+    on the anchors moved by one ulp (``np.nextafter(anchors, inf)``, every coordinate) with
+    the same `gradient`; and, for the record, on the anchors with the other backend. A run
+    that oscillates across a kink amplifies the last bit, so a few cases end visibly apart.
+
+    Parameters
+    ----------
+    protocol : Protocol
+        The cases, as `diou_protocol` gives them.
+    loss : str
+        A loss with a fused kernel (`sandbox.losses.fused.kernel`), so that both backends exist.
+    gradient : str
+        The backend measured, ``'fused'`` (what which_loss's simulation runs) or ``'autograd'``.
+    iterations, workers
+        As for `regress`.
+
+    Returns
+    -------
+    dict
+        ``mean_final_iou``, ``mean_final_iou_shifted`` (anchors one ulp up) and
+        ``mean_final_iou_other`` (the other backend); ``ulp_change`` and
+        ``backend_difference``, the absolute differences from ``mean_final_iou``;
+        ``cases_moved_by_ulp`` and ``cases_moved_by_backend``, the cases whose final IoU
+        moved by more than `MOVED`.
+    """
+    if gradient not in GRADIENTS:
+        raise ValueError(f"gradient must be one of {', '.join(GRADIENTS)}; got {gradient!r}")
+    other = next(backend for backend in GRADIENTS if backend != gradient)
+
+    def run(anchors, backend):
+        return regress(anchors, protocol.targets, loss=loss, iterations=iterations, gradient=backend,
+                       workers=workers)
+
+    # the mean final IoU as the simulation sweep records it, regress's mean_iou[-1]
+    base = run(protocol.anchors, gradient)
+    shifted = run(np.nextafter(protocol.anchors, np.inf), gradient)
+    other_run = run(protocol.anchors, other)
+    mean, mean_shifted, mean_other = (float(result.mean_iou[-1]) for result in (base, shifted, other_run))
+    return dict(mean_final_iou=mean, mean_final_iou_shifted=mean_shifted, mean_final_iou_other=mean_other,
+                ulp_change=abs(mean_shifted - mean), backend_difference=abs(mean_other - mean),
+                cases_moved_by_ulp=int(np.sum(np.abs(shifted.final_ious - base.final_ious) > MOVED)),
+                cases_moved_by_backend=int(np.sum(np.abs(other_run.final_ious - base.final_ious) > MOVED)))
