@@ -13,17 +13,26 @@ the parameterisations accepts them and returns boxes in the form it was given.
 Contiguous coordinate arrays spare autograd the indexing of the last axis, which
 costs more than the arithmetic on large batches.
 """
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Sequence, TypeVar, overload
+
 import autograd.numpy as np
 from autograd.extend import SparseObject, defvjp, primitive, vspace
 from autograd.tracer import getval, isbox
+from numpy.typing import ArrayLike
+
+from sandbox._types import Array, BoolArray, Boxes, FloatArray, Values
 
 FORMATS = ("xyxy", "xywh", "cxcywh")
 
+_ArrayLikeT = TypeVar("_ArrayLikeT", bound=ArrayLike)
 
-class Coordinates(tuple):
+
+class Coordinates(tuple[Values, ...]):
     """Boxes as four coordinate arrays (x1, y1, x2, y2, or the format's own), each shape ``(...,)``."""
 
-    def __new__(cls, coordinates):
+    def __new__(cls, coordinates: Iterable[Values]) -> Coordinates:
         coordinates = tuple(coordinates)
         if len(coordinates) != 4:
             raise ValueError(f"Coordinates holds four coordinate arrays; got {len(coordinates)}")
@@ -31,15 +40,15 @@ class Coordinates(tuple):
 
 
 @primitive
-def _row(stacked, i):
+def _row(stacked: Array, i: int) -> Array:
     return stacked[i]
 
 
-def _row_vjp(ans, stacked, i):
+def _row_vjp(ans: Array, stacked: Array, i: int) -> Callable[[Array], Any]:
     space = vspace(stacked)
 
-    def vjp(g):
-        def add_into(accumulated):
+    def vjp(g: Array) -> Any:  # autograd's SparseObject
+        def add_into(accumulated: FloatArray) -> FloatArray:
             accumulated[i] += g
             return accumulated
         return SparseObject(space, add_into)
@@ -49,7 +58,7 @@ def _row_vjp(ans, stacked, i):
 defvjp(_row, _row_vjp)
 
 
-def rows(stacked):
+def rows(stacked: Array) -> Coordinates:
     """`Coordinates` of the four rows of an array of shape ``(4, ...)``, differentiably.
 
     For a gradient with respect to one array of parameters: autograd's own
@@ -59,18 +68,18 @@ def rows(stacked):
     return Coordinates(_row(stacked, i) for i in range(4))
 
 
-def traced(boxes):
+def traced(boxes: Boxes) -> bool:
     """Whether autograd is tracing `boxes` (an array, or any of four `Coordinates`)."""
     return any(isbox(c) for c in boxes) if isinstance(boxes, Coordinates) else isbox(boxes)
 
 
-def check_format(fmt):
+def check_format(fmt: str) -> None:
     """Raise ValueError unless `fmt` is one of `FORMATS`."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown box format {fmt!r}; valid formats are {', '.join(FORMATS)}")
 
 
-def check_boxes(boxes, name="box", positive_size=False):
+def check_boxes(boxes: Boxes, name: str = "box", positive_size: bool = False) -> FloatArray:
     """Return `boxes` as a float array after checking them; raise ValueError naming a bad box.
 
     Parameters
@@ -108,7 +117,8 @@ def check_boxes(boxes, name="box", positive_size=False):
     return values
 
 
-def _raise_at_first(bad, values, name, problem, rule, quantity=None):
+def _raise_at_first(bad: BoolArray, values: FloatArray, name: str, problem: str, rule: str,
+                    quantity: FloatArray | None = None) -> None:
     if not np.any(bad):
         return
     index = tuple(int(i) for i in np.argwhere(bad)[0])
@@ -118,10 +128,15 @@ def _raise_at_first(bad, values, name, problem, rule, quantity=None):
     raise ValueError(f"{name} box{where} {box} has {problem}{amount}; {rule}")
 
 
-def box_convert(boxes, in_fmt, out_fmt):
+@overload
+def box_convert(boxes: Coordinates, in_fmt: str, out_fmt: str) -> Coordinates: ...
+@overload
+def box_convert(boxes: _ArrayLikeT, in_fmt: str, out_fmt: str) -> _ArrayLikeT | Array: ...
+def box_convert(boxes: Boxes, in_fmt: str, out_fmt: str) -> Boxes | Array:
     """Convert boxes of shape ``(..., 4)`` from format `in_fmt` to `out_fmt`.
 
     Differentiable with autograd; checks the formats and the last axis, not the values.
+    Boxes already in `out_fmt` come back as they were given (a list stays a list).
 
     Examples
     --------
@@ -147,23 +162,30 @@ def box_convert(boxes, in_fmt, out_fmt):
     return restack(boxes, [a, b, c, d])
 
 
-def unstack(boxes):
+def unstack(boxes: Boxes) -> list[Array]:
     """The four coordinate arrays of `boxes`: array_like ``(..., 4)``, traced, or `Coordinates`."""
     if isinstance(boxes, Coordinates):
         return list(boxes)
-    if not isbox(boxes):
-        boxes = np.asarray(boxes, dtype=float)
-    return [boxes[..., i] for i in range(4)]
+    values: Array = boxes if isbox(boxes) else np.asarray(boxes, dtype=float)
+    return [values[..., i] for i in range(4)]
 
 
-def restack(like, coordinates):
+@overload
+def restack(like: Coordinates, coordinates: Sequence[Array]) -> Coordinates: ...
+@overload
+def restack(like: ArrayLike, coordinates: Sequence[Array]) -> Array: ...
+def restack(like: Boxes, coordinates: Sequence[Array]) -> Coordinates | Array:
     """Four coordinate arrays as boxes in the form of `like`: `Coordinates`, or stacked ``(..., 4)``."""
     if isinstance(like, Coordinates):
         return Coordinates(coordinates)
     return np.stack(coordinates, axis=-1)
 
 
-def order_corners(boxes):
+@overload
+def order_corners(boxes: Coordinates) -> Coordinates: ...
+@overload
+def order_corners(boxes: ArrayLike) -> Array: ...
+def order_corners(boxes: Boxes) -> Coordinates | Array:
     """Sort each box's corners so that x1 <= x2 and y1 <= y2 (the GIoU paper's Algorithm 2).
 
     An optimiser may move a predicted box through an inverted state; every loss
@@ -175,13 +197,13 @@ def order_corners(boxes):
                            np.maximum(x1, x2), np.maximum(y1, y2)])
 
 
-def box_area(boxes):
+def box_area(boxes: Boxes) -> Values:
     """Area of ordered ``xyxy`` boxes, shape ``(...,)``."""
     x1, y1, x2, y2 = unstack(boxes)
     return (x2 - x1) * (y2 - y1)
 
 
-def intersection_area(boxes1, boxes2):
+def intersection_area(boxes1: Boxes, boxes2: Boxes) -> Values:
     """Area shared by two sets of ordered ``xyxy`` boxes (broadcast), shape ``(...,)``.
 
     Zero when the boxes are apart or only touch. The clamp ``maximum(., 0)`` has
@@ -194,12 +216,16 @@ def intersection_area(boxes1, boxes2):
     return width * height
 
 
-def union_area(boxes1, boxes2):
+def union_area(boxes1: Boxes, boxes2: Boxes) -> Values:
     """Area covered by either of two ordered ``xyxy`` boxes, shape ``(...,)``."""
     return box_area(boxes1) + box_area(boxes2) - intersection_area(boxes1, boxes2)
 
 
-def enclosing_box(boxes1, boxes2):
+@overload
+def enclosing_box(boxes1: Coordinates, boxes2: Boxes) -> Coordinates: ...
+@overload
+def enclosing_box(boxes1: ArrayLike, boxes2: Boxes) -> Array: ...
+def enclosing_box(boxes1: Boxes, boxes2: Boxes) -> Coordinates | Array:
     """Smallest ``xyxy`` box containing both ordered ``xyxy`` boxes, shape ``(..., 4)``."""
     ax1, ay1, ax2, ay2 = unstack(boxes1)
     bx1, by1, bx2, by2 = unstack(boxes2)

@@ -11,10 +11,13 @@ suggests the closest.
     ...
     ValueError: unknown loss 'gioux'; valid losses are iou, giou; did you mean 'giou'?
 """
+from __future__ import annotations
+
 import difflib
+from typing import Iterable
 
 
-def canonical(name, valid, what, listing="valid:"):
+def canonical(name: object, valid: Iterable[str], what: str, listing: str = "valid:") -> str:
     """The name in `valid` that `name` spells in any case; ValueError naming the valid ones otherwise.
 
     Parameters
@@ -28,11 +31,11 @@ def canonical(name, valid, what, listing="valid:"):
     listing : str
         The words before the list of valid names in the message.
     """
-    valid = list(valid)
+    names = list(valid)
     text = str(name)
-    for candidate in valid:
+    for candidate in names:
         if candidate.lower() == text.lower():
             return candidate
-    close = difflib.get_close_matches(text.lower(), [v.lower() for v in valid], n=1)
-    suggestion = f"; did you mean {valid[[v.lower() for v in valid].index(close[0])]!r}?" if close else ""
-    raise ValueError(f"unknown {what} {name!r}; {listing} {', '.join(valid)}{suggestion}")
+    close = difflib.get_close_matches(text.lower(), [v.lower() for v in names], n=1)
+    suggestion = f"; did you mean {names[[v.lower() for v in names].index(close[0])]!r}?" if close else ""
+    raise ValueError(f"unknown {what} {name!r}; {listing} {', '.join(names)}{suggestion}")

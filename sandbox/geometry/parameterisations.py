@@ -4,17 +4,30 @@ Each maps parameters of shape ``(..., 4)`` to ``xyxy`` boxes (differentiably, wi
 autograd) and back. The box formats are parameterisations as they are; ``'log'``
 moves (cx, cy, log w, log h), so that width and height stay positive.
 """
-from collections import namedtuple
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
 
 import autograd.numpy as np
 
-from sandbox.geometry.boxes import FORMATS, box_convert, check_boxes, order_corners, restack, unstack
+from sandbox._types import Array, Boxes
+from sandbox.geometry.boxes import FORMATS, Coordinates, box_convert, check_boxes, order_corners, restack, unstack
 from sandbox.geometry.names import canonical
 
-Parameterisation = namedtuple("Parameterisation", "name to_box from_box")
+
+class Parameterisation(NamedTuple):
+    """A parameterisation: its name, parameters -> ``xyxy`` boxes, and back.
+
+    Both maps take arrays of shape ``(..., 4)`` (traced or not) and return them, or
+    `Coordinates` and return `Coordinates`.
+    """
+
+    name: str
+    to_box: Callable[[Boxes], Coordinates | Array]
+    from_box: Callable[[Boxes], Coordinates | Array]
 
 
-def _format(fmt):
+def _format(fmt: str) -> Parameterisation:
     return Parameterisation(
         fmt,
         lambda params: box_convert(params, fmt, "xyxy"),
@@ -22,12 +35,12 @@ def _format(fmt):
     )
 
 
-def _log_to_box(params):
+def _log_to_box(params: Boxes) -> Coordinates | Array:
     cx, cy, log_w, log_h = unstack(params)
     return box_convert(restack(params, [cx, cy, np.exp(log_w), np.exp(log_h)]), "cxcywh", "xyxy")
 
 
-def _log_from_box(boxes):
+def _log_from_box(boxes: Boxes) -> Coordinates | Array:
     check_boxes(boxes, "log-parameterised", positive_size=True)
     cx, cy, w, h = unstack(box_convert(boxes, "xyxy", "cxcywh"))
     return restack(boxes, [cx, cy, np.log(w), np.log(h)])
@@ -37,6 +50,6 @@ PARAMETERISATIONS = {fmt: _format(fmt) for fmt in FORMATS}
 PARAMETERISATIONS["log"] = Parameterisation("log", _log_to_box, _log_from_box)  # sizes stay positive
 
 
-def get_parameterisation(name):
+def get_parameterisation(name: str) -> Parameterisation:
     """The `Parameterisation` called `name` (any case); ValueError listing the valid ones otherwise."""
     return PARAMETERISATIONS[canonical(name, PARAMETERISATIONS, "parameterisation")]
