@@ -15,24 +15,29 @@ Boxes are (x, y, w, h) with centre (x, y); the MATLAB functions return the
 direction of *ascent* of the similarity (IoU, GIoU, DIoU or CIoU), and
 `authors_gradient` returns its negative, a descent direction for the loss.
 """
+from __future__ import annotations
+
 from collections import namedtuple
+from typing import Collection, Sequence
 
 import numpy as np
+
+from sandbox._types import BoolArray, FloatArray
 
 Edges = namedtuple("Edges", "t b l r")
 
 
-def _tblr(x, y, w, h):
+def _tblr(x: FloatArray, y: FloatArray, w: FloatArray, h: FloatArray) -> Edges:
     """to_tblr.m: top, bottom, left, right edges (y grows downward: t < b)."""
     return Edges(y - h / 2, y + h / 2, x - w / 2, x + w / 2)
 
 
-def _inside(p, g):
+def _inside(p: Edges, g: Edges) -> Edges:
     """In.m: the intersection's edges, possibly crossed when the boxes are apart."""
     return Edges(np.maximum(p.t, g.t), np.minimum(p.b, g.b), np.maximum(p.l, g.l), np.minimum(p.r, g.r))
 
 
-def _cover(p, g):
+def _cover(p: Edges, g: Edges) -> Edges:
     """cover.m: the enclosing box's edges."""
     return Edges(np.minimum(p.t, g.t), np.maximum(p.b, g.b), np.minimum(p.l, g.l), np.maximum(p.r, g.r))
 
@@ -44,7 +49,8 @@ REPAIRS = {
 """Corrections of the transcription, one at a time, to find which slip makes which difference."""
 
 
-def _intersection_union(p, g, repairs=()):
+def _intersection_union(p: Edges, g: Edges, repairs: Collection[str] = ()
+                        ) -> tuple[Edges, FloatArray, FloatArray]:
     """I and U as dIOU.m and dGIOU.m compute them. MATLAB: I is not clamped at 0, so boxes
     apart along both axes get a positive 'intersection' (the product of two negative extents)."""
     i = _inside(p, g)
@@ -55,17 +61,17 @@ def _intersection_union(p, g, repairs=()):
     return i, intersection, (p.b - p.t) * (p.r - p.l) + (g.b - g.t) * (g.r - g.l) - intersection
 
 
-def _overlap(i):
+def _overlap(i: Edges) -> BoolArray:
     return (i.t < i.b) & (i.l < i.r)
 
 
-def matlab_iou(p, g):
+def matlab_iou(p: Edges, g: Edges) -> FloatArray:
     """iou.m: I / U where the boxes overlap, else 0."""
     i, intersection, union = _intersection_union(p, g)
     return np.where(_overlap(i), intersection / np.where(union != 0, union, 1.0), 0.0)
 
 
-def _d_intersection(p, g, i, repairs=()):
+def _d_intersection(p: Edges, g: Edges, i: Edges, repairs: Collection[str] = ()) -> Edges:
     """dIbox.m: dI / d(t, b, l, r), with the intersection's extents as they are (crossed or not)."""
     d = Edges(np.where(p.t > g.t, -(i.r - i.l), 0.0), np.where(p.b < g.b, i.r - i.l, 0.0),
               np.where(p.l > g.l, -(i.b - i.t), 0.0), np.where(p.r < g.r, i.b - i.t, 0.0))
@@ -74,14 +80,14 @@ def _d_intersection(p, g, i, repairs=()):
     return d
 
 
-def _d_union(p, g, i, repairs=()):
+def _d_union(p: Edges, g: Edges, i: Edges, repairs: Collection[str] = ()) -> Edges:
     """dUbox.m = dXbox.m - dIbox.m."""
     area = Edges(-(p.r - p.l), p.r - p.l, -(p.b - p.t), p.b - p.t)
     inter = _d_intersection(p, g, i, repairs)
     return Edges(*(a - b for a, b in zip(area, inter)))
 
 
-def _d_iou(p, g):
+def _d_iou(p: Edges, g: Edges) -> Edges:
     """dIOU.m: dIoU / d(t, b, l, r), 0 where the boxes do not overlap."""
     i, intersection, union = _intersection_union(p, g)
     d_i, d_u = _d_intersection(p, g, i), _d_union(p, g, i)
@@ -95,7 +101,7 @@ def _d_iou(p, g):
     return Edges(t, b, l, r)
 
 
-def _d_giou(p, g, repairs=()):
+def _d_giou(p: Edges, g: Edges, repairs: Collection[str] = ()) -> Edges:
     """dGIOU.m: dIOU plus d(U / C) where the boxes overlap; only d(U / C) where they do not.
 
     MATLAB: U and dU use the unclamped intersection of dIOU.m, also for boxes apart.
@@ -112,12 +118,13 @@ def _d_giou(p, g, repairs=()):
     return Edges(*(np.where(overlap, di + pe, pe) for di, pe in zip(d_iou, penalty)))
 
 
-def _to_xywh(d):
+def _to_xywh(d: Edges) -> FloatArray:
     """to_xywh.m. MATLAB: dw = dr - dl and dh = db - dt, twice the chain rule's (dr - dl) / 2."""
     return np.stack([d.l + d.r, d.t + d.b, d.r - d.l, d.b - d.t])
 
 
-def _d_distance(box, target_box, p, g, repairs=()):
+def _d_distance(box: FloatArray | Sequence[FloatArray], target_box: FloatArray | Sequence[FloatArray],
+                p: Edges, g: Edges, repairs: Collection[str] = ()) -> FloatArray:
     """The distance term of dDIOU.m and dCIOU.m, d(-rho^2 / c^2) / d(x, y, w, h), as written."""
     x, y, _, _ = box
     gx, gy, _, _ = target_box
@@ -151,7 +158,8 @@ def _d_distance(box, target_box, p, g, repairs=()):
                      grow[2] * d / c2 ** 2, grow[3] * d / c2 ** 2])
 
 
-def ascent(kind, box, target_box, repairs=()):
+def ascent(kind: str, box: FloatArray | Sequence[FloatArray], target_box: FloatArray | Sequence[FloatArray],
+           repairs: Collection[str] = ()) -> FloatArray:
     """The MATLAB ascent direction of the similarity `kind`, shape (4, n), in (x, y, w, h).
 
     `repairs` names corrections from `REPAIRS` to apply; none by default.
@@ -178,7 +186,8 @@ def ascent(kind, box, target_box, repairs=()):
     raise ValueError(f"the authors' code has gradients for iou, giou, diou, ciou; not {kind!r}")
 
 
-def authors_gradient(kind, theta, target, repairs=()):
+def authors_gradient(kind: str, theta: FloatArray, target: FloatArray | Sequence[FloatArray],
+                     repairs: Collection[str] = ()) -> tuple[FloatArray, FloatArray]:
     """Descent direction and IoU by the authors' MATLAB code, for `sandbox.optim.batch.regress`.
 
     `theta` (4, n) is (x, y, w, h); `target` holds the target corners (x1, y1, x2, y2).

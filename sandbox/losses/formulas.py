@@ -29,12 +29,16 @@ is the order of every list, sweep and figure. A loss's docstring opens with one 
 giving its formula and, in parentheses at the end, its paper; `sandbox.losses.catalogue`
 reads the docs' and the tables' entries from there.
 """
+from __future__ import annotations
+
 import functools
 import inspect
 from collections import namedtuple
+from typing import Any, Callable
 
 import autograd.numpy as np
 
+from sandbox._types import Boxes, BoxPairFunction, Values
 from sandbox.geometry.boxes import FORMATS, Coordinates, box_convert, check_boxes, order_corners, traced, unstack
 from sandbox.geometry.pair import Pair, detach, safe_divide, safe_power
 
@@ -46,10 +50,10 @@ __all__ = [
 ]
 
 
-def box_pair_function(function):
+def box_pair_function(function: Callable[..., Values]) -> BoxPairFunction:
     """Decorate ``function(pred, target, **params)`` to check plain-array input first."""
     @functools.wraps(function)
-    def checked(pred, target, **params):
+    def checked(pred: Boxes, target: Boxes, **params: Any) -> Values:
         if not (traced(pred) or traced(target)):
             pred = check_boxes(pred, "pred")
             target = check_boxes(target, "target", positive_size=True)
@@ -57,7 +61,7 @@ def box_pair_function(function):
     return checked
 
 
-def unchecked(function):
+def unchecked(function: Callable[..., Values]) -> Callable[..., Values]:
     """The function behind a `box_pair_function` (or a partial of one), without the checks.
 
     For inner loops that checked their input once.
@@ -73,13 +77,13 @@ def _require(condition, message):
 
 
 # The registry.
-LOSSES = {}
+LOSSES: dict[str, BoxPairFunction] = {}
 """Every loss by name: ``loss(pred, target, **params)`` on ``xyxy`` boxes, elementwise.
 
 Filled by `registered`, in the order the losses are written in this module.
 """
 
-IOU_BASED = {}
+IOU_BASED: dict[str, BoxPairFunction] = {}
 """The IoU-based losses that have Inner and Focaler variants (``registered(name, variants=True)``)."""
 
 Claims = namedtuple("Claims", "positive symmetric scale_invariant")
@@ -90,14 +94,15 @@ Claims.__doc__ = """What a loss claims at its default parameters, which the test
 scaled about the origin. Every loss is invariant under translation.
 """
 
-CLAIMS = {}
+CLAIMS: dict[str, Claims] = {}
 """The `Claims` of every loss of `LOSSES`, by name."""
 
-_VARIANTS_LISTED = []
+_VARIANTS_LISTED: list[str] = []
 """The IoU-based losses whose variants are in `LOSSES` already (see `registered`)."""
 
 
-def registered(name, *, variants=False, positive=True, symmetric=True, scale_invariant=True):
+def registered(name: str, *, variants: bool = False, positive: bool = True, symmetric: bool = True,
+               scale_invariant: bool = True) -> Callable[[Callable[..., Values]], BoxPairFunction]:
     """Decorate a loss ``function(pred, target, **params)`` to put it in `LOSSES` as `name`.
 
     The function is wrapped by `box_pair_function` (it checks plain-array input), and
@@ -119,7 +124,7 @@ def registered(name, *, variants=False, positive=True, symmetric=True, scale_inv
     if not (isinstance(name, str) and name.isidentifier() and name == name.lower()):
         raise ValueError(f"a loss name must be a lower-case Python identifier such as 'my_iou'; got {name!r}")
 
-    def register(function):
+    def register(function: Callable[..., Values]) -> BoxPairFunction:
         loss = box_pair_function(function)
         _add(name, loss, Claims(positive, symmetric, scale_invariant))
         if variants:
@@ -139,7 +144,7 @@ def _add(name, loss, claims):
 
 # Metrics.
 @box_pair_function
-def iou(pred, target):
+def iou(pred: Boxes, target: Boxes) -> Values:
     """Intersection over union of boxes, shape ``(...,)``, in [0, 1].
 
     Examples
@@ -151,7 +156,7 @@ def iou(pred, target):
 
 
 @box_pair_function
-def giou(pred, target):
+def giou(pred: Boxes, target: Boxes) -> Values:
     """Generalised IoU, IoU - (C - U) / C, shape ``(...,)``, in (-1, 1].
 
     C is the area of the smallest box enclosing both, U the union (Rezatofighi et
@@ -168,7 +173,7 @@ def giou(pred, target):
 
 # The IoU loss family.
 @registered("iou", variants=True)
-def iou_loss(pred, target):
+def iou_loss(pred: Boxes, target: Boxes) -> Values:
     """IoU loss, 1 - IoU (Yu et al., UnitBox, ACM MM 2016, arXiv 1608.01471).
 
     Flat, with gradient exactly zero, while the boxes do not overlap.
@@ -177,14 +182,14 @@ def iou_loss(pred, target):
 
 
 @registered("giou", variants=True)
-def giou_loss(pred, target):
+def giou_loss(pred: Boxes, target: Boxes) -> Values:
     """GIoU loss, 1 - IoU + (C - U) / C, in [0, 2) (Rezatofighi et al., CVPR 2019, arXiv 1902.09630)."""
     pair = Pair(pred, target)
     return 1.0 - pair.iou + pair.giou_penalty
 
 
 @registered("log_iou")
-def log_iou_loss(pred, target, eps=1e-6):
+def log_iou_loss(pred: Boxes, target: Boxes, eps: float = 1e-6) -> Values:
     """UnitBox's loss, -ln IoU, with IoU clamped below at `eps` (Yu et al., ACM MM 2016, arXiv 1608.01471).
 
     -ln 0 is infinite; the clamp (mmdetection's convention) caps the loss at
@@ -196,7 +201,7 @@ def log_iou_loss(pred, target, eps=1e-6):
 
 
 @registered("diou", variants=True)
-def diou_loss(pred, target):
+def diou_loss(pred: Boxes, target: Boxes) -> Values:
     """DIoU loss, 1 - IoU + rho^2 / c^2 (Zheng et al., AAAI 2020, arXiv 1911.08287).
 
     rho is the distance between the centres, c the diagonal of the smallest
@@ -217,7 +222,7 @@ def _trade_off(pair, trade_off_gradient):
 
 
 @registered("ciou", variants=True)
-def ciou_loss(pred, target, trade_off_gradient=False):
+def ciou_loss(pred: Boxes, target: Boxes, trade_off_gradient: bool = False) -> Values:
     """CIoU loss, DIoU + alpha v (Zheng et al., AAAI 2020, arXiv 1911.08287).
 
     v = 4 / pi^2 (arctan(w_gt / h_gt) - arctan(w / h))^2 measures the mismatch of
@@ -233,7 +238,7 @@ def ciou_loss(pred, target, trade_off_gradient=False):
 
 
 @registered("eiou", variants=True)
-def eiou_loss(pred, target):
+def eiou_loss(pred: Boxes, target: Boxes) -> Values:
     """EIoU loss, DIoU + (w - w_gt)^2 / C_w^2 + (h - h_gt)^2 / C_h^2 (Zhang et al., arXiv 2101.08158).
 
     That is 1 - IoU + rho^2(b, b_gt) / c^2 + (w - w_gt)^2 / C_w^2 + (h - h_gt)^2 / C_h^2,
@@ -246,7 +251,7 @@ def eiou_loss(pred, target):
 
 
 @registered("focal_eiou", positive=False)
-def focal_eiou_loss(pred, target, gamma=0.5, weight_gradient=False):
+def focal_eiou_loss(pred: Boxes, target: Boxes, gamma: float = 0.5, weight_gradient: bool = False) -> Values:
     """Focal-EIoU loss, IoU^gamma * L_EIoU (Zhang et al., arXiv 2101.08158).
 
     The factor IoU^gamma re-weights the EIoU loss of each box by how well it already
@@ -261,7 +266,7 @@ def focal_eiou_loss(pred, target, gamma=0.5, weight_gradient=False):
 
 
 @registered("siou", variants=True)
-def siou_loss(pred, target, theta=4.0):
+def siou_loss(pred: Boxes, target: Boxes, theta: float = 4.0) -> Values:
     """SIoU loss, 1 - IoU + (Delta + Omega) / 2 (Gevorgyan, arXiv 2205.12740).
 
     Angle cost Lambda = 1 - 2 sin^2(arcsin(|dy| / rho) - pi / 4), which equals
@@ -288,21 +293,21 @@ def _shape_cost(pair, theta, weight_w=1.0, weight_h=1.0):
 
 
 @registered("alpha_iou")
-def alpha_iou_loss(pred, target, alpha=3.0):
+def alpha_iou_loss(pred: Boxes, target: Boxes, alpha: float = 3.0) -> Values:
     """alpha-IoU loss, 1 - IoU^alpha (He et al., NeurIPS 2021, arXiv 2110.13675)."""
     _require(alpha > 0, f"alpha must be positive; got {alpha!r}")
     return 1.0 - safe_power(Pair(pred, target).iou, alpha)
 
 
 @registered("alpha_giou")
-def alpha_giou_loss(pred, target, alpha=3.0):
+def alpha_giou_loss(pred: Boxes, target: Boxes, alpha: float = 3.0) -> Values:
     """alpha-GIoU loss, 1 - IoU^alpha + ((C - U) / C)^alpha (He et al., NeurIPS 2021, arXiv 2110.13675)."""
     pair = Pair(pred, target)
     return unchecked(alpha_iou_loss)(pred, target, alpha) + safe_power(pair.giou_penalty, alpha)
 
 
 @registered("alpha_diou")
-def alpha_diou_loss(pred, target, alpha=3.0):
+def alpha_diou_loss(pred: Boxes, target: Boxes, alpha: float = 3.0) -> Values:
     """alpha-DIoU loss, 1 - IoU^alpha + (rho^2 / c^2)^alpha (He et al., NeurIPS 2021, arXiv 2110.13675)."""
     pair = Pair(pred, target)
     return (unchecked(alpha_iou_loss)(pred, target, alpha)
@@ -310,7 +315,7 @@ def alpha_diou_loss(pred, target, alpha=3.0):
 
 
 @registered("alpha_ciou")
-def alpha_ciou_loss(pred, target, alpha=3.0, trade_off_gradient=False):
+def alpha_ciou_loss(pred: Boxes, target: Boxes, alpha: float = 3.0, trade_off_gradient: bool = False) -> Values:
     """alpha-CIoU loss, 1 - IoU^alpha + (rho^2 / c^2)^alpha + (beta v)^alpha (He et al., NeurIPS 2021, arXiv 2110.13675).
 
     beta is CIoU's trade-off on the plain IoU, constant in the gradient unless
@@ -322,7 +327,7 @@ def alpha_ciou_loss(pred, target, alpha=3.0, trade_off_gradient=False):
 
 
 @registered("wiou")
-def wiou_loss(pred, target):
+def wiou_loss(pred: Boxes, target: Boxes) -> Values:
     """Wise-IoU v1, R (1 - IoU), R = exp(rho^2 / (W_g^2 + H_g^2)*) (Tong et al., arXiv 2301.10051).
 
     W_g, H_g are the enclosing box's size; the star marks them detached from the
@@ -333,7 +338,7 @@ def wiou_loss(pred, target):
 
 
 @registered("mpdiou", variants=True, scale_invariant=False)
-def mpdiou_loss(pred, target, frame_width=10.0, frame_height=10.0):
+def mpdiou_loss(pred: Boxes, target: Boxes, frame_width: float = 10.0, frame_height: float = 10.0) -> Values:
     """MPDIoU loss, 1 - IoU + (d1^2 + d2^2) / (w^2 + h^2) (Ma and Xu, arXiv 2307.07662).
 
     d1, d2: distances between the top-left corners and between the bottom-right
@@ -350,7 +355,7 @@ def mpdiou_loss(pred, target, frame_width=10.0, frame_height=10.0):
 
 
 @registered("shape_iou", variants=True)
-def shape_iou_loss(pred, target, scale=0.0, theta=4.0):
+def shape_iou_loss(pred: Boxes, target: Boxes, scale: float = 0.0, theta: float = 4.0) -> Values:
     """Shape-IoU loss, 1 - IoU + shape-weighted distance + Omega / 2 (Zhang and Zhang, arXiv 2312.17663).
 
     As in the authors' shapeiou.py: 1 - IoU + (hh dx^2 + ww dy^2) / c^2 + Omega / 2,
@@ -390,20 +395,20 @@ VARIANTS = {
 """Each IoU-based loss L has variants L + IoU - IoU', with IoU' one of these remappings."""
 
 
-def variant(kind, name, base):
+def variant(kind: str, name: str, base: Callable[..., Values]) -> BoxPairFunction:
     """The `kind` variant of the IoU-based loss `base`: L_base + IoU - IoU', IoU' from `VARIANTS`."""
     remap, title, remapped, paper = VARIANTS[kind][:4]
     base = unchecked(base)
     own = {p.name: p.default for p in list(inspect.signature(remap).parameters.values())[1:]}
 
-    def loss(pred, target, **params):
+    def loss(pred: Boxes, target: Boxes, **params: Any) -> Values:
         pair = Pair(pred, target)
         remapped = remap(pair, **{k: params.pop(k) for k in own if k in params})
         return base(pred, target, **params) + pair.iou - remapped
 
     parameters = list(inspect.signature(base).parameters.values())
     parameters += [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v) for k, v in own.items()]
-    loss.__signature__ = inspect.Signature(parameters)
+    loss.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
     loss.__name__ = f"{kind}_{name}_loss"
     loss.__doc__ = f"{title} variant of {name}, L_{name} + IoU - IoU', IoU' {remapped} ({paper})."
     return box_pair_function(loss)
@@ -433,7 +438,7 @@ def _coordinate_differences(pred, target, coords):
 
 
 @registered("l1", scale_invariant=False)
-def l1_loss(pred, target, coords="xyxy"):
+def l1_loss(pred: Boxes, target: Boxes, coords: str = "xyxy") -> Values:
     """L1 loss, the sum of absolute coordinate differences in ``coords`` (Rezatofighi et al., arXiv 1902.09630).
 
     The GIoU paper's Figure 1 compares L1 and L2 on both the corner vector and
@@ -443,7 +448,7 @@ def l1_loss(pred, target, coords="xyxy"):
 
 
 @registered("l2", scale_invariant=False)
-def l2_loss(pred, target, coords="xyxy"):
+def l2_loss(pred: Boxes, target: Boxes, coords: str = "xyxy") -> Values:
     """L2 loss, the sum of squared coordinate differences in ``coords`` (Rezatofighi et al., arXiv 1902.09630).
 
     The GIoU paper's Figure 1 compares L1 and L2 on both the corner vector and
@@ -453,7 +458,7 @@ def l2_loss(pred, target, coords="xyxy"):
 
 
 @registered("smooth_l1", scale_invariant=False)
-def smooth_l1_loss(pred, target, beta=1.0, coords="xyxy"):
+def smooth_l1_loss(pred: Boxes, target: Boxes, beta: float = 1.0, coords: str = "xyxy") -> Values:
     """Smooth L1, summed over coordinate differences (Girshick, Fast R-CNN, ICCV 2015, arXiv 1504.08083).
 
     0.5 x^2 / beta where |x| < beta, else |x| - 0.5 beta, for each difference x;

@@ -31,14 +31,18 @@ kernel does not cover (a weighted sum, a user's loss, a registry loss without a
 head, CIoU with ``trade_off_gradient=True``) has none, and the engine runs
 autograd on it.
 """
+from __future__ import annotations
+
 import functools
 import inspect
 from collections import namedtuple
+from typing import Callable, Sequence, Union
 
 import numpy as np
 from autograd.extend import defvjp, primitive
 from autograd.tracer import getval
 
+from sandbox._types import Array, Boxes, FloatArray
 from sandbox.geometry.boxes import unstack
 from sandbox.losses.formulas import IOU_BASED, LOSSES, VARIANTS, unchecked
 from sandbox.losses.spec import get_loss
@@ -51,8 +55,15 @@ _V = 4 / np.pi ** 2
 TargetTerms = namedtuple("TargetTerms", "x1 y1 x2 y2 w h area angle")
 TargetTerms.__doc__ = "What the kernels use of the targets, computed once for many steps by `target_terms`."
 
+Gradient = Union[FloatArray, float]
+"""A gradient reaching a quantity: an array, or the scalar 0.0 (none yet) or 1.0 (the loss itself)."""
 
-def target_terms(target):
+Kernel = Callable[[Sequence[FloatArray], Union[Sequence[FloatArray], TargetTerms]],
+                  tuple[FloatArray, list[FloatArray], FloatArray]]
+"""A fused kernel: ``kernel(pred, target) -> (value, partials, iou)``, as `value_and_partials` describes."""
+
+
+def target_terms(target: Sequence[FloatArray]) -> TargetTerms:
     """`TargetTerms` of target corners (four arrays); arctan2(w, h) is CIoU's aspect angle."""
     x1, y1, x2, y2 = target
     w, h = x2 - x1, y2 - y1
@@ -129,7 +140,7 @@ class Geometry:
 
     GRADIENTS = ("iou", "intersection", "union", "w", "h", "cw", "ch", "x1", "y1", "x2", "y2")
 
-    def __init__(self, pred, target):
+    def __init__(self, pred: Sequence[FloatArray], target: TargetTerms) -> None:
         self.pred, self.t = pred, target
         a, b, c, d = pred
         t = target
@@ -144,45 +155,45 @@ class Geometry:
         self.iou = self.intersection / self.union
         self.g = dict.fromkeys(self.GRADIENTS, 0.0)
 
-    def add(self, name, g):
+    def add(self, name: str, g: Gradient) -> None:
         self.g[name] = _plus(self.g[name], g)
 
     @functools.cached_property
-    def cw(self):
+    def cw(self) -> FloatArray:
         """The enclosing box's width."""
         return np.maximum(self.x2, self.t.x2) - np.minimum(self.x1, self.t.x1)
 
     @functools.cached_property
-    def ch(self):
+    def ch(self) -> FloatArray:
         return np.maximum(self.y2, self.t.y2) - np.minimum(self.y1, self.t.y1)
 
     @functools.cached_property
-    def dx(self):
+    def dx(self) -> FloatArray:
         return ((self.t.x1 - self.x1) + (self.t.x2 - self.x2)) / 2
 
     @functools.cached_property
-    def dy(self):
+    def dy(self) -> FloatArray:
         return ((self.t.y1 - self.y1) + (self.t.y2 - self.y2)) / 2
 
     @functools.cached_property
-    def rho2(self):
+    def rho2(self) -> FloatArray:
         return self.dx ** 2 + self.dy ** 2
 
     @functools.cached_property
-    def c2(self):
+    def c2(self) -> FloatArray:
         return self.cw ** 2 + self.ch ** 2
 
     @functools.cached_property
-    def enclosing(self):
+    def enclosing(self) -> FloatArray:
         return self.cw * self.ch
 
     @functools.cached_property
-    def penalty(self):
+    def penalty(self) -> FloatArray:
         """GIoU's (C - U) / C."""
         return (self.enclosing - self.union) / self.enclosing
 
     @functools.cached_property
-    def distance(self):
+    def distance(self) -> FloatArray:
         """DIoU's rho^2 / c^2."""
         return self.rho2 / self.c2
 
@@ -194,58 +205,59 @@ class Geometry:
         return has_size, safe_w, safe_h, angle
 
     @functools.cached_property
-    def aspect_v(self):
+    def aspect_v(self) -> FloatArray:
         """CIoU's v; a point takes the target's aspect (`Pair.aspect_v`)."""
         return _V * (self.t.angle - self._aspect[3]) ** 2
 
     @functools.cached_property
-    def trade_off(self):
+    def trade_off(self) -> FloatArray:
         """CIoU's alpha = v / ((1 - IoU) + v), 0 where both vanish; a constant in the gradient."""
         denominator = (1.0 - self.iou) + self.aspect_v
         nonzero = denominator != 0
         return _where(nonzero, self.aspect_v / _where(nonzero, denominator, 1.0), 0.0)
 
     # The composite terms: each hands g times its partials to the quantities it is made of.
-    def add_penalty(self, g):
+    def add_penalty(self, g: Gradient) -> None:
         inverse = 1.0 / self.enclosing  # (C - U) / C = 1 - U / C
         self.add("union", -_times(g, inverse))
         g_enclosing = _times(g, self.union * inverse * inverse)
         self.add("cw", g_enclosing * self.ch)
         self.add("ch", g_enclosing * self.cw)
 
-    def add_rho2(self, g):
+    def add_rho2(self, g: Gradient) -> None:
         self.add_dx(2 * _times(g, self.dx))
         self.add_dy(2 * _times(g, self.dy))
 
-    def add_dx(self, g):
+    def add_dx(self, g: Gradient) -> None:
         self.add("x1", -g / 2)  # dx = ((tx1 - x1) + (tx2 - x2)) / 2
         self.add("x2", -g / 2)
 
-    def add_dy(self, g):
+    def add_dy(self, g: Gradient) -> None:
         self.add("y1", -g / 2)
         self.add("y2", -g / 2)
 
-    def add_c2(self, g):
+    def add_c2(self, g: Gradient) -> None:
         self.add("cw", _times(g, 2 * self.cw))
         self.add("ch", _times(g, 2 * self.ch))
 
-    def add_distance(self, g):
+    def add_distance(self, g: Gradient) -> None:
         inverse = 1.0 / self.c2
         g_rho2 = _times(g, inverse)
         self.add_rho2(g_rho2)
         self.add_c2(-self.rho2 * g_rho2 * inverse)
 
-    def add_aspect_v(self, g):
+    def add_aspect_v(self, g: Gradient) -> None:
         has_size, safe_w, safe_h, angle = self._aspect
         g_angle = _where(has_size, g * -2 * _V * (self.t.angle - angle), 0.0)
         g_angle = g_angle / (safe_w ** 2 + safe_h ** 2)  # d arctan2(w, h) / dw = h / (w^2 + h^2)
         self.add("w", g_angle * safe_h)
         self.add("h", -g_angle * safe_w)
 
-    def scaled(self, ratio):
+    def scaled(self, ratio: float) -> tuple[Geometry, Callable[[], None]]:
         """The `Geometry` of Inner-IoU's auxiliary boxes (`Pair.scaled`), and a function giving its
         partials back to these corners."""
-        def scale(x1, y1, x2, y2):
+        def scale(x1: FloatArray, y1: FloatArray, x2: FloatArray, y2: FloatArray
+                  ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
             cx, cy, w, h = (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1
             half_w, half_h = w * ratio / 2, h * ratio / 2
             return cx - half_w, cy - half_h, cx + half_w, cy + half_h
@@ -254,7 +266,7 @@ class Geometry:
         inner = Geometry(scale(self.x1, self.y1, self.x2, self.y2),
                          TargetTerms(tx1, ty1, tx2, ty2, tw, th, tw * th, None))  # IoU only: no angle
 
-        def give_back():
+        def give_back() -> None:
             g_sx1, g_sy1, g_sx2, g_sy2 = inner.partials()
             for low, high, g_low, g_high in (("x1", "x2", g_sx1, g_sx2), ("y1", "y2", g_sy1, g_sy2)):
                 g_centre, g_size = (g_low + g_high) / 2, (g_high - g_low) * ratio / 2
@@ -262,7 +274,7 @@ class Geometry:
                 self.add(high, g_centre + g_size)
         return inner, give_back
 
-    def partials(self):
+    def partials(self) -> list[FloatArray]:
         """d loss / d (a, b, c, d), from the gradients the heads added: the shared reverse pass."""
         g, t = self.g, self.t
         g_union = g["union"]
@@ -300,18 +312,21 @@ class NoKernel(Exception):
     """A head's parameters it has no kernel for; the engine falls back to autograd."""
 
 
-HEADS = {}
+Head = Callable[..., FloatArray]
+"""A head: ``head(geometry, g, **params) -> value``, handing each quantity `g` times its partial."""
+
+HEADS: dict[str, Head] = {}
 """The head of every registry loss that has one, by name (`fused_head`); the others run on autograd."""
 
 
-def fused_head(name):
+def fused_head(name: str) -> Callable[[Head], Head]:
     """Decorate ``head(G, g, **params)`` to make it the fused head of the registry loss `name`.
 
     The head takes the loss's parameters, with the same defaults. An IoU-based loss
     (`sandbox.losses.formulas.IOU_BASED`) brings the heads of its Inner and Focaler
     variants too, made of its own.
     """
-    def register(head):
+    def register(head: Head) -> Head:
         if name not in LOSSES:
             raise ValueError(f"a fused head for {name!r}, which sandbox.LOSSES does not have: register the loss "
                              f"first (sandbox.losses.formulas.registered)")
@@ -598,7 +613,7 @@ def __getattr__(name):
 
 
 @functools.lru_cache(maxsize=None)
-def kernel(spec):
+def kernel(spec: object) -> Kernel | None:
     """The fused kernel of a loss spec, ``kernel(pred, target) -> (value, partials, iou)``, or None.
 
     `spec` is a spec of `sandbox.get_loss` naming one loss of `FUSED_LOSSES`, with
@@ -615,7 +630,8 @@ def kernel(spec):
         return None
     bound = {}
     if isinstance(function, functools.partial):
-        function, bound = function.func, function.keywords
+        bound = function.keywords
+        function = function.func
     name = next((name for name, registered in LOSSES.items() if registered is function), None)
     if name not in HEADS:
         return None
@@ -639,7 +655,8 @@ def kernel(spec):
     return value_and_partials_of
 
 
-def value_and_partials(loss, pred, target):
+def value_and_partials(loss: str, pred: Sequence[FloatArray], target: Sequence[FloatArray] | TargetTerms
+                       ) -> tuple[FloatArray, list[FloatArray], FloatArray]:
     """A loss with a kernel and its partials with respect to the predicted corners, in NumPy.
 
     Parameters
@@ -683,7 +700,7 @@ def _total_vjp(i):
 defvjp(_total, *(_total_vjp(i) for i in range(4)))
 
 
-def fused_total(loss):
+def fused_total(loss: str) -> Callable[..., Array]:
     """The sum over cases of the loss `loss` (a spec with a `kernel`), as ``total(pred, target,
     out=None)``, differentiable once.
 
@@ -693,7 +710,7 @@ def fused_total(loss):
     """
     value_and_partials_of = _kernel_of(loss)
 
-    def total(pred, target, out=None):
+    def total(pred: Boxes, target: Boxes | TargetTerms, out: dict[str, FloatArray] | None = None) -> Array:
         corners = unstack(pred)
         if not isinstance(target, TargetTerms):
             target = [getval(t) for t in unstack(target)]

@@ -7,23 +7,29 @@ A *spec* names a loss: a name in `sandbox.LOSSES` or `REGISTERED` with parameter
 every record uses, `register_loss` adds a name, and `travelling` and `adopt` carry
 registered losses to worker processes.
 """
+from __future__ import annotations
+
 import functools
 import importlib
 import inspect
 import pickle
 import re
+from typing import Any, Callable, TypeVar, overload
 
 import autograd.numpy as np
 
+from sandbox._types import Boxes, Loss, Values
 from sandbox.geometry.boxes import Coordinates, traced
 from sandbox.geometry.names import canonical
 from sandbox.losses.formulas import LOSSES, unchecked
 
-REGISTERED = {}
+_FunctionT = TypeVar("_FunctionT", bound=Callable[..., Any])
+
+REGISTERED: dict[str, Loss] = {}
 """Losses added by `register_loss`, by name; every spec can name them as it names `LOSSES`."""
 
 
-def register_loss(name, function):
+def register_loss(name: str, function: _FunctionT) -> _FunctionT:
     """Make `function` a loss that every spec names as `name`: `fit`, sweeps, the command lines.
 
     For code that defines a loss where it runs, a notebook say. ``function(pred,
@@ -113,7 +119,11 @@ def _parts(spec):
     return "name", head, rest
 
 
-def canonical_loss(spec):
+@overload
+def canonical_loss(spec: str) -> str: ...
+@overload
+def canonical_loss(spec: _FunctionT) -> _FunctionT: ...
+def canonical_loss(spec: str | Loss) -> str | Loss:
     """The spelling of a loss spec that every record of it uses; ValueError for a bad one.
 
     Names in lower case, factors first, no spaces; a callable stays itself.
@@ -147,7 +157,7 @@ def _function(name):
     return LOSSES[name] if name in LOSSES else REGISTERED[name]
 
 
-def get_loss(spec, **params):
+def get_loss(spec: str | Loss, **params: Any) -> Loss:
     """The loss function named by `spec`, with its parameters bound.
 
     `spec` is one of:
@@ -205,7 +215,7 @@ def get_loss(spec, **params):
     return loss
 
 
-def on_arrays(function):
+def on_arrays(function: Callable[..., Any]) -> Loss:
     """`function` of stacked ``(..., 4)`` arrays, also callable on the corner arrays the engine passes.
 
     The built-in losses take either; a user's function need only take arrays.
@@ -253,17 +263,17 @@ def _try(loss, spec):
 class WeightedSum:
     """``sum(weight * loss(pred, target))`` over the terms of a spec such as ``'5*l1+2*giou'``."""
 
-    def __init__(self, terms):
+    def __init__(self, terms: list[tuple[float, Loss]]) -> None:
         self.terms = terms
 
-    def __call__(self, pred, target):
+    def __call__(self, pred: Boxes, target: Boxes) -> Values:
         return sum(weight * loss(pred, target) for weight, loss in self.terms)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return " + ".join(f"{weight:g} * {getattr(loss, '__name__', loss)!s}" for weight, loss in self.terms)
 
 
-def travelling(spec, forked):
+def travelling(spec: str | Loss, forked: bool) -> dict[str, str]:
     """What worker processes need to rebuild the loss `spec`; ValueError if it cannot travel.
 
     Returns a dict, name -> ``'module:function'``, for the `REGISTERED` losses the
@@ -318,7 +328,7 @@ def _name(function):
     return repr(getattr(function, "__qualname__", function))
 
 
-def adopt(registered):
+def adopt(registered: dict[str, str]) -> None:
     """Register, in a worker, the losses `travelling` said it needs."""
     for name, reference in registered.items():
         if name not in REGISTERED:
