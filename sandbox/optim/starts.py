@@ -3,21 +3,28 @@
 All take and return ``xyxy`` boxes; the random ones take a seed and give the same
 boxes for the same arguments.
 """
-import numpy as np
+from __future__ import annotations
 
+from typing import Callable, Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from sandbox._types import BoolArray, FloatArray
 from sandbox.geometry.boxes import box_convert, check_boxes
 from sandbox.losses.formulas import iou
 
-COMPASS = {0: "E", 45: "NE", 90: "N", 135: "NW", 180: "W", 225: "SW", 270: "S", 315: "SE"}
+COMPASS: dict[float, str] = {0: "E", 45: "NE", 90: "N", 135: "NW", 180: "W", 225: "SW", 270: "S", 315: "SE"}
 
 
-def direction_name(angle):
+def direction_name(angle: float) -> str:
     """Compass name of a direction in degrees, counter-clockwise from +x (y up): 45 -> 'NE'."""
     angle = float(angle) % 360
     return COMPASS.get(angle, f"{angle:g}deg") if angle.is_integer() else f"{angle:g}deg"
 
 
-def non_overlapping_starts(target, gap=0.5, directions=8, size=None):
+def non_overlapping_starts(target: ArrayLike, gap: float = 0.5, directions: int | Sequence[float] = 8,
+                           size: Sequence[float] | None = None) -> FloatArray:
     """Boxes at `gap` from the target, one per direction, each with IoU exactly 0.
 
     Each start's centre lies on the ray from the target's centre at the given
@@ -61,7 +68,8 @@ def non_overlapping_starts(target, gap=0.5, directions=8, size=None):
     return starts
 
 
-def random_non_overlapping_starts(target, count, seed=0, radius=4.0, scale=(0.5, 2.0), min_gap=0.05):
+def random_non_overlapping_starts(target: ArrayLike, count: int, seed: int = 0, radius: float = 4.0,
+                                  scale: Sequence[float] = (0.5, 2.0), min_gap: float = 0.05) -> FloatArray:
     """`count` random boxes apart from the target by at least `min_gap` along x or y.
 
     Centres are uniform over the disk of `radius` around the target's centre;
@@ -73,7 +81,8 @@ def random_non_overlapping_starts(target, count, seed=0, radius=4.0, scale=(0.5,
     return _sample(target, count, seed, radius, scale, lambda boxes: _gap(boxes, target) >= min_gap)
 
 
-def overlapping_starts(target, count, seed=0, iou_range=(0.05, 0.7), scale=(0.5, 2.0)):
+def overlapping_starts(target: ArrayLike, count: int, seed: int = 0, iou_range: Sequence[float] = (0.05, 0.7),
+                       scale: Sequence[float] = (0.5, 2.0)) -> FloatArray:
     """`count` random boxes whose IoU with the target lies in `iou_range`, for contrast."""
     target = _one_target(target)
     low, high = iou_range
@@ -84,7 +93,8 @@ def overlapping_starts(target, count, seed=0, iou_range=(0.05, 0.7), scale=(0.5,
                    lambda boxes: (iou(boxes, target) >= low) & (iou(boxes, target) <= high))
 
 
-def random_box_pairs(count, seed=0, spread=1.5, scale=(0.25, 4.0)):
+def random_box_pairs(count: int, seed: int = 0, spread: float = 1.5, scale: Sequence[float] = (0.25, 4.0)
+                     ) -> tuple[FloatArray, FloatArray]:
     """`count` random (predicted, target) pairs, overlapping and apart, for studying the measures.
 
     Targets are centred at the origin with width and height log-uniform in
@@ -116,7 +126,9 @@ def random_box_pairs(count, seed=0, spread=1.5, scale=(0.25, 4.0)):
     return pred, target
 
 
-def _sample(target, count, seed, radius, scale, accept, batch=256, max_batches=1000):
+def _sample(target: FloatArray, count: int, seed: int, radius: float, scale: Sequence[float],
+            accept: Callable[[FloatArray], BoolArray | np.bool_], batch: int = 256,
+            max_batches: int = 1000) -> FloatArray:
     """Rejection-sample `count` boxes around `target` that `accept` keeps."""
     if not (isinstance(count, (int, np.integer)) and count >= 0):
         raise ValueError(f"count must be a whole number >= 0; got {count!r}")
@@ -137,21 +149,21 @@ def _sample(target, count, seed, radius, scale, accept, batch=256, max_batches=1
     return kept[:count]
 
 
-def _gap(boxes, target):
+def _gap(boxes: FloatArray, target: FloatArray) -> FloatArray:
     """Free space between boxes and target along the axis that separates them most."""
     x = np.maximum(boxes[:, 0] - target[2], target[0] - boxes[:, 2])
     y = np.maximum(boxes[:, 1] - target[3], target[1] - boxes[:, 3])
     return np.maximum(x, y)
 
 
-def _one_target(target):
+def _one_target(target: ArrayLike) -> FloatArray:
     target = check_boxes(target, "target", positive_size=True)
     if target.shape != (4,):
         raise ValueError(f"starts are made around one target box of shape (4,); got {target.shape}")
     return target
 
 
-def _angles(directions):
+def _angles(directions: int | Sequence[float]) -> FloatArray:
     if np.ndim(directions) == 0:
         if not (isinstance(directions, (int, np.integer)) and directions > 0):
             raise ValueError(f"directions must be a positive count or a list of angles; got {directions!r}")
@@ -162,7 +174,7 @@ def _angles(directions):
     return angles
 
 
-def _size(pair):
+def _size(pair: ArrayLike) -> FloatArray:
     pair = np.asarray(pair, dtype=float)
     if pair.shape != (2,) or not np.all(np.isfinite(pair)) or np.any(pair <= 0):
         raise ValueError(f"expected two positive numbers (width, height or low, high); got {pair.tolist()}")
