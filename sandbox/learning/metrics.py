@@ -25,8 +25,14 @@ lists every key in order, for CSV headers.
     >>> m["l1_pixels"]   # |20 - 10| / 4
     2.5
 """
-import numpy as np
+from __future__ import annotations
 
+from typing import Mapping
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from sandbox._types import BoolArray, FloatArray
 from sandbox.geometry.boxes import box_area, check_boxes, order_corners
 from sandbox.losses.formulas import iou
 
@@ -47,7 +53,7 @@ ACCURACY_KEYS = [f"accuracy_{round(t * 100)}" for t in THRESHOLDS]
 METRIC_COLUMNS = _SUMMARY + [f"{size}_{key}" for size in SIZE_CLASSES for key in _SUMMARY]
 
 
-def image_area(image_size):
+def image_area(image_size: int | tuple[int, int]) -> float:
     """The area in pixels of an image given as one side (square) or two sides (any order)."""
     sides = np.asarray(image_size, dtype=float).ravel()
     if sides.size not in (1, 2) or not np.all(np.isfinite(sides)) or np.any(sides <= 0):
@@ -56,7 +62,7 @@ def image_area(image_size):
     return float(np.prod(sides)) if sides.size == 2 else float(sides[0] ** 2)
 
 
-def size_bounds(image_size):
+def size_bounds(image_size: int | tuple[int, int]) -> tuple[float, float]:
     """COCO's small/medium and medium/large area bounds scaled to the image, in pixels squared.
 
     COCO calls an object small below 32^2 pixels, large from 96^2 up, in images
@@ -74,7 +80,7 @@ def size_bounds(image_size):
     return COCO_AREA_BOUNDS[0] * scale, COCO_AREA_BOUNDS[1] * scale
 
 
-def size_class(boxes, image_size):
+def size_class(boxes: ArrayLike, image_size: int | tuple[int, int]) -> NDArray[np.str_]:
     """The COCO size class of each box, by its area against `size_bounds`.
 
     small: area < 32^2, medium: 32^2 <= area < 96^2, large: area >= 96^2, each bound
@@ -108,7 +114,7 @@ def size_class(boxes, image_size):
     return np.asarray(SIZE_CLASSES)[index]
 
 
-def accuracy_curve(metrics, size=None, suffix=""):
+def accuracy_curve(metrics: Mapping[str, float | str], size: str | None = None, suffix: str = "") -> FloatArray:
     """The ten accuracies of `metrics` (an `evaluate` result or a CSV row) in `THRESHOLDS` order.
 
     `size` picks a size class's (``"small"``, ...); by default those over all images.
@@ -129,7 +135,7 @@ def accuracy_curve(metrics, size=None, suffix=""):
     return np.array([float(metrics[key]) for key in keys])
 
 
-def evaluate(pred, true, image_size):
+def evaluate(pred: ArrayLike, true: ArrayLike, image_size: int | tuple[int, int]) -> dict[str, int | float]:
     """Score one predicted box per image against the image's true box (see the module's docstring).
 
     Parameters
@@ -165,7 +171,7 @@ def evaluate(pred, true, image_size):
     hits = ious[:, None] >= THRESHOLDS  # (n, 10)
     classes = size_class(true, image_size)
 
-    def summary(chosen):
+    def summary(chosen: BoolArray) -> list[int | float]:
         count = int(np.sum(chosen))
         if count == 0:
             return [0] + [np.nan] * (len(_SUMMARY) - 1)

@@ -29,10 +29,16 @@ many times slower; run with ``OPENBLAS_NUM_THREADS=1`` there.
     >>> predict(params, numpy.zeros((2, 32, 32)), "cnn").shape
     (2, 4)
 """
+from __future__ import annotations
+
+from typing import Iterable, Mapping, Sequence
+
 import autograd.numpy as np
 import numpy
 from autograd.extend import defjvp, defvjp, primitive
+from numpy.typing import ArrayLike
 
+from sandbox._types import Array, FloatArray
 from sandbox.geometry.names import canonical
 from sandbox.geometry.parameterisations import get_parameterisation
 
@@ -43,8 +49,12 @@ KERNEL = 3  # convolutions are 3 x 3
 POOL = 2  # mean-pooling over 2 x 2 blocks
 CENTRED_BOX = (0.25, 0.25, 0.75, 0.75)  # the default start, in image units: centred, half the side
 
+Params = Mapping[str, Array]
+"""A network's parameters, name -> array: the dict `init_network` makes, or autograd's trace of it."""
 
-def init_network(model, image_size, seed, hidden=None, init="default", apart_box=None, param="cxcywh"):
+
+def init_network(model: str, image_size: int, seed: int, hidden: Sequence[int] | None = None, init: str = "default",
+                 apart_box: ArrayLike | None = None, param: str = "cxcywh") -> dict[str, FloatArray]:
     """Seeded parameters of a `model` network for square images of side `image_size`.
 
     Weights are He (Kaiming) normal, standard deviation sqrt(2 / fan_in), and
@@ -113,7 +123,7 @@ def init_network(model, image_size, seed, hidden=None, init="default", apart_box
     return params
 
 
-def predict(params, images, model, param="cxcywh"):
+def predict(params: Params, images: Array, model: str, param: str = "cxcywh") -> Array:
     """One ``xyxy`` box in pixels per image, differentiable with respect to `params`.
 
     Parameters
@@ -134,7 +144,7 @@ def predict(params, images, model, param="cxcywh"):
     return get_parameterisation(param).to_box(outputs(params, images, model)) * image_size
 
 
-def outputs(params, images, model):
+def outputs(params: Params, images: Array, model: str) -> Array:
     """The network's four raw outputs per image, shape (n, 4), before any parameterisation."""
     model = canonical(model, MODELS, "model")
     _check_params(params, model)
@@ -158,7 +168,7 @@ def outputs(params, images, model):
     return np.dot(features, params["output_weights"]) + params["output_bias"]
 
 
-def convolve(features, weights):
+def convolve(features: Array, weights: Array) -> Array:
     """'Same' 3 x 3 convolution (cross-correlation) with zero padding.
 
     Parameters
@@ -176,14 +186,14 @@ def convolve(features, weights):
                         np.reshape(weights, (kernel_rows * kernel_columns, inputs, outputs)), axes=2)
 
 
-def mean_pool(features):
+def mean_pool(features: Array) -> Array:
     """Mean over non-overlapping 2 x 2 blocks: (n, h, w, c) -> (n, h / 2, w / 2, c)."""
     n, height, width, channels = np.shape(features)
     blocks = np.reshape(features, (n, height // POOL, POOL, width // POOL, POOL, channels))
     return np.sum(blocks, axis=(2, 4)) / POOL ** 2  # a third faster to differentiate than np.mean
 
 
-def relu(x):
+def relu(x: Array) -> Array:
     """max(x, 0), with gradient 0 at 0.
 
     Written as a product with the mask x > 0: its gradient costs one product,
@@ -193,7 +203,7 @@ def relu(x):
 
 
 @primitive
-def neighbourhoods(features, size=KERNEL):
+def neighbourhoods(features: FloatArray, size: int = KERNEL) -> FloatArray:
     """Each pixel's `size` x `size` neighbourhood, zero outside the image.
 
     Parameters
@@ -217,7 +227,7 @@ def neighbourhoods(features, size=KERNEL):
 
 
 @primitive
-def _neighbourhoods_transpose(gradient, size=KERNEL):
+def _neighbourhoods_transpose(gradient: FloatArray, size: int = KERNEL) -> FloatArray:
     """The adjoint of `neighbourhoods`: each offset's values added back where they came from."""
     n, height, width, _, channels = gradient.shape
     margin = size // 2
@@ -228,7 +238,7 @@ def _neighbourhoods_transpose(gradient, size=KERNEL):
     return padded[:, margin:margin + height, margin:margin + width]
 
 
-def _padding(size):
+def _padding(size: int) -> tuple[tuple[int, int], ...]:
     margin = size // 2
     return ((0, 0), (margin, margin), (margin, margin), (0, 0))
 
@@ -240,17 +250,17 @@ defvjp(_neighbourhoods_transpose, lambda ans, gradient, size=KERNEL: lambda g: n
 defjvp(_neighbourhoods_transpose, lambda g, ans, gradient, size=KERNEL: _neighbourhoods_transpose(g, size))
 
 
-def parameter_count(params):
+def parameter_count(params: Mapping[str, ArrayLike] | Iterable[ArrayLike]) -> int:
     """Total number of numbers in `params` (a dict or sequence of arrays)."""
     values = params.values() if hasattr(params, "values") else params
     return int(sum(numpy.size(value) for value in values))
 
 
-def _he_normal(rng, shape, fan_in):
+def _he_normal(rng: numpy.random.Generator, shape: tuple[int, ...], fan_in: int) -> FloatArray:
     return rng.standard_normal(shape) * numpy.sqrt(2.0 / fan_in)
 
 
-def _count(params, kind):
+def _count(params: Params, kind: str) -> int:
     """Number of layers of a kind (``'conv'``, ``'dense'``) in `params`."""
     number = 0
     while f"{kind}{number + 1}_weights" in params:
@@ -258,7 +268,7 @@ def _count(params, kind):
     return number
 
 
-def _start_box(init, apart_box, image_size):
+def _start_box(init: str, apart_box: ArrayLike | None, image_size: int) -> FloatArray:
     """The box the last layer's bias stands for, in pixels."""
     if init == "default":
         if apart_box is not None:
@@ -273,14 +283,14 @@ def _start_box(init, apart_box, image_size):
     return box
 
 
-def _check_image_size(model, image_size):
+def _check_image_size(model: str, image_size: int) -> None:
     if isinstance(image_size, bool) or not isinstance(image_size, (int, numpy.integer)) or image_size < 1:
         raise ValueError(f"image_size must be a whole number of pixels >= 1; got {image_size!r}")
     if model == "cnn" and image_size % POOL ** 2:
         raise ValueError(f"the cnn pools twice by 2, so its image size must be a multiple of 4; got {image_size}")
 
 
-def _check_hidden(model, hidden):
+def _check_hidden(model: str, hidden: Sequence[int] | None) -> tuple[int, ...]:
     if hidden is None:
         return HIDDEN[model]
     hidden = tuple(hidden)
@@ -292,14 +302,14 @@ def _check_hidden(model, hidden):
     return hidden
 
 
-def _check_images(images):
+def _check_images(images: Array) -> int:
     shape = np.shape(images)
     if len(shape) != 3 or shape[1] != shape[2]:
         raise ValueError(f"images must have shape (n, image_size, image_size); got shape {shape}")
     return shape[-1]
 
 
-def _check_params(params, model):
+def _check_params(params: Params, model: str) -> None:
     # autograd traces a dict as a DictBox: ask for its keys, not its type
     if not hasattr(params, "keys") or not {"output_weights", "output_bias"} <= set(params.keys()):
         raise ValueError("params must be the dict init_network makes, with 'output_weights' and 'output_bias'")

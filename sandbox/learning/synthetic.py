@@ -20,18 +20,31 @@ clean boxes.
     >>> data.images.shape, data.boxes.shape
     ((3, 32, 32), (3, 4))
 """
-from collections import namedtuple
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Union
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-Dataset = namedtuple("Dataset", "images boxes")
-Dataset.__doc__ = """Images and their boxes.
+from sandbox._types import FloatArray
 
-images : ndarray of float64, shape (n, image_size, image_size)
-    Pixel values roughly in [0, 1], plus Gaussian noise (not clipped).
-boxes : ndarray of float64, shape (n, 4)
-    ``xyxy`` boxes in pixels, inside the image, x along columns, y along rows.
-"""
+Seed = Union[int, np.random.SeedSequence]
+"""A seed: a whole number >= 0, or a NumPy SeedSequence."""
+
+
+class Dataset(NamedTuple):
+    """Images and their boxes.
+
+    images : ndarray of float64, shape (n, image_size, image_size)
+        Pixel values roughly in [0, 1], plus Gaussian noise (not clipped).
+    boxes : ndarray of float64, shape (n, 4)
+        ``xyxy`` boxes in pixels, inside the image, x along columns, y along rows.
+    """
+
+    images: FloatArray
+    boxes: FloatArray
+
 
 SPLITS = ("train", "val", "test")
 
@@ -42,9 +55,11 @@ _CHUNK = 256  # images rendered at once when drawing distractors, to bound memor
 _MAX_ROUNDS = 1000  # rounds of redrawing boxes that do not fit before giving up
 
 
-def make_dataset(count, seed, image_size=32, min_size=2.0, max_size=None, aspect_range=(0.25, 4.0),
-                 distractors=0, noise=0.1, label_noise=0.0, background_range=(0.0, 0.3),
-                 object_range=(0.6, 1.0), distractor_range=(0.3, 0.55)):
+def make_dataset(count: int, seed: Seed, image_size: int = 32, min_size: float = 2.0, max_size: float | None = None,
+                 aspect_range: tuple[float, float] = (0.25, 4.0), distractors: int = 0, noise: float = 0.1,
+                 label_noise: float = 0.0, background_range: tuple[float, float] = (0.0, 0.3),
+                 object_range: tuple[float, float] = (0.6, 1.0), distractor_range: tuple[float, float] = (0.3, 0.55)
+                 ) -> Dataset:
     """`count` images, each with one axis-aligned filled rectangle, and the rectangles' boxes.
 
     Object size s = sqrt(w h) is log-uniform in [`min_size`, `max_size`] and aspect
@@ -132,7 +147,8 @@ def make_dataset(count, seed, image_size=32, min_size=2.0, max_size=None, aspect
     return Dataset(np.ascontiguousarray(images, dtype=np.float64), boxes)
 
 
-def make_splits(seed=0, train=2000, val=500, test=1000, label_noise=0.0, **options):
+def make_splits(seed: Seed = 0, train: int = 2000, val: int = 500, test: int = 1000, label_noise: float = 0.0,
+                **options: Any) -> dict[str, Dataset]:
     """Train, validation and test datasets from independent streams of one seed.
 
     The three splits come from ``SeedSequence(seed).spawn(3)``, so the number of
@@ -165,7 +181,7 @@ def make_splits(seed=0, train=2000, val=500, test=1000, label_noise=0.0, **optio
             for name in SPLITS}
 
 
-def box_coverage(boxes, image_size):
+def box_coverage(boxes: ArrayLike, image_size: int) -> FloatArray:
     """Share of each pixel's unit square covered by each box, shape (n, image_size, image_size).
 
     Separable: the coverage of column j along x, ``max(0, min(x2, j + 1) - max(x1, j))``,
@@ -180,12 +196,13 @@ def box_coverage(boxes, image_size):
     boxes = np.asarray(boxes, dtype=float)
     edges = np.arange(image_size, dtype=float)
 
-    def along(low, high):
+    def along(low: FloatArray, high: FloatArray) -> FloatArray:
         return np.maximum(np.minimum(high[:, None], edges + 1) - np.maximum(low[:, None], edges), 0.0)
     return along(boxes[:, 1], boxes[:, 3])[:, :, None] * along(boxes[:, 0], boxes[:, 2])[:, None, :]
 
 
-def jitter_boxes(rng, boxes, share, image_size, min_share=0.05):
+def jitter_boxes(rng: np.random.Generator, boxes: FloatArray, share: float, image_size: int,
+                 min_share: float = 0.05) -> FloatArray:
     """Boxes with each edge moved by Gaussian noise of std `share` times the box's width or height.
 
     The result stays a valid box inside ``[0, image_size]``: edges are clipped and
@@ -208,7 +225,7 @@ def jitter_boxes(rng, boxes, share, image_size, min_share=0.05):
     return np.stack([x[0], y[0], x[1], y[1]], axis=1)
 
 
-def _spread(a, b, least, image_size):
+def _spread(a: FloatArray, b: FloatArray, least: FloatArray, image_size: int) -> tuple[FloatArray, FloatArray]:
     """Ordered edges (low, high) at least `least` apart, inside [0, image_size]."""
     low, high = np.minimum(a, b), np.maximum(a, b)
     middle = np.clip((low + high) / 2, least / 2, image_size - least / 2)
@@ -216,13 +233,15 @@ def _spread(a, b, least, image_size):
     return np.where(narrow, middle - least / 2, low), np.where(narrow, middle + least / 2, high)
 
 
-def _sample_sizes(rng, count, image_size, min_size, max_size, aspect_range):
+def _sample_sizes(rng: np.random.Generator, count: int, image_size: int, min_size: float, max_size: float,
+                  aspect_range: tuple[float, float]) -> FloatArray:
     """(w, h) of `count` boxes, shape (count, 2), log-uniform in size and aspect, each fitting the image."""
     sizes = np.empty((count, 2))
     todo = np.arange(count)
+    log_aspect_low, log_aspect_high = np.log(aspect_range)
     for _ in range(_MAX_ROUNDS):
         size = np.exp(rng.uniform(np.log(min_size), np.log(max_size), size=len(todo)))
-        aspect = np.exp(rng.uniform(*np.log(aspect_range), size=len(todo)))
+        aspect = np.exp(rng.uniform(log_aspect_low, log_aspect_high, size=len(todo)))
         drawn = np.stack([size * np.sqrt(aspect), size / np.sqrt(aspect)], axis=1)
         fits = np.all(drawn <= image_size, axis=1)
         sizes[todo[fits]] = drawn[fits]
@@ -235,11 +254,13 @@ def _sample_sizes(rng, count, image_size, min_size, max_size, aspect_range):
                      f"narrow aspect_range")
 
 
-def _draw_distractors(rng, images, count, min_size, max_size, aspect_range, level_range):
+def _draw_distractors(rng: np.random.Generator, images: FloatArray, count: int, min_size: float, max_size: float,
+                      aspect_range: tuple[float, float], level_range: tuple[float, float]) -> FloatArray:
     """`images` with `count` rotated ellipses or rectangles painted on each."""
     n, image_size = images.shape[0], images.shape[-1]
     size = np.exp(rng.uniform(np.log(min_size), np.log(max_size), size=(n, count)))
-    aspect = np.exp(rng.uniform(*np.log(aspect_range), size=(n, count)))
+    log_aspect_low, log_aspect_high = np.log(aspect_range)
+    aspect = np.exp(rng.uniform(log_aspect_low, log_aspect_high, size=(n, count)))
     half_width, half_height = size * np.sqrt(aspect) / 2, size / np.sqrt(aspect) / 2
     centre = rng.uniform(0, image_size, size=(n, count, 2))
     is_ellipse = rng.uniform(size=(n, count)) < 0.5
@@ -267,7 +288,7 @@ def _draw_distractors(rng, images, count, min_size, max_size, aspect_range, leve
     return np.concatenate(chunks)
 
 
-def _children(seed, count):
+def _children(seed: Seed, count: int) -> list[np.random.SeedSequence]:
     """`count` child seed sequences of `seed`, the same on every call.
 
     As ``SeedSequence.spawn``, but without advancing a SeedSequence passed in,
@@ -280,12 +301,12 @@ def _children(seed, count):
     return [np.random.SeedSequence(entropy, spawn_key=key + (i,)) for i in range(count)]
 
 
-def _check_count(count, name):
+def _check_count(count: int, name: str) -> None:
     if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
         raise ValueError(f"{name} must be a whole number >= 1; got {count!r}")
 
 
-def _check_pair(pair, name, positive=False):
+def _check_pair(pair: tuple[float, float], name: str, positive: bool = False) -> tuple[float, float]:
     try:
         low, high = (float(v) for v in pair)
     except (TypeError, ValueError):
@@ -296,8 +317,10 @@ def _check_pair(pair, name, positive=False):
     return low, high
 
 
-def _check_dataset_arguments(count, seed, image_size, min_size, max_size, aspect_range, distractors,
-                             noise, label_noise, background_range, object_range, distractor_range):
+def _check_dataset_arguments(count: int, seed: Seed, image_size: int, min_size: float, max_size: float,
+                             aspect_range: tuple[float, float], distractors: int, noise: float, label_noise: float,
+                             background_range: tuple[float, float], object_range: tuple[float, float],
+                             distractor_range: tuple[float, float]) -> None:
     _check_count(count, "count")
     if not isinstance(seed, np.random.SeedSequence) and (
             isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):

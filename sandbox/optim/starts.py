@@ -24,7 +24,7 @@ def direction_name(angle: float) -> str:
 
 
 def non_overlapping_starts(target: ArrayLike, gap: float = 0.5, directions: int | Sequence[float] = 8,
-                           size: Sequence[float] | None = None) -> FloatArray:
+                           size: tuple[float, float] | None = None) -> FloatArray:
     """Boxes at `gap` from the target, one per direction, each with IoU exactly 0.
 
     Each start's centre lies on the ray from the target's centre at the given
@@ -69,7 +69,7 @@ def non_overlapping_starts(target: ArrayLike, gap: float = 0.5, directions: int 
 
 
 def random_non_overlapping_starts(target: ArrayLike, count: int, seed: int = 0, radius: float = 4.0,
-                                  scale: Sequence[float] = (0.5, 2.0), min_gap: float = 0.05) -> FloatArray:
+                                  scale: tuple[float, float] = (0.5, 2.0), min_gap: float = 0.05) -> FloatArray:
     """`count` random boxes apart from the target by at least `min_gap` along x or y.
 
     Centres are uniform over the disk of `radius` around the target's centre;
@@ -81,8 +81,8 @@ def random_non_overlapping_starts(target: ArrayLike, count: int, seed: int = 0, 
     return _sample(target, count, seed, radius, scale, lambda boxes: _gap(boxes, target) >= min_gap)
 
 
-def overlapping_starts(target: ArrayLike, count: int, seed: int = 0, iou_range: Sequence[float] = (0.05, 0.7),
-                       scale: Sequence[float] = (0.5, 2.0)) -> FloatArray:
+def overlapping_starts(target: ArrayLike, count: int, seed: int = 0, iou_range: tuple[float, float] = (0.05, 0.7),
+                       scale: tuple[float, float] = (0.5, 2.0)) -> FloatArray:
     """`count` random boxes whose IoU with the target lies in `iou_range`, for contrast."""
     target = _one_target(target)
     low, high = iou_range
@@ -93,7 +93,7 @@ def overlapping_starts(target: ArrayLike, count: int, seed: int = 0, iou_range: 
                    lambda boxes: (iou(boxes, target) >= low) & (iou(boxes, target) <= high))
 
 
-def random_box_pairs(count: int, seed: int = 0, spread: float = 1.5, scale: Sequence[float] = (0.25, 4.0)
+def random_box_pairs(count: int, seed: int = 0, spread: float = 1.5, scale: tuple[float, float] = (0.25, 4.0)
                      ) -> tuple[FloatArray, FloatArray]:
     """`count` random (predicted, target) pairs, overlapping and apart, for studying the measures.
 
@@ -126,7 +126,7 @@ def random_box_pairs(count: int, seed: int = 0, spread: float = 1.5, scale: Sequ
     return pred, target
 
 
-def _sample(target: FloatArray, count: int, seed: int, radius: float, scale: Sequence[float],
+def _sample(target: FloatArray, count: int, seed: int, radius: float, scale: tuple[float, float],
             accept: Callable[[FloatArray], BoolArray | np.bool_], batch: int = 256,
             max_batches: int = 1000) -> FloatArray:
     """Rejection-sample `count` boxes around `target` that `accept` keeps."""
