@@ -8,6 +8,7 @@ really comes back.
 """
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any, Callable, Protocol, TypeAlias, Union
 
 import numpy as np
@@ -35,6 +36,9 @@ Values: TypeAlias = Union[FloatArray, np.float64, ArrayBox]
 Boxes: TypeAlias = Union[ArrayLike, "Coordinates"]
 """Boxes as a function takes them: array_like of shape ``(..., 4)`` (traced by autograd or not),
 or `sandbox.geometry.boxes.Coordinates`, four coordinate arrays."""
+
+StrPath: TypeAlias = Union[str, os.PathLike[str]]
+"""A path: a str or a `pathlib.Path`."""
 
 Loss: TypeAlias = Callable[..., Values]
 """A loss: ``loss(pred, target, **params)`` on ``xyxy`` boxes, one value per pair, unreduced."""

@@ -5,6 +5,8 @@ running a sweep.
     >>> parser.description
     'One claim per script.'
 """
+from __future__ import annotations
+
 import argparse
 import json
 import os
@@ -13,26 +15,30 @@ import sys
 import time
 import weakref
 from pathlib import Path
+from typing import Any, Callable, Collection, Mapping, TypeVar
 
+from sandbox._types import StrPath
 from sandbox.runs.records import difference
+
+_T = TypeVar("_T")
 
 
 class _DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
     """Every default in --help, but none for a required option, a switch, or an option whose help
     already says what leaving it out means (its default None)."""
 
-    def _get_help_string(self, action):
+    def _get_help_string(self, action: argparse.Action) -> str | None:
         if action.required or action.default is None or action.default is False or action.nargs == 0:
             return action.help
         return super()._get_help_string(action)
 
 
-def experiment_parser(doc):
+def experiment_parser(doc: str) -> argparse.ArgumentParser:
     """An ``ArgumentParser`` described by the first line of `doc`, showing every default in --help."""
     return argparse.ArgumentParser(description=doc.split("\n")[0], formatter_class=_DefaultsShown)
 
 
-def positive_int(text):
+def positive_int(text: str) -> int:
     """An argparse type: a whole number >= 1, or a one-line error naming the value."""
     try:
         value = int(text)
@@ -43,7 +49,8 @@ def positive_int(text):
     return value
 
 
-def add_workers(parser, what="worker processes", scheduler=None):
+def add_workers(parser: argparse.ArgumentParser, what: str = "worker processes", scheduler: str | None = None
+                ) -> None:
     """The --workers option every parallel experiment takes (one per core by default), and with
     `scheduler` (what runs on a cluster) the --scheduler option, the address of a Dask scheduler."""
     parser.add_argument("--workers", type=positive_int, default=os.cpu_count(), help=f"{what} (one per core)")
@@ -53,7 +60,8 @@ def add_workers(parser, what="worker processes", scheduler=None):
                                  f"instead of local processes (pip install 'giou-sandbox[dask]')")
 
 
-def check_out(parser, out, replot=False, needs=(), flag="--replot", earlier=None):
+def check_out(parser: argparse.ArgumentParser, out: StrPath, replot: bool = False, needs: Collection[str] = (),
+              flag: str = "--replot", earlier: str | None = None) -> None:
     """Stop with a one-line error, before any work, if --out cannot hold or does not hold results.
 
     `out` must not be a file; with `replot` (the option `flag` of the command line), it
@@ -72,7 +80,8 @@ def check_out(parser, out, replot=False, needs=(), flag="--replot", earlier=None
             parser.error(f"{flag} needs {', '.join(missing)} in {out}; run once without {flag} first")
 
 
-def run_interruptible(main, out, kept="the files already written", resumes=False):
+def run_interruptible(main: Callable[[], _T], out: StrPath, kept: str = "the files already written",
+                      resumes: bool = False) -> _T:
     """Run ``main()``; on Ctrl-C say in one line what under `out` was kept, and exit with status 130.
 
     Every file is written whole or not at all (``sandbox.runs.records.atomic_write``), so
@@ -90,7 +99,7 @@ def run_interruptible(main, out, kept="the files already written", resumes=False
         raise SystemExit(130)
 
 
-def run_sweep(sweep, out, workers=1, scheduler=None):
+def run_sweep(sweep: dict[str, Any], out: StrPath, workers: int = 1, scheduler: str | None = None) -> None:
     """Run a sweep's unfinished cells into the folder `out`, as every experiment made of a sweep does.
 
     Opens the folder's `sandbox.runs.store.Store` (refusing a different sweep, or a second
@@ -111,7 +120,7 @@ def run_sweep(sweep, out, workers=1, scheduler=None):
                           out, kept="the finished cells' rows and histories", resumes=True)
 
 
-def refuse_other_settings(out, wanted):
+def refuse_other_settings(out: StrPath, wanted: Mapping[str, Any]) -> None:
     """Raise ValueError if ``out/config.json`` records other values for the keys of `wanted`.
 
     Results of other settings are never overwritten in silence: the error names the
@@ -134,7 +143,9 @@ class Progress:
     way); the bar closes when `done` reaches `total`.
     """
 
-    def __init__(self, unit, description=None):
+    bar: Any  # the tqdm bar once drawn (tqdm has no types), None before
+
+    def __init__(self, unit: str, description: str | None = None) -> None:
         try:
             from tqdm import tqdm
         except ModuleNotFoundError:
@@ -142,7 +153,7 @@ class Progress:
                              "(make demo and make test install it)") from None
         self.tqdm, self.unit, self.description, self.bar = tqdm, unit, description, None
 
-    def __call__(self, done, total):
+    def __call__(self, done: int, total: int) -> None:
         if self.bar is None:
             self.bar = self.tqdm(total=total, initial=done, unit=self.unit, desc=self.description,
                                  file=sys.stderr, dynamic_ncols=True)
@@ -153,11 +164,11 @@ class Progress:
             _OPEN_BARS.discard(self.bar)
 
 
-_OPEN_BARS = weakref.WeakSet()
+_OPEN_BARS: weakref.WeakSet[Any] = weakref.WeakSet()
 """The progress bars still drawing, closed by `run_interruptible` before it says what was kept."""
 
 
-def median_run(run, repeats, warm_up=False):
+def median_run(run: Callable[[], _T], repeats: int, warm_up: bool = False) -> tuple[float, _T]:
     """The median seconds of `repeats` calls of ``run()``, and what the last call returned.
 
     With `warm_up`, one untimed call first pays the one-time costs (a library's lazy

@@ -14,10 +14,13 @@ child process started with them reports what it got (`probe`). ``make test-porta
 (tests/portable.py) runs the test suite so, and experiments/reproducibility.py every
 published figure's command.
 """
+from __future__ import annotations
+
 import json
 import os
 import subprocess
 import sys
+from typing import Any, Mapping
 
 VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
              "NPY_DISABLE_CPU_FEATURES")
@@ -48,21 +51,21 @@ print(json.dumps(dict(blas=sorted({pool["architecture"] for pool in pools}),
 """
 
 
-def simd_off():
+def simd_off() -> dict[str, str]:
     """The variable that switches off every SIMD target of NumPy's dispatch, found on this CPU or not."""
     try:
         from numpy._core._multiarray_umath import __cpu_dispatch__
     except ImportError:  # NumPy 1
-        from numpy.core._multiarray_umath import __cpu_dispatch__
+        from numpy.core._multiarray_umath import __cpu_dispatch__  # type: ignore[no-redef]
     return {"NPY_DISABLE_CPU_FEATURES": " ".join(__cpu_dispatch__)}
 
 
-def environment(variables):
+def environment(variables: Mapping[str, str]) -> dict[str, str]:
     """This process's environment without any of `VARIABLES`, plus `variables`: a child's whole environment."""
     return {**{k: v for k, v in os.environ.items() if k not in VARIABLES}, **variables}
 
 
-def probe(env):
+def probe(env: Mapping[str, str]) -> dict[str, Any]:
     """What a process started with the environment `env` gets.
 
     Returns a dict: ``blas``, the OpenBLAS kernels of NumPy's and SciPy's OpenBLAS
@@ -79,7 +82,7 @@ def probe(env):
     return json.loads(done.stdout)
 
 
-def not_taken(variables, found):
+def not_taken(variables: Mapping[str, str], found: Mapping[str, Any]) -> str:
     """One line naming the first of `variables` that did not take in the process that reported `found`, or ''."""
     core = variables.get("OPENBLAS_CORETYPE")
     if core and not all(kernel.lower() in CORE_NAMES[core] for kernel in found["blas"]):
@@ -93,7 +96,7 @@ def not_taken(variables, found):
     return ""
 
 
-def describe(found):
+def describe(found: Mapping[str, Any]) -> str:
     """What a probe found, in words: ``OpenBLAS kernels Haswell on 2 thread(s), NumPy SIMD baseline only``."""
     return (f"OpenBLAS kernels {', '.join(found['blas'])} on {', '.join(map(str, found['threads']))} thread(s), "
             f"NumPy SIMD {' '.join(found['simd']) or 'baseline only'}")

@@ -25,9 +25,22 @@ headline measure, by three rules:
     >>> real_differences(rows, "accuracy_mean")
     'iou (0.235 ± 0.002) > l2 (0.128 ± 0.031); giou (0.215 ± 0.025) > l2; iou and giou tied'
 """
+from __future__ import annotations
+
 import math
+from typing import Any, Mapping, Sequence, Union
 
 import numpy as np
+from numpy.typing import ArrayLike
+
+from sandbox._types import FloatArray
+
+Row = dict[str, Any]
+"""A row of evidence.csv, ranking.csv or a sweep's results.csv: values, or the strings read back."""
+Rows = Sequence[Mapping[str, Any]]
+"""Rows as a function reads them: any sequence of mappings, such as `Row` dicts or csv.DictReader's."""
+Number = Union[float, str, None]
+"""A value or spread as a row holds it: a number, the text read back from a CSV file, or None (missing)."""
 
 EVIDENCE_COLUMNS = ["loss", "setting", "measure", "value", "spread"]
 RANKING_COLUMNS = ["loss", "setting", "rank", "failed", "reason"]
@@ -112,7 +125,7 @@ of it. The same command prints that difference too, for the record: up to 3.6e-4
 cases (alpha_ciou: 0.090289 fused, 0.089932 with autograd)."""
 
 
-def simulation_resolution(cases):
+def simulation_resolution(cases: int) -> float:
     """The rounding the simulation's mean final IoU over `cases` cases, all on one gradient backend,
     is known to: twice `ROUNDING_MEASURED` (a one-ulp shift of the anchors) scaled by 1 / sqrt(cases),
     and never below 1e-3.
@@ -128,7 +141,7 @@ def simulation_resolution(cases):
 _SLACK = 1e-9
 
 
-def _direction(measure, higher_is_better=None):
+def _direction(measure: str, higher_is_better: bool | None = None) -> bool:
     """`higher_is_better` if given, else whether a higher `measure` is better, from `MEASURES`."""
     if higher_is_better is not None:
         return bool(higher_is_better)
@@ -138,7 +151,7 @@ def _direction(measure, higher_is_better=None):
     return MEASURES[measure]
 
 
-def _spread(spread):
+def _spread(spread: Number) -> float:
     """A spread as a float, no spread (None, '', NaN: no seeds) as 0."""
     if spread is None or spread == "":
         return 0.0
@@ -146,12 +159,12 @@ def _spread(spread):
     return 0.0 if math.isnan(spread) else abs(spread)
 
 
-def _value(value):
+def _value(value: Number) -> float:
     """A value as a float, a missing one (None, '') as NaN."""
     return math.nan if value is None or value == "" else float(value)
 
 
-def tie_tolerance(spread_a=None, spread_b=None, resolution=0.0):
+def tie_tolerance(spread_a: Number = None, spread_b: Number = None, resolution: float = 0.0) -> float:
     """The largest difference between two values that is no difference: ``max(resolution, spread_a + spread_b)``.
 
     Parameters
@@ -167,7 +180,8 @@ def tie_tolerance(spread_a=None, spread_b=None, resolution=0.0):
     return max(float(resolution), _spread(spread_a) + _spread(spread_b))
 
 
-def tied(value_a, value_b, spread_a=None, spread_b=None, resolution=0.0):
+def tied(value_a: Number, value_b: Number, spread_a: Number = None, spread_b: Number = None,
+         resolution: float = 0.0) -> bool:
     """Whether two values differ by no more than their `tie_tolerance` (pairwise, not transitive).
 
     >>> tied(0.215, 0.170, 0.025, 0.036), tied(0.235, 0.128, 0.002, 0.031)
@@ -177,7 +191,8 @@ def tied(value_a, value_b, spread_a=None, spread_b=None, resolution=0.0):
     return abs(_value(value_a) - _value(value_b)) <= tolerance + _SLACK * max(tolerance, 1e-3)
 
 
-def rank_with_ties(values, spreads=None, resolution=0.0, higher_is_better=True):
+def rank_with_ties(values: ArrayLike, spreads: ArrayLike | None = None, resolution: float = 0.0,
+                   higher_is_better: bool = True) -> FloatArray:
     """Competition ranks ("1, 2, 2, 4") in which values within their tie tolerance share a rank.
 
     Being within the tolerance (`tied`) is not transitive: a ~ b and b ~ c can hold while a
@@ -226,7 +241,8 @@ def rank_with_ties(values, spreads=None, resolution=0.0, higher_is_better=True):
     ranks = np.full(len(values), np.nan)
     finite = [i for i in range(len(values)) if np.isfinite(values[i])]
     order = sorted(finite, key=lambda i: -values[i] if higher_is_better else values[i])
-    group, group_rank = [], 1
+    group: list[int] = []
+    group_rank = 1
     for position, i in enumerate(order, start=1):
         if not all(tied(values[i], values[j], spreads[i], spreads[j], resolution) for j in group):
             group, group_rank = [], position
@@ -235,7 +251,7 @@ def rank_with_ties(values, spreads=None, resolution=0.0, higher_is_better=True):
     return ranks
 
 
-def evidence_rows(loss, setting, measures):
+def evidence_rows(loss: str, setting: str, measures: Mapping[str, Any]) -> list[Row]:
     """Tidy `EVIDENCE_COLUMNS` rows of one loss in one setting.
 
     Parameters
@@ -266,7 +282,7 @@ def evidence_rows(loss, setting, measures):
     return rows
 
 
-def _measure_rows(rows, measure, setting):
+def _measure_rows(rows: Rows, measure: str, setting: str | None) -> tuple[list[Mapping[str, Any]], str | None]:
     """The rows of one measure (and setting), checked to belong to one setting, one per loss."""
     chosen = [r for r in rows if r["measure"] == measure and (setting is None or r["setting"] == setting)]
     settings = sorted({r["setting"] for r in chosen})
@@ -280,7 +296,8 @@ def _measure_rows(rows, measure, setting):
     return chosen, (settings[0] if settings else setting)
 
 
-def rank_setting(rows, measure, higher_is_better=None, resolution=0.0, failed=None, setting=None):
+def rank_setting(rows: Rows, measure: str, higher_is_better: bool | None = None, resolution: float = 0.0,
+                 failed: Mapping[str, str] | None = None, setting: str | None = None) -> list[Row]:
     """Rank the losses of one setting by one measure: `RANKING_COLUMNS` rows, failures said, not ranked.
 
     Parameters
@@ -325,7 +342,7 @@ def rank_setting(rows, measure, higher_is_better=None, resolution=0.0, failed=No
     return out
 
 
-def format_value(value, spread=None):
+def format_value(value: Number, spread: Number = None) -> str:
     """'0.215 ± 0.025' below 10; '57', '12.5' up to 1000; '3457' past it; no '± ...' without seeds
     (a spread of None, '' or NaN), and '± 0.000' where the seeds agree."""
     value = _value(value)
@@ -341,7 +358,8 @@ def format_value(value, spread=None):
     return f"{text} ± {spread:.{spread_digits}f}"
 
 
-def real_difference_pairs(rows, measure, higher_is_better=None, resolution=0.0, failed=None, setting=None):
+def real_difference_pairs(rows: Rows, measure: str, higher_is_better: bool | None = None, resolution: float = 0.0,
+                          failed: Mapping[str, str] | None = None, setting: str | None = None) -> list[tuple[str, str]]:
     """The pairs (better, worse) of non-failing losses whose difference exceeds their tie tolerance.
 
     Arguments as for `rank_setting`. Pairs come best first, each loss's worse partners
@@ -361,7 +379,8 @@ def real_difference_pairs(rows, measure, higher_is_better=None, resolution=0.0, 
             if not tied(a["value"], b["value"], a["spread"], b["spread"], resolution)]
 
 
-def real_differences(rows, measure, higher_is_better=None, resolution=0.0, failed=None, setting=None):
+def real_differences(rows: Rows, measure: str, higher_is_better: bool | None = None, resolution: float = 0.0,
+                     failed: Mapping[str, str] | None = None, setting: str | None = None) -> str:
     """One line saying which differences of a setting are real, which losses are tied, which fail.
 
     Each loss that is really better than others is named with its value, then the losses
@@ -380,7 +399,7 @@ def real_differences(rows, measure, higher_is_better=None, resolution=0.0, faile
     pairs = real_difference_pairs(rows, measure, higher_is_better, resolution, failed, setting)
     parts, named = [], set()
 
-    def named_with_value(loss):  # a loss's value is given where it is first named
+    def named_with_value(loss: str) -> str:  # a loss's value is given where it is first named
         return loss if loss in named else f"{loss} ({format_value(by_loss[loss]['value'], by_loss[loss]['spread'])})"
 
     for better in dict.fromkeys(a for a, _ in pairs):
@@ -393,7 +412,7 @@ def real_differences(rows, measure, higher_is_better=None, resolution=0.0, faile
         named.add(better)
         parts.append(f"{head} > {', '.join(worse)}")
     ranking = rank_setting(rows, measure, higher_is_better, resolution, failed, setting)
-    groups = {}
+    groups: dict[int, list[str]] = {}
     for r in ranking:
         if r["rank"] is not None:
             groups.setdefault(r["rank"], []).append(r["loss"])
@@ -411,7 +430,7 @@ APART, OVERLAPPING = "apart", "overlapping"
 """The names of the single-box sweep's two start sets: non-overlapping and overlapping starts."""
 
 
-def _mean_spread(values):
+def _mean_spread(values: ArrayLike) -> tuple[float, float | None]:
     """(mean, standard deviation over seeds) of per-seed values; the spread None for one seed, an
     infinite mean (a seed whose median never came) with no spread."""
     values = np.asarray(values, dtype=float)
@@ -421,15 +440,15 @@ def _mean_spread(values):
     return mean, float(np.std(values, ddof=1))
 
 
-def _iterations(text):
+def _iterations(text: Number) -> float:
     return math.inf if text in (None, "") else float(text)
 
 
-def _true(text):
+def _true(text: object) -> bool:
     return text in (True, "True")
 
 
-def single_box_evidence(rows):
+def single_box_evidence(rows: Rows) -> tuple[list[Row], dict[tuple[str, str], float], dict[str, str]]:
     """Evidence rows, chosen rates and failures of the single-box setting, from its sweep's rows.
 
     Parameters
@@ -451,11 +470,11 @@ def single_box_evidence(rows):
         loss -> reason, for a loss under which no run from a non-overlapping start ever
         moved, under any optimiser and rate: its gradient there is exactly zero.
     """
-    runs = {}  # (loss, method, lr, seed) -> rows
+    runs: dict[tuple[str, str, float, int], list[Mapping[str, Any]]] = {}  # (loss, method, lr, seed) -> rows
     for row in rows:
         runs.setdefault((row["loss"], row["method"], float(row["lr"]), int(row["seed"])), []).append(row)
 
-    def per_seed(group):
+    def per_seed(group: list[Mapping[str, Any]]) -> dict[str, Any]:  # measure -> a NumPy or Python float
         home = {kind: np.mean([_true(r["converged"]) for r in group if r["starts"] == kind]) for kind in
                 (APART, OVERLAPPING)}
         medians = {level: float(np.median([_iterations(r[f"iterations_to_iou_{level}"]) for r in group]))
@@ -468,14 +487,14 @@ def single_box_evidence(rows):
     losses = list(dict.fromkeys(key[0] for key in runs))
     evidence, rates, failed = [], {}, {}
     for loss in losses:
-        by_seed = {}
+        by_seed: dict[int, list[Any]] = {}
         measures = {}
         for method in METHODS:
             grid = sorted({key[2] for key in runs if key[:2] == (loss, method)})
             if not grid:
                 raise ValueError(f"no single-box runs of {loss} under {method}; the setting needs {', '.join(METHODS)}")
 
-            def score(rate):
+            def score(rate: float) -> tuple[Any, Any, float]:
                 seeds = [m for key, m in measured.items() if key[:3] == (loss, method, rate)]
                 return (np.mean([m["share_home"] for m in seeds]),
                         -np.mean([m["median_iterations_to_0.9"] for m in seeds]), -rate)
@@ -494,7 +513,7 @@ def single_box_evidence(rows):
     return evidence, rates, failed
 
 
-def simulation_evidence(rows):
+def simulation_evidence(rows: Rows) -> tuple[list[Row], dict[str, str], float]:
     """Evidence rows, failures and resolution of the simulation setting, from a simulation sweep's rows
     (`sandbox.runs.sweep.SIMULATION_COLUMNS`); mean ± std over its seeds if it has several.
 
@@ -513,7 +532,7 @@ def simulation_evidence(rows):
     return evidence, failed, simulation_resolution(min(int(r["cases"]) for r in rows))
 
 
-def learning_evidence(rows):
+def learning_evidence(rows: Rows) -> tuple[list[Row], dict[str, float], dict[str, str]]:
     """Evidence rows, chosen rates and failures of the learning setting, from a learning sweep's rows
     (`sandbox.runs.sweep.LEARNING_COLUMNS`).
 
@@ -535,12 +554,13 @@ def learning_evidence(rows):
     return evidence, rates, failed
 
 
-def _headline(setting, resolutions):
+def _headline(setting: str, resolutions: Mapping[str, float] | None) -> tuple[str, float]:
     measure, resolution = HEADLINES[setting]
     return measure, (resolutions or {}).get(setting, resolution)
 
 
-def rank_settings(evidence, failed, resolutions=None):
+def rank_settings(evidence: Rows, failed: Mapping[str, Mapping[str, str]],
+                  resolutions: Mapping[str, float] | None = None) -> list[Row]:
     """`RANKING_COLUMNS` rows for every setting with evidence, each ranked by its `HEADLINES` measure.
 
     `failed`: setting -> {loss: reason}; `resolutions`: setting -> the rounding its measure is
@@ -555,7 +575,8 @@ def rank_settings(evidence, failed, resolutions=None):
     return ranking
 
 
-def summary(evidence, failed, resolutions=None):
+def summary(evidence: Rows, failed: Mapping[str, Mapping[str, str]],
+            resolutions: Mapping[str, float] | None = None) -> str:
     """Which differences are real, per setting: a table of the losses by rank, each with its headline
     value and the losses it is really better than (beyond the tie tolerance), then the failures.
 
@@ -610,22 +631,22 @@ def summary(evidence, failed, resolutions=None):
     return "\n\n".join(parts)
 
 
-def rank_of(row):
+def rank_of(row: Mapping[str, Any]) -> float:
     """A ranking row's rank as a float, NaN when it has none (None, '' as read back from ranking.csv)."""
     value = row.get("rank")
     return math.nan if value in (None, "") or (isinstance(value, float) and math.isnan(value)) else float(value)
 
 
-def is_failed(row):
+def is_failed(row: Mapping[str, Any]) -> bool:
     return row.get("failed") in (True, "True")
 
 
-def order_losses(ranking, settings=None):
+def order_losses(ranking: Rows, settings: Sequence[str] | None = None) -> list[str]:
     """The losses of `ranking` best first by their mean rank over `settings` (default all present), a
     failure counting as one place below the last ranked loss of its setting; ties keep the input order."""
     settings = [s for s in SETTINGS if any(r["setting"] == s for r in ranking)] if settings is None else settings
     ranked = {s: sum(r["setting"] == s and math.isfinite(rank_of(r)) for r in ranking) for s in settings}
-    places = {}
+    places: dict[str, list[float]] = {}
     for r in ranking:
         if r["setting"] in settings:
             place = ranked[r["setting"]] + 1 if is_failed(r) else rank_of(r)
@@ -635,13 +656,13 @@ def order_losses(ranking, settings=None):
     return sorted(losses, key=lambda loss: np.mean(places[loss]) if loss in places else math.inf)
 
 
-def shared(ranking, row):
+def shared(ranking: Rows, row: Mapping[str, Any]) -> bool:
     """Whether `row`'s rank is shared with another loss of its setting."""
     rank = rank_of(row)
     return math.isfinite(rank) and sum(rank_of(r) == rank and r["setting"] == row["setting"] for r in ranking) > 1
 
 
-def rank_table(evidence, ranking):
+def rank_table(evidence: Rows, ranking: Rows) -> str:
     """A Markdown table: a row per loss (`order_losses`), a column per setting, each cell its rank
     ("=3" when shared) and headline value, or "fails"."""
     settings = [s for s in SETTINGS if any(r["setting"] == s for r in ranking)]

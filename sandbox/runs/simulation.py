@@ -8,10 +8,13 @@ centre, anchors of 7 areas times 7 aspect ratios, each regressed toward each
 target. Cases are ordered as in the MATLAB loops: by anchor centre, then target,
 then area, then aspect ratio, so the 343 cases of a centre are consecutive.
 """
-from collections import namedtuple
+from __future__ import annotations
+
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from sandbox._types import FloatArray
 from sandbox.optim.batch import regress
 from sandbox.optim.settings import GRADIENTS
 
@@ -22,12 +25,19 @@ AREAS = np.array([0.5, 0.67, 0.75, 1.0, 1.33, 1.5, 2.0])
 """Anchor areas, relative to the target's area of 1."""
 CASES_PER_POINT = len(ASPECTS) * len(AREAS) * len(ASPECTS)
 
-Protocol = namedtuple("Protocol", "anchors targets points")
-Protocol.__doc__ = """Cases of the protocol: ``anchors`` and ``targets``, ``xyxy``, shape (n, 4);
-``points``, the anchor centres, shape (n / 343, 2)."""
+
+class Protocol(NamedTuple):
+    """Cases of the protocol: ``anchors`` and ``targets``, ``xyxy``, shape (n, 4);
+    ``points``, the anchor centres, shape (n / 343, 2)."""
+
+    anchors: FloatArray
+    targets: FloatArray
+    points: FloatArray
 
 
-def diou_protocol(points=5000, seed=0, centre=(10.0, 10.0), radius=3.0):
+
+def diou_protocol(points: int = 5000, seed: int = 0, centre: tuple[float, float] = (10.0, 10.0),
+                  radius: float = 3.0) -> Protocol:
     """The cases of the DIoU simulation, 343 per anchor centre: ``points * 343`` in all.
 
     Examples
@@ -59,7 +69,8 @@ MOVED = 1e-6
 the two backends, and of anchors one ulp apart, differ by about 1e-16 at each step."""
 
 
-def rounding_sensitivity(protocol, loss, gradient="fused", iterations=200, workers=1):
+def rounding_sensitivity(protocol: Protocol, loss: str, gradient: str = "fused", iterations: int = 200,
+                         workers: int = 1) -> dict[str, float | int]:
     """How far the mean final IoU of `loss` on `protocol` moves with the last bit, on one backend.
 
     Runs `sandbox.optim.batch.regress` three times: on the protocol's anchors with `gradient`;
@@ -91,7 +102,7 @@ def rounding_sensitivity(protocol, loss, gradient="fused", iterations=200, worke
         raise ValueError(f"gradient must be one of {', '.join(GRADIENTS)}; got {gradient!r}")
     other = next(backend for backend in GRADIENTS if backend != gradient)
 
-    def run(anchors, backend):
+    def run(anchors: FloatArray, backend: str) -> Any:  # regress's OptimizeResult (scipy has no types)
         return regress(anchors, protocol.targets, loss=loss, iterations=iterations, gradient=backend,
                        workers=workers)
 

@@ -5,6 +5,8 @@ interrupted sweep loses nothing that had finished and runs nothing twice; `locke
 holds a folder for one runner at a time (flock). `finished`, `load_histories` and
 `load_boxes` read a folder back.
 """
+from __future__ import annotations
+
 import csv
 import json
 import os
@@ -12,8 +14,12 @@ import sys
 import weakref
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
+
+from sandbox._types import FloatArray, StrPath
 
 from sandbox.runs.records import atomic_write, difference, provenance, read_csv, write_json
 from sandbox.runs.sweep import SweepError, cell_id, cells, result_columns
@@ -21,15 +27,15 @@ from sandbox.runs.sweep import SweepError, cell_id, cells, result_columns
 try:
     import fcntl
 except ModuleNotFoundError:  # Windows: no flock, so a sweep folder is not locked there
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
 
 LOCK_FILE = ".lock"
 """The file in a sweep folder that a runner holds an exclusive flock on while the folder is open."""
-_HELD = {}
+_HELD: dict[str, list[int]] = {}
 """The folders this process holds: real path -> [descriptor of the lock file, number of open stores]."""
 
 
-def _hold(folder):
+def _hold(folder: StrPath) -> str | None:
     """Lock `folder` for this process, or raise SweepError naming the process that holds it.
 
     The lock is a flock on ``folder/.lock``. The kernel drops it when the last
@@ -62,11 +68,11 @@ def _hold(folder):
     return key
 
 
-def _release(key):
+def _release(key: str | None) -> None:
     """Give back one store's hold on a folder; the last one unlocks it."""
-    held = _HELD.get(key)
-    if held is None:  # not locked (Windows), or a forked child, which holds nothing
+    if key is None or key not in _HELD:  # not locked (Windows), or a forked child, which holds nothing
         return
+    held = _HELD[key]
     held[1] -= 1
     if held[1] == 0:
         del _HELD[key]
@@ -74,7 +80,7 @@ def _release(key):
 
 
 @contextmanager
-def locked(folder):
+def locked(folder: StrPath) -> Iterator[None]:
     """Hold `folder`'s lock, as a sweep's runner does (`_hold`), while the block runs; SweepError if another holds it.
 
     For a command that writes a folder of several sweeps and files of its own.
@@ -86,7 +92,7 @@ def locked(folder):
         _release(key)
 
 
-def _forget_inherited_locks():
+def _forget_inherited_locks() -> None:
     # A forked worker shares its parent's lock file. Closing its copy, never LOCK_UN
     # (which would unlock the parent), lets the lock end with the parent even if a
     # worker outlives it.
@@ -114,7 +120,7 @@ class Store:
     finished: finished work is never run again.
     """
 
-    def __init__(self, out, sweep):
+    def __init__(self, out: StrPath, sweep: dict[str, Any]) -> None:
         self.out, self.results, self.histories = Path(out), Path(out) / "results.csv", Path(out) / "histories"
         self.columns = result_columns(sweep)
         self.histories.mkdir(parents=True, exist_ok=True)
@@ -135,17 +141,17 @@ class Store:
             self.close()
             raise
 
-    def close(self):
+    def close(self) -> None:
         """Unlock the folder for other runners; nothing may be appended after."""
         self._unlock()
 
-    def __enter__(self):
+    def __enter__(self) -> Store:
         return self
 
-    def __exit__(self, *exception):
+    def __exit__(self, *exception: object) -> None:
         self.close()
 
-    def _recover(self):
+    def _recover(self) -> set[str]:
         """The ids of the finished cells, after mending what an interruption or a second runner left.
 
         The key of a run within its cell is its start (label and box). A start set that
@@ -158,16 +164,18 @@ class Store:
         lines = self.results.read_text().split("\n")
         header, body = lines[0], lines[1:]
         complete = body[:-1]  # the last piece follows the final newline: empty if the file is whole
-        rows_of_cell = {}  # cell -> [(line number, row)] of its whole rows, in file order
+        # cell -> [(line number, row)] of its whole rows, in file order
+        rows_of_cell: dict[str, list[tuple[int, dict[str, str]]]] = {}
         for number, line in enumerate(complete):
             fields = next(csv.reader([line]), [])
             row = dict(zip(self.columns, fields))
             if len(fields) == len(self.columns) and row["runs"].isdigit():  # not cut short, not a header
                 rows_of_cell.setdefault(row["cell"], []).append((number, row))
-        kept, finished = [], set()
+        kept: list[int] = []
+        finished: set[str] = set()
         for cell, entries in rows_of_cell.items():
             runs = int(entries[0][1]["runs"])
-            first_copies = {}
+            first_copies: dict[tuple[str | None, str | None], int] = {}
             for number, row in entries:
                 first_copies.setdefault((row.get("start"), row.get("start_box")), number)
             if len(first_copies) == runs:
@@ -182,7 +190,8 @@ class Store:
             atomic_write(self.results, lambda tmp: Path(tmp).write_text(text))
         return finished
 
-    def append(self, rows, histories, boxes=None, record=None):
+    def append(self, rows: Sequence[Mapping[str, Any]], histories: ArrayLike, boxes: ArrayLike | None = None,
+               record: Any = None) -> None:
         if not self._unlock.alive:
             raise ValueError(f"the store of {self.out} is closed: it no longer holds the folder's lock; "
                              f"open a new Store to append")
@@ -202,7 +211,7 @@ class Store:
         self.finished.add(cell)
 
 
-def finished(out):
+def finished(out: StrPath) -> tuple[dict[str, Any], dict[str, list[dict[str, str]]]]:
     """The sweep saved under `out` and its rows, cell by cell in the sweep's order, once every cell has run.
 
     Returns
@@ -219,7 +228,7 @@ def finished(out):
         raise SweepError(f"{out} holds no sweep; run the same command without --replot")
     sweep = json.loads((out / "sweep.json").read_text())
     order = [cell_id(cell) for cell in cells(sweep)]
-    rows = {}
+    rows: dict[str, list[dict[str, str]]] = {}
     for row in read_csv(out / "results.csv"):
         rows.setdefault(row["cell"], []).append(row)
     done = sum(cell in rows for cell in order)
@@ -229,7 +238,8 @@ def finished(out):
     return sweep, {cell: rows[cell] for cell in order}
 
 
-def load_histories(out, cell, hold=True, steps=None):
+def load_histories(out: StrPath, cell: str, hold: bool = True, steps: int | None = None
+                   ) -> FloatArray:
     """The IoU histories of a finished cell, read from ``out/histories/<cell>.npy``.
 
     Parameters
@@ -275,7 +285,7 @@ def load_histories(out, cell, hold=True, steps=None):
     return histories
 
 
-def load_boxes(out, cell):
+def load_boxes(out: StrPath, cell: str) -> FloatArray:
     """The boxes of a finished cell's runs at every step, read from ``out/boxes/<cell>.npy``.
 
     Stored when the sweep has ``record_boxes = true``. Returns an ndarray of shape
@@ -289,7 +299,7 @@ def load_boxes(out, cell):
     return np.load(path)
 
 
-def _csv(value):
+def _csv(value: object) -> str:
     """A CSV field; sweep values never hold commas, quotes or newlines (loss parameters use ':')."""
     text = "" if value is None else str(value)
     if any(c in text for c in ',"\n'):
