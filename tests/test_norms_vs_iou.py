@@ -19,6 +19,14 @@ def distance(boxes, target, norm, coords):
     return np.linalg.norm(difference, ord=2 if norm == "l2" else 1, axis=-1)
 
 
+@pytest.mark.parametrize("norm, coords", list(itertools.product(["l1", "l2"], ["xyxy", "cxcywh"])))
+def test_coordinate_distance_takes_lists_in_every_format(norm, coords):
+    # in xyxy, box_convert gives lists back as lists, which once failed to subtract
+    pred, target = [[0, 0, 2, 2], [1, 1, 4, 2]], [[1, 0, 3, 2], [0, 0, 1, 1]]
+    assert np.allclose(norms.coordinate_distance(pred, target, norm, coords), distance(pred, target, norm, coords),
+                       rtol=0, atol=1e-12)
+
+
 @pytest.mark.portable
 @pytest.mark.parametrize("panel", ["a", "b"])
 def test_figure1_boxes_give_the_papers_printed_values(panel):

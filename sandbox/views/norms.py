@@ -53,7 +53,7 @@ import numpy as np
 from matplotlib.patches import Rectangle
 from scipy.stats import spearmanr
 
-from sandbox.geometry.boxes import box_convert, check_boxes
+from sandbox.geometry.boxes import box_convert, check_boxes, traced
 from sandbox.losses.formulas import LOSSES, giou, iou, unchecked
 from sandbox.losses.spec import get_loss
 from sandbox.optim.fitting import fit
@@ -90,8 +90,13 @@ def coordinate_distance(pred, target, norm="l2", coords="xyxy"):
 
     >>> float(coordinate_distance([0, 0, 2, 2], [1, 0, 3, 2], "l1", "cxcywh"))
     1.0
+    >>> float(coordinate_distance([0, 0, 2, 2], [1, 0, 3, 2], "l1", "xyxy"))
+    2.0
     """
-    difference = box_convert(pred, "xyxy", coords) - box_convert(target, "xyxy", coords)
+    # box_convert gives boxes already in `coords` back as they came, and lists do not subtract
+    pred_array = pred if traced(pred) else np.asarray(pred, dtype=float)
+    target_array = target if traced(target) else np.asarray(target, dtype=float)
+    difference = box_convert(pred_array, "xyxy", coords) - box_convert(target_array, "xyxy", coords)
     if norm == "l2":
         return anp.sqrt(anp.sum(difference ** 2, axis=-1))
     return anp.sum(anp.abs(difference), axis=-1)
