@@ -39,18 +39,30 @@ The state behind the display is computed by plain functions, `explorer_state`,
     >>> state.gradients["iou"]                    # apart: the IoU loss is flat
     array([0., 0., 0., 0.])
 """
+from __future__ import annotations
+
 import base64
 import io
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 from autograd import value_and_grad
 from matplotlib.figure import Figure
+from numpy.typing import ArrayLike
 
 from sandbox.geometry.boxes import box_convert, check_boxes
 from sandbox.losses.formulas import LOSSES, giou, iou
 from sandbox.losses.spec import get_loss
+from sandbox._types import FloatArray, Loss
 from sandbox.views.plotting import plot_box, plot_target
+
+if TYPE_CHECKING:
+    from matplotlib.artist import Artist
+    from matplotlib.axes import Axes
+
+Limits = tuple[tuple[float, float], tuple[float, float]]
+"""A figure's ``(xlim, ylim)``."""
 
 DEFAULT_TARGET = (-1.0, -0.5, 1.0, 0.5)
 DEFAULT_LOSSES = ("giou", "iou", "diou", "l1", "l2")
@@ -80,15 +92,15 @@ class ExplorerState:
     iou, giou : float
         Of the box with the target.
     """
-    box: np.ndarray
-    target: np.ndarray
-    values: dict
-    gradients: dict
+    box: FloatArray
+    target: FloatArray
+    values: dict[str, float]
+    gradients: dict[str, FloatArray]
     iou: float
     giou: float
 
 
-def check_target(target):
+def check_target(target: ArrayLike) -> FloatArray:
     """`target` as a float array after checking it is one ``xyxy`` box of positive size."""
     target = check_boxes(target, "target", positive_size=True)
     if target.shape != (4,):
@@ -96,7 +108,8 @@ def check_target(target):
     return target
 
 
-def explorer_state(cx, cy, width, height, target=DEFAULT_TARGET, losses=DEFAULT_LOSSES):
+def explorer_state(cx: float, cy: float, width: float, height: float, target: ArrayLike = DEFAULT_TARGET,
+                   losses: Sequence[str | Loss] = DEFAULT_LOSSES) -> ExplorerState:
     """Values and gradients of `losses` at the predicted box with this centre and size.
 
     Parameters
@@ -126,7 +139,7 @@ def explorer_state(cx, cy, width, height, target=DEFAULT_TARGET, losses=DEFAULT_
                          float(giou(box, target)))
 
 
-def slider_ranges(target):
+def slider_ranges(target: ArrayLike) -> dict[str, tuple[float, float, float]]:
     """``{'cx': (min, max, step), ...}`` for the sliders: around the target, in its units.
 
     The centre moves up to 1.25 times the target's longer side from the target's centre;
@@ -142,7 +155,7 @@ def slider_ranges(target):
             "width": (side / 10, 1.5 * side, step), "height": (side / 10, 1.5 * side, step)}
 
 
-def view_limits(target):
+def view_limits(target: ArrayLike) -> Limits:
     """The fixed ``(xlim, ylim)`` of the explorer's figure: every box the sliders make fits."""
     ranges = slider_ranges(target)
     half = ranges["width"][1] / 2
@@ -150,7 +163,8 @@ def view_limits(target):
             (ranges["cy"][0] - half, ranges["cy"][1] + half))
 
 
-def plot_explorer_state(ax, state, loss=None, limits=None):
+def plot_explorer_state(ax: Axes, state: ExplorerState, loss: str | None = None, limits: Limits | None = None
+                        ) -> list[Artist]:
     """Draw the target, the predicted box and `loss`'s negative gradient on the box's edges.
 
     Parameters
@@ -168,8 +182,8 @@ def plot_explorer_state(ax, state, loss=None, limits=None):
     list of matplotlib artists
         The target, the box, then the arrows (or the note that the gradient is zero).
     """
-    artists = [plot_target(ax, state.target), plot_box(ax, state.box, edgecolor=BOX_COLOUR,
-                                                       linewidth=2.0, label="predicted", zorder=2)]
+    artists: list[Artist] = [plot_target(ax, state.target),
+                             plot_box(ax, state.box, edgecolor=BOX_COLOUR, linewidth=2.0, label="predicted", zorder=2)]
     if loss is None and state.gradients:
         loss = next(iter(state.gradients))
     if loss is not None:
@@ -182,7 +196,7 @@ def plot_explorer_state(ax, state, loss=None, limits=None):
     return artists
 
 
-def _plot_negative_gradient(ax, box, gradient, length):
+def _plot_negative_gradient(ax: Axes, box: FloatArray, gradient: FloatArray, length: float) -> list[Artist]:
     x1, y1, x2, y2 = box
     if not np.any(gradient):
         return [ax.text((x1 + x2) / 2, (y1 + y2) / 2, "gradient\nexactly 0", ha="center",
@@ -193,7 +207,7 @@ def _plot_negative_gradient(ax, box, gradient, length):
     # Edge midpoints and the direction each coordinate moves its edge in.
     anchors = [((x1, middle_y), (1, 0)), ((middle_x, y1), (0, 1)),
                ((x2, middle_y), (1, 0)), ((middle_x, y2), (0, 1))]
-    artists = []
+    artists: list[Artist] = []
     for ((x, y), (ux, uy)), component in zip(anchors, -gradient):
         if component == 0:
             continue
@@ -204,7 +218,7 @@ def _plot_negative_gradient(ax, box, gradient, length):
     return artists
 
 
-def values_table_html(state, arrows=None):
+def values_table_html(state: ExplorerState, arrows: str | None = None) -> str:
     """The state as an HTML table: loss, value, gradient norm; `arrows` marks the drawn loss.
 
     The table has the CSS class ``loss-explorer-table``, and each loss's value cell the
@@ -224,11 +238,11 @@ def values_table_html(state, arrows=None):
             f'{rows}</table>')
 
 
-def _css_name(spec):
+def _css_name(spec: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in spec)
 
 
-def explorer_figure(state, loss=None, dpi=80):
+def explorer_figure(state: ExplorerState, loss: str | None = None, dpi: float = 80) -> Figure:
     """The explorer's figure for `state`: one axes, a title naming the loss drawn."""
     fig = Figure(figsize=(5.2, 4.8), dpi=dpi, layout="constrained")
     ax = fig.subplots()
@@ -239,7 +253,8 @@ def explorer_figure(state, loss=None, dpi=80):
     return fig
 
 
-def static_figure(target=DEFAULT_TARGET, losses=DEFAULT_LOSSES, box=None, dpi=80):
+def static_figure(target: ArrayLike = DEFAULT_TARGET, losses: Sequence[str] = DEFAULT_LOSSES,
+                  box: Sequence[float] | None = None, dpi: float = 80) -> Figure:
     """The explorer as small multiples: the start box and three others, each loss's value below.
 
     Parameters
@@ -256,7 +271,8 @@ def static_figure(target=DEFAULT_TARGET, losses=DEFAULT_LOSSES, box=None, dpi=80
     boxes = {"start": default_box(target) if box is None else box}
     boxes.update({name: (tx + dx * tw, ty + dy * th, w * tw, h * th)
                   for name, (dx, dy, w, h) in STATIC_BOXES.items()})
-    states = {name: explorer_state(*b, target=target, losses=losses) for name, b in boxes.items()}
+    states = {name: explorer_state(cx, cy, width, height, target=target, losses=losses)
+              for name, (cx, cy, width, height) in boxes.items()}
     limits = _static_limits(target, [s.box for s in states.values()])
     aspect = (limits[1][1] - limits[1][0]) / (limits[0][1] - limits[0][0])
     text_height = 0.17 * len(losses) + 0.1
@@ -280,21 +296,21 @@ def static_figure(target=DEFAULT_TARGET, losses=DEFAULT_LOSSES, box=None, dpi=80
     return fig
 
 
-def _static_limits(target, boxes):
+def _static_limits(target: FloatArray, boxes: Sequence[FloatArray]) -> Limits:
     corners = np.vstack([target, *boxes])
     low, high = corners[:, :2].min(axis=0), corners[:, 2:].max(axis=0)
     margin = 0.15 * float(max(high - low))
     return (low[0] - margin, high[0] + margin), (low[1] - margin, high[1] + margin)
 
 
-def default_box(target):
+def default_box(target: ArrayLike) -> tuple[float, float, float, float]:
     """The explorer's starting box, ``cxcywh``: beside the target, apart, half a side away."""
     target = check_target(target)
     tx, ty, tw, th = box_convert(target, "xyxy", "cxcywh")
     return (float(tx + tw), float(ty), float(tw / 2), float(th * 1.5))
 
 
-def figure_png(fig, dpi=None):
+def figure_png(fig: Figure, dpi: float | None = None) -> bytes:
     """The figure as PNG bytes."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi if dpi is not None else fig.dpi)
@@ -308,7 +324,10 @@ class LossExplorer:
     sliders; setting a slider's ``value`` updates the display, as dragging it does.
     """
 
-    def __init__(self, target, losses, box):
+    widget: Any  # an ipywidgets.HBox (ipywidgets has no types), or None
+    sliders: dict[str, Any] | None  # ipywidgets.FloatSlider by key of SLIDERS, or None
+
+    def __init__(self, target: ArrayLike, losses: Sequence[str], box: Sequence[float] | None) -> None:
         self.target = check_target(target)
         self.losses = tuple(losses)
         if not self.losses:
@@ -326,7 +345,7 @@ class LossExplorer:
             return
         self._build(ipywidgets)
 
-    def _build(self, widgets):
+    def _build(self, widgets: Any) -> None:
         ranges = slider_ranges(self.target)
         self.sliders = {}
         for (key, label), value in zip(SLIDERS.items(), self.start):
@@ -356,23 +375,24 @@ class LossExplorer:
         self._update()
 
     @property
-    def box(self):
+    def box(self) -> tuple[float, ...]:
         """The predicted box, ``cxcywh``, as the sliders set it (the start without widgets)."""
         if self.sliders is None:
             return self.start
         return tuple(self.sliders[key].value for key in SLIDERS)
 
     @property
-    def chosen(self):
+    def chosen(self) -> tuple[str, ...]:
         """The losses shown, in the list's order (the given ones without widgets)."""
         return tuple(self.picker.value) if self.sliders is not None else self.losses
 
     @property
-    def state(self):
+    def state(self) -> ExplorerState:
         """`explorer_state` of the current box and chosen losses."""
-        return explorer_state(*self.box, target=self.target, losses=self.chosen)
+        cx, cy, width, height = self.box
+        return explorer_state(cx, cy, width, height, target=self.target, losses=self.chosen)
 
-    def _pick(self, change=None):
+    def _pick(self, change: object = None) -> None:
         chosen = self.chosen
         drawn = self.arrows.value
         with self.arrows.hold_trait_notifications():
@@ -381,17 +401,17 @@ class LossExplorer:
         if self.arrows.value == drawn:  # otherwise the dropdown's own change has redrawn everything
             self._update()
 
-    def _update(self, change=None):
+    def _update(self, change: object = None) -> None:
         state = self.state
         # The figure first: once the table shows a state, its figure has been sent too.
         self.image.value = figure_png(explorer_figure(state, loss=self.arrows.value))
         self.table.value = values_table_html(state, arrows=self.arrows.value)
 
-    def static_png(self):
+    def static_png(self) -> bytes:
         """PNG bytes of `static_figure` for the current box and losses."""
         return figure_png(static_figure(self.target, self.chosen or self.losses, box=self.box))
 
-    def _repr_mimebundle_(self, include=None, exclude=None):
+    def _repr_mimebundle_(self, include: object = None, exclude: object = None) -> dict[str, Any]:
         note = ("Loss explorer: interactive in JupyterLab with ipywidgets; this is its static view "
                 f"(losses {', '.join(self.chosen or self.losses)}).")
         bundle = {"text/plain": note, "image/png": base64.b64encode(self.static_png()).decode("ascii")}
@@ -402,7 +422,8 @@ class LossExplorer:
         return bundle
 
 
-def loss_explorer(target=DEFAULT_TARGET, losses=DEFAULT_LOSSES, box=None):
+def loss_explorer(target: ArrayLike = DEFAULT_TARGET, losses: Sequence[str] = DEFAULT_LOSSES,
+                  box: Sequence[float] | None = None) -> LossExplorer:
     """An interactive explorer of `losses` around `target`, with a static fallback.
 
     Parameters

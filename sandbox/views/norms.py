@@ -45,31 +45,41 @@ baseline sort). Under every CPU ``make test-portable`` emulates it finds the
 boxes of `FIGURE1`; on any machine it finds boxes whose values round to the
 paper's, which is what the tests assert.
 """
+from __future__ import annotations
+
 import itertools
 import warnings
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 import autograd.numpy as anp
 import numpy as np
 from matplotlib.patches import Rectangle
+from numpy.typing import ArrayLike
 from scipy.stats import spearmanr
 
 from sandbox.geometry.boxes import box_convert, check_boxes, traced
 from sandbox.losses.formulas import LOSSES, giou, iou, unchecked
 from sandbox.losses.spec import get_loss
+from sandbox._types import Array, BoolArray, Boxes, FloatArray, Loss, Values
 from sandbox.optim.fitting import fit
+
+if TYPE_CHECKING:
+    from matplotlib.artist import Artist
+    from matplotlib.axes import Axes
+    from matplotlib.typing import ColorType
 
 NORMS = ("l1", "l2")
 BAND_COORDS = ("xyxy", "cxcywh")
 MEASURES = ("iou", "giou")
 
-PAPER_FIGURE1 = {
+PAPER_FIGURE1: dict[str, dict[str, Any]] = {
     "a": dict(norm="l2", coords="xyxy", distance=8.41, values=[(0.26, 0.23), (0.49, 0.41), (0.65, 0.65)]),
     "b": dict(norm="l1", coords="cxcywh", distance=9.07, values=[(0.27, 0.24), (0.59, 0.59), (0.66, 0.62)]),
 }
 """The GIoU paper's Figure 1 as printed: per panel, the norm, the coordinates, the shared
 distance and each predicted box's (IoU, GIoU)."""
 
-FIGURE1 = {
+FIGURE1: dict[str, dict[str, Any]] = {
     "a": dict(target=[0.0, 0.0, 16.0, 16.0],
               boxes=[[4.4, -0.8, 9.0, 14.7], [-0.02, -1.56, 22.79, 11.29], [-0.01, -8.41, 16.04, 16.11]],
               starts=[(0.0, -0.3, 0.7, 1.0), (0.0, -0.3, 1.0, 1.0), (0.0, -0.3, 1.0, 1.0)]),
@@ -82,7 +92,7 @@ panel and the start `solve_figure1_box` found each from: (dx, dy, sw, sh), the t
 centre moved by (dx w, dy h) and its width and height scaled by (sw, sh)."""
 
 
-def coordinate_distance(pred, target, norm="l2", coords="xyxy"):
+def coordinate_distance(pred: ArrayLike, target: ArrayLike, norm: str = "l2", coords: str = "xyxy") -> Values:
     """L1 or L2 distance between boxes' 4-vectors in format `coords`, shape ``(...,)``.
 
     `pred` and `target` are ``xyxy`` arrays ``(..., 4)``; the prediction's corners are
@@ -94,15 +104,15 @@ def coordinate_distance(pred, target, norm="l2", coords="xyxy"):
     2.0
     """
     # box_convert gives boxes already in `coords` back as they came, and lists do not subtract
-    pred_array = pred if traced(pred) else np.asarray(pred, dtype=float)
-    target_array = target if traced(target) else np.asarray(target, dtype=float)
+    pred_array: Array = pred if traced(pred) else np.asarray(pred, dtype=float)
+    target_array: Array = target if traced(target) else np.asarray(target, dtype=float)
     difference = box_convert(pred_array, "xyxy", coords) - box_convert(target_array, "xyxy", coords)
     if norm == "l2":
         return anp.sqrt(anp.sum(difference ** 2, axis=-1))
     return anp.sum(anp.abs(difference), axis=-1)
 
 
-def figure1_values(target, boxes, norm, coords):
+def figure1_values(target: ArrayLike, boxes: ArrayLike, norm: str, coords: str) -> FloatArray:
     """(distance, IoU, GIoU) of each box against the target, shape (n, 3), unrounded."""
     boxes = np.asarray(boxes, dtype=float)
     target = np.asarray(target, dtype=float)
@@ -110,7 +120,7 @@ def figure1_values(target, boxes, norm, coords):
                      giou(boxes, target)], axis=-1)
 
 
-def matches(values, printed):
+def matches(values: ArrayLike, printed: ArrayLike) -> bool:
     """True if (distance, IoU, GIoU) round to the printed two decimals, clear of any tie.
 
     Each value must lie strictly within 0.005 of the printed one (by 1e-9), so that
@@ -120,15 +130,15 @@ def matches(values, printed):
                        < 0.005 - 1e-9))
 
 
-def start_box(target, fractions):
+def start_box(target: ArrayLike, fractions: Sequence[float]) -> FloatArray:
     """The target's centre moved by (dx w, dy h), its size scaled by (sw, sh): an ``xyxy`` start."""
     cx, cy, w, h = box_convert(np.asarray(target, dtype=float), "xyxy", "cxcywh")
     dx, dy, sw, sh = fractions
     return box_convert(np.array([cx + dx * w, cy + dy * h, sw * w, sh * h]), "cxcywh", "xyxy")
 
 
-def solve_figure1_box(target, norm, coords, distance, iou_value, giou_value, start, decimals=(1, 2),
-                      restarts=3):
+def solve_figure1_box(target: ArrayLike, norm: str, coords: str, distance: float, iou_value: float, giou_value: float,
+                      start: ArrayLike, decimals: Iterable[int] = (1, 2), restarts: int = 3) -> FloatArray | None:
     """A box at `distance` from `target` with the given IoU and GIoU, all to two decimals.
 
     Minimises the squared relative mismatch of (distance, IoU, GIoU) with
@@ -142,7 +152,7 @@ def solve_figure1_box(target, norm, coords, distance, iou_value, giou_value, sta
     wanted = (distance, iou_value, giou_value)
     core_iou, core_giou = unchecked(iou), unchecked(giou)
 
-    def mismatch(pred, target):
+    def mismatch(pred: Boxes, target: Boxes) -> Values:
         return (((coordinate_distance(pred, target, norm, coords) - distance) / distance) ** 2
                 + (core_iou(pred, target) - iou_value) ** 2 + (core_giou(pred, target) - giou_value) ** 2)
 
@@ -164,7 +174,7 @@ class Figure1NotFound(RuntimeError):
     """`solve_figure1` found no box with a panel's printed values."""
 
 
-def solve_figure1(panel):
+def solve_figure1(panel: str) -> dict[str, Any]:
     """Re-derive one panel's boxes from the starts in `FIGURE1`; the figure1.json entry.
 
     Returns ``{"target", "boxes", "norm", "coords"}``, every box ``xyxy``.
@@ -185,7 +195,7 @@ def solve_figure1(panel):
 FIGURE1_COLOURS = ("tab:green", "tab:blue", "tab:red")
 
 
-def plot_figure1_panel(ax, panel, title=None):
+def plot_figure1_panel(ax: Axes, panel: Mapping[str, Any], title: str | None = None) -> list[Artist]:
     """Draw one Figure 1 panel: the target in black, the boxes in colour, values in the legend.
 
     `panel` is a figure1.json entry: ``target``, ``boxes`` (``xyxy``), ``norm``, ``coords``.
@@ -194,8 +204,10 @@ def plot_figure1_panel(ax, panel, title=None):
     target, boxes = np.asarray(panel["target"], float), np.asarray(panel["boxes"], float)
     values = figure1_values(target, boxes, panel["norm"], panel["coords"])
     name = "$\\ell_2$" if panel["norm"] == "l2" else "$\\ell_1$"
-    artists = [ax.add_patch(Rectangle(target[:2], *(target[2:] - target[:2]), fill=False,
-                                      edgecolor="black", linewidth=3, label="target", zorder=3))]
+    # matplotlib's stubs type a corner as a tuple; Rectangle takes any pair, an array's too
+    artists: list[Artist] = [ax.add_patch(Rectangle(target[:2], *(target[2:] - target[:2]),  # type: ignore[arg-type]
+                                                    fill=False, edgecolor="black", linewidth=3, label="target",
+                                                    zorder=3))]
     for box, (d, i, g), colour, style in zip(boxes, values, FIGURE1_COLOURS, ("-", "--", "-.")):
         artists.append(ax.add_patch(Rectangle(box[:2], *(box[2:] - box[:2]), fill=False, edgecolor=colour,
                                               linewidth=2.2, linestyle=style, zorder=4,
@@ -212,7 +224,7 @@ def plot_figure1_panel(ax, panel, title=None):
 
 
 # The IoU band ------------------------------------------------------------------------------
-def lipschitz_constant(target, measure="iou", coords="xyxy"):
+def lipschitz_constant(target: ArrayLike, measure: str = "iou", coords: str = "xyxy") -> float:
     """A Lipschitz constant of IoU or GIoU in the prediction's coordinates (Euclidean norm).
 
     Proof sketch, for a target of width W and height H and any prediction with
@@ -237,7 +249,7 @@ def lipschitz_constant(target, measure="iou", coords="xyxy"):
     return float(2 * np.sqrt(cx ** 2 + cy ** 2))
 
 
-def degenerate_radius(target, norm, coords):
+def degenerate_radius(target: ArrayLike, norm: str, coords: str) -> float:
     """The smallest distance at which some box has zero width or height.
 
     In ``xyxy`` the width x2 - x1 changes by at most sqrt(2) (L2) or 1 (L1) per unit
@@ -253,7 +265,7 @@ def degenerate_radius(target, norm, coords):
 _DIAMOND = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0], [1.0, 0.0]])
 
 
-def _unit_curve(u, norm):
+def _unit_curve(u: FloatArray, norm: str) -> FloatArray:
     """Points on the unit L2 circle or L1 diamond of the plane, by a parameter u in [0, 1)."""
     if norm == "l2":
         return np.stack([np.cos(2 * np.pi * u), np.sin(2 * np.pi * u)], axis=-1)
@@ -270,7 +282,7 @@ def _unit_curve(u, norm):
 HALF_CURVE_START = {"xyxy": -1 / 8, "cxcywh": -1 / 4}
 
 
-def sphere_offsets(params, radius, norm, coords="xyxy"):
+def sphere_offsets(params: FloatArray, radius: float, norm: str, coords: str = "xyxy") -> FloatArray:
     """Offsets (..., 4) of norm exactly `radius`, from parameters (..., 3) in [0, 1]^3.
 
     The 4-vector splits into an x part (x1, x2 or xc, w) and a y part (y1, y2 or yc, h),
@@ -289,7 +301,7 @@ def sphere_offsets(params, radius, norm, coords="xyxy"):
     return np.stack([x[..., 0], y[..., 0], x[..., 1], y[..., 1]], axis=-1)
 
 
-def _part_radii(t, half, radius, norm):
+def _part_radii(t: FloatArray, half: FloatArray, radius: float, norm: str) -> tuple[FloatArray, FloatArray]:
     """How far the x part and the y part of an offset can move within cells of half-widths `half`.
 
     Changing t by dt moves each part by at most r (pi / 2) dt (L2, an arc) or r dt (L1);
@@ -307,7 +319,8 @@ def _part_radii(t, half, radius, norm):
     return along_t + speed_u * largest_x * half[1], along_t + speed_u * largest_y * half[2]
 
 
-def _coordinate_intervals(moved, rho_x, rho_y, coords):
+def _coordinate_intervals(moved: FloatArray, rho_x: FloatArray, rho_y: FloatArray, coords: str
+                          ) -> tuple[FloatArray, FloatArray]:
     """Bounds (lower, upper), each (n, 6): x1, y1, x2, y2, w, h of boxes near `moved`.
 
     `moved` holds the cells' centre boxes in `coords`; each box of a cell has its x part
@@ -326,7 +339,7 @@ def _coordinate_intervals(moved, rho_x, rho_y, coords):
     return low, high
 
 
-def _interval_bound(low, high, target, measure, sign):
+def _interval_bound(low: FloatArray, high: FloatArray, target: ArrayLike, measure: str, sign: float) -> FloatArray:
     """An upper bound of sign * measure over every real box within the intervals.
 
     IoU = I / (A_p + A_t - I) grows with I and falls with A_p, and I <= A_p; GIoU =
@@ -335,7 +348,8 @@ def _interval_bound(low, high, target, measure, sign):
     tx1, ty1, tx2, ty2 = np.asarray(target, dtype=float)
     area = (tx2 - tx1) * (ty2 - ty1)
 
-    def overlap(first_low, first_high, last_low, last_high, t1, t2, size_low, size_high, most):
+    def overlap(first_low: FloatArray, first_high: FloatArray, last_low: FloatArray, last_high: FloatArray, t1: float,
+                t2: float, size_low: FloatArray, size_high: FloatArray, most: bool) -> FloatArray:
         if most:
             return np.clip(np.minimum(last_high, t2) - np.maximum(first_low, t1), 0.0,
                            np.minimum(size_high, t2 - t1))
@@ -361,7 +375,7 @@ def _interval_bound(low, high, target, measure, sign):
     return iou_high if sign > 0 else -iou_low
 
 
-def boxes_at(target, offsets, coords):
+def boxes_at(target: ArrayLike, offsets: FloatArray, coords: str) -> tuple[FloatArray, BoolArray]:
     """``xyxy`` boxes: the target plus `offsets` in `coords`; and whether each has w, h >= 0.
 
     A box whose offsets invert it is replaced by its projection onto the valid boxes
@@ -381,7 +395,7 @@ def boxes_at(target, offsets, coords):
     return box_convert(moved, "cxcywh", "xyxy"), valid
 
 
-def measure_values(boxes, target, measure):
+def measure_values(boxes: FloatArray, target: ArrayLike, measure: str) -> FloatArray:
     """IoU or GIoU of ordered ``xyxy`` boxes (w, h >= 0) against the target, plain NumPy.
 
     The band search measures millions of boxes; this is `sandbox.iou` and `sandbox.giou`
@@ -400,8 +414,10 @@ def measure_values(boxes, target, measure):
     return value - (enclosing - union) / enclosing
 
 
-def band_extreme(target, radius, norm="l2", coords="xyxy", measure="iou", sense="max", tol=2e-3,
-                 initial=(8, 32, 32), max_cells=150_000, max_levels=14, refine=3):
+def band_extreme(target: ArrayLike, radius: float, norm: str = "l2", coords: str = "xyxy", measure: str = "iou",
+                 sense: str = "max", tol: float = 2e-3, initial: tuple[int, int, int] = (8, 32, 32),
+                 max_cells: int = 150_000, max_levels: int = 14, refine: int = 3
+                 ) -> tuple[float, float, FloatArray | None]:
     """The largest (or smallest) IoU or GIoU over every box at exactly `radius` from `target`.
 
     Branch and bound over the sphere of offsets (`sphere_offsets`; half of each part's
@@ -486,11 +502,12 @@ def band_extreme(target, radius, norm="l2", coords="xyxy", measure="iou", sense=
     return float(sign * best), float(max(gap, 0.0)), best_box
 
 
-def _refine(target, radius, norm, coords, measure, sign, start):
+def _refine(target: FloatArray, radius: float, norm: str, coords: str, measure: str, sign: float, start: FloatArray
+            ) -> tuple[float, FloatArray]:
     """Nelder-Mead from `start` over the sphere's parameters: the best real box found, and its value."""
     from scipy.optimize import minimize
 
-    def value_and_box(params):
+    def value_and_box(params: FloatArray) -> tuple[float, FloatArray]:
         params = np.concatenate([np.clip(params[:1], 0.0, 1.0), params[1:]])
         boxes, valid = boxes_at(target, sphere_offsets(params[None], radius, norm, coords), coords)
         return (sign * measure_values(boxes, target, measure)[0] if valid[0] else -np.inf), boxes[0]
@@ -502,7 +519,8 @@ def _refine(target, radius, norm, coords, measure, sign, start):
     return value, box
 
 
-def iou_band(target, radii, norm="l2", coords="xyxy", tol=2e-3, max_cells=150_000, progress=None):
+def iou_band(target: ArrayLike, radii: Iterable[float], norm: str = "l2", coords: str = "xyxy", tol: float = 2e-3,
+             max_cells: int = 150_000, progress: Callable[[float], object] | None = None) -> dict[str, FloatArray]:
     """The band of IoU and GIoU over boxes at each distance in `radii` from `target`.
 
     Returns a dict of arrays, shape (len(radii),): ``iou_min``, ``iou_max``,
@@ -510,7 +528,8 @@ def iou_band(target, radii, norm="l2", coords="xyxy", tol=2e-3, max_cells=150_00
     (`band_extreme`, with `tol` and `max_cells`). `progress`, if given, is called with
     each radius done.
     """
-    out = {f"{m}_{s}{suffix}": [] for m in MEASURES for s in ("min", "max") for suffix in ("", "_gap")}
+    out: dict[str, list[float]] = {f"{m}_{s}{suffix}": []
+                                   for m in MEASURES for s in ("min", "max") for suffix in ("", "_gap")}
     for radius in radii:
         for measure in MEASURES:
             for sense in ("min", "max"):
@@ -523,13 +542,14 @@ def iou_band(target, radii, norm="l2", coords="xyxy", tol=2e-3, max_cells=150_00
     return {k: np.array(v) for k, v in out.items()}
 
 
-def target_size(target):
+def target_size(target: ArrayLike) -> float:
     """The size by which distances are normalised: sqrt(w h), the side of a square of the same area."""
     x1, y1, x2, y2 = np.asarray(target, dtype=float)
     return float(np.sqrt((x2 - x1) * (y2 - y1)))
 
 
-def plot_band(ax, relative_radii, band, measure="iou", color="C0", label=None, linewidth=2.0):
+def plot_band(ax: Axes, relative_radii: ArrayLike, band: Mapping[str, ArrayLike], measure: str = "iou",
+              color: ColorType = "C0", label: str | None = None, linewidth: float = 2.0) -> list[Artist]:
     """Shade the band of `measure` between its minimum and maximum against r / size; return artists."""
     low, high = band[f"{measure}_min"], band[f"{measure}_max"]
     fill = ax.fill_between(relative_radii, low, high, color=color, alpha=0.25, linewidth=0)
@@ -539,7 +559,8 @@ def plot_band(ax, relative_radii, band, measure="iou", color="C0", label=None, l
 
 
 # Rank correlation --------------------------------------------------------------------------
-def rank_correlations(pred, target, losses=None):
+def rank_correlations(pred: ArrayLike, target: ArrayLike, losses: Iterable[str | Loss] | None = None
+                      ) -> list[dict[str, Any]]:
     """Spearman's rank correlation between each loss and 1 - IoU over (pred, target) pairs.
 
     For each loss (any spec `sandbox.get_loss` takes; by default every name in
@@ -560,7 +581,7 @@ def rank_correlations(pred, target, losses=None):
     rows = []
     for name in (list(LOSSES) if losses is None else losses):
         values = np.asarray(get_loss(name)(pred, target), dtype=float)
-        row = dict(loss=name)
+        row: dict[str, Any] = dict(loss=name)
         for subset, mask in (("overlapping", overlapping), ("all", np.ones_like(overlapping))):
             constant = bool(np.ptp(values[mask]) == 0) if mask.any() else True
             with warnings.catch_warnings():

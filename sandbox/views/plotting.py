@@ -6,29 +6,54 @@
     >>> result = fit([2, 0, 3, 1], [0, 0, 1, 1])
     >>> artists = plot_trajectory(ax, result.boxes, target=[0, 0, 1, 1])
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Mapping, Sequence, TypeVar
 
 import numpy as np
-from matplotlib.patches import PathPatch, Rectangle
+from matplotlib.patches import Patch, PathPatch, Rectangle
 from matplotlib.path import Path
+from numpy.typing import ArrayLike
 
+from sandbox._types import FloatArray
 from sandbox.geometry.boxes import box_area, check_boxes, enclosing_box, order_corners, union_area
 from sandbox.losses.formulas import giou, iou
 
+if TYPE_CHECKING:
+    from matplotlib.animation import FuncAnimation
+    from matplotlib.artist import Artist
+    from matplotlib.axes import Axes
+    from matplotlib.container import BarContainer
+    from matplotlib.figure import Figure
+    from matplotlib.image import AxesImage
+    from matplotlib.lines import Line2D
+    from matplotlib.text import Text
+    from matplotlib.typing import ColorType
+
 TARGET_STYLE = dict(facecolor="0.85", edgecolor="black", linewidth=2.0, zorder=1)
 
+_PatchT = TypeVar("_PatchT", bound=Patch)
 
-def plot_box(ax, box, **style):
+
+def _added(ax: Axes, patch: _PatchT) -> _PatchT:
+    """`patch`, added to `ax`: ``ax.add_patch`` returns it, typed as any Patch."""
+    ax.add_patch(patch)
+    return patch
+
+
+def plot_box(ax: Axes, box: ArrayLike, **style: Any) -> Rectangle:
     """Draw one ``xyxy`` box as a rectangle (inverted corners are ordered first)."""
     x1, y1, x2, y2 = order_corners(check_boxes(box, "box"))
-    return ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, **{"fill": False, **style}))
+    return _added(ax, Rectangle((x1, y1), x2 - x1, y2 - y1, **{"fill": False, **style}))
 
 
-def plot_target(ax, target, label="target", **style):
+def plot_target(ax: Axes, target: ArrayLike, label: str = "target", **style: Any) -> Rectangle:
     """Draw the target box, grey and outlined in black; `style` overrides (``fill=False``)."""
     return plot_box(ax, target, **{"fill": True, "label": label, **TARGET_STYLE, **style})
 
 
-def plot_trajectory(ax, boxes, target=None, color="C0", label=None, max_boxes=25):
+def plot_trajectory(ax: Axes, boxes: ArrayLike, target: ArrayLike | None = None, color: ColorType = "C0",
+                    label: str | None = None, max_boxes: int = 25) -> list[Artist]:
     """Draw the boxes an optimiser visited: earlier steps fainter, the start and end marked.
 
     Parameters
@@ -49,7 +74,7 @@ def plot_trajectory(ax, boxes, target=None, color="C0", label=None, max_boxes=25
     """
     boxes = np.asarray(boxes, dtype=float)
     boxes = boxes[np.all(np.isfinite(boxes), axis=-1)]  # a diverged run's last boxes cannot be drawn
-    artists = [] if target is None else [plot_target(ax, target)]
+    artists: list[Artist] = [] if target is None else [plot_target(ax, target)]
     shown = np.unique(np.linspace(0, len(boxes) - 1, max_boxes).round().astype(int))
     for rank, i in enumerate(shown):
         alpha = 0.12 + 0.88 * rank / max(len(shown) - 1, 1)
@@ -64,8 +89,9 @@ def plot_trajectory(ax, boxes, target=None, color="C0", label=None, max_boxes=25
     return artists
 
 
-def plot_metric(ax, histories, labels=None, colors=None, ylabel="IoU with the target",
-                hold=True, **style):
+def plot_metric(ax: Axes, histories: Sequence[ArrayLike], labels: Sequence[str | None] | None = None,
+                colors: Sequence[ColorType] | None = None, ylabel: str = "IoU with the target", hold: bool = True,
+                **style: Any) -> list[Line2D]:
     """Draw a metric against the iteration for several runs, one line each.
 
     Parameters
@@ -84,10 +110,11 @@ def plot_metric(ax, histories, labels=None, colors=None, ylabel="IoU with the ta
     list of matplotlib.lines.Line2D
         The runs' lines.
     """
-    histories = [np.asarray(h, dtype=float) for h in histories]
-    end = max(len(h) for h in histories) - 1
-    lines, seen = [], set()
-    for i, history in enumerate(histories):
+    runs = [np.asarray(h, dtype=float) for h in histories]
+    end = max(len(h) for h in runs) - 1
+    lines: list[Line2D] = []
+    seen: set[str | None] = set()
+    for i, history in enumerate(runs):
         label = None if labels is None else labels[i]
         line, = ax.plot(np.arange(len(history)), history, label=None if label in seen else label,
                         color=None if colors is None else colors[i], **style)
@@ -102,8 +129,10 @@ def plot_metric(ax, histories, labels=None, colors=None, ylabel="IoU with the ta
     return lines
 
 
-def animate_trajectories(runs, target, labels=None, colors=None, panels=None, step=1, trail=4,
-                         limits=None, interval=100, fig=None):
+def animate_trajectories(runs: Any, target: ArrayLike, labels: Sequence[str] | None = None,
+                         colors: Sequence[ColorType] | None = None, panels: Sequence[str] | None = None, step: int = 1,
+                         trail: int = 4, limits: ArrayLike | None = None, interval: float = 100,
+                         fig: Figure | None = None) -> FuncAnimation:
     """Animate runs step by step: each run's box moving toward the target, beside IoU growing.
 
     Parameters
@@ -154,7 +183,8 @@ def animate_trajectories(runs, target, labels=None, colors=None, panels=None, st
     target = check_boxes(target, "target", positive_size=True)
     if hasattr(runs, "boxes") or (isinstance(runs, np.ndarray) and runs.ndim == 2):
         runs = [runs]
-    boxes, ious = [], []
+    boxes: list[FloatArray] = []
+    ious: list[FloatArray] = []
     for run in runs:
         visited = np.asarray(run.boxes if hasattr(run, "boxes") else run, dtype=float)
         if visited.ndim != 2 or visited.shape[1] != 4 or len(visited) == 0:
@@ -204,17 +234,21 @@ def animate_trajectories(runs, target, labels=None, colors=None, panels=None, st
         if name:
             ax.set_title(name)
     axis_of = {name: ax for name, ax in zip(names, box_axes)}
-    current, ghosts, paths, curves, held = [], [], [], [], []
+    current: list[Rectangle] = []
+    ghosts: list[list[Rectangle]] = []
+    paths: list[Line2D] = []
+    curves: list[Line2D] = []
+    held: list[Line2D] = []
     for i in range(n):
         ax, color = axis_of[panels[i]], colors[i]
         centres = (boxes[i][:, :2] + boxes[i][:, 2:]) / 2
         ax.plot(centres[:1, 0], centres[:1, 1], "o", color=color, markersize=4, zorder=3)
         paths.append(ax.plot([], [], color=color, linewidth=1.0, alpha=0.6, zorder=3)[0])
-        ghosts.append([ax.add_patch(Rectangle((0, 0), 0, 0, fill=False, edgecolor=color,
-                                              linewidth=1.0, alpha=0.55 * (1 - j / trail), zorder=2))
+        ghosts.append([_added(ax, Rectangle((0, 0), 0, 0, fill=False, edgecolor=color,
+                                            linewidth=1.0, alpha=0.55 * (1 - j / trail), zorder=2))
                        for j in range(trail)])
-        current.append(ax.add_patch(Rectangle((0, 0), 0, 0, fill=False, edgecolor=color,
-                                              linewidth=2.0, zorder=4)))
+        current.append(_added(ax, Rectangle((0, 0), 0, 0, fill=False, edgecolor=color,
+                                            linewidth=2.0, zorder=4)))
         label = None if labels is None or labels[i] in labels[:i] else labels[i]
         curves.append(history_ax.plot([], [], color=color, linewidth=1.5, alpha=0.8, label=label)[0])
         # as in plot_metric: a run that has stopped keeps its last IoU, dotted from a dot
@@ -227,7 +261,7 @@ def animate_trajectories(runs, target, labels=None, colors=None, panels=None, st
     if labels is not None:
         history_ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
 
-    def update(iteration):
+    def update(iteration: int) -> list[Artist]:
         shown = steps[:np.searchsorted(steps, iteration) + 1]  # frames up to this one
         for i in range(n):
             last = len(boxes[i]) - 1
@@ -247,12 +281,13 @@ def animate_trajectories(runs, target, labels=None, colors=None, panels=None, st
 
     animation = FuncAnimation(fig, update, frames=list(steps), interval=interval, cache_frame_data=False)
     update(steps[0])
-    animation.figure, animation.steps, animation.update = fig, steps, update
-    animation.boxes, animation.curves = current, curves
+    # what the docstring promises besides FuncAnimation's own attributes
+    animation.figure, animation.steps, animation.update = fig, steps, update  # type: ignore[attr-defined]
+    animation.boxes, animation.curves = current, curves  # type: ignore[attr-defined]
     return animation
 
 
-def _held_over_non_finite(boxes):
+def _held_over_non_finite(boxes: ArrayLike) -> FloatArray:
     """`boxes` corner-ordered, with each non-finite row (a diverged step) replaced by the last finite one."""
     held = np.array(boxes, dtype=float)
     for k in range(len(held)):
@@ -261,12 +296,13 @@ def _held_over_non_finite(boxes):
     return np.asarray(order_corners(held))
 
 
-def _set_box(patch, box):
+def _set_box(patch: Rectangle, box: FloatArray) -> None:
     x1, y1, x2, y2 = box
     patch.set_bounds(x1, y1, x2 - x1, y2 - y1)
 
 
-def plot_enclosing_box(ax, a, b, labels=("A", "B"), colors=("C0", "C3"), decimals=3):
+def plot_enclosing_box(ax: Axes, a: ArrayLike, b: ArrayLike, labels: tuple[str, str] = ("A", "B"),
+                       colors: tuple[ColorType, ColorType] = ("C0", "C3"), decimals: int = 3) -> list[Artist]:
     """Draw boxes A and B, their enclosing box C, and hatch the part of C that neither covers.
 
     The hatched region is exactly C minus (A union B), whether the boxes overlap,
@@ -305,7 +341,7 @@ def plot_enclosing_box(ax, a, b, labels=("A", "B"), colors=("C0", "C3"), decimal
     c = np.asarray(enclosing_box(a, b))
     enclosing, union = float(box_area(c)), float(union_area(a, b))
     penalty = (enclosing - union) / enclosing
-    artists = [plot_box(ax, c, edgecolor="black", linestyle="--", linewidth=1.5, zorder=3)]
+    artists: list[Artist] = [plot_box(ax, c, edgecolor="black", linestyle="--", linewidth=1.5, zorder=3)]
     artists.append(ax.add_patch(PathPatch(uncovered_path(a, b), facecolor="0.93", edgecolor="0.45",
                                           hatch="///", linewidth=0, zorder=1)))
     for box, color in zip((a, b), colors):
@@ -330,7 +366,7 @@ def plot_enclosing_box(ax, a, b, labels=("A", "B"), colors=("C0", "C3"), decimal
     return artists
 
 
-def uncovered_path(a, b):
+def uncovered_path(a: ArrayLike, b: ArrayLike) -> Path:
     """The part of the enclosing box of `a` and `b` (ordered ``xyxy``) that neither covers, as a Path.
 
     Every edge of the boxes cuts the enclosing box into a grid of cells, each
@@ -353,7 +389,8 @@ def uncovered_path(a, b):
     return Path(np.concatenate(cells), codes)
 
 
-def plot_giou_against_iou(ax, ious, gious, penalties, hist_ax=None, equal_below=1e-9, cmap="viridis"):
+def plot_giou_against_iou(ax: Axes, ious: ArrayLike, gious: ArrayLike, penalties: ArrayLike,
+                          hist_ax: Axes | None = None, equal_below: float = 1e-9, cmap: str = "viridis") -> list[Any]:
     """Scatter GIoU against IoU for many box pairs, coloured by (C - U) / C.
 
     Draws the line GIoU = IoU, the range (-1, 1] of GIoU, the empty half-plane
@@ -387,7 +424,7 @@ def plot_giou_against_iou(ax, ious, gious, penalties, hist_ax=None, equal_below=
                         label="C > U: GIoU < IoU (colour: (C − U) / C)")
     same = ax.scatter(ious[equal], gious[equal], s=9, color="red", linewidths=0, zorder=3,
                       label=f"C = U ({np.sum(equal)} pairs, one box inside the other): GIoU = IoU")
-    artists = [points, same]
+    artists: list[Any] = [points, same]  # artists, and last the histogram's BarContainer
     artists += ax.plot([0, 1], [0, 1], color="black", linewidth=1.0, zorder=4, label="GIoU = IoU")
     artists.append(ax.fill_between([0, 1], [0, 1], [1, 1], facecolor="none", edgecolor="0.75",
                                    hatch="\\\\", linewidth=0, zorder=1))
@@ -405,8 +442,9 @@ def plot_giou_against_iou(ax, ious, gious, penalties, hist_ax=None, equal_below=
     ax.set_ylabel("GIoU")
     if hist_ax is not None:
         apart = ious == 0
-        _, _, bars = hist_ax.hist(gious[apart], bins=np.linspace(-1, 1, 81), orientation="horizontal",
-                                  color="C1", label=f"IoU = 0: {np.sum(apart)} pairs apart")
+        # matplotlib's stubs type bins as a Sequence, which an array is not; hist takes arrays
+        _, _, bars = hist_ax.hist(gious[apart], bins=np.linspace(-1, 1, 81),  # type: ignore[arg-type]
+                                  orientation="horizontal", color="C1", label=f"IoU = 0: {np.sum(apart)} pairs apart")
         artists.append(bars)
         hist_ax.set_ylim(ax.get_ylim())
         hist_ax.set_xlabel("pairs apart (IoU = 0)")
@@ -415,7 +453,9 @@ def plot_giou_against_iou(ax, ious, gious, penalties, hist_ax=None, equal_below=
     return artists
 
 
-def plot_heatmap(ax, values, rows, columns, texts=None, decimals=2, vmin=0.0, vmax=1.0, cmap="RdYlGn"):
+def plot_heatmap(ax: Axes, values: ArrayLike, rows: Sequence[str], columns: Sequence[str], texts: Any = None,
+                 decimals: int = 2, vmin: float = 0.0, vmax: float = 1.0, cmap: str = "RdYlGn"
+                 ) -> tuple[AxesImage, list[Text]]:
     """Draw a table of shares or scores as coloured cells, each annotated; NaN cells stay blank.
 
     Parameters
@@ -457,21 +497,23 @@ def plot_heatmap(ax, values, rows, columns, texts=None, decimals=2, vmin=0.0, vm
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
 
 
-def _colours(colors, n):
+def _colours(colors: Sequence[ColorType] | None, n: int) -> list[ColorType]:
     colors = [f"C{i % 10}" for i in range(n)] if colors is None else list(colors)
     if len(colors) != n:
         raise ValueError(f"{n} series need {n} colours; got {len(colors)}")
     return colors
 
 
-def _true_box_style():
+def _true_box_style() -> dict[str, Any]:
     """White edged in black: the true box shows on bright and dark pixels alike."""
     from matplotlib import patheffects
     return dict(edgecolor="white", linewidth=2.0, zorder=3,
                 path_effects=[patheffects.withStroke(linewidth=4.0, foreground="black")])
 
 
-def plot_accuracy_curves(ax, thresholds, curves, labels, spreads=None, colors=None, legend=True):
+def plot_accuracy_curves(ax: Axes, thresholds: ArrayLike, curves: ArrayLike, labels: Sequence[str],
+                         spreads: ArrayLike | None = None, colors: Sequence[ColorType] | None = None,
+                         legend: bool = True) -> list[Artist]:
     """Draw the share of images reaching each IoU threshold, one line per loss.
 
     Parameters
@@ -508,13 +550,13 @@ def plot_accuracy_curves(ax, thresholds, curves, labels, spreads=None, colors=No
     thresholds = np.asarray(thresholds, dtype=float)
     curves = _table(curves, spreads, "curves", (len(labels), "label"), (len(thresholds), "threshold"))
     colors = _colours(colors, len(labels))
-    artists = []
+    artists: list[Artist] = []
     for i, (curve, label) in enumerate(zip(curves, labels)):
         line, = ax.plot(thresholds, curve, marker=_MARKERS[i % len(_MARKERS)], markersize=5,
                         linewidth=1.6, color=colors[i], label=label, zorder=3)
         artists.append(line)
         if spreads is not None:
-            spread = np.asarray(spreads[i], dtype=float)
+            spread = np.asarray(spreads, dtype=float)[i]
             artists.append(ax.fill_between(thresholds, np.clip(curve - spread, 0, 1),
                                            np.clip(curve + spread, 0, 1), color=colors[i],
                                            alpha=0.18, linewidth=0, zorder=2))
@@ -532,8 +574,9 @@ def plot_accuracy_curves(ax, thresholds, curves, labels, spreads=None, colors=No
     return artists
 
 
-def plot_prediction_gallery(axes, images, true_boxes, predictions, labels=None, colors=None,
-                            titles=None, legend=True):
+def plot_prediction_gallery(axes: Any, images: ArrayLike, true_boxes: ArrayLike, predictions: Mapping[str, ArrayLike],
+                            labels: Sequence[str] | None = None, colors: Sequence[ColorType] | None = None,
+                            titles: Sequence[str] | None = None, legend: bool = True) -> list[Artist]:
     """Draw test images in grey with the true box and every loss's predicted box on each.
 
     Coordinates are pixel units with the origin at the image's top-left corner and
@@ -599,7 +642,7 @@ def plot_prediction_gallery(axes, images, true_boxes, predictions, labels=None, 
         sizes = size_class(true_boxes, (height, width))
         titles = [f"{size}, {x2 - x1:.3g} × {y2 - y1:.3g} px"
                   for size, (x1, y1, x2, y2) in zip(sizes, true_boxes)]
-    artists, handles = [], []
+    artists: list[Artist] = []
     for k, ax in enumerate(axes):
         artists.append(ax.imshow(images[k], cmap="gray", extent=(0, width, height, 0),
                                  interpolation="nearest", alpha=0.8))
@@ -624,8 +667,10 @@ def plot_prediction_gallery(axes, images, true_boxes, predictions, labels=None, 
     return artists
 
 
-def plot_by_size(ax, values, losses, size_classes, spreads=None, colors=None, counts=None,
-                 ylabel="accuracy, mean over IoU 0.50 to 0.95", legend=True):
+def plot_by_size(ax: Axes, values: ArrayLike, losses: Sequence[str], size_classes: Sequence[str],
+                 spreads: ArrayLike | None = None, colors: Sequence[ColorType] | None = None,
+                 counts: Sequence[int] | None = None, ylabel: str = "accuracy, mean over IoU 0.50 to 0.95",
+                 legend: bool = True) -> list[Artist | BarContainer]:
     """Draw a metric by object size as grouped bars: one group per size class, one bar per loss.
 
     Parameters
@@ -662,7 +707,7 @@ def plot_by_size(ax, values, losses, size_classes, spreads=None, colors=None, co
     colors = _colours(colors, len(losses))
     groups = np.arange(len(size_classes))
     width = 0.8 / len(losses)
-    artists = []
+    artists: list[Artist | BarContainer] = []
     for i, loss in enumerate(losses):
         offsets = groups - 0.4 + width * (i + 0.5)
         shown = np.isfinite(values[i])
@@ -688,7 +733,8 @@ def plot_by_size(ax, values, losses, size_classes, spreads=None, colors=None, co
     return artists
 
 
-def _table(values, spreads, name, rows, columns):
+def _table(values: ArrayLike, spreads: ArrayLike | None, name: str, rows: tuple[int, str], columns: tuple[int, str]
+           ) -> FloatArray:
     """`values` as a float array of shape (rows, columns), each given as (count, what one is); ValueError
     naming the shape expected if it, or `spreads` when given, has another."""
     values, shape = np.asarray(values, dtype=float), (rows[0], columns[0])
@@ -700,7 +746,8 @@ def _table(values, spreads, name, rows, columns):
 
 
 # Which loss (sandbox.runs.evidence, experiments/which_loss.py) -----------------------------------
-def plot_ranks(ax, ranking, settings=None, notes=None):
+def plot_ranks(ax: Axes, ranking: Sequence[Mapping[str, Any]], settings: Sequence[str] | None = None,
+               notes: Mapping[tuple[str, str], str] | None = None) -> tuple[AxesImage, list[Text]]:
     """Draw each loss's rank in each setting as a heatmap, best at the top, ties and failures marked.
 
     A rank shared with another loss (tied within the spread or the rounding,
