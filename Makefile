@@ -1,18 +1,23 @@
 # `make demo` and `make test` set everything up from nothing: a virtual environment in .venv
 # with the package (editable) and the versions pinned in constraints.txt; `make test` also
-# installs Debian's Chromium and ChromeDriver for the explorer's browser test where it can.
+# installs Debian's Chromium and ChromeDriver for the explorer's browser test where it can,
+# and checks the package's types (`make typecheck`) before the tests run.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test test-portable browser notebooks lab clean
+.PHONY: demo test typecheck test-portable browser notebooks lab clean
 
 demo: $(INSTALLED)
 	$(BIN)/python experiments/stall_vs_converge.py --out results/stall_vs_converge
 
-test: $(INSTALLED) browser
+test: $(INSTALLED) browser typecheck
 	$(BIN)/python -m pytest
+
+# mypy on the package: pyproject.toml's [tool.mypy] says which modules must be annotated throughout.
+typecheck: $(INSTALLED)
+	$(BIN)/python -m mypy
 
 # The suite again under emulated CPUs: OpenBLAS's kernels for older and newer cores, and NumPy
 # with its SIMD dispatch off (tests/portable.py says which runs where, and checks each took).
@@ -54,5 +59,5 @@ $(INSTALLED): pyproject.toml constraints.txt sandbox/__init__.py
 
 # Only what a rebuild recreates; results/ can hold hours of runs and is never deleted here.
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache build *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
