@@ -36,7 +36,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections import namedtuple
-from typing import Callable, Sequence, Union
+from typing import Any, Callable, Sequence, Union
 
 import numpy as np
 from autograd.extend import defvjp, primitive
@@ -612,22 +612,36 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-@functools.lru_cache(maxsize=None)
 def kernel(spec: object) -> Kernel | None:
     """The fused kernel of a loss spec, ``kernel(pred, target) -> (value, partials, iou)``, or None.
 
     `spec` is a spec of `sandbox.get_loss` naming one loss of `FUSED_LOSSES`, with
-    any parameters (``'focaler_giou:d=0.1,u=0.9'``); its parameters are read as
-    the registry reads them. None for anything else: a weighted sum, a user's
-    loss, or parameters without a kernel (CIoU's and alpha-CIoU's
-    ``trade_off_gradient=True``).
+    any parameters (``'focaler_giou:d=0.1,u=0.9'``); its parameters are read as the
+    registry reads them. None for anything else: a weighted sum, a user's loss or a
+    function, or parameters without a kernel (CIoU's and alpha-CIoU's
+    ``trade_off_gradient=True``). `built_kernel` does the same for the function
+    `sandbox.get_loss` built from a spec.
     """
-    if not isinstance(spec, str):
-        return None
+    return _kernel_of_spec(spec) if isinstance(spec, str) else None
+
+
+@functools.lru_cache(maxsize=None)
+def _kernel_of_spec(spec: str) -> Kernel | None:
     try:
         function = get_loss(spec)
     except ValueError:
         return None
+    return built_kernel(function)
+
+
+kernel.cache_clear = _kernel_of_spec.cache_clear  # type: ignore[attr-defined]  # as before: tests reset it
+
+
+def built_kernel(function: Callable[..., Any]) -> Kernel | None:
+    """The fused kernel of the function `sandbox.get_loss` built from a spec (a registry loss, or a
+    partial of one with its parameters), or None: what `kernel` gives for the spec, without reading
+    it again. A run's `sandbox.optim.settings.Settings` holds that function.
+    """
     bound = {}
     if isinstance(function, functools.partial):
         bound = function.keywords
@@ -679,7 +693,7 @@ def value_and_partials(loss: str, pred: Sequence[FloatArray], target: Sequence[F
 
 
 def _kernel_of(loss):
-    found = kernel(loss)
+    found = kernel(loss) if isinstance(loss, str) else built_kernel(loss)
     if found is None:
         raise ValueError(f"no fused kernel for {loss!r}; there are kernels for {', '.join(_fused_losses())} "
                          f"(CIoU and alpha-CIoU with trade_off_gradient=False)")
@@ -700,9 +714,9 @@ def _total_vjp(i):
 defvjp(_total, *(_total_vjp(i) for i in range(4)))
 
 
-def fused_total(loss: str) -> Callable[..., Array]:
-    """The sum over cases of the loss `loss` (a spec with a `kernel`), as ``total(pred, target,
-    out=None)``, differentiable once.
+def fused_total(loss: str | Callable[..., Any]) -> Callable[..., Array]:
+    """The sum over cases of the loss `loss` (a spec with a `kernel`, or the function built from
+    it, with a `built_kernel`), as ``total(pred, target, out=None)``, differentiable once.
 
     `pred` is `Coordinates`; `target` is `Coordinates` or `TargetTerms`, computed
     once for many calls. When `out` is a dict, the loss and the IoU of every case,
@@ -718,5 +732,5 @@ def fused_total(loss: str) -> Callable[..., Array]:
         if out is not None:
             out["value"], out["iou"] = value, iou
         return _total(*corners, value=value, partials=partials)
-    total.__name__ = f"fused_{loss}_total"
+    total.__name__ = f"{value_and_partials_of.__name__}_total"
     return total

@@ -133,24 +133,24 @@ def canonical_loss(spec: str | Loss) -> str | Loss:
     >>> canonical_loss("Alpha_CIoU:Alpha=3")
     'alpha_ciou:alpha=3'
     """
+    return parse_loss(spec)[0]
+
+
+def parse_loss(spec: str | Loss) -> tuple[str | Loss, Loss]:
+    """``(canonical spelling, function)`` of a loss spec, from one reading of it; ValueError for a bad one.
+
+    What `canonical_loss` and `get_loss` give, at once: a run's settings read the
+    spec here, once (`sandbox.optim.settings.resolve`), and keep both.
+    """
     if callable(spec):
-        return spec
-    get_loss(spec)  # every mistake shows here
-    terms = _split(str(spec))
-    if terms is not None:
-        return "+".join(loss if weight == 1 else f"{weight:g}*{loss}"
-                        for weight, loss in ((w, canonical_loss(t)) for w, t in terms))
-    kind, name, params = _parts(str(spec))
-    if kind == "module":
-        return f"{name}:{params}" if params else name
-    name = canonical(name, _loss_names(), "loss")
-    keys = list(inspect.signature(unchecked(_function(name))).parameters)[2:]
-    items = []
-    for item in filter(None, params.split(",")):
-        key, _, value = item.partition("=")
-        key = next((k for k in keys if k.lower() == key.strip().lower()), key.strip())
-        items.append(f"{key}={value.strip()}")
-    return ":".join([name, ",".join(items)]) if items else name
+        return spec, spec
+    text = str(spec)
+    terms = _split(text)
+    if terms is None:
+        return _read(text, {})
+    parts = [(weight, parse_loss(term)) for weight, term in terms]
+    return ("+".join(str(name) if weight == 1 else f"{weight:g}*{name}" for weight, (name, _) in parts),
+            WeightedSum([(weight, function) for weight, (_, function) in parts]))
 
 
 def _function(name):
@@ -182,12 +182,16 @@ def get_loss(spec: str | Loss, **params: Any) -> Loss:
     """
     if callable(spec):
         return functools.partial(spec, **params) if params else spec
+    if not params:
+        return parse_loss(spec)[1]
     text = str(spec)
-    terms = _split(text)
-    if terms is not None:
-        if params:
-            raise ValueError(f"loss {text!r}: give a weighted sum's parameters with each term, as '5*l1:coords=cxcywh+giou'")
-        return WeightedSum([(weight, get_loss(term)) for weight, term in terms])
+    if _split(text) is not None:
+        raise ValueError(f"loss {text!r}: give a weighted sum's parameters with each term, as '5*l1:coords=cxcywh+giou'")
+    return _read(text, params)[1]
+
+
+def _read(text: str, params: dict[str, Any]) -> tuple[str, Loss]:
+    """``(canonical spelling, function)`` of a single loss's spec, with `params` added."""
     kind, name, text_params = _parts(text)
     if kind == "module":
         function = _import(name)
@@ -197,12 +201,14 @@ def get_loss(spec: str | Loss, **params: Any) -> Loss:
     valid = list(inspect.signature(unchecked(function)).parameters.values())[2:]  # after pred, target
     names = [p.name for p in valid if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     takes_any = any(p.kind == p.VAR_KEYWORD for p in valid)
+    params, written = dict(params), []
     for item in filter(None, text_params.split(",")):
         key, equals, value = item.partition("=")
         if not equals:
             raise ValueError(f"loss parameter {item!r} in {text!r} must be written key=value")
         key = next((k for k in names if k.lower() == key.strip().lower()), key.strip())
         params.setdefault(key, _parse_value(value.strip()))
+        written.append(f"{key}={value.strip()}")
     for key in params:
         if key not in names and not takes_any:
             allowed = ", ".join(names) if names else "none"
@@ -212,7 +218,9 @@ def get_loss(spec: str | Loss, **params: Any) -> Loss:
         loss = on_arrays(loss)
     if params or kind == "module" or name in REGISTERED:
         _try(loss, text)
-    return loss
+    if kind == "module":  # a module's parameters as written
+        return (f"{name}:{text_params}" if text_params else name), loss
+    return (":".join([name, ",".join(written)]) if written else name), loss
 
 
 def on_arrays(function: Callable[..., Any]) -> Loss:

@@ -45,7 +45,7 @@ from scipy.optimize import OptimizeResult
 
 from sandbox.geometry.boxes import Coordinates, box_convert, check_boxes, rows
 from sandbox.losses.formulas import giou, iou, unchecked
-from sandbox.losses.fused import fused_total, kernel, target_terms
+from sandbox.losses.fused import built_kernel, fused_total, target_terms
 from sandbox.losses.spec import adopt, on_arrays, travelling
 from sandbox.optim.rules import RULES, Status, apply, first_order, stops
 from sandbox.optim.settings import SIZE_PARAMETERS
@@ -201,8 +201,8 @@ def _evaluator(settings, target):
             return None, g, current_iou, bool(np.isfinite(g.sum()))
         return evaluate
     captured = {}  # the loss per box, and the IoU where the kernel computes it, left by the objective
-    if settings.gradient == "fused" and kernel(loss) is not None:
-        total, terms = fused_total(loss), target_terms(target)
+    if settings.gradient == "fused" and not callable(loss) and built_kernel(settings.loss_function) is not None:
+        total, terms = fused_total(settings.loss_function), target_terms(target)
 
         def objective(theta):
             return total(param.to_box(rows(theta)), terms, out=captured)

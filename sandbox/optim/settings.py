@@ -25,7 +25,7 @@ import numpy as np
 
 from sandbox.geometry.names import canonical
 from sandbox.geometry.parameterisations import PARAMETERISATIONS, Parameterisation
-from sandbox.losses.spec import canonical_loss, get_loss
+from sandbox.losses.spec import canonical_loss, get_loss, parse_loss
 from sandbox.optim.rules import DEFAULT_LEARNING_RATES, RULES, SCHEDULES, Rule, rule_parameters
 
 GRADIENTS = ("autograd", "fused")
@@ -151,14 +151,15 @@ def resolve(loss: Spec = "giou", method: str = "gd", param: str = "xyxy", maxite
     ('giou', 'adam', 0.1, 'autograd')
     """
     method = method_name(method)
-    settings = dict(loss=loss_spec(loss), method=method, param=param_name(param), maxiter=whole(maxiter, "maxiter"),
+    loss, function = parse_loss(loss)  # the spec's one reading: its spelling and its function
+    settings = dict(loss=loss, method=method, param=param_name(param), maxiter=whole(maxiter, "maxiter"),
                     home_iou=_share(home_iou, "home_iou"))
     if method not in RULES:
         if "gradient" in options and options["gradient"] != "autograd":
             raise ValueError(f"gradient={options['gradient']!r} applies to the first-order methods "
                              f"({', '.join(RULES)}) only: scipy's methods get autograd's")
         options.pop("gradient", None)
-        return Settings(**settings, options=tuple(options.items()), lr=None, gtol=None)
+        return _with_function(Settings(**settings, options=tuple(options.items()), lr=None, gtol=None), function)
     own = {key: options.pop(key) for key in list(options) if key not in FIRST_ORDER_OPTIONS}
     valid = rule_parameters(method)
     unknown = [key for key in own if key not in valid]
@@ -173,10 +174,17 @@ def resolve(loss: Spec = "giou", method: str = "gd", param: str = "xyxy", maxite
     if reference and settings["param"] not in SIZE_PARAMETERS:
         raise ValueError(f"the reference gradient doubles the width and height components; parameterisation "
                          f"{settings['param']!r} has none (use one of {', '.join(SIZE_PARAMETERS)})")
-    return Settings(**settings, lr=learning_rate(options.get("lr"), method), schedule=schedule_name(
-        options.get("schedule", "step")), options=tuple(own.items()), iou_weighting=bool(options.get(
-            "iou_weighting", False)), gtol=None if gtol is None else float(gtol),
-        gradient=gradient_backend(options.get("gradient", "autograd")), reference_gradient=reference)
+    return _with_function(Settings(
+        **settings, lr=learning_rate(options.get("lr"), method), schedule=schedule_name(options.get("schedule", "step")),
+        options=tuple(own.items()), iou_weighting=bool(options.get("iou_weighting", False)),
+        gtol=None if gtol is None else float(gtol), gradient=gradient_backend(options.get("gradient", "autograd")),
+        reference_gradient=reference), function)
+
+
+def _with_function(settings: Settings, function) -> Settings:
+    """`settings` with its `loss_function` the one its spec was read into, so no one reads it again."""
+    vars(settings)["loss_function"] = function  # fills the cached property
+    return settings
 
 
 # The rule for each field, one place each: `resolve` uses them, and so does a sweep file's check.
