@@ -48,6 +48,7 @@ extensions = [
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
 exclude_patterns = ["_build", "**.ipynb_checkpoints"]
 root_doc = "index"
+smartquotes = False  # --out stays two hyphens, and quotes as written
 nitpicky = True
 # Types and names of other projects: no intersphinx (CI has no network), so they cannot resolve.
 nitpick_ignore_regex = [

@@ -6,7 +6,8 @@ Directives (usable in MyST pages as ```{name} ...```):
   the formula and paper (its docstring's first line) and parameters with their defaults, then
   each loss's whole docstring. Written as reStructuredText, so use it inside ``{eval-rst}``.
 - ``experiment-cli PATH``: the command line of one experiment script, from its own argparse
-  parser (the script is imported by path and its ``parse_args`` is stopped before it parses).
+  parser (the script is imported by path and its ``parse_args`` is stopped before it parses):
+  its description, usage, and every option with its help as ``--help`` prints it.
   At the end of the build, a script of experiments/ that no page documents is a warning.
 - ``described TARGET``: a table of names (columns of a results file, keys of the sweep file)
   with their meanings, given as ``name: meaning`` lines in the directive's body; TARGET names
@@ -224,15 +225,13 @@ class ExperimentCli(SphinxDirective):
             if isinstance(action, argparse._HelpAction):
                 continue
             help_text = formatter._expand_help(action) if action.help else ""
-            default = "" if action.default in (None, argparse.SUPPRESS, False) or not action.option_strings \
-                else repr(action.default)
-            if action.dest == "workers":
-                default = "one per core"
-            rows.append([literal(_option(action)), literal(default) if default else "", help_text])
+            if action.dest == "workers":  # its help says "one per core"; the number is this machine's
+                help_text = re.sub(r" \(default: \d+\)$", "", help_text)
+            rows.append([literal(_option(action)), help_text])
         usage = parser.format_usage().strip().removeprefix("usage: ")
         return [nodes.paragraph(text=parser.description or ""),
                 nodes.literal_block(usage, usage, language="text"),
-                table(["option", "default", "what it sets"], rows, widths=[30, 14, 56])]
+                table(["option", "what it sets (default)"], rows, widths=[30, 70])]
 
 
 def check_every_script_documented(app, env):
