@@ -297,6 +297,8 @@ class Described(SphinxDirective):
 
 def shown(value):
     """A default as the sweep file would write it (TOML), else as Python."""
+    if value is None:
+        return "none"
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, str):
@@ -335,6 +337,9 @@ class WhichLossTable(SphinxDirective):
     def run(self):
         folder = Path(self.env.srcdir) / self.arguments[0]
         for name in ("evidence.csv", "ranking.csv"):
+            if not (folder / name).exists():
+                raise self.error(f"{folder / name} does not exist: copy it from a run of "
+                                 f"python experiments/which_loss.py --out results/which_loss")
             self.env.note_dependency(str(folder / name))
         markdown = which_loss_table(folder)
         container = nodes.container()
