@@ -46,7 +46,7 @@ extensions = [
     "sandbox_docs",
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
-exclude_patterns = ["_build", "**.ipynb_checkpoints"]
+exclude_patterns = ["_build", "data", "**.ipynb_checkpoints"]  # data/: committed results the pages are made from
 root_doc = "index"
 smartquotes = False  # --out stays two hyphens, and quotes as written
 nitpicky = True

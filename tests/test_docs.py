@@ -6,8 +6,10 @@ README.md and docs/**/*.md run as doctests; tests/test_package.py checks the los
 table of losses, tests/test_loss_specs.py runs the own-loss guide, tests/test_sweep.py the example
 sweep file. This file checks the rest.
 """
+import csv
 import importlib.util
 import json
+import math
 import re
 
 import pytest
@@ -88,6 +90,85 @@ def test_the_learning_table_is_the_one_whose_claims_the_evidence_tests_check():
     assert written == README_ACCURACY_MEAN, (
         "docs/results/learning.md's accuracy over 0.50:0.95 differs from README_ACCURACY_MEAN in "
         "tests/test_evidence.py, whose tests check the page's claims: update both together")
+
+
+# The which-loss results, committed in docs/data/which_loss/ and made into the table at build time.
+WHICH_LOSS = DOCS / "data" / "which_loss"
+
+
+def _rows(name):
+    with open(WHICH_LOSS / name, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _evidence():
+    rows = _rows("evidence.csv")
+    for row in rows:
+        row["value"] = float(row["value"])
+        row["spread"] = float(row["spread"]) if row["spread"] else None
+    return rows
+
+
+def test_the_committed_which_loss_results_cover_the_registry():
+    config = json.loads((WHICH_LOSS / "config.json").read_text())
+    assert config["losses"] == list(sandbox.LOSSES), (
+        "docs/data/which_loss/ is a run over other losses than the registry's: run "
+        "python experiments/which_loss.py --out results/which_loss and copy its evidence.csv, ranking.csv, "
+        "rates.csv, summary.txt, table.md and config.json there")
+    assert {row["loss"] for row in _rows("ranking.csv")} == set(sandbox.LOSSES)
+
+
+def test_the_committed_ranking_follows_from_the_committed_evidence():
+    from sandbox.runs import evidence
+
+    ranking = _rows("ranking.csv")
+    failed = {setting: {row["loss"]: row["reason"] for row in ranking
+                        if row["setting"] == setting and row["failed"] == "True"} for setting in evidence.SETTINGS}
+    config = json.loads((WHICH_LOSS / "config.json").read_text())
+    resolutions = dict(simulation=evidence.simulation_resolution(config["points"] * 343))
+    again = evidence.rank_settings(_evidence(), failed, resolutions)
+
+    def ranks(rows):  # NaN (no rank: failed) as None, so that equal rankings compare equal
+        return [(r["loss"], r["setting"], None if math.isnan(evidence.rank_of(r)) else evidence.rank_of(r))
+                for r in rows]
+
+    assert ranks(again) == ranks(ranking), "the committed ranking.csv is not what its evidence.csv ranks to"
+
+
+def test_the_committed_table_is_the_one_the_evidence_makes():
+    from sandbox.runs import evidence
+
+    ranking = _rows("ranking.csv")
+    assert evidence.rank_table(_evidence(), ranking) == (WHICH_LOSS / "table.md").read_text().strip()
+
+
+@pytest.mark.parametrize("page", ["which-loss.md", "papers.md"])
+def test_every_mean_and_spread_the_results_pages_quote_is_in_the_committed_evidence(page):
+    from sandbox.runs import evidence
+
+    shown = {evidence.format_value(row["value"], row["spread"]) for row in _evidence() if row["spread"] is not None}
+    text = (DOCS / "results" / page).read_text()
+    quoted = re.findall(r"\d+\.\d{3} ± \d+\.\d{3}", text)
+    assert quoted, f"docs/results/{page} quotes no mean ± std"
+    missing = [value for value in quoted if value not in shown]
+    assert not missing, (f"docs/results/{page} quotes {missing}, which docs/data/which_loss/evidence.csv does "
+                         f"not hold: the page and the committed run disagree")
+
+
+def test_every_number_the_paper_comparisons_quote_is_in_the_committed_evidence():
+    # The column "the sandbox" of docs/results/papers.md: its values to three decimals, its percentages
+    # and its "N against M iterations" (to a tenth of E(0)) are all in the run's evidence.
+    rows = _evidence()
+    text = (DOCS / "results" / "papers.md").read_text()
+    column = "\n".join(row.split("|")[2] for row in text.splitlines() if row.startswith("| ") and "---" not in row)
+    values = {f"{number:.3f}" for row in rows for number in (row["value"], row["spread"]) if number is not None}
+    percents = {f"{round(100 * row['value'])} %" for row in rows if row["measure"].startswith("share")}
+    iterations = {f"{row['value']:.0f}" for row in rows if row["measure"] == "iterations_to_tenth_error"}
+    missing = [v for v in re.findall(r"(?<![\d.])\d\.\d{3}(?!\d)", column) if v not in values]
+    missing += [v for v in re.findall(r"\d+ %", column) if v not in percents]
+    missing += [n for pair in re.findall(r"(\d+) against (\d+) iterations", column) for n in pair
+                if n not in iterations]
+    assert not missing, f"docs/results/papers.md quotes {missing}, which the committed evidence.csv does not hold"
 
 
 # The link checker of make docs, on a small site.
