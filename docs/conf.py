@@ -60,6 +60,10 @@ nitpick_ignore_regex = [
                   r"|TypeAlias|Self)"),
 ]
 
+# autodoc does not document this namedtuple beside the function `variant` of the same name in
+# another case, so autosummary's link to it cannot resolve.
+nitpick_ignore = [("py:obj", "sandbox.losses.formulas.Variant")]
+
 # MyST: anchors for headings down to ###, so that [text](page.md#heading) is checked.
 myst_heading_anchors = 3
 myst_enable_extensions = ["dollarmath", "colon_fence", "deflist"]

@@ -2,9 +2,9 @@
 
 Directives (usable in MyST pages as ```{name} ...```):
 
-- ``loss-registry``: every loss of `sandbox.LOSSES`, in the registry's order: a table of names,
-  the formula and paper (its docstring's first line) and parameters with their defaults, then
-  each loss's whole docstring. Written as reStructuredText, so use it inside ``{eval-rst}``.
+- ``loss-registry``: every loss of the registry, in its order, from `sandbox.losses.catalogue()`:
+  a table of names, formulas, papers and parameters with their defaults, then each loss's whole
+  docstring. Written as reStructuredText, so use it inside ``{eval-rst}``.
 - ``experiment-cli PATH``: the command line of one experiment script, from its own argparse
   parser (the script is imported by path and its ``parse_args`` is stopped before it parses):
   its description, usage, and every option with its help as ``--help`` prints it.
@@ -119,28 +119,32 @@ def literal(text):
 
 # Losses.
 class LossRegistry(SphinxDirective):
-    """Every loss of `sandbox.LOSSES`: a summary table, then each docstring (reStructuredText)."""
+    """Every loss of `sandbox.losses.catalogue()`: a summary table, then each docstring (reStructuredText)."""
 
     def run(self):
-        import sandbox
+        from sandbox.losses import catalogue
 
-        lines = [".. list-table::", "   :header-rows: 1", "   :widths: 18 60 22", "",
-                 "   * - name", "     - formula and paper (the docstring's first line)", "     - parameters (defaults)"]
+        lines = [".. list-table::", "   :header-rows: 1", "   :widths: 16 40 24 20", "",
+                 "   * - name", "     - formula", "     - paper", "     - parameters (defaults)"]
         entries = []
-        for name, function in sandbox.LOSSES.items():
+        for entry in catalogue():
+            name, function = entry.name, entry.function
+            paper = plain_math(entry.paper)
+            if entry.arxiv:
+                paper = paper.replace(f"arXiv {entry.arxiv}", f"`arXiv {entry.arxiv} <https://arxiv.org/abs/{entry.arxiv}>`__")
+            shown = ", ".join(f"``{key}={value!r}``" for key, value in entry.parameters.items()) or "none"
+            lines += [f"   * - :ref:`{name} <loss-{name}>`", f"     - {plain_math(entry.formula)}", f"     - {paper}",
+                      f"     - {shown}"]
+            signature = ", ".join(["pred", "target", *(f"{key}={value!r}" for key, value in entry.parameters.items())])
+            kernel = "a fused kernel" if entry.fused else "no fused kernel: autograd differentiates it even with ``gradient='fused'``"
+            facts = [kernel] + [f"a variant of ``{entry.base}``"] * bool(entry.base) + (
+                [f"variants {', '.join(f'``{v}``' for v in entry.variants)}"] if entry.variants else [])
             doc = inspect.getdoc(function) or ""
-            first, _, rest = doc.partition("\n")
-            parameters = [p for p in inspect.signature(function).parameters.values()
-                          if p.name not in ("pred", "target")]
-            shown = ", ".join(f"``{p.name}={p.default!r}``" for p in parameters) or "none"
-            lines += [f"   * - :ref:`{name} <loss-{name}>`", f"     - {plain_math(first)}", f"     - {shown}"]
-            where = f"{function.__module__}.{function.__name__}"
-            signature = ", ".join(["pred", "target", *(f"{p.name}={p.default!r}" for p in parameters)])
             entries += ["", f".. _loss-{name}:", "", f".. rubric:: {name}", "",
-                        f"``sandbox.LOSSES[{name!r}]``: ``{where.replace('sandbox.losses.formulas.', '')}"
-                        f"({signature})``, in ``{function.__module__}``.", "", plain_math(first), ""]
-            entries += [plain_math(line) for line in rest.strip("\n").splitlines()] + [""]
-        content = StringList(lines + entries, source="sandbox.LOSSES")
+                        f"``sandbox.LOSSES[{name!r}]({signature})``, in ``{function.__module__}``; "
+                        + "; ".join(facts) + ".", ""]
+            entries += [plain_math(line) for line in doc.splitlines()] + [""]
+        content = StringList(lines + entries, source="sandbox.losses.catalogue()")
         container = nodes.container()
         self.state.nested_parse(content, self.content_offset, container)
         return container.children
