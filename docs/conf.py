@@ -60,10 +60,6 @@ nitpick_ignore_regex = [
                   r"|TypeAlias|Self)"),
 ]
 
-# autodoc does not document this namedtuple beside the function `variant` of the same name in
-# another case, so autosummary's link to it cannot resolve.
-nitpick_ignore = [("py:obj", "sandbox.losses.formulas.Variant")]
-
 # MyST: anchors for headings down to ###, so that [text](page.md#heading) is checked.
 myst_heading_anchors = 3
 myst_enable_extensions = ["dollarmath", "colon_fence", "deflist"]
@@ -73,6 +69,7 @@ nb_mime_priority_overrides = [("html", "application/vnd.jupyter.widget-view+json
 nb_ipywidgets_js = {}  # and load no widget JavaScript from a CDN
 
 autosummary_generate = True
+templates_path = ["_templates"]  # a module's page: its docstring and members, then its sub-modules
 autodoc_default_options = {"members": True, "undoc-members": True, "member-order": "bysource"}
 autodoc_typehints = "none"  # the numpydoc Parameters sections say the types
 numpydoc_show_class_members = False

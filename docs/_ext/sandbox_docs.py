@@ -28,6 +28,7 @@ import importlib.util
 import inspect
 import re
 import sys
+import types
 from pathlib import Path
 
 from docutils import nodes
@@ -167,6 +168,13 @@ def plain_math(line):
 
 def escape_docstring(app, what, name, obj, options, lines):
     lines[:] = [plain_math(line) for line in lines]
+
+
+def skip_type_alias(app, what, name, obj, skip, options):
+    """Leave out type aliases (``Row = dict[str, Any]``): autodoc takes them for classes and fails."""
+    if isinstance(obj, types.GenericAlias) or type(obj).__module__ == "typing":
+        return True
+    return None
 
 
 # The top-level namespace.
@@ -359,6 +367,7 @@ def setup(app):
     app.add_directive("described", Described)
     app.add_directive("which-loss-table", WhichLossTable)
     app.connect("autodoc-process-docstring", escape_docstring)
+    app.connect("autodoc-skip-member", skip_type_alias)
     app.connect("env-check-consistency", check_every_script_documented)
     app.connect("env-merge-info", merge_scripts)
     app.connect("env-purge-doc", purge_scripts)
