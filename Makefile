@@ -2,12 +2,15 @@
 # with the package (editable) and the versions pinned in constraints.txt; `make test` also
 # installs Debian's Chromium and ChromeDriver for the explorer's browser test where it can,
 # and checks the package's types (`make typecheck`) before the tests run.
+# `make docs` builds the documentation site into docs/_build/html from the same .venv.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+DOCS_INSTALLED := $(VENV)/.docs-installed
+DOCS_PORT ?= 8000
 
-.PHONY: demo test typecheck test-portable browser notebooks lab clean
+.PHONY: demo test typecheck test-portable browser notebooks lab docs docs-serve clean
 
 demo: $(INSTALLED)
 	$(BIN)/python experiments/stall_vs_converge.py --out results/stall_vs_converge
@@ -51,6 +54,25 @@ notebooks: $(INSTALLED)
 lab: $(INSTALLED)
 	$(BIN)/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
+# The documentation site, with warnings as errors (and nitpicky: every cross-reference must
+# resolve), then every link between its pages, fragment included, checked in the built HTML.
+# No external link is fetched: there is no network in CI. The notebooks are rendered with their
+# committed outputs, not executed (`make notebooks` refreshes those).
+docs: $(DOCS_INSTALLED)
+	rm -rf docs/_build/html docs/_build/doctrees
+	$(BIN)/sphinx-build -W --keep-going -n -q -b html -d docs/_build/doctrees docs docs/_build/html
+	$(BIN)/python docs/check_links.py docs/_build/html
+
+# The built site on http://localhost:$(DOCS_PORT)/ (DOCS_PORT=... for another port).
+docs-serve: docs
+	$(BIN)/python -m http.server $(DOCS_PORT) --bind 127.0.0.1 --directory docs/_build/html
+
+# The docs extra on top of the test environment, in a stamp of its own, so that `make test` and
+# `make demo` do not pay for Sphinx.
+$(DOCS_INSTALLED): $(INSTALLED)
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[docs]'
+	touch $@
+
 # sandbox/__init__.py holds the version, which the installed metadata must follow.
 $(INSTALLED): pyproject.toml constraints.txt sandbox/__init__.py
 	$(PYTHON) -m venv $(VENV)
@@ -59,5 +81,5 @@ $(INSTALLED): pyproject.toml constraints.txt sandbox/__init__.py
 
 # Only what a rebuild recreates; results/ can hold hours of runs and is never deleted here.
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache build *.egg-info docs/_build
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

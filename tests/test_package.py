@@ -12,7 +12,7 @@ import sandbox
 from helpers import ROOT, load_experiment
 from sandbox.runs.sweep import tomllib  # tomli before Python 3.11
 
-README = (ROOT / "README.md").read_text()
+DOCS = ROOT / "docs"  # the documentation's pages, where the README's text moved
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 REINSTALL = "reinstall the package: .venv/bin/python -m pip install --no-deps -e ."
 
@@ -98,26 +98,27 @@ except AttributeError as error:
     assert seen == ["module 'sandbox' has no attribute 'plotter'", "plotter", False]
 
 
-# Every loss count and list written by hand, against the registry.
-README_COUNTS = {
-    r"\*\*Losses\*\* \(`sandbox\.LOSSES`\): (\d+) of them": "'What is in the sandbox', the Losses item",
-    r"\(`spearman\.csv` has all (\d+);": "step 1, below the Spearman table",
+# Every loss count and list written by hand in the documentation, against the registry.
+DOCS_COUNTS = {
+    r"\*\*Losses\*\* \(`sandbox\.LOSSES`\): (\d+) of them": ("index.md", "'What is in the sandbox', the Losses item"),
+    r"\(`spearman\.csv` has all (\d+);": ("argument.md", "step 1, below the Spearman table"),
 }
 
 
-@pytest.mark.parametrize("pattern", README_COUNTS)
-def test_the_readme_counts_the_losses_of_the_registry(pattern):
-    found = re.findall(pattern, README)
-    assert len(found) == 1, (f"README.md no longer says {pattern!r} ({README_COUNTS[pattern]}) once; "
-                             f"if it was reworded, update README_COUNTS in tests/test_package.py")
+@pytest.mark.parametrize("pattern", DOCS_COUNTS)
+def test_the_docs_count_the_losses_of_the_registry(pattern):
+    page, where = DOCS_COUNTS[pattern]
+    found = re.findall(pattern, (DOCS / page).read_text())
+    assert len(found) == 1, (f"docs/{page} no longer says {pattern!r} ({where}) once; "
+                             f"if it was reworded or moved, update DOCS_COUNTS in tests/test_package.py")
     assert int(found[0]) == len(sandbox.LOSSES), (
-        f"README.md says {found[0]} in {README_COUNTS[pattern]}, but sandbox.LOSSES has "
-        f"{len(sandbox.LOSSES)} losses: update the README")
+        f"docs/{page} says {found[0]} in {where}, but sandbox.LOSSES has "
+        f"{len(sandbox.LOSSES)} losses: update the page")
 
 
-def _readme_loss_table():
-    """The names in the first column of the README's table of losses, and the variants' bases."""
-    section = README.split("\n## The losses\n", 1)[1].split("\n## ", 1)[0]
+def _docs_loss_table():
+    """The names in the first column of the table of losses (docs/reference/losses.md), and the variants' bases."""
+    section = (DOCS / "reference" / "losses.md").read_text().split("\n## ", 1)[0]
     table = section.split("\n| name | loss | paper |", 1)[1].split("\n\n", 1)[0]
     names = [name for row in table.splitlines()[2:] for name in re.findall(r"`([^`]+)`", row.split("|")[1])]
     bases = section.split("variants exist for every IoU-based base:", 1)[1].split("(so", 1)[0]
@@ -132,10 +133,10 @@ def _differences(written, where):
                      + [f"{where} has {', '.join(unknown)}, which sandbox.LOSSES does not"] * bool(unknown))
 
 
-def test_the_readme_table_of_losses_has_every_loss_of_the_registry():
-    names, bases = _readme_loss_table()
+def test_the_docs_table_of_losses_has_every_loss_of_the_registry():
+    names, bases = _docs_loss_table()
     written = [name.replace("<base>", base) for name in names for base in (bases if "<base>" in name else [name])]
-    differences = _differences(written, "README.md's table under '## The losses'")
+    differences = _differences(written, "the table of docs/reference/losses.md")
     assert not differences, f"{differences}: one row per loss (or per family, with its bases listed below)"
     assert len(written) == len(set(written)), "a loss has two rows"
 

@@ -429,11 +429,12 @@ def test_every_example_sweep_is_valid():
         assert sweeps.cells(sweeps.load(path)), path
 
 
-def test_the_readme_example_sweep_is_valid():
+def test_the_example_sweep_of_the_sweep_file_reference_is_valid():
     import re
     from sandbox.runs.sweep import tomllib  # tomli before Python 3.11
-    block = re.search(r"```toml\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
-    cells = sweeps.cells(sweeps.resolve(tomllib.loads(block), "README"))
+    page = (ROOT / "docs" / "reference" / "sweep-file.md").read_text()
+    block = re.search(r"```toml\n(.*?)```", page, re.S).group(1)
+    cells = sweeps.cells(sweeps.resolve(tomllib.loads(block), "docs/reference/sweep-file.md"))
     assert len(cells) == 60  # 3 tied method/lr x 3 losses x 2 params x 2 starts x 2 seeds, minus l1 with log
 
 

@@ -1,0 +1,191 @@
+"""The README and the documentation pages as a reader meets them: short where they should be, every
+link resolving, and the lists and numbers written by hand agreeing with the code and the results.
+
+`make docs` builds the site with warnings as errors and checks its links; the Python blocks of
+README.md and docs/**/*.md run as doctests; tests/test_package.py checks the loss counts and the
+table of losses, tests/test_loss_specs.py runs the own-loss guide, tests/test_sweep.py the example
+sweep file. This file checks the rest.
+"""
+import csv
+import importlib.util
+import json
+import math
+import re
+
+import pytest
+
+import sandbox
+from helpers import ROOT
+from test_evidence import README_ACCURACY_MEAN
+
+DOCS = ROOT / "docs"
+README = (ROOT / "README.md").read_text()
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def test_the_readme_is_at_most_250_lines():
+    lines = len(README.splitlines())
+    assert lines <= 250, f"README.md has {lines} lines: move the detail into a page of docs/ and link to it"
+
+
+def test_every_link_of_the_readme_resolves():
+    # The README is read on its own (on a forge, in a package index), so its links go to files.
+    for target in LINK.findall(README):
+        if re.match(r"[a-z]+:", target):
+            continue
+        path, _, fragment = target.partition("#")
+        assert (ROOT / path).exists(), f"README.md links to {target}, which does not exist"
+        if fragment:
+            headings = [_slug(line.lstrip("#")) for line in (ROOT / path).read_text().splitlines()
+                        if line.startswith("#")]
+            assert fragment in headings, f"README.md links to {target}, but {path} has no such heading"
+
+
+def _slug(heading):
+    """A heading's anchor as MyST and GitHub make it."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_the_front_page_reaches_the_argument_adding_a_loss_the_sweep_schema_and_fit():
+    # Within two clicks of the front page (the site's top bar is one, these links the other).
+    front = (DOCS / "index.md").read_text()
+    for target in ("argument.md", "development/contributing.md#adding-a-loss-to-the-sandbox",
+                   "reference/sweep-file.md", "{py:func}`sandbox.fit`"):
+        assert target in front, f"docs/index.md no longer links to {target}"
+    contributing = (ROOT / "CONTRIBUTING.md").read_text()
+    assert "\n## Adding a loss to the sandbox\n" in contributing, (
+        "the front page links to CONTRIBUTING.md's 'Adding a loss to the sandbox': update the link")
+
+
+def test_the_tutorials_page_lists_every_notebook():
+    listed = re.findall(r"\[`(\d\d_\w+\.ipynb)`\]", (DOCS / "tutorials" / "index.md").read_text())
+    notebooks = sorted(path.name for path in (ROOT / "notebooks").glob("*.ipynb"))
+    assert listed == notebooks, "docs/tutorials/index.md lists the notebooks of notebooks/, in order"
+
+
+def test_the_layout_names_every_module_of_the_package():
+    page = (DOCS / "development" / "index.md").read_text()
+    layout = page.split("\n## Layout\n", 1)[1]
+    block = re.findall(r"```text\n(.*?)```", layout, re.S)[1]
+    named, package = set(), None
+    for line in block.splitlines():
+        if re.match(r"  \w+/$", line.rstrip()):
+            package = line.strip().rstrip("/")
+        elif match := re.match(r"( {2,4})(\w+\.py)\b", line):
+            named.add(f"{package}/{match.group(2)}" if len(match.group(1)) == 4 else match.group(2))
+    modules = {path.relative_to(ROOT / "sandbox").as_posix() for path in (ROOT / "sandbox").rglob("*.py")
+               if path.name != "__init__.py"}
+    assert named == modules, (f"docs/development/index.md's layout lacks {sorted(modules - named)} and names "
+                              f"{sorted(named - modules)}, which sandbox/ does not have")
+
+
+def test_the_learning_table_is_the_one_whose_claims_the_evidence_tests_check():
+    page = (DOCS / "results" / "learning.md").read_text()
+    table = page.split("\n| loss | rate | mean IoU |", 1)[1].split("\n\n", 1)[0]
+    written = {}
+    for row in table.splitlines()[2:]:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        value, spread = cells[5].split(" ± ")
+        written[cells[0]] = (float(value), float(spread))
+    assert written == README_ACCURACY_MEAN, (
+        "docs/results/learning.md's accuracy over 0.50:0.95 differs from README_ACCURACY_MEAN in "
+        "tests/test_evidence.py, whose tests check the page's claims: update both together")
+
+
+# The which-loss results, committed in docs/data/which_loss/ and made into the table at build time.
+WHICH_LOSS = DOCS / "data" / "which_loss"
+
+
+def _rows(name):
+    with open(WHICH_LOSS / name, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _evidence():
+    rows = _rows("evidence.csv")
+    for row in rows:
+        row["value"] = float(row["value"])
+        row["spread"] = float(row["spread"]) if row["spread"] else None
+    return rows
+
+
+def test_the_committed_which_loss_results_cover_the_registry():
+    config = json.loads((WHICH_LOSS / "config.json").read_text())
+    assert config["losses"] == list(sandbox.LOSSES), (
+        "docs/data/which_loss/ is a run over other losses than the registry's: run "
+        "python experiments/which_loss.py --out results/which_loss and copy its evidence.csv, ranking.csv, "
+        "rates.csv, summary.txt, table.md and config.json there")
+    assert {row["loss"] for row in _rows("ranking.csv")} == set(sandbox.LOSSES)
+
+
+def test_the_committed_ranking_follows_from_the_committed_evidence():
+    from sandbox.runs import evidence
+
+    ranking = _rows("ranking.csv")
+    failed = {setting: {row["loss"]: row["reason"] for row in ranking
+                        if row["setting"] == setting and row["failed"] == "True"} for setting in evidence.SETTINGS}
+    config = json.loads((WHICH_LOSS / "config.json").read_text())
+    resolutions = dict(simulation=evidence.simulation_resolution(config["points"] * 343))
+    again = evidence.rank_settings(_evidence(), failed, resolutions)
+
+    def ranks(rows):  # NaN (no rank: failed) as None, so that equal rankings compare equal
+        return [(r["loss"], r["setting"], None if math.isnan(evidence.rank_of(r)) else evidence.rank_of(r))
+                for r in rows]
+
+    assert ranks(again) == ranks(ranking), "the committed ranking.csv is not what its evidence.csv ranks to"
+
+
+def test_the_committed_table_is_the_one_the_evidence_makes():
+    from sandbox.runs import evidence
+
+    ranking = _rows("ranking.csv")
+    assert evidence.rank_table(_evidence(), ranking) == (WHICH_LOSS / "table.md").read_text().strip()
+
+
+@pytest.mark.parametrize("page", ["which-loss.md", "papers.md"])
+def test_every_mean_and_spread_the_results_pages_quote_is_in_the_committed_evidence(page):
+    from sandbox.runs import evidence
+
+    shown = {evidence.format_value(row["value"], row["spread"]) for row in _evidence() if row["spread"] is not None}
+    text = (DOCS / "results" / page).read_text()
+    quoted = re.findall(r"\d+\.\d{3} ± \d+\.\d{3}", text)
+    assert quoted, f"docs/results/{page} quotes no mean ± std"
+    missing = [value for value in quoted if value not in shown]
+    assert not missing, (f"docs/results/{page} quotes {missing}, which docs/data/which_loss/evidence.csv does "
+                         f"not hold: the page and the committed run disagree")
+
+
+def test_every_number_the_paper_comparisons_quote_is_in_the_committed_evidence():
+    # The column "the sandbox" of docs/results/papers.md: its values to three decimals, its percentages
+    # and its "N against M iterations" (to a tenth of E(0)) are all in the run's evidence.
+    rows = _evidence()
+    text = (DOCS / "results" / "papers.md").read_text()
+    column = "\n".join(row.split("|")[2] for row in text.splitlines() if row.startswith("| ") and "---" not in row)
+    values = {f"{number:.3f}" for row in rows for number in (row["value"], row["spread"]) if number is not None}
+    percents = {f"{round(100 * row['value'])} %" for row in rows if row["measure"].startswith("share")}
+    iterations = {f"{row['value']:.0f}" for row in rows if row["measure"] == "iterations_to_tenth_error"}
+    missing = [v for v in re.findall(r"(?<![\d.])\d\.\d{3}(?!\d)", column) if v not in values]
+    missing += [v for v in re.findall(r"\d+ %", column) if v not in percents]
+    missing += [n for pair in re.findall(r"(\d+) against (\d+) iterations", column) for n in pair
+                if n not in iterations]
+    assert not missing, f"docs/results/papers.md quotes {missing}, which the committed evidence.csv does not hold"
+
+
+# The link checker of make docs, on a small site.
+def _check_links():
+    spec = importlib.util.spec_from_file_location("check_links", DOCS / "check_links.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_link_checker_finds_a_missing_page_and_a_missing_heading(tmp_path):
+    (tmp_path / "a.html").write_text('<a href="b.html#here">b</a> <a href="https://example.org/x">x</a>'
+                                     '<img src="_images/f.png">')
+    (tmp_path / "b.html").write_text('<h1 id="here">b</h1> <a href="a.html">a</a> <a href="#nowhere">?</a>'
+                                     '<a href="c.html">c</a>')
+    (tmp_path / "_images").mkdir()
+    (tmp_path / "_images" / "f.png").write_bytes(b"")
+    broken, pages = _check_links().broken_links(tmp_path)
+    assert pages == 2
+    assert broken == ["b.html: #nowhere: no #nowhere in b.html", "b.html: c.html: no such file"]
