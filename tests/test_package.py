@@ -66,7 +66,9 @@ def _in_a_fresh_interpreter(code):
     return json.loads(result.stdout)
 
 
-MODULES = sorted(path.stem for path in (ROOT / "sandbox").glob("*.py") if path.stem != "__init__")
+MODULES = sorted(path.stem if path.is_file() else path.name for path in (ROOT / "sandbox").iterdir()
+                 if not path.name.startswith("_") and (path.suffix == ".py" or (path / "__init__.py").exists()))
+"""The package's public modules and sub-packages, each imported on first use."""
 HEAVY = ["matplotlib", "ipywidgets", "pandas", "distributed"]
 
 

@@ -360,7 +360,45 @@ class WhichLossTable(SphinxDirective):
         return container.children
 
 
+# The picture of the layers, drawn from the imports the code has.
+LAYERS_FIGURE = Path(__file__).resolve().parents[1] / "development" / "layers.png"
+
+
+def draw_layers(app, path=LAYERS_FIGURE):
+    """Draw which sub-package imports from which, as a grid of counts of import statements
+    (`sandbox._layers`): every count sits below the diagonal, or `tests/test_architecture.py` fails."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from sandbox._layers import LAYERS, layer_imports
+    counts = layer_imports()
+    n = len(LAYERS)
+    grid = np.array([[counts.get((source, target), 0) for target in LAYERS] for source in LAYERS])
+    figure, axes = plt.subplots(figsize=(6.4, 4.6), dpi=120)
+    axes.imshow(np.where(grid > 0, np.log1p(grid), np.nan), cmap="Blues", vmin=0, vmax=np.log1p(grid.max()) * 1.4)
+    for i in range(n):
+        for j in range(n):
+            if i == j:
+                axes.text(j, i, "itself", ha="center", va="center", fontsize=7, color="#888888")
+            elif grid[i, j]:
+                axes.text(j, i, str(grid[i, j]), ha="center", va="center", fontsize=9)
+    axes.plot([-0.5, n - 0.5], [-0.5, n - 0.5], color="#bb4444", lw=0.8)
+    axes.text(n - 0.6, 0.1, "above the line:\nimports upward,\nnone allowed", ha="right", va="top", fontsize=8,
+              color="#bb4444")
+    axes.set_xticks(range(n), LAYERS, rotation=30, ha="right")
+    axes.set_yticks(range(n), LAYERS)
+    axes.set_xlabel("imports from")
+    axes.set_ylabel("modules of")
+    axes.set_title("Import statements between sub-packages, from the source", fontsize=10)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    plt.close(figure)
+
+
 def setup(app):
+    app.connect("builder-inited", draw_layers)
     app.add_directive("top-level-api", TopLevelApi)
     app.add_directive("loss-registry", LossRegistry)
     app.add_directive("experiment-cli", ExperimentCli)
