@@ -7,15 +7,30 @@ Dask cluster; the engine (`sandbox.optim.engine.descend`) and the sweeps
 `prepare_worker` (the losses of the run built once, so a module a worker cannot
 import stops the run before any task).
 """
+from __future__ import annotations
+
 import contextlib
 import ctypes
 import multiprocessing
 import signal
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence, TypeVar
 
+from sandbox._types import Loss
 from sandbox.losses.spec import adopt, get_loss
 
+if TYPE_CHECKING:
+    from multiprocessing.context import BaseContext
+    from multiprocessing.pool import Pool
 
-def map_tasks(function, tasks, workers=1, scheduler=None, prepare=None, ordered=True):
+    from distributed import Client
+
+_Task = TypeVar("_Task")
+_Result = TypeVar("_Result")
+
+
+def map_tasks(function: Callable[[_Task], _Result], tasks: Sequence[_Task], workers: int = 1,
+              scheduler: str | None = None, prepare: Callable[[], object] | None = None, ordered: bool = True
+              ) -> Iterator[_Result]:
     """Apply `function` to every task: here, in `workers` processes, or on a Dask cluster.
 
     The results come in the tasks' order, or with ``ordered=False`` as they finish
@@ -42,12 +57,12 @@ def map_tasks(function, tasks, workers=1, scheduler=None, prepare=None, ordered=
         yield from (pool.imap if ordered else pool.imap_unordered)(function, tasks)
 
 
-def forks():
+def forks() -> bool:
     """Whether worker processes start by fork (inheriting everything) rather than spawn."""
     return process_context().get_start_method() == "fork"
 
 
-def process_context():
+def process_context() -> BaseContext:
     """The multiprocessing context of the worker processes.
 
     The start method set with ``multiprocessing.set_start_method``, if any; otherwise
@@ -60,13 +75,13 @@ def process_context():
     return multiprocessing.get_context(chosen)
 
 
-def process_pool(workers):
+def process_pool(workers: int) -> Pool:
     """A pool of `workers` processes, each set up by `start_worker`."""
     return process_context().Pool(workers, initializer=start_worker)
 
 
 @contextlib.contextmanager
-def dask_client(scheduler, prepare=None):
+def dask_client(scheduler: str, prepare: Callable[[], object] | None = None) -> Iterator[Client]:
     """A ``dask.distributed`` client of the scheduler at `scheduler`, every worker set up by
     `start_worker` and then ``prepare()``; ValueError if dask.distributed is missing."""
     try:
@@ -80,7 +95,7 @@ def dask_client(scheduler, prepare=None):
         yield client
 
 
-def prepare_worker(losses, registered):
+def prepare_worker(losses: Iterable[str | Loss], registered: dict[str, str]) -> None:
     """Make a worker able to run `losses` (specs): register what `travelling` sent, build each once.
 
     On a Dask cluster this runs on every worker before any task, so that a module
@@ -91,7 +106,7 @@ def prepare_worker(losses, registered):
         get_loss(loss)
 
 
-def start_worker():
+def start_worker() -> None:
     """Set up a worker process: the engine's malloc tuning, and Ctrl-C left to the process that runs it.
 
     A terminal's Ctrl-C reaches the whole process group; the parent stops its pool
@@ -101,7 +116,7 @@ def start_worker():
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _tune_malloc():
+def _tune_malloc() -> None:
     """Keep freed memory in the heap instead of returning it to the system after each array.
 
     glibc serves allocations above 128 KiB with mmap and frees them with munmap, so

@@ -14,30 +14,36 @@ so one learning rate for all would pick the winner. `choose_rates` gives each lo
 the rate of a shared grid that does best on the validation split, by the same rule
 for every loss.
 """
+from __future__ import annotations
+
 import math
 import time
+from typing import Any, Callable, Iterable, Mapping, TypedDict
 
 import autograd.numpy as anp
 import numpy as np
 from autograd import value_and_grad
 from autograd.misc import flatten
 
+from sandbox._types import Array, FloatArray
 from sandbox.geometry.names import canonical
 from sandbox.geometry.parameterisations import get_parameterisation
 from sandbox.learning.metrics import evaluate
-from sandbox.learning.networks import INITS, MODELS, init_network, predict
-from sandbox.learning.synthetic import make_dataset, make_splits
+from sandbox.learning.networks import INITS, MODELS, Params, init_network, predict
+from sandbox.learning.synthetic import Dataset, make_dataset, make_splits
 from sandbox.losses.spec import get_loss
-from sandbox.optim.rules import SCHEDULES, apply, first_order
-from sandbox.optim.settings import schedule_name
+from sandbox.optim.rules import SCHEDULES, Rate, Schedule, Transform, apply, first_order
+from sandbox.optim.settings import Spec, schedule_name
 
 OPTIMIZERS = ("adam", "sgd")
 SELECTION_METRIC = "accuracy_mean"
 """What `choose_rates` maximises on the validation split: the mean accuracy over IoU 0.50:0.95."""
 
 
-def train(loss, splits, model="cnn", param="cxcywh", optimizer="adam", lr=1e-3, epochs=10, batch_size=64,
-          seed=0, init="default", momentum=0.9, schedule="cosine", progress=None):
+def train(loss: Spec, splits: Mapping[str, Dataset], model: str = "cnn", param: str = "cxcywh",
+          optimizer: str = "adam", lr: float = 1e-3, epochs: int = 10, batch_size: int = 64, seed: int = 0,
+          init: str = "default", momentum: float = 0.9, schedule: str | Schedule = "cosine",
+          progress: Callable[[int, int], object] | None = None) -> dict[str, Any]:
     """Train one network with `loss`; return its per-epoch validation metrics and its test metrics.
 
     Parameters
@@ -80,7 +86,7 @@ def train(loss, splits, model="cnn", param="cxcywh", optimizer="adam", lr=1e-3, 
     params = init_network(model, image_size, seed, init=init, param=param)
     flat, unflatten = flatten(params)
 
-    def objective(vector, images, boxes):
+    def objective(vector: Array, images: FloatArray, boxes: FloatArray) -> Array:
         return anp.mean(function(predict(unflatten(vector), images, model, param=param), boxes))
 
     step_value_and_grad = value_and_grad(objective)
@@ -88,9 +94,11 @@ def train(loss, splits, model="cnn", param="cxcywh", optimizer="adam", lr=1e-3, 
     rule = training_rule(optimizer, lr, schedule, steps, momentum)
     order = np.random.default_rng([seed, 1])  # the minibatch order: from the seed alone
     state = rule.init(flat)
-    history, diverged = {}, False
+    history: dict[str, list[float]] = {}
+    diverged = False
     for epoch in range(epochs):
-        began, losses = time.perf_counter(), []
+        began = time.perf_counter()
+        losses: list[float] = []
         permutation = order.permutation(len(train_split.boxes))
         for start in range(0, len(permutation), batch_size):
             chosen = permutation[start:start + batch_size]
@@ -115,7 +123,7 @@ def train(loss, splits, model="cnn", param="cxcywh", optimizer="adam", lr=1e-3, 
                 test=measure(final, splits["test"], model, param), params=final, diverged=diverged)
 
 
-def measure(params, split, model, param, batch_size=512):
+def measure(params: Params, split: Dataset, model: str, param: str, batch_size: int = 512) -> dict[str, int | float]:
     """`sandbox.learning.metrics.evaluate` of the network's predictions on a split (non-finite boxes count as misses)."""
     image_size = split.images.shape[-1]
     pred = np.concatenate([predict(params, split.images[i:i + batch_size], model, param=param)
@@ -124,7 +132,7 @@ def measure(params, split, model, param, batch_size=512):
     return evaluate(pred, split.boxes, image_size)
 
 
-def training_rule(optimizer, lr, schedule, steps, momentum=0.9):
+def training_rule(optimizer: str, lr: Rate, schedule: str | Schedule, steps: int, momentum: float = 0.9) -> Transform:
     """The update rule of training: the engine's (`sandbox.optim.rules.first_order`), Adam or SGD as
     heavy-ball momentum, times `lr` and `schedule` over all `steps`."""
     factor = schedule if callable(schedule) else SCHEDULES[schedule_name(schedule)]
@@ -132,7 +140,7 @@ def training_rule(optimizer, lr, schedule, steps, momentum=0.9):
                        options={} if optimizer == "adam" else {"beta": momentum})
 
 
-def choose_rates(runs, metric=SELECTION_METRIC):
+def choose_rates(runs: Iterable[Mapping[str, Any]], metric: str = SELECTION_METRIC) -> dict[str, float]:
     """The learning rate per loss that does best on the validation split, averaged over seeds.
 
     Parameters
@@ -146,24 +154,44 @@ def choose_rates(runs, metric=SELECTION_METRIC):
         loss -> the chosen rate. Ties go to the smaller rate; a rate whose runs are
         not all finite ranks last.
     """
-    scores = {}
+    scores: dict[str, dict[float, list[float]]] = {}
     for run in runs:
         scores.setdefault(run["loss"], {}).setdefault(float(run["lr"]), []).append(float(run[f"val_{metric}"]))
-    chosen = {}
+    chosen: dict[str, float] = {}
     for loss, by_rate in scores.items():
-        def score(rate):
+        def score(rate: float) -> tuple[float, float]:
             values = np.array(by_rate[rate])
             return (np.mean(values) if np.all(np.isfinite(values)) else -np.inf, -rate)
         chosen[loss] = max(by_rate, key=score)
     return chosen
 
 
-_SPLITS = {}
+_SPLITS: dict[tuple[str, ...], dict[str, Dataset]] = {}
 DATA_KEYS = ("data_seed", "images", "label_noise", "image_size", "min_size", "distractors")
 """The settings of an experiment (`run`) that decide its images."""
-LEARNING_DEFAULTS = dict(model="cnn", param="cxcywh", optimizer="adam", epochs=15, batch_size=64, init="default",
-                         images=[2000, 500, 1000], image_size=32, min_size=1.0, label_noise=0.0, distractors=0,
-                         data_seed=0)
+
+
+class LearningConfig(TypedDict):
+    """An experiment's settings that every run shares (`LEARNING_DEFAULTS`, `check_config`)."""
+
+    model: str
+    param: str
+    optimizer: str
+    epochs: int
+    batch_size: int
+    init: str
+    images: list[int]
+    """How many images in the train, val and test splits."""
+    image_size: int
+    min_size: float
+    label_noise: float
+    distractors: int
+    data_seed: int
+
+
+LEARNING_DEFAULTS: LearningConfig = dict(model="cnn", param="cxcywh", optimizer="adam", epochs=15, batch_size=64,
+                                         init="default", images=[2000, 500, 1000], image_size=32, min_size=1.0,
+                                         label_noise=0.0, distractors=0, data_seed=0)
 """The settings of an experiment that every run shares (`run`), as `experiments/train_regressor.py` has them."""
 
 LEARNING_PRESETS = {
@@ -177,7 +205,7 @@ LEARNING_PRESETS = {
 rate grid and the settings that differ from `LEARNING_DEFAULTS`."""
 
 
-def check_config(config):
+def check_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """An experiment's settings (`LEARNING_DEFAULTS`' keys) with names in their own spelling; ValueError
     naming the first bad one."""
     config = dict(config)
@@ -200,17 +228,18 @@ def check_config(config):
     return config
 
 
-def splits_for(config):
+def splits_for(config: Mapping[str, Any]) -> dict[str, Dataset]:
     """The data splits an experiment's `config` describes (`DATA_KEYS`), made once per process."""
     key = tuple(str(config[k]) for k in DATA_KEYS)
     if key not in _SPLITS:
-        _SPLITS[key] = make_splits(config["data_seed"], *config["images"], label_noise=config["label_noise"],
-                                   image_size=config["image_size"], min_size=config["min_size"],
-                                   distractors=config["distractors"])
+        # "images" holds three counts, train, val, test (check_config): more than a list's type tells
+        _SPLITS[key] = make_splits(config["data_seed"], *config["images"],  # type: ignore[misc]
+                                   label_noise=config["label_noise"], image_size=config["image_size"],
+                                   min_size=config["min_size"], distractors=config["distractors"])
     return _SPLITS[key]
 
 
-def run(task, keep=8):
+def run(task: tuple[Mapping[str, Any], Spec, int, float], keep: int = 8) -> dict[str, Any]:
     """One run of an experiment: ``task`` is (config, loss, seed, lr); a plain dict to save as JSON.
 
     `config` holds `DATA_KEYS` and ``model``, ``param``, ``optimizer``, ``epochs``,

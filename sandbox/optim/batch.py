@@ -13,18 +13,26 @@ kept. The engine processes cases in chunks, so memory stays bounded whatever
 their number, spreads the chunks over worker processes, and gives results that do
 not depend on the number of workers or on the chunk size.
 """
+from __future__ import annotations
+
+from typing import Callable
+
+from numpy.typing import ArrayLike
 from scipy.optimize import OptimizeResult
 
 from sandbox.geometry.boxes import check_boxes
 from sandbox.optim.engine import BLOCK, descend
-from sandbox.optim.settings import resolve, whole
+from sandbox.optim.rules import Rate, Schedule
+from sandbox.optim.settings import GradientFunction, Spec, resolve, whole
 
 __all__ = ["BLOCK", "regress"]
 
 
-def regress(preds, targets, loss="giou", param="cxcywh", iterations=200, lr=0.1, schedule="step",
-            iou_weighting=True, reference_gradient=False, gradient="autograd", chunk_size=None,
-            workers=1, scheduler=None, progress=None):
+def regress(preds: ArrayLike, targets: ArrayLike, loss: Spec = "giou", param: str = "cxcywh", iterations: int = 200,
+            lr: Rate = 0.1, schedule: str | Schedule = "step", iou_weighting: bool = True,
+            reference_gradient: bool = False, gradient: str | GradientFunction = "autograd",
+            chunk_size: int | None = None, workers: int = 1, scheduler: str | None = None,
+            progress: Callable[[int, int], object] | None = None) -> OptimizeResult:
     """Regress every predicted box toward its target; return E(t), the mean IoU and the final boxes.
 
     Parameters

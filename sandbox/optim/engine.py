@@ -33,22 +33,27 @@ The speed devices live here and in `sandbox.losses.fused`: parameters held as on
 (4, n) array read through `sandbox.geometry.boxes.rows`, the losses called `unchecked`,
 chunks sized for the cache and spread over processes, and `_tune_malloc`.
 """
+from __future__ import annotations
+
 import functools
 import math
 import time
+from typing import Any, Callable, Optional, Sequence, TypeAlias, cast
 
 import autograd.numpy as anp
 import numpy as np
 from autograd import value_and_grad
 from autograd.tracer import getval
+from numpy.typing import ArrayLike
 from scipy.optimize import OptimizeResult
 
+from sandbox._types import Array, BoolArray, FloatArray
 from sandbox.geometry.boxes import Coordinates, box_convert, check_boxes, rows
 from sandbox.losses.formulas import giou, iou, unchecked
 from sandbox.losses.fused import built_kernel, fused_total, target_terms
 from sandbox.losses.spec import adopt, on_arrays, travelling
-from sandbox.optim.rules import RULES, Status, apply, first_order, stops
-from sandbox.optim.settings import SIZE_PARAMETERS
+from sandbox.optim.rules import RULES, Rate, State, Status, apply, first_order, stops
+from sandbox.optim.settings import SIZE_PARAMETERS, GradientFunction, Settings
 from sandbox.workers import forks, map_tasks, prepare_worker
 
 BLOCK = 1024
@@ -57,9 +62,22 @@ CHUNK = 32 * BLOCK
 """The largest chunk by default: its temporaries stay within a few MiB of cache per worker."""
 RECORDS = ("history", "sums")
 
+Callback: TypeAlias = Callable[[OptimizeResult], object]
+"""``callback(intermediate_result)``; raising StopIteration ends the run."""
+Progress: TypeAlias = Callable[[int, int], object]
+"""``progress(done, total)``."""
+_Evaluate: TypeAlias = Callable[[FloatArray, bool], tuple[Optional[Array], FloatArray, Optional[Array], bool]]
+"""``evaluate(theta, want_iou) -> (loss (m,) or None, g (4, m), iou (m,) or None, finite)``, made by `_evaluator`."""
+_Task: TypeAlias = tuple[FloatArray, FloatArray, Rate, Settings, str, dict[str, str], Optional[Callback]]
+"""A chunk's work, for `_descend_chunk`: starts and targets (m, 4), the rate(s), the settings, the record, the
+losses a worker registers (`sandbox.losses.spec.travelling`) and the callback."""
+_Fields: TypeAlias = dict[str, Array]
+"""A run's fields by name (`_fields`), or a chunk's, the box axis last (`_descend_chunk`)."""
 
-def descend(starts, targets, settings, record="history", callback=None, chunk_size=None, workers=1, scheduler=None,
-            progress=None):
+
+def descend(starts: ArrayLike, targets: ArrayLike, settings: Settings, record: str = "history",
+            callback: Callback | None = None, chunk_size: int | None = None, workers: int = 1,
+            scheduler: str | None = None, progress: Progress | None = None) -> OptimizeResult:
     """Move every start box toward its target by a first-order rule; one result whose fields have a box axis.
 
     Parameters
@@ -125,7 +143,7 @@ def descend(starts, targets, settings, record="history", callback=None, chunk_si
         raise ValueError(f"the engine runs the first-order rules ({', '.join(RULES)}); got {settings.method!r}")
     if record not in RECORDS:
         raise ValueError(f"unknown record {record!r}; valid: {', '.join(RECORDS)}")
-    lr = settings.lr
+    lr: Any = settings.lr  # a number or one per box, as np.ndim tells; not None in a first-order run
     if np.ndim(lr) and np.shape(lr) != (n,):
         raise ValueError(f"lr must be a number or an array of one rate per box, shape ({n},); got shape {np.shape(lr)}")
     if not (isinstance(workers, (int, np.integer)) and workers >= 1):
@@ -142,11 +160,11 @@ def descend(starts, targets, settings, record="history", callback=None, chunk_si
         raise ValueError("a callback sees every box at every step: run with one worker and one chunk")
     settings.parameterisation.from_box(starts)  # the log parameterisation needs positive sizes
     bounds = [(start, min(start + chunk_size, n)) for start in range(0, n, chunk_size)]
-    registered = {}
+    registered: dict[str, str] = {}
     if scheduler is not None or (workers > 1 and len(bounds) > 1):  # refused here, or it travels
         registered = travelling(settings.loss, forked=scheduler is None and forks())
-    tasks = [(starts[a:b], targets[a:b], lr if np.ndim(lr) == 0 else lr[a:b], settings, record, registered, callback)
-             for a, b in bounds]
+    tasks: list[_Task] = [(starts[a:b], targets[a:b], lr if np.ndim(lr) == 0 else lr[a:b], settings, record,
+                           registered, callback) for a, b in bounds]
     result = OptimizeResult(_fields(settings.maxiter, record, n))
     prepare = functools.partial(prepare_worker, [settings.loss], registered)
     for (a, b), part in zip(bounds, map_tasks(_descend_chunk, tasks, workers, scheduler, prepare)):
@@ -169,7 +187,7 @@ def descend(starts, targets, settings, record="history", callback=None, chunk_si
     return result
 
 
-def _fields(maxiter, record, n):
+def _fields(maxiter: int, record: str, n: int) -> _Fields:
     """Empty arrays for the fields of a run of n boxes: x and box (n, 4), the others with the box axis last."""
     steps = maxiter + 1
     shapes = {"box": (n, 4), "nit": (n,), "status": (n,)}
@@ -183,7 +201,7 @@ def _fields(maxiter, record, n):
     return {key: np.empty(shape, dtype=dtypes.get(key, float)) for key, shape in shapes.items()}
 
 
-def _evaluator(settings, target):
+def _evaluator(settings: Settings, target: Coordinates) -> _Evaluate:
     """``evaluate(theta, want_iou) -> (loss (m,) or None, g (4, m), iou (m,) or None, finite)`` at theta.
 
     The fused kernels give the IoU on the way; otherwise it is computed only when
@@ -196,28 +214,28 @@ def _evaluator(settings, target):
         return _one_box(_evaluator(settings, Coordinates(np.repeat(t, 2) for t in target)))
     loss, param = settings.loss, settings.parameterisation
     if callable(settings.gradient):
-        def evaluate(theta, want_iou):
-            g, current_iou = settings.gradient(theta, target)
+        def evaluate_override(theta: FloatArray, want_iou: bool) -> tuple[None, FloatArray, Array, bool]:
+            g, current_iou = cast(GradientFunction, settings.gradient)(theta, target)
             return None, g, current_iou, bool(np.isfinite(g.sum()))
-        return evaluate
-    captured = {}  # the loss per box, and the IoU where the kernel computes it, left by the objective
+        return evaluate_override
+    captured: dict[str, Any] = {}  # the loss per box, and the IoU where the kernel computes it, left by the objective
     if settings.gradient == "fused" and not callable(loss) and built_kernel(settings.loss_function) is not None:
-        total, terms = fused_total(settings.loss_function), target_terms(target)
+        total, terms = fused_total(settings.loss_function), target_terms(cast(Sequence[FloatArray], target))
 
-        def objective(theta):
+        def objective(theta: Array) -> Array:
             return total(param.to_box(rows(theta)), terms, out=captured)
     else:
         function = unchecked(settings.loss_function)
         if callable(loss):  # a user's function takes stacked boxes (..., 4)
             function = on_arrays(function)
 
-        def objective(theta):
+        def objective(theta: Array) -> Array:
             values = function(param.to_box(rows(theta)), target)
             captured["value"] = getval(values)
             return values if np.ndim(values) == 0 else anp.sum(values)
     total_and_gradient = value_and_grad(objective)
 
-    def evaluate(theta, want_iou):
+    def evaluate(theta: FloatArray, want_iou: bool) -> tuple[Array | None, FloatArray, Array | None, bool]:
         total, g = total_and_gradient(theta)
         current_iou = captured.pop("iou", None)
         if current_iou is None and want_iou:
@@ -226,7 +244,7 @@ def _evaluator(settings, target):
     return evaluate
 
 
-def _one_box(evaluate):
+def _one_box(evaluate: _Evaluate) -> _Evaluate:
     """An evaluator for one box, from one that runs it twice over: the same numbers, faster.
 
     On arrays of length 1 autograd sums every gradient over the length-1 axis (it
@@ -235,14 +253,14 @@ def _one_box(evaluate):
     scalar ``x ** 2`` calls ``pow``, its arrays multiply), so a box would not run
     alone exactly as it runs in a batch. Two copies are a batch of two.
     """
-    def evaluate_one(theta, want_iou):
+    def evaluate_one(theta: FloatArray, want_iou: bool) -> tuple[Array | None, FloatArray, Array | None, bool]:
         value, g, current_iou, finite = evaluate(np.repeat(theta, 2, axis=1), want_iou)
         return (None if value is None else value[:1], g[:, :1], None if current_iou is None else current_iou[:1],
                 finite)
     return evaluate_one
 
 
-def _descend_chunk(task):
+def _descend_chunk(task: _Task) -> _Fields:
     """Run one chunk of boxes through every step of the rule; return its fields, the box axis last.
 
     Each box steps by the chain of `sandbox.optim.rules.first_order` until it stops
@@ -273,6 +291,7 @@ def _descend_chunk(task):
         recorder.step(theta, value, g, current_iou, running)
         stopping, failed, largest = stops(value, g, gtol, finite)
         if stopping is not None:
+            failed, largest = cast(BoolArray, failed), cast(FloatArray, largest)  # stops gives all three or none
             stopping = stopping & running
             status = np.where(stopping, np.where(failed, Status.NON_FINITE, Status.CONVERGED), status)
             nit = np.where(stopping, t, nit)
@@ -295,14 +314,14 @@ def _descend_chunk(task):
                 break
     # the boxes still running (maxiter reached, or the callback) have not been evaluated at their last point
     fields = recorder.finish(theta, running, evaluate)
-    fields.update(box=np.stack(param.to_box(Coordinates(theta))), nit=nit, status=status)
+    fields.update(box=np.stack(cast(Coordinates, param.to_box(Coordinates(theta)))), nit=nit, status=status)
     if record == "history":  # with running sums, for millions of boxes, only what regress reports
         evaluated = (status == Status.CONVERGED) | (status == Status.NON_FINITE)
         fields.update(x=theta, nfev=np.where(evaluated, nit + 1, nit), gradient_max=gradient_max)
     return fields
 
 
-def _select(mask, new, old):
+def _select(mask: BoolArray, new: State, old: State) -> State:
     """`new` where `mask` (per box), else `old`: for arrays (4, n), a rule's state (tuples of them) or None."""
     if new is None:
         return None
@@ -316,11 +335,14 @@ class _History:
     wants_iou = False
     every_step = False  # a chunk whose boxes have all stopped can end
 
-    def __init__(self, settings, target):
+    def __init__(self, settings: Settings, target: Coordinates) -> None:
         self.param, self.target, self.steps = settings.parameterisation, target, settings.maxiter + 1
-        self.thetas, self.losses, self.gradients = [], [], []
+        self.thetas: list[FloatArray] = []
+        self.losses: list[FloatArray] = []
+        self.gradients: list[FloatArray] = []
 
-    def step(self, theta, value, g, current_iou, recorded):
+    def step(self, theta: FloatArray, value: Array | None, g: FloatArray, current_iou: Array | None,
+             recorded: BoolArray) -> None:
         value = np.full(recorded.shape, np.nan) if value is None else value
         if not recorded.all():
             theta, value, g = (np.where(recorded, x, np.nan) for x in (theta, value, g))
@@ -328,14 +350,14 @@ class _History:
         self.losses.append(value)
         self.gradients.append(g)
 
-    def finish(self, theta, running, evaluate):
+    def finish(self, theta: FloatArray, running: BoolArray, evaluate: _Evaluate) -> _Fields:
         if running.any():
             value, g, _, _ = evaluate(theta, False)
             self.step(theta, value, g, None, running)
         missing = self.steps - len(self.thetas)
         thetas, g = (_pad(np.stack(x), missing) for x in (self.thetas, self.gradients))  # (steps, 4, n)
-        boxes = self.param.to_box(Coordinates(thetas[:, i] for i in range(4)))
-        target = Coordinates(t[None] for t in self.target)
+        boxes = cast(Coordinates, self.param.to_box(Coordinates(thetas[:, i] for i in range(4))))
+        target = Coordinates(t[None] for t in cast(Sequence[FloatArray], self.target))
         with np.errstate(all="ignore"):  # the NaN after a box's last step
             ious, gious = unchecked(iou)(boxes, target), unchecked(giou)(boxes, target)
         return dict(boxes=np.stack(boxes, axis=1), losses=_pad(np.stack(self.losses), missing), ious=ious,
@@ -347,24 +369,26 @@ class _Sums:
     wants_iou = True
     every_step = True  # a stopped box still counts in the sums, as it is
 
-    def __init__(self, settings, target):
+    def __init__(self, settings: Settings, target: Coordinates) -> None:
         self.param, self.target, self.steps = settings.parameterisation, target, settings.maxiter + 1
-        self.blocks = np.arange(0, len(target[0]), BLOCK)
+        self.blocks = np.arange(0, len(cast(FloatArray, target[0])), BLOCK)
         self.moves_centre_size = settings.param == "cxcywh"
         self.target_centre_size = box_convert(target, "xyxy", "cxcywh")
-        self.errors, self.ious = [], []
+        self.errors: list[FloatArray] = []
+        self.ious: list[FloatArray] = []
 
-    def error(self, theta):
+    def error(self, theta: FloatArray) -> FloatArray:
         """L1 distance in (x, y, w, h) to the target: E(t) before summing."""
         centre_size = theta if self.moves_centre_size else box_convert(self.param.to_box(Coordinates(theta)),
                                                                         "xyxy", "cxcywh")
         return sum(np.abs(b - g) for b, g in zip(centre_size, self.target_centre_size))
 
-    def step(self, theta, value, g, current_iou, running):
+    def step(self, theta: FloatArray, value: Array | None, g: FloatArray | None, current_iou: Array | None,
+             running: BoolArray | None) -> None:
         self.errors.append(np.add.reduceat(self.error(theta), self.blocks))
-        self.ious.append(np.add.reduceat(current_iou, self.blocks))
+        self.ious.append(np.add.reduceat(cast(Array, current_iou), self.blocks))  # given: wants_iou
 
-    def finish(self, theta, running, evaluate):
+    def finish(self, theta: FloatArray, running: BoolArray, evaluate: _Evaluate) -> _Fields:
         final_error = self.error(theta)
         final_iou = unchecked(iou)(self.param.to_box(Coordinates(theta)), self.target)
         self.step(theta, None, None, final_iou, None)
@@ -373,6 +397,6 @@ class _Sums:
                     iou_blocks=_pad(np.stack(self.ious), missing))
 
 
-def _pad(history, missing):
+def _pad(history: FloatArray, missing: int) -> FloatArray:
     """`history` (steps, ...) with `missing` rows of NaN after it."""
     return np.concatenate([history, np.full((missing, *history.shape[1:]), np.nan)]) if missing else history

@@ -7,18 +7,24 @@ Gradients, Hessians and Hessian-vector products all come from autograd, never
 from finite differences. `fit_many` fits many starts at once with a first-order
 method: one call, one result whose fields gain a leading axis.
 """
+from __future__ import annotations
+
 import warnings
+from typing import Any, Callable, cast
 
 import autograd.numpy as anp
 import numpy as np
 from autograd import grad, hessian, hessian_vector_product, value_and_grad
+from numpy.typing import ArrayLike
 from scipy.optimize import OptimizeResult, OptimizeWarning, minimize
 
+from sandbox._types import Array, FloatArray, Loss, Values
 from sandbox.geometry.boxes import check_boxes
+from sandbox.geometry.parameterisations import Parameterisation
 from sandbox.losses.formulas import giou, iou, unchecked
-from sandbox.optim.engine import descend
+from sandbox.optim.engine import Callback, descend
 from sandbox.optim.rules import RULES, Status
-from sandbox.optim.settings import HOME_IOU, METHODS, SCIPY_METHODS, resolve
+from sandbox.optim.settings import HOME_IOU, METHODS, SCIPY_METHODS, Settings, Spec, resolve
 
 __all__ = ["fit", "fit_many", "fit_resolved", "run_first_order", "GRADIENT_METHODS", "HOME_IOU", "METHODS", "OUTCOMES"]
 GRADIENT_METHODS = tuple(m for m in METHODS if m in RULES or "jac" in SCIPY_METHODS[m])
@@ -35,7 +41,7 @@ OUTCOMES = {
     "failed": "the method stopped for another reason; see message",
     "stopped": "the callback raised StopIteration",
 }
-_STATUS_OUTCOMES = {
+_STATUS_OUTCOMES: dict[str, dict[int, str | None]] = {
     # method: {status: outcome}, read in scipy 1.17's source (scipy/optimize/, file and function
     # named below). "converged" means the method's own test passed: `fit` says "stuck" unless the
     # box is home. None: the status covers several endings, which only the message tells apart.
@@ -113,8 +119,9 @@ _MESSAGE_OUTCOMES = [  # the fallback, for a status the table leaves open: words
 ]
 
 
-def fit(start, target, loss="giou", method="gd", param="xyxy", maxiter=200, callback=None,
-        home_iou=HOME_IOU, **options):
+def fit(start: ArrayLike, target: ArrayLike, loss: Spec = "giou", method: str = "gd", param: str = "xyxy",
+        maxiter: int = 200, callback: Callback | None = None, home_iou: float = HOME_IOU,
+        **options: Any) -> OptimizeResult:
     """Fit one predicted box to one target box by minimising `loss`.
 
     Parameters
@@ -187,7 +194,8 @@ def fit(start, target, loss="giou", method="gd", param="xyxy", maxiter=200, call
     return fit_resolved(start, target, resolve(loss, method, param, maxiter, home_iou, **options), callback)
 
 
-def fit_resolved(start, target, settings, callback=None):
+def fit_resolved(start: FloatArray, target: FloatArray, settings: Settings, callback: Callback | None = None
+                 ) -> OptimizeResult:
     """`fit` from a checked start and target and resolved `settings` (`sandbox.optim.settings.resolve`)."""
     settings.parameterisation.from_box(start)  # the log parameterisation needs positive sizes
     if settings.first_order:
@@ -196,13 +204,14 @@ def fit_resolved(start, target, settings, callback=None):
     x0 = parameterisation.from_box(start)
     if not np.isfinite(loss_function(parameterisation.to_box(x0), target)):
         raise ValueError(f"loss {settings.loss!r} is not finite at the start box {start.tolist()}")
-    xs, evaluations = [x0], []
+    xs: list[Array] = [x0]
+    evaluations: list[int] = []
 
-    def objective(x):
+    def objective(x: Array) -> Values:
         evaluations.append(1)
         return loss_function(parameterisation.to_box(x), target)
 
-    def record(intermediate_result):
+    def record(intermediate_result: OptimizeResult | FloatArray) -> None:  # or x alone, from TNC
         x = np.array(getattr(intermediate_result, "x", intermediate_result), dtype=float)
         xs.append(x)
         if callback is not None:
@@ -222,8 +231,9 @@ def fit_resolved(start, target, settings, callback=None):
                                 loss_function, settings.home_iou)
 
 
-def fit_many(starts, targets, loss="giou", method="gd", param="xyxy", maxiter=200, callback=None,
-             home_iou=HOME_IOU, workers=1, **options):
+def fit_many(starts: ArrayLike, targets: ArrayLike, loss: Spec = "giou", method: str = "gd", param: str = "xyxy",
+             maxiter: int = 200, callback: Callback | None = None, home_iou: float = HOME_IOU, workers: int = 1,
+             **options: Any) -> OptimizeResult:
     """Fit many start boxes, each to its own target, at once with a first-order method.
 
     The batched `fit`: the same arguments and options, each box run exactly as `fit`
@@ -278,7 +288,8 @@ def fit_many(starts, targets, loss="giou", method="gd", param="xyxy", maxiter=20
     return run_first_order(starts, targets, settings, callback, workers)
 
 
-def run_first_order(starts, targets, settings, callback=None, workers=1, one=False):
+def run_first_order(starts: FloatArray, targets: FloatArray, settings: Settings, callback: Callback | None = None,
+                    workers: int = 1, one: bool = False) -> OptimizeResult:
     """`fit_many` from checked boxes and resolved `settings`: `descend`, then each box's message and outcome.
 
     The entry points (`fit`, `fit_many`, a sweep's cells) resolve the settings; this
@@ -293,10 +304,12 @@ def run_first_order(starts, targets, settings, callback=None, workers=1, one=Fal
         where = "" if len(starts) == 1 else f" {bad[0]}"
         raise ValueError(f"loss {settings.loss!r} is not finite at the start box{where} {starts[bad[0]].tolist()}")
 
-    def engine_callback(intermediate_result):
+    def engine_callback(intermediate_result: OptimizeResult) -> None:
         x = intermediate_result.x[0] if one else intermediate_result.x
         extra = {} if one else {"running": intermediate_result.running}
-        callback(OptimizeResult(x=x, box=parameterisation.to_box(x), nit=intermediate_result.nit, **extra))
+        # passed to the engine only when there is a callback
+        cast(Callback, callback)(OptimizeResult(x=x, box=parameterisation.to_box(x), nit=intermediate_result.nit,
+                                                **extra))
 
     with np.errstate(all="ignore"):  # a wild step may overflow; the outcome will say so
         run = descend(starts, targets, settings, record="history",
@@ -320,7 +333,7 @@ def run_first_order(starts, targets, settings, callback=None, workers=1, one=Fal
     return run
 
 
-def _message(status, nit, gtol, largest, maxiter):
+def _message(status: int, nit: int, gtol: float | None, largest: float, maxiter: int) -> str:
     """The message of a first-order run, as scipy's methods word theirs."""
     if status == Status.CONVERGED:
         return f"Gradient below gtol={gtol}: max |g| = {largest:.3g}."
@@ -331,7 +344,7 @@ def _message(status, nit, gtol, largest, maxiter):
     return Status.STOPPED.message
 
 
-def _one(run, i):
+def _one(run: OptimizeResult, i: int) -> OptimizeResult:
     """Box `i` of a `fit_many` result, as `fit` returns it: its steps only, scalars as Python's."""
     steps = int(run.nit[i]) + 1
     result = OptimizeResult()
@@ -349,7 +362,8 @@ def _one(run, i):
     return result
 
 
-def _scipy(method, objective, x0, maxiter, record, options):
+def _scipy(method: str, objective: Callable[[Array], Values], x0: Array, maxiter: int,
+           record: Callable[[Any], None], options: dict[str, Any]) -> OptimizeResult:
     needs = SCIPY_METHODS[method]
     supplied = {"jac": True} if "jac" in needs else {}
     if "hess" in needs:
@@ -368,16 +382,17 @@ def _scipy(method, objective, x0, maxiter, record, options):
                              f"('minimize', {method!r})") from None
 
 
-def _with_trajectory(method, result, xs, target, parameterisation, loss_function, home_iou):
+def _with_trajectory(method: str, result: OptimizeResult, xs: FloatArray, target: FloatArray,
+                     parameterisation: Parameterisation, loss_function: Loss, home_iou: float) -> OptimizeResult:
     """Add the per-step record and the outcome to a run's result."""
     boxes = parameterisation.to_box(xs)
 
-    def total_loss(xs):
+    def total_loss(xs: Array) -> Array:
         return anp.sum(loss_function(parameterisation.to_box(xs), target))
 
-    losses = loss_function(boxes, target)
+    losses: Array = loss_function(boxes, target)
     grad_norms = np.linalg.norm(grad(total_loss)(xs), axis=-1)  # rows are independent
-    ious = unchecked(iou)(boxes, target)
+    ious: Array = unchecked(iou)(boxes, target)
     stalled = bool(losses[-1] >= losses[0] and grad_norms[0] == 0.0)
     finite = bool(np.all(np.isfinite(boxes[-1])) and np.isfinite(losses[-1]))
     result.update(
@@ -389,7 +404,7 @@ def _with_trajectory(method, result, xs, target, parameterisation, loss_function
     return result
 
 
-def _outcome(method, result, stalled, finite, home):
+def _outcome(method: str, result: OptimizeResult, stalled: bool, finite: bool, home: bool) -> str:
     """How a run ended, from the method's status code (`_STATUS_OUTCOMES`), else its message."""
     if stalled:
         return "stalled"

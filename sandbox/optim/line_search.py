@@ -12,14 +12,20 @@ of the box crosses an edge of the target, then jumps: no step flattens it.
     >>> slopes.tolist()  # L2 is smooth: its slope along a line flattens to 0 at the minimum
     [-4.0, 0.0]
 """
+from __future__ import annotations
+
 import numpy as np
 from autograd import grad
+from numpy.typing import ArrayLike
 
+from sandbox._types import FloatArray
 from sandbox.geometry.boxes import check_boxes
 from sandbox.losses.spec import get_loss
+from sandbox.optim.settings import Spec
 
 
-def loss_along_line(loss, target, start, direction, steps):
+def loss_along_line(loss: Spec, target: ArrayLike, start: ArrayLike, direction: ArrayLike, steps: ArrayLike
+                    ) -> tuple[FloatArray, FloatArray]:
     """The loss and its slope at ``start + a * direction`` for each step ``a``.
 
     Parameters
@@ -47,7 +53,7 @@ def loss_along_line(loss, target, start, direction, steps):
     return values, slopes
 
 
-def bfgs_second_direction(loss, target, first, second):
+def bfgs_second_direction(loss: Spec, target: ArrayLike, first: ArrayLike, second: ArrayLike) -> FloatArray:
     """BFGS's search direction after its first step, from box `first` to box `second`.
 
     scipy's BFGS starts from the identity as inverse Hessian ``H0``; after the step
@@ -69,7 +75,7 @@ def bfgs_second_direction(loss, target, first, second):
     return -h1 @ gradient(second)
 
 
-def edge_crossings(start, direction, target):
+def edge_crossings(start: ArrayLike, direction: ArrayLike, target: ArrayLike) -> FloatArray:
     """The steps ``a > 0`` at which an edge of ``start + a * direction`` meets an edge of `target`.
 
     GIoU's intersection and enclosing box change formula there, so these are the

@@ -19,14 +19,16 @@ replay a published implementation (`sandbox.losses.diou_reference`).
 """
 import dataclasses
 import functools
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, TypeAlias, Union, cast, overload
 
 import numpy as np
 
+from sandbox._types import FloatArray, Loss, Values
+from sandbox.geometry.boxes import Coordinates
 from sandbox.geometry.names import canonical
 from sandbox.geometry.parameterisations import PARAMETERISATIONS, Parameterisation
 from sandbox.losses.spec import canonical_loss, get_loss, parse_loss
-from sandbox.optim.rules import DEFAULT_LEARNING_RATES, RULES, SCHEDULES, Rule, rule_parameters
+from sandbox.optim.rules import DEFAULT_LEARNING_RATES, RULES, SCHEDULES, Rate, Rule, Schedule, rule_parameters
 
 GRADIENTS = ("autograd", "fused")
 """The gradient backends: autograd op by op (the default everywhere), or the fused kernels."""
@@ -46,7 +48,10 @@ FIRST_ORDER_OPTIONS = ("lr", "schedule", "iou_weighting", "gtol", "gradient", "r
 SIZE_PARAMETERS = {"cxcywh": (2, 3), "xywh": (2, 3), "log": (2, 3)}
 """The parameters that are a width and a height, which the DIoU authors' reference gradient doubles."""
 
-Spec = Union[str, Callable[..., Any]]
+Spec: TypeAlias = Union[str, Loss]
+"""A loss spec: a name with parameters, a weighted sum, ``package.module:function`` (all str), or a function."""
+GradientFunction: TypeAlias = Callable[[FloatArray, Coordinates], tuple[FloatArray, Values]]
+"""A replacement gradient ``gradient(theta, target) -> (g, iou)``: parameters theta (4, m), target corners."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,13 +89,13 @@ class Settings:
     method: str = "gd"
     param: str = "xyxy"
     maxiter: int = 200
-    lr: Any = None
-    schedule: Union[str, Callable[[int, int], float]] = "step"
-    options: tuple = ()
+    lr: Optional[Rate] = None
+    schedule: Union[str, Schedule] = "step"
+    options: tuple[tuple[str, Any], ...] = ()
     iou_weighting: bool = False
     gtol: Optional[float] = 1e-5
     home_iou: float = HOME_IOU
-    gradient: Union[str, Callable[..., Any]] = "autograd"
+    gradient: Union[str, GradientFunction] = "autograd"
     reference_gradient: bool = False
 
     @property
@@ -99,7 +104,7 @@ class Settings:
         return self.method in RULES
 
     @functools.cached_property
-    def loss_function(self) -> Callable[..., Any]:
+    def loss_function(self) -> Loss:
         """The loss function, built once per process from the canonical spec."""
         return get_loss(self.loss)
 
@@ -111,12 +116,12 @@ class Settings:
         """The update rule, with its options (a first-order method only)."""
         return RULES[self.method](**dict(self.options))
 
-    def schedule_factor(self) -> Callable[[int, int], float]:
+    def schedule_factor(self) -> Schedule:
         return self.schedule if callable(self.schedule) else SCHEDULES[self.schedule]
 
-    def record(self) -> dict:
+    def record(self) -> dict[str, Any]:
         """The settings as a run's records hold them: plain values, a function by its name."""
-        def plain(value):
+        def plain(value: object) -> object:
             if callable(value):
                 return f"{getattr(value, '__module__', '?')}:{getattr(value, '__qualname__', repr(value))}"
             if isinstance(value, np.ndarray):
@@ -125,10 +130,10 @@ class Settings:
         return {field.name: (dict(self.options) if field.name == "options" else plain(getattr(self, field.name)))
                 for field in dataclasses.fields(self)}
 
-    def __getstate__(self):  # the built loss function stays behind: each process builds its own
+    def __getstate__(self) -> dict[str, Any]:  # the built loss function stays behind: each process builds its own
         return {key: value for key, value in vars(self).items() if key != "loss_function"}
 
-    def __setstate__(self, state):
+    def __setstate__(self, state: dict[str, Any]) -> None:
         vars(self).update(state)
 
 
@@ -152,8 +157,8 @@ def resolve(loss: Spec = "giou", method: str = "gd", param: str = "xyxy", maxite
     """
     method = method_name(method)
     loss, function = parse_loss(loss)  # the spec's one reading: its spelling and its function
-    settings = dict(loss=loss, method=method, param=param_name(param), maxiter=whole(maxiter, "maxiter"),
-                    home_iou=_share(home_iou, "home_iou"))
+    settings: dict[str, Any] = dict(loss=loss, method=method, param=param_name(param),
+                                    maxiter=whole(maxiter, "maxiter"), home_iou=_share(home_iou, "home_iou"))
     if method not in RULES:
         if "gradient" in options and options["gradient"] != "autograd":
             raise ValueError(f"gradient={options['gradient']!r} applies to the first-order methods "
@@ -181,7 +186,7 @@ def resolve(loss: Spec = "giou", method: str = "gd", param: str = "xyxy", maxite
         reference_gradient=reference), function)
 
 
-def _with_function(settings: Settings, function) -> Settings:
+def _with_function(settings: Settings, function: Loss) -> Settings:
     """`settings` with its `loss_function` the one its spec was read into, so no one reads it again."""
     vars(settings)["loss_function"] = function  # fills the cached property
     return settings
@@ -203,12 +208,16 @@ def param_name(param: str) -> str:
     return canonical(param, PARAMETERISATIONS, "parameterisation")
 
 
-def schedule_name(schedule):
+@overload
+def schedule_name(schedule: str) -> str: ...
+@overload
+def schedule_name(schedule: Schedule) -> Schedule: ...
+def schedule_name(schedule: Union[str, Schedule]) -> Union[str, Schedule]:
     """A schedule name in its own spelling, or a callable ``factor(t, maxiter)`` as it is."""
     return schedule if callable(schedule) else canonical(schedule, SCHEDULES, "schedule", "valid schedules are")
 
 
-def gradient_backend(gradient):
+def gradient_backend(gradient: object) -> Union[str, GradientFunction]:
     """``'autograd'`` or ``'fused'`` (any case), or a replacement function ``gradient(theta, target)``."""
     if callable(gradient):
         return gradient
@@ -218,18 +227,18 @@ def gradient_backend(gradient):
     return canonical(gradient, GRADIENTS, "gradient backend")
 
 
-def whole(value, name: str, low: int = 1) -> int:
+def whole(value: object, name: str, low: int = 1) -> int:
     """`value` if it is a whole number >= `low`; ValueError naming `name` otherwise."""
     if not (isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= low):
         raise ValueError(f"{name} must be a whole number >= {low}; got {value!r}")
     return int(value)
 
 
-def learning_rate(lr, method: str):
+def learning_rate(lr: object, method: Optional[str]) -> Rate:
     """The base rate: `method`'s default (`DEFAULT_LEARNING_RATES`) for None, a positive float, or
-    an array of them (one per box)."""
+    an array of them (one per box). `method` may be None only where `lr` is given."""
     if lr is None:
-        return DEFAULT_LEARNING_RATES[method]
+        return DEFAULT_LEARNING_RATES[cast(str, method)]
     if isinstance(lr, (int, float, np.integer, np.floating)) and not isinstance(lr, bool):
         if not 0 < lr < np.inf:
             raise ValueError(f"lr must be a positive number; got {lr!r}")
@@ -247,7 +256,7 @@ def learning_rate(lr, method: str):
     return rates
 
 
-def _share(value, name):
+def _share(value: object, name: str) -> float:
     if not (isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1):
         raise ValueError(f"{name} must be a number in [0, 1]; got {value!r}")
     return float(value)

@@ -51,19 +51,24 @@ boxes). `Store`
 keeps the results under a folder so that an interrupted sweep loses nothing that
 had finished and runs nothing twice.
 """
+from __future__ import annotations
+
 import dataclasses
 import functools
 import hashlib
 import json
 import math
 import time
-from collections import namedtuple
 from itertools import product
 from pathlib import Path
+from typing import (TYPE_CHECKING, Any, Callable, Collection, Iterator, Mapping, NamedTuple, Optional, Sequence,
+                    TypeAlias)
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 from scipy.optimize import OptimizeResult
 
+from sandbox._types import FloatArray, StrPath
 from sandbox.geometry.boxes import check_boxes
 from sandbox.learning.metrics import METRIC_COLUMNS
 from sandbox.losses.formulas import iou
@@ -82,20 +87,30 @@ from sandbox.optim.starts import (
 from sandbox.runs.simulation import diou_protocol
 from sandbox.workers import forks, map_tasks, prepare_worker
 
+if TYPE_CHECKING:
+    from sandbox.runs.store import Store
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
+Sweep: TypeAlias = dict[str, Any]
+"""A resolved sweep (`load`, `resolve`): a dict of plain values, as its folder's sweep.json holds it."""
+Cell: TypeAlias = dict[str, Any]
+"""A cell: axis -> value (`cells`)."""
+CellResults: TypeAlias = tuple[list[dict[str, Any]], NDArray[Any], Optional[FloatArray], Optional[dict[str, Any]]]
+"""A cell's rows, IoU histories (runs, steps), boxes (runs, steps, 4) or None, and record or None (`run_cells`)."""
+
 AXES = ("loss", "method", "param", "lr", "schedule", "starts", "maxiter", "seed")
 FIRST_ORDER_AXES = ("lr", "schedule")
 """Axes that only first-order methods have; for any other method a cell holds None there."""
-DEFAULTS = {"loss": ["giou"], "method": ["gd"], "param": ["xyxy"], "lr": [None], "schedule": ["step"],
-            "maxiter": [200], "seed": [0]}
+DEFAULTS: dict[str, list[Any]] = {"loss": ["giou"], "method": ["gd"], "param": ["xyxy"], "lr": [None],
+                                  "schedule": ["step"], "maxiter": [200], "seed": [0]}
 TOP_LEVEL = ("axes", "starts", "tie", "exclude", "threshold", "target", "iou_weighting", "record_boxes",
              "gradient", "experiment")
 DEFAULT_TARGET = [-1.0, -0.5, 1.0, 0.5]
-START_KINDS = {
+START_KINDS: dict[str, dict[str, Any]] = {
     "non_overlapping": {"gap": 0.5, "directions": 8, "size": [1.0, 1.5]},  # the headline's starts
     "random": {"count": 8, "radius": 4.0, "scale": [0.5, 2.0], "min_gap": 0.05},
     "overlapping": {"count": 8, "iou_range": [0.05, 0.7], "scale": [0.5, 2.0]},
@@ -115,12 +130,20 @@ SIMULATION_COLUMNS = ["loss", "seed", "cases", "error_initial", "error_final", "
                       "cases_apart", "share_apart_moved", "seconds", "cell", "runs"]
 """A row per simulation: E(0) and E(T), the final IoU's mean and shares above 0.5 and 0.9, the first t
 with E(t) < E(0) / 10 (empty if none), how many cases start apart and the share of them whose box moved."""
-SIMULATION_DEFAULTS = dict(points=5000, iterations=200, gradient="autograd")
+SIMULATION_DEFAULTS: dict[str, Any] = dict(points=5000, iterations=200, gradient="autograd")
 """The settings of a simulation sweep (``[simulation]``): the DIoU paper's protocol (`sandbox.runs.simulation`)."""
 
-Experiment = namedtuple("Experiment", "axes axis_defaults columns table")
-Experiment.__doc__ = """A kind of sweep other than boxes: its axes and their defaults, its results' columns, and the
-name of the table of settings every cell shares (``[learning]``, ``[simulation]``)."""
+
+class Experiment(NamedTuple):
+    """A kind of sweep other than boxes: its axes and their defaults, its results' columns, and the
+    name of the table of settings every cell shares (``[learning]``, ``[simulation]``)."""
+
+    axes: tuple[str, ...]
+    axis_defaults: dict[str, list[Any]]
+    columns: list[str]
+    table: str
+
+
 EXPERIMENTS = {
     "learning": Experiment(("loss", "lr", "seed"), {"loss": ["giou"], "lr": [1e-3], "seed": [0]},
                            LEARNING_COLUMNS, "learning"),
@@ -132,12 +155,12 @@ paper's simulation (`sandbox.optim.batch.regress` on `sandbox.runs.simulation.di
 anchor centres drawn with the cell's seed, its size in [simulation] (`SIMULATION_DEFAULTS`)."""
 
 
-def axis_names(sweep):
+def axis_names(sweep: Sweep) -> tuple[str, ...]:
     """The axes of `sweep`'s cells: `AXES`, or those of its kind (`EXPERIMENTS`)."""
     return EXPERIMENTS[sweep["experiment"]].axes if "experiment" in sweep else AXES
 
 
-def result_columns(sweep):
+def result_columns(sweep: Sweep) -> list[str]:
     """The columns of `sweep`'s results.csv."""
     return EXPERIMENTS[sweep["experiment"]].columns if "experiment" in sweep else RESULT_COLUMNS
 
@@ -146,7 +169,7 @@ class SweepError(ValueError):
     """A mistake in a sweep file, with its place."""
 
 
-def load(path):
+def load(path: StrPath) -> Sweep:
     """Read and check a sweep file; return the resolved sweep, a dict of plain values."""
     path = Path(path)
     try:
@@ -158,7 +181,7 @@ def load(path):
     return resolve(raw, str(path))
 
 
-def resolve(raw, where="sweep"):
+def resolve(raw: Mapping[str, Any], where: str = "sweep") -> Sweep:
     """Check a parsed sweep and fill in the defaults."""
     experiment = raw.get("experiment", "boxes")
     if experiment in EXPERIMENTS:
@@ -175,7 +198,7 @@ def resolve(raw, where="sweep"):
     if not (isinstance(target, list) and len(target) == 4 and all(map(_number, target))
             and target[2] > target[0] and target[3] > target[1]):
         raise SweepError(f"{where}: target must be [x1, y1, x2, y2] with x2 > x1 and y2 > y1; got {target!r}")
-    switches = {}
+    switches: dict[str, Any] = {}
     for key in ("iou_weighting", "record_boxes"):
         switches[key] = raw.get(key, False)
         if not isinstance(switches[key], bool):
@@ -196,7 +219,7 @@ def resolve(raw, where="sweep"):
     return sweep
 
 
-def _resolve_experiment(raw, where, experiment):
+def _resolve_experiment(raw: Mapping[str, Any], where: str, experiment: str) -> Sweep:
     """A learning or simulation sweep: its axes, and the settings of its table that every cell shares."""
     kind = EXPERIMENTS[experiment]
     _keys(raw, ("experiment", kind.table, "axes", "tie", "exclude"), where, f"the top level of a {experiment} sweep")
@@ -216,7 +239,7 @@ def _resolve_experiment(raw, where, experiment):
     return sweep
 
 
-def _table_rules(experiment):
+def _table_rules(experiment: str) -> tuple[Mapping[str, object], Callable[[dict[str, Any]], dict[str, Any]]]:
     """The defaults of an experiment's table and the function that checks it (ValueError naming the key)."""
     if experiment == "learning":
         from sandbox.learning import training
@@ -224,17 +247,17 @@ def _table_rules(experiment):
     return SIMULATION_DEFAULTS, _check_simulation
 
 
-def _check_simulation(config):
+def _check_simulation(config: Mapping[str, Any]) -> dict[str, Any]:
     for key in ("points", "iterations"):
         whole(config[key], key)
     return dict(config, gradient=gradient_backend(config["gradient"]))
 
 
-def _number(value):
+def _number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _keys(table, valid, where, place):
+def _keys(table: object, valid: Collection[str], where: str, place: str) -> None:
     if not isinstance(table, dict):
         raise SweepError(f"{where}: {place} must be a table")
     for key in table:
@@ -242,10 +265,10 @@ def _keys(table, valid, where, place):
             raise SweepError(f"{where}: {place} has no key {key!r}; valid keys: {', '.join(valid)}")
 
 
-def _start_sets(raw, target, where):
+def _start_sets(raw: object, target: list[float], where: str) -> dict[str, dict[str, Any]]:
     if not isinstance(raw, dict) or not raw:
         raise SweepError(f"{where}: [starts] must hold at least one start set, as [starts.NAME]")
-    sets = {}
+    sets: dict[str, dict[str, Any]] = {}
     for name, spec in raw.items():
         place = f"[starts.{name}]"
         if not isinstance(spec, dict):
@@ -269,9 +292,10 @@ def _start_sets(raw, target, where):
     return sets
 
 
-def _axes(raw, starts, where, names=AXES, defaults=DEFAULTS):
+def _axes(raw: dict[str, Any], starts: Mapping[str, Any], where: str, names: Sequence[str] = AXES,
+          defaults: Mapping[str, list[Any]] = DEFAULTS) -> dict[str, list[Any]]:
     _keys(raw, names, where, "[axes]")
-    axes = {}
+    axes: dict[str, list[Any]] = {}
     for name in names:
         if name not in raw:
             axes[name] = list(starts)[:1] if name == "starts" else defaults[name]
@@ -287,7 +311,7 @@ def _axes(raw, starts, where, names=AXES, defaults=DEFAULTS):
     return axes
 
 
-def _check_value(axis, value, starts, place):
+def _check_value(axis: str, value: Any, starts: Mapping[str, Any], place: str) -> object:
     """The canonical form of one axis value; SweepError naming the place and the valid values."""
     try:
         if axis == "loss":
@@ -316,7 +340,7 @@ def _check_value(axis, value, starts, place):
         raise SweepError(f"{place}: {error}") from None
 
 
-def axis_value(axis, text, place="value"):
+def axis_value(axis: str, text: str, place: str = "value") -> object:
     """An axis value written as text (a command line, a results.csv field) in the form a cell holds it.
 
     The sweep file's own rules (`_check_value`): names match in any case and come back in
@@ -334,10 +358,10 @@ def axis_value(axis, text, place="value"):
     return _check_value(axis, text, {}, place)
 
 
-def _ties(raw, axes, where, names=AXES):
+def _ties(raw: object, axes: Mapping[str, list[Any]], where: str, names: Sequence[str] = AXES) -> list[list[str]]:
     if not isinstance(raw, list) or not all(isinstance(group, list) for group in raw):
         raise SweepError(f"{where}: tie must be a list of lists of axis names, as [[\"method\", \"lr\"]]")
-    seen = set()
+    seen: set[str] = set()
     for i, group in enumerate(raw):
         place = f"{where}: tie, group {i + 1}"
         if len(group) < 2:
@@ -355,16 +379,17 @@ def _ties(raw, axes, where, names=AXES):
     return raw
 
 
-def _excludes(raw, axes, where, names=AXES):
+def _excludes(raw: object, axes: Mapping[str, list[Any]], where: str, names: Sequence[str] = AXES
+              ) -> list[dict[str, list[object]]]:
     if not isinstance(raw, list):
         raise SweepError(f"{where}: exclude must be a list of tables, as [[exclude]]")
-    rules = []
+    rules: list[dict[str, list[object]]] = []
     for i, rule in enumerate(raw):
         place = f"exclude, rule {i + 1}"
         _keys(rule, names, where, place)
         if not rule:
             raise SweepError(f"{where}: {place} is empty: it would exclude every cell")
-        resolved = {}
+        resolved: dict[str, list[object]] = {}
         for name, values in rule.items():
             values = values if isinstance(values, list) else [values]
             canonical = [_check_value(name, v, {s: None for s in axes.get("starts", [])}, f"{where}: {place}, {name}")
@@ -378,7 +403,7 @@ def _excludes(raw, axes, where, names=AXES):
     return rules
 
 
-def cells(sweep):
+def cells(sweep: Sweep) -> list[Cell]:
     """Every cell of the grid, in a fixed order: dicts axis -> value, ties zipped, exclusions dropped.
 
     Axes a method has no use for (a learning rate for BFGS) hold None, and the
@@ -390,9 +415,10 @@ def cells(sweep):
               for group in sweep["tie"]]
     names = axis_names(sweep)
     groups += [[{name: value} for value in sweep["axes"][name]] for name in names if name not in tied]
-    result, seen = [], set()
+    result: list[Cell] = []
+    seen: set[str] = set()
     for parts in product(*groups):
-        cell = {name: None for name in names}
+        cell: Cell = {name: None for name in names}
         for part in parts:
             cell.update(part)
         if "method" in cell and cell["method"] not in RULES:  # (a learning cell has no method)
@@ -407,7 +433,7 @@ def cells(sweep):
     return result
 
 
-def unused_settings(sweep):
+def unused_settings(sweep: Sweep) -> str | None:
     """A note on the settings some cells have no use for (a learning rate for BFGS), or None."""
     if "experiment" in sweep:
         return None
@@ -415,23 +441,23 @@ def unused_settings(sweep):
     return not_applicable(given + ["iou_weighting"] * sweep["iou_weighting"], sweep["axes"]["method"])
 
 
-def cell_id(cell):
+def cell_id(cell: Cell) -> str:
     """A short name for a cell that depends on its coordinates only."""
     return hashlib.sha256(json.dumps(cell, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def cell_seed(cell):
+def cell_seed(cell: Cell) -> int:
     """The seed of a cell's random starts: from its coordinates, so any order gives the same boxes."""
     return int(cell_id(dict(cell, purpose="starts")), 16) % 2 ** 32
 
 
-def start_seed(cell, spec):
+def start_seed(cell: Cell, spec: Mapping[str, Any]) -> int:
     """The seed of the random starts of `cell`'s start set `spec`: `cell_seed` of the whole cell, or of its
     start set and seed alone for a ``shared`` set."""
     return cell_seed({"starts": cell["starts"], "seed": cell["seed"]} if spec.get("shared") else cell)
 
 
-def make_starts(spec, target, seed):
+def make_starts(spec: Mapping[str, Any], target: ArrayLike, seed: int) -> tuple[FloatArray, list[str]]:
     """The start boxes of a start set, shape (n, 4), and their labels."""
     kind = spec["kind"]
     if kind == "non_overlapping":
@@ -461,7 +487,7 @@ BATCH_BOXES = 8192
 """At most this many boxes in one batched call of cells run together (unless one cell has more)."""
 
 
-def batches(pending, sweep, batched=True):
+def batches(pending: Sequence[Cell], sweep: Sweep, batched: bool = True) -> list[list[Cell]]:
     """The pending cells in groups that run as one call of `run_cells`, in their order.
 
     First-order cells that agree on the loss, the method, the parameterisation, the
@@ -470,7 +496,8 @@ def batches(pending, sweep, batched=True):
     may differ from box to box. Any other cell, and every cell when not `batched`,
     is a group of its own.
     """
-    groups, open_groups = [], {}
+    groups: list[list[Cell]] = []
+    open_groups: dict[tuple[Any, ...], list[Any]] = {}  # key -> [its open group's cells, their starts]
     for cell in pending:
         if not (batched and cell.get("method") in RULES):
             groups.append([cell])
@@ -486,7 +513,7 @@ def batches(pending, sweep, batched=True):
     return groups
 
 
-def _start_count(spec):
+def _start_count(spec: Mapping[str, Any]) -> int:
     """How many starts a start set makes (`make_starts`), without making them."""
     if spec["kind"] == "boxes":
         return len(spec["boxes"])
@@ -495,7 +522,8 @@ def _start_count(spec):
     return spec["count"]
 
 
-def run_cells(group, sweep, batched=True, registered=None):
+def run_cells(group: Sequence[Cell], sweep: Sweep, batched: bool = True,
+              registered: dict[str, str] | None = None) -> list[CellResults]:
     """Fit every start of each cell of `group`; return (rows, IoU histories, boxes) per cell.
 
     The histories have shape (runs, steps); the boxes, each run's box at every step,
@@ -511,8 +539,8 @@ def run_cells(group, sweep, batched=True, registered=None):
     """
     adopt(registered or {})
     if "experiment" in sweep:
-        results = _learning_results if sweep["experiment"] == "learning" else _simulation_results
-        return [results(cell, sweep) for cell in group]
+        results_of = _learning_results if sweep["experiment"] == "learning" else _simulation_results
+        return [results_of(cell, sweep) for cell in group]
     specs = [sweep["starts"][cell["starts"]] for cell in group]
     starts = [make_starts(spec, sweep["target"], start_seed(cell, spec)) for cell, spec in zip(group, specs)]
     first = group[0]
@@ -528,19 +556,19 @@ def run_cells(group, sweep, batched=True, registered=None):
                       seconds) for i in range(len(boxes))])
         return [_cell_results(cell, boxes, labels, [next(runs) for _ in boxes], sweep)
                 for cell, (boxes, labels) in zip(group, starts)]
-    results = []
+    results: list[CellResults] = []
     for cell, (boxes, labels) in zip(group, starts):
         settings = cell_settings(cell, sweep)
-        runs = []
+        cell_runs: list[tuple[OptimizeResult, float]] = []
         for start in boxes:
             began = time.perf_counter()
             result = fit_resolved(start, np.array(sweep["target"]), settings)
-            runs.append((result, time.perf_counter() - began))
-        results.append(_cell_results(cell, boxes, labels, runs, sweep))
+            cell_runs.append((result, time.perf_counter() - began))
+        results.append(_cell_results(cell, boxes, labels, cell_runs, sweep))
     return results
 
 
-def cell_settings(cell, sweep):
+def cell_settings(cell: Cell, sweep: Sweep) -> Settings:
     """The `Settings` of a box sweep's cell, from values the sweep file's check resolved (`load`)."""
     if cell["method"] not in RULES:
         return Settings(loss=cell["loss"], method=cell["method"], param=cell["param"], maxiter=cell["maxiter"],
@@ -550,10 +578,11 @@ def cell_settings(cell, sweep):
                     home_iou=sweep["threshold"], gradient=sweep.get("gradient", "autograd"))
 
 
-def _cell_results(cell, boxes, labels, runs, sweep):
+def _cell_results(cell: Cell, boxes: FloatArray, labels: Sequence[str], runs: Sequence[tuple[OptimizeResult, float]],
+                  sweep: Sweep) -> CellResults:
     """A cell's rows, IoU histories and (with ``record_boxes``) boxes, NaN-padded to its longest run,
     from (result, seconds) per start."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for label, start, (result, seconds) in zip(labels, boxes, runs):
         ious = result.ious
         rows.append(dict(cell, cell=cell_id(cell), runs=len(boxes), start=label,
@@ -564,11 +593,11 @@ def _cell_results(cell, boxes, labels, runs, sweep):
                          **{f"iterations_to_iou_{level}": _first(ious >= float(level)) for level in ("0.5", "0.9")},
                          seconds=f"{seconds:.4f}"))
     results = [result for result, _ in runs]
-    boxes = _padded([r.boxes for r in results], np.float64) if sweep["record_boxes"] else None
-    return rows, _padded([r.ious for r in results], np.float32), boxes, None
+    kept_boxes = _padded([r.boxes for r in results], np.float64) if sweep["record_boxes"] else None
+    return rows, _padded([r.ious for r in results], np.float32), kept_boxes, None
 
 
-def _learning_results(cell, sweep):
+def _learning_results(cell: Cell, sweep: Sweep) -> CellResults:
     """A learning cell's row, its validation accuracy over 0.50:0.95 after each epoch (1, epochs),
     and its whole record (`sandbox.learning.training.run`)."""
     from sandbox.learning.training import run
@@ -580,7 +609,7 @@ def _learning_results(cell, sweep):
     return [row], np.array([record["history"]["accuracy_mean"]], dtype=np.float32), None, record
 
 
-def _simulation_results(cell, sweep):
+def _simulation_results(cell: Cell, sweep: Sweep) -> CellResults:
     """A simulation cell's row (`SIMULATION_COLUMNS`), its mean IoU at every iteration, and its
     record: E(t) and the mean IoU, t = 0 the start."""
     settings = sweep["simulation"]
@@ -603,7 +632,7 @@ def _simulation_results(cell, sweep):
     return [row], np.array([result.mean_iou], dtype=np.float32), None, record
 
 
-def _padded(histories, dtype):
+def _padded(histories: Sequence[NDArray[Any]], dtype: DTypeLike) -> NDArray[Any]:
     """Runs of different lengths as one array, (runs, longest, ...), NaN after each run's last step."""
     padded = np.full((len(histories), max(map(len, histories)), *np.shape(histories[0])[1:]), np.nan, dtype=dtype)
     for i, history in enumerate(histories):
@@ -611,12 +640,13 @@ def _padded(histories, dtype):
     return padded
 
 
-def _first(flags):
+def _first(flags: ArrayLike) -> int | str:
     hits = np.flatnonzero(flags)
     return int(hits[0]) if hits.size else ""
 
 
-def run(sweep, store, workers=1, scheduler=None, progress=None, batch=True):
+def run(sweep: Sweep, store: Store, workers: int = 1, scheduler: str | None = None,
+        progress: Callable[[int, int], object] | None = None, batch: bool = True) -> int:
     """Run every cell the store has not finished, storing each as it finishes.
 
     Cells go to `workers` local processes, or to the Dask cluster whose scheduler
@@ -638,7 +668,8 @@ def run(sweep, store, workers=1, scheduler=None, progress=None, batch=True):
     return len(pending)
 
 
-def _results(groups, sweep, workers, scheduler, batched):
+def _results(groups: Sequence[Sequence[Cell]], sweep: Sweep, workers: int, scheduler: str | None, batched: bool
+             ) -> Iterator[list[CellResults]]:
     """The results of each group of cells (`run_cells`), in the order the groups finish (`map_tasks`).
 
     Before any cell runs, every loss is checked to reach the workers (refused with
@@ -647,7 +678,7 @@ def _results(groups, sweep, workers, scheduler, batched):
     if not groups:
         return
     losses = list(dict.fromkeys(cell["loss"] for group in groups for cell in group))
-    registered = {}
+    registered: dict[str, str] = {}
     try:
         if scheduler is not None or workers > 1:
             for loss in losses:
@@ -659,5 +690,5 @@ def _results(groups, sweep, workers, scheduler, batched):
         raise SweepError(str(error)) from None
 
 
-def _run_cells_star(arguments):
+def _run_cells_star(arguments: tuple[Sequence[Cell], Sweep, bool, dict[str, str]]) -> list[CellResults]:
     return run_cells(*arguments)
