@@ -172,8 +172,8 @@ def escape_docstring(app, what, name, obj, options, lines):
 
 def skip_type_alias(app, what, name, obj, skip, options):
     """Leave out type aliases (``Row = dict[str, Any]``): autodoc takes them for classes and fails."""
-    if isinstance(obj, types.GenericAlias) or type(obj).__module__ == "typing":
-        return True
+    if isinstance(obj, types.GenericAlias) or (type(obj).__module__ == "typing" and not isinstance(obj, type)):
+        return True  # (a Protocol or a TypedDict is a class, whose metaclass is typing's: documented)
     return None
 
 
