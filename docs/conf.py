@@ -62,7 +62,10 @@ nitpick_ignore_regex = [
 
 # MyST: anchors for headings down to ###, so that [text](page.md#heading) is checked.
 myst_heading_anchors = 3
-myst_enable_extensions = ["dollarmath", "colon_fence", "deflist"]
+myst_enable_extensions = ["dollarmath", "colon_fence", "deflist", "substitution"]
+# What the pages say of the registry, from the registry: a loss added in its three places changes no page.
+myst_substitutions = {"loss_count": str(len(sandbox.LOSSES)),
+                      "variant_bases": ", ".join(f"`{name}`" for name in sandbox.losses.IOU_BASED)}
 nb_execution_mode = "off"  # the notebooks are committed with their outputs; `make notebooks` refreshes them
 # The loss explorer's output holds the widget and a static PNG: the site is static, so show the PNG.
 nb_mime_priority_overrides = [("html", "application/vnd.jupyter.widget-view+json", None)]
