@@ -8,18 +8,19 @@ paper's simulation, `sandbox.optim.batch.regress` (millions of boxes). Each step
 
 for parameters theta of shape (4, n) (one row per parameter, one column per box),
 the direction of a rule of `sandbox.optim.rules` (gd, momentum, Adam) applied
-elementwise to the gradient, and the weight 1 or the DIoU paper's (2 - IoU).
-The gradient is autograd's, of the sum over boxes of the independent per-box
-losses; for a registry loss (at any parameters; not a weighted sum or a user's
-loss) it may go through the fused kernels of `sandbox.losses.fused` (``fused=True``,
-the default here and in `regress`; `fit`'s default is autograd op by op), or
-it comes from a `gradient` override (the
-authors' MATLAB transcription, `sandbox.losses.diou_reference`).
+elementwise to the gradient, and the weight 1 or the DIoU paper's (2 - IoU): the
+chain `sandbox.optim.rules.first_order` builds, the one update rule that training
+uses too. The run's settings arrive resolved (`sandbox.optim.settings.Settings`).
+The gradient is autograd's (``gradient='autograd'``, the default everywhere), of
+the sum over boxes of the independent per-box losses; with ``gradient='fused'``, a
+registry loss (at any parameters; not a weighted sum or a user's loss) goes
+through the fused kernels of `sandbox.losses.fused`; or a function replaces it
+(the authors' MATLAB transcription, `sandbox.losses.diou_reference`).
 
-Each box stops on its own: when its max |gradient| <= `gtol` (status 0), or
-when its loss or gradient is not finite (status 3); otherwise it runs `maxiter`
-steps (status 1). A stopped box's parameters and rule state stay as they were
-while the others go on.
+Each box stops on its own (`sandbox.optim.rules.stops`): when its max |gradient|
+<= `gtol` (`Status.CONVERGED`), or when its loss or gradient is not finite
+(`Status.NON_FINITE`); otherwise it runs `maxiter` steps (`Status.MAX_ITERATIONS`).
+A stopped box's parameters and rule state stay as they were while the others go on.
 
 Every operation of a step is elementwise over boxes (the sum's reverse pass hands
 each box its own partials), so a box's result does not depend on the batch it
@@ -31,7 +32,7 @@ rounds once, whatever the order.
 
 The speed devices live here and in `sandbox.losses.fused`: parameters held as one
 (4, n) array read through `sandbox.geometry.boxes.rows`, the losses called `unchecked`,
-chunks sized for the cache and spread over processes, and `_tune_malloc`.
+chunks sized for the cache and spread over processes (`sandbox.workers`), and its `_tune_malloc`.
 """
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ from sandbox.geometry.boxes import Coordinates
 from sandbox.geometry.names import canonical
 from sandbox.geometry.parameterisations import PARAMETERISATIONS, Parameterisation
 from sandbox.losses.spec import canonical_loss, get_loss, parse_loss
-from sandbox.optim.rules import DEFAULT_LEARNING_RATES, RULES, SCHEDULES, Rate, Rule, Schedule, rule_parameters
+from sandbox.optim.rules import DEFAULT_LEARNING_RATES, RULES, SCHEDULES, Rate, Schedule, rule_parameters
 
 GRADIENTS = ("autograd", "fused")
 """The gradient backends: autograd op by op (the default everywhere), or the fused kernels."""
@@ -111,10 +111,6 @@ class Settings:
     @property
     def parameterisation(self) -> Parameterisation:
         return PARAMETERISATIONS[self.param]
-
-    def rule(self) -> Rule:
-        """The update rule, with its options (a first-order method only)."""
-        return RULES[self.method](**dict(self.options))
 
     def schedule_factor(self) -> Schedule:
         return self.schedule if callable(self.schedule) else SCHEDULES[self.schedule]
