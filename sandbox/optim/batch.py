@@ -87,7 +87,8 @@ def regress(preds: ArrayLike, targets: ArrayLike, loss: Spec = "giou", param: st
     targets = check_boxes(targets, "target", positive_size=True)
     if preds.ndim != 2:
         raise ValueError(f"preds must have shape (n, 4); got shape {preds.shape}")
-    settings = resolve(loss, "gd", param, whole(iterations, "iterations"), lr=lr, schedule=schedule, iou_weighting=iou_weighting,
+    iterations = whole(iterations, "iterations")  # named as the caller wrote it; resolve knows it as maxiter
+    settings = resolve(loss, "gd", param, iterations, lr=lr, schedule=schedule, iou_weighting=iou_weighting,
                        gtol=None, reference_gradient=reference_gradient, gradient=gradient)
     run = descend(preds, targets, settings, record="sums", chunk_size=chunk_size, workers=workers,
                   scheduler=scheduler, progress=progress)

@@ -200,7 +200,8 @@ def fit_resolved(start: FloatArray, target: FloatArray, settings: Settings, call
     settings.parameterisation.from_box(start)  # the log parameterisation needs positive sizes
     if settings.first_order:
         return _one(run_first_order(start[None], target, settings, callback, one=True), 0)
-    loss_function, parameterisation, method = unchecked(settings.loss_function), settings.parameterisation, settings.method
+    loss_function = unchecked(settings.loss_function)
+    parameterisation, method = settings.parameterisation, settings.method
     x0 = parameterisation.from_box(start)
     if not np.isfinite(loss_function(parameterisation.to_box(x0), target)):
         raise ValueError(f"loss {settings.loss!r} is not finite at the start box {start.tolist()}")

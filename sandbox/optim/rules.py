@@ -55,7 +55,6 @@ class Transform(NamedTuple):
     update: Update
 
 
-Rule = Transform  # a whole rule is a piece too
 
 
 def gd() -> Transform:

@@ -176,7 +176,8 @@ def resolve(loss: Spec = "giou", method: str = "gd", param: str = "xyxy", maxite
         raise ValueError(f"the reference gradient doubles the width and height components; parameterisation "
                          f"{settings['param']!r} has none (use one of {', '.join(SIZE_PARAMETERS)})")
     return _with_function(Settings(
-        **settings, lr=learning_rate(options.get("lr"), method), schedule=schedule_name(options.get("schedule", "step")),
+        **settings, lr=learning_rate(options.get("lr"), method),
+        schedule=schedule_name(options.get("schedule", "step")),
         options=tuple(own.items()), iou_weighting=bool(options.get("iou_weighting", False)),
         gtol=None if gtol is None else float(gtol), gradient=gradient_backend(options.get("gradient", "autograd")),
         reference_gradient=reference), function)
