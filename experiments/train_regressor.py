@@ -35,6 +35,7 @@ import os
 for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")  # one BLAS thread per process: --workers runs the processes side by side
 
+import argparse
 import json
 import math
 from pathlib import Path
@@ -55,6 +56,7 @@ from sandbox.runs.records import atomic_write, write_csv
 from sandbox.runs.sweep import SweepError
 
 DEFAULTS, QUICK = training.LEARNING_PRESETS["full"], training.LEARNING_PRESETS["quick"]
+PRESET_KEYS = ("losses", "seeds", "epochs", "lrs", "model", "batch_size", "grow")
 
 
 def parse_args(argv):
@@ -87,6 +89,15 @@ def parse_args(argv):
     parser.add_argument("--images", nargs=3, type=int, metavar=("TRAIN", "VAL", "TEST"),
                         help=f"split sizes; default {DEFAULTS['train']} {DEFAULTS['val']} {DEFAULTS['test']}")
     parser.add_argument("--data-seed", type=int, default=0, help="seed of the images, the same for every run")
+    parser.add_argument("--fresh", action=argparse.BooleanOptionalAction, default=training.LEARNING_DEFAULTS["fresh"],
+                        help="a new set of training images every epoch (--no-fresh: one set, reused)")
+    parser.add_argument("--dtype", default=training.LEARNING_DEFAULTS["dtype"], choices=training.DTYPES,
+                        help="the networks' float type (float64 is for gradient checks)")
+    parser.add_argument("--tune-seeds", type=int, default=training.LEARNING_DEFAULTS["tune_seeds"],
+                        help="seeds each loss's rate is chosen on; the other seeds train at the chosen rate only "
+                             "(0: every seed at every rate)")
+    parser.add_argument("--grow", type=int, help=f"times the rate grid may grow at each end where a loss's chosen "
+                                                 f"rate lies; default {DEFAULTS['grow']}")
     add_workers(parser, "runs at once, in worker processes", scheduler="runs")
     parser.add_argument("--replot", action="store_true", help="only redraw the figures and tables from --out")
     args = parser.parse_args(argv)
@@ -103,7 +114,7 @@ def parse_args(argv):
 def resolve(args):
     """Fill the preset's values into the options left out, then check every one; ValueError naming a bad one."""
     preset = QUICK if args.quick else DEFAULTS
-    for key in ("losses", "seeds", "epochs", "lrs", "model", "batch_size"):
+    for key in PRESET_KEYS:
         if getattr(args, key) is None:
             setattr(args, key, preset[key])
     if args.images is None:
@@ -118,7 +129,8 @@ def resolve(args):
         raise ValueError(f"--lrs must be one or more positive learning rates; got {args.lrs}")
     args.lrs = sorted(set(args.lrs))
     for flag, value, low in [("--seeds", args.seeds, 1), ("--epochs", args.epochs, 1),
-                             ("--batch-size", args.batch_size, 1), ("--distractors", args.distractors, 0)]:
+                             ("--batch-size", args.batch_size, 1), ("--distractors", args.distractors, 0),
+                             ("--tune-seeds", args.tune_seeds, 0), ("--grow", args.grow, 0)]:
         if value < low:
             raise ValueError(f"{flag} must be at least {low}; got {value}")
     if min(args.images) < 1:
@@ -149,7 +161,7 @@ def load_runs(out):
         raise SweepError(f"{out} holds another kind of sweep, not a learning experiment")
     sweep, rows = finished(out)
     config = dict(sweep["learning"], losses=sweep["axes"]["loss"], lrs=sweep["axes"]["lr"],
-                  seeds=len(sweep["axes"]["seed"]))
+                  seeds=len(sweep["axes"]["seed"]), sweep=sweep)
     return config, [json.loads((out / "records" / f"{cell}.json").read_text()) for cell in rows]
 
 
@@ -162,15 +174,19 @@ def tables(out, config, runs):
                        **{k: values[e] for k, values in r["history"].items()})
                   for r in runs for e in range(len(r["history"]["seconds"]))]
     write_csv(out / "epochs.csv", epoch_columns, epoch_rows)
-    chosen = training.choose_rates(run_rows)
+    chosen = training.chosen_rates(config["sweep"], run_rows)
     reported = {"mean_iou": "mean_iou", "accuracy_50": "accuracy_50", "accuracy_75": "accuracy_75",
                 "accuracy_mean": "accuracy_mean", "l1_error": "l1_pixels",
                 **{f"{size}_{m}": f"{size}_{m}" for size in box_metrics.SIZE_CLASSES
-                   for m in ("accuracy_50", "accuracy_75", "accuracy_mean")}}
+                   for m in ("mean_iou", "accuracy_50", "accuracy_75", "accuracy_mean")}}
     summary = []
     for loss in config["losses"]:
         at_rate = [r for r in runs if r["loss"] == loss and r["lr"] == chosen[loss]]
-        row = dict(loss=loss, lr=chosen[loss], seeds=len(at_rate), diverged=sum(r["diverged"] for r in at_rate))
+        tried = sorted({r["lr"] for r in runs if r["loss"] == loss})
+        row = dict(loss=loss, lr=chosen[loss], rates_tried=" ".join(f"{rate:g}" for rate in tried),
+                   grown=" ".join(f"{rate:g}" for rate in tried if rate not in config["lrs"]), seeds=len(at_rate),
+                   diverged=sum(r["diverged"] for r in at_rate),
+                   not_converged=sum(not r["converged"] for r in at_rate))
         for name, key in reported.items():
             values = np.array([r["test"][key] for r in at_rate], dtype=float)
             row[name], row[f"{name}_std"] = _mean(values), _std(values)
@@ -250,6 +266,31 @@ def plot(out, config, runs, chosen):
     atomic_write(out / "gallery.png", fig.savefig, dpi=90)
 
 
+TARGETS = [("large_mean_iou", "large objects, mean IoU", 0.8), ("large_accuracy_75", "large objects, acc@0.75", 0.8),
+           ("accuracy_75", "all sizes, acc@0.75", 0.4)]
+"""What the issue behind this experiment asks of its best loss (sandbox's issue 19), shown beside what it reached."""
+
+
+def report(config, summary, runs):
+    """The lines under the table: rates chosen and grown, runs that had not converged, the best loss against
+    the targets."""
+    tuning = training.tuning_seeds(config["sweep"]["axes"]["seed"], config)
+    lines = [f"learning rates chosen on the validation split (seed{'s' * (len(tuning) > 1)} "
+             f"{', '.join(map(str, tuning))}): " + ", ".join(f"{r['loss']} {r['lr']:g}" for r in summary)]
+    grown = [f"{r['loss']} to {r['grown']}" for r in summary if r["grown"]]
+    lines.append(f"rate grid grown (the best rate was at an end): {'; '.join(grown)}" if grown else
+                 "rate grid: every chosen rate lies inside the grid, or the grid could grow no more")
+    late = [f"{r['loss']} (lr {r['lr']:g}, seed {r['seed']})" for r in runs if not r["converged"]]
+    lines.append(f"not converged (validation accuracy over 0.50:0.95 still rose by > 1 % over the last fifth of "
+                 f"epochs): {len(late)} of {len(runs)} runs: {', '.join(late)}" if late else
+                 f"every run converged: none rose by > 1 % over its last fifth of epochs")
+    for key, what, target in TARGETS:
+        best = max(summary, key=lambda r: r[key] if np.isfinite(r[key]) else -np.inf)
+        lines.append(f"target, {what} >= {target}: best {best['loss']} {best[key]:.3f} "
+                     f"({'met' if best[key] >= target else 'NOT met'})")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     args, parser = parse_args(argv)
     try:
@@ -262,8 +303,7 @@ def main(argv=None):
     summary, chosen = tables(args.out, config, runs)
     plot(args.out, config, runs, chosen)
     print(summary_table(summary))
-    print("learning rates chosen on the validation split: "
-          + ", ".join(f"{loss} {rate:g}" for loss, rate in chosen.items()))
+    print(report(config, summary, runs))
     print(f"tables: {args.out / 'summary.csv'}, epochs.csv, results.csv; figures: accuracy.png, epochs.png, by_size.png, "
           f"gallery.png")
 

@@ -181,6 +181,32 @@ def make_splits(seed: Seed = 0, train: int = 2000, val: int = 500, test: int = 1
             for name in SPLITS}
 
 
+def make_stream(seed: Seed = 0, count: int = 4000, epochs: int = 1, label_noise: float = 0.0,
+                **options: Any) -> list[Dataset]:
+    """A fresh training set for each epoch: `epochs` datasets of `count` images, from one seed.
+
+    Epoch e's images come from the e-th child of the training split's stream of
+    `make_splits` (the same seed), so they never repeat the validation or test images,
+    and the first epochs of a longer stream are those of a shorter one. Label noise, if
+    any, is in every epoch's boxes, as in a training split.
+
+    Parameters
+    ----------
+    seed : int
+    count : int
+        Images per epoch, >= 1.
+    epochs : int
+        Number of datasets, >= 1.
+    label_noise : float
+    **options
+        Any other argument of `make_dataset`.
+    """
+    _check_count(count, "count")
+    _check_count(epochs, "epochs")
+    return [make_dataset(count, child, label_noise=label_noise, **options)
+            for child in _children(_children(seed, 3)[0], epochs)]
+
+
 def box_coverage(boxes: ArrayLike, image_size: int) -> FloatArray:
     """Share of each pixel's unit square covered by each box, shape (n, image_size, image_size).
 

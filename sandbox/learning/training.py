@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Callable, Iterable, Mapping, TypedDict
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypedDict
 
 import autograd.numpy as anp
 import numpy as np
@@ -30,12 +30,14 @@ from sandbox.geometry.names import canonical
 from sandbox.geometry.parameterisations import get_parameterisation
 from sandbox.learning.metrics import evaluate
 from sandbox.learning.networks import INITS, MODELS, Params, init_network, predict
-from sandbox.learning.synthetic import Dataset, make_dataset, make_splits
+from sandbox.learning.synthetic import Dataset, make_dataset, make_splits, make_stream
+from sandbox.losses.formulas import iou as box_iou
 from sandbox.losses.spec import get_loss
 from sandbox.optim.rules import SCHEDULES, Rate, Schedule, Transform, apply, first_order
 from sandbox.optim.settings import Spec, schedule_name
 
 OPTIMIZERS = ("adam", "sgd")
+DTYPES = ("float32", "float64")
 SELECTION_METRIC = "accuracy_mean"
 """What `choose_rates` maximises on the validation split: the mean accuracy over IoU 0.50:0.95."""
 
@@ -53,6 +55,8 @@ def train(loss: Spec, splits: Mapping[str, Dataset], model: str = "cnn", param: 
         boxes in pixels and averaged over each minibatch.
     splits : dict
         ``'train'``, ``'val'``, ``'test'``: `sandbox.learning.synthetic.Dataset` s of one image size.
+        ``'train'`` may also be a sequence of Datasets, one per epoch (a fresh stream of
+        images, `training_stream`), used in turn.
     model, param, init
         As `sandbox.learning.networks.init_network` takes them: ``'mlp'`` or ``'cnn'``; the box
         parameterisation the outputs are read in; ``'default'`` or ``'apart'`` (every
@@ -81,8 +85,8 @@ def train(loss: Spec, splits: Mapping[str, Dataset], model: str = "cnn", param: 
     """
     optimizer = canonical(optimizer, OPTIMIZERS, "optimizer")
     function = get_loss(loss)
-    train_split = splits["train"]
-    image_size = train_split.images.shape[-1]
+    stream = [splits["train"]] if isinstance(splits["train"], Dataset) else list(splits["train"])
+    image_size = stream[0].images.shape[-1]
     params = init_network(model, image_size, seed, init=init, param=param)
     flat, unflatten = flatten(params)
 
@@ -90,7 +94,7 @@ def train(loss: Spec, splits: Mapping[str, Dataset], model: str = "cnn", param: 
         return anp.mean(function(predict(unflatten(vector), images, model, param=param), boxes))
 
     step_value_and_grad = value_and_grad(objective)
-    steps, step = epochs * math.ceil(len(train_split.boxes) / batch_size), 0
+    steps, step = sum(math.ceil(len(stream[e % len(stream)].boxes) / batch_size) for e in range(epochs)), 0
     rule = training_rule(optimizer, lr, schedule, steps, momentum)
     order = np.random.default_rng([seed, 1])  # the minibatch order: from the seed alone
     state = rule.init(flat)
@@ -99,6 +103,7 @@ def train(loss: Spec, splits: Mapping[str, Dataset], model: str = "cnn", param: 
     for epoch in range(epochs):
         began = time.perf_counter()
         losses: list[float] = []
+        train_split = stream[epoch % len(stream)]
         permutation = order.permutation(len(train_split.boxes))
         for start in range(0, len(permutation), batch_size):
             chosen = permutation[start:start + batch_size]
@@ -124,12 +129,17 @@ def train(loss: Spec, splits: Mapping[str, Dataset], model: str = "cnn", param: 
 
 
 def measure(params: Params, split: Dataset, model: str, param: str, batch_size: int = 512) -> dict[str, int | float]:
-    """`sandbox.learning.metrics.evaluate` of the network's predictions on a split (non-finite boxes count as misses)."""
+    """`sandbox.learning.metrics.evaluate` of the network's predictions on a split (`predictions`)."""
+    return evaluate(predictions(params, split, model, param, batch_size), split.boxes, split.images.shape[-1])
+
+
+def predictions(params: Params, split: Dataset, model: str, param: str, batch_size: int = 512) -> FloatArray:
+    """The network's box for every image of a split, (n, 4) ``xyxy`` in pixels, float64; a non-finite box is
+    replaced by one far outside the image, so that it counts as a miss."""
     image_size = split.images.shape[-1]
-    pred = np.concatenate([predict(params, split.images[i:i + batch_size], model, param=param)
+    pred = np.concatenate([np.asarray(predict(params, split.images[i:i + batch_size], model, param=param), dtype=float)
                            for i in range(0, len(split.boxes), batch_size)])
-    pred = np.where(np.isfinite(pred), pred, -10.0 * image_size)  # a non-finite box is a box nowhere near
-    return evaluate(pred, split.boxes, image_size)
+    return np.where(np.isfinite(pred), pred, -10.0 * image_size)
 
 
 def training_rule(optimizer: str, lr: Rate, schedule: str | Schedule, steps: int, momentum: float = 0.9) -> Transform:
@@ -166,8 +176,98 @@ def choose_rates(runs: Iterable[Mapping[str, Any]], metric: str = SELECTION_METR
     return chosen
 
 
-_SPLITS: dict[tuple[str, ...], dict[str, Dataset]] = {}
-DATA_KEYS = ("data_seed", "images", "label_noise", "image_size", "min_size", "distractors")
+def tuning_seeds(seeds: Sequence[int], config: Mapping[str, Any]) -> list[int]:
+    """The seeds a rate is chosen on: the first ``config['tune_seeds']`` of the seed axis, or all of them (0)."""
+    count = config.get("tune_seeds", 0)
+    return list(seeds[:count] if count else seeds)
+
+
+def grown_rate(rates: Sequence[float], end: int) -> float:
+    """The next rate beyond one end of a grid (``end`` 0: below its smallest, -1: above its largest).
+
+    The step is the ratio of the two rates at that end, so a grid of half decades grows by half a
+    decade; a grid of one rate grows by a factor of 3.
+    """
+    rates = sorted(rates)
+    step = rates[end] / rates[end + 1 if end == 0 else end - 1] if len(rates) > 1 else (1 / 3 if end == 0 else 3.0)
+    return float(f"{rates[end] * step:.2g}")
+
+
+def protocol_cells(sweep: Mapping[str, Any], grid: Sequence[dict[str, Any]], rows: Iterable[Mapping[str, Any]]
+                   ) -> list[dict[str, Any]]:
+    """Every cell a learning sweep needs, given the rows of the cells that have finished.
+
+    The rule, the same for every loss:
+
+    1. each loss trains at every rate of the grid on the tuning seeds (`tuning_seeds`);
+    2. once those have finished, the rate that does best on validation (`choose_rates`) is
+       chosen; if it is at an end of the grid, and the grid has grown at that end fewer
+       than ``config['grow']`` times, the grid grows by one rate beyond it (`grown_rate`)
+       and the loss trains there on the tuning seeds too, and step 2 is taken again;
+    3. when the chosen rate is inside the grid (or the grid may grow no more), the loss
+       trains at that rate on the other seeds.
+
+    So the cells depend on results: `sandbox.runs.sweep.run` runs them in rounds until
+    none is missing. `grid` is the sweep's own grid (`sandbox.runs.sweep.cells` without
+    rows), loss x lr x seed with any exclusions; the result is in a fixed order: the
+    grid's cells on the tuning seeds, then each loss's grown rates, then its other seeds.
+    """
+    config = sweep["learning"]
+    tuning = tuning_seeds(sweep["axes"]["seed"], config)
+    others = [seed for seed in sweep["axes"]["seed"] if seed not in tuning]
+    scores: dict[tuple[str, float, int], Mapping[str, Any]] = {
+        (row["loss"], float(row["lr"]), int(float(row["seed"]))): row for row in rows}
+    result = [cell for cell in grid if cell["seed"] in tuning]
+    for loss in dict.fromkeys(cell["loss"] for cell in grid):
+        rates = sorted({cell["lr"] for cell in grid if cell["loss"] == loss})
+        original = list(rates)
+        while True:
+            needed = [(loss, rate, seed) for rate in rates for seed in tuning]
+            if not all(key in scores for key in needed):
+                break
+            chosen = choose_rates([dict(scores[key], lr=key[1]) for key in needed])[loss]
+            ends = [end for end in (0, -1) if chosen == rates[end]
+                    and sum(rate < original[0] if end == 0 else rate > original[-1] for rate in rates)
+                    < config.get("grow", 0)]
+            if ends:
+                rate = grown_rate(rates, ends[0])
+                rates = sorted([*rates, rate])
+                result += [dict(loss=loss, lr=rate, seed=seed) for seed in tuning]
+                continue
+            result += [dict(loss=loss, lr=chosen, seed=seed) for seed in others]
+            break
+    return result
+
+
+def chosen_rates(sweep: Mapping[str, Any], rows: Iterable[Mapping[str, Any]]) -> dict[str, float]:
+    """The rate chosen for each loss of a learning sweep (`protocol_cells`' rule), from its rows:
+    the best on validation over the tuning seeds, the grown rates included."""
+    tuning = tuning_seeds(sweep["axes"]["seed"], sweep["learning"])
+    return choose_rates([row for row in rows if int(float(row["seed"])) in tuning])
+
+
+def still_improving(history: Sequence[float], share: float = 0.2, tolerance: float = 0.01) -> bool:
+    """Whether a validation curve still rose by more than `tolerance` (relative) over its last `share`
+    of epochs: the value after the last epoch against the value before the last fifth began.
+
+    A run for which this holds has not converged: more epochs would have changed it.
+    A curve of fewer than two epochs has no last fifth to judge and counts as not converged.
+
+        >>> still_improving([0.1, 0.3, 0.40, 0.41, 0.4])     # 0.41 -> 0.4: flat
+        False
+        >>> still_improving([0.1, 0.2, 0.3, 0.40, 0.45])     # 0.40 -> 0.45: 12 % better
+        True
+    """
+    values = np.asarray(history, dtype=float)
+    if len(values) < 2:
+        return True
+    last = max(1, round(share * len(values)))
+    before = values[-last - 1]
+    return bool(values[-1] - before > tolerance * abs(before))
+
+
+_SPLITS: dict[tuple[str, ...], dict[str, Any]] = {}
+DATA_KEYS = ("data_seed", "images", "fresh", "epochs", "label_noise", "image_size", "min_size", "distractors")
 """The settings of an experiment (`run`) that decide its images."""
 
 
@@ -181,25 +281,35 @@ class LearningConfig(TypedDict):
     batch_size: int
     init: str
     images: list[int]
-    """How many images in the train, val and test splits."""
+    """How many images in the train (per epoch, when ``fresh``), val and test splits."""
+    fresh: bool
+    """A new training set every epoch (`sandbox.learning.synthetic.make_stream`), rather than one set reused."""
     image_size: int
     min_size: float
     label_noise: float
     distractors: int
     data_seed: int
+    dtype: str
+    """The networks' float type: ``'float32'`` to train, ``'float64'`` for gradient checks."""
+    tune_seeds: int
+    """Seeds a loss's rate is chosen on (the first of the seed axis); the others train at the chosen rate only.
+    0: every seed trains at every rate."""
+    grow: int
+    """Times the rate grid may grow at each end when a loss's chosen rate is there (`protocol_cells`)."""
 
 
-LEARNING_DEFAULTS: LearningConfig = dict(model="cnn", param="cxcywh", optimizer="adam", epochs=15, batch_size=64,
-                                         init="default", images=[2000, 500, 1000], image_size=32, min_size=1.0,
-                                         label_noise=0.0, distractors=0, data_seed=0)
+LEARNING_DEFAULTS: LearningConfig = dict(model="cnn", param="cxcywh", optimizer="adam", epochs=20, batch_size=64,
+                                         init="default", images=[4000, 1000, 5000], fresh=True, image_size=32,
+                                         min_size=1.0, label_noise=0.0, distractors=0, data_seed=0, dtype="float32",
+                                         tune_seeds=1, grow=2)
 """The settings of an experiment that every run shares (`run`), as `experiments/train_regressor.py` has them."""
 
 LEARNING_PRESETS = {
     "full": dict(losses=["l2", "l1", "smooth_l1", "iou", "giou", "diou", "ciou"], seeds=3, lrs=[1e-3, 3e-3, 1e-2],
-                 **{key: LEARNING_DEFAULTS[key] for key in ("epochs", "model", "batch_size")},
+                 **{key: LEARNING_DEFAULTS[key] for key in ("epochs", "model", "batch_size", "grow")},
                  **dict(zip(("train", "val", "test"), LEARNING_DEFAULTS["images"]))),
-    "quick": dict(losses=["l2", "iou", "giou", "diou"], seeds=1, epochs=10, lrs=[1e-3, 3e-3], train=1000, val=200,
-                  test=300, model="cnn", batch_size=32),
+    "quick": dict(losses=["l2", "iou", "giou", "diou"], seeds=1, epochs=8, lrs=[3e-3], train=2000, val=300,
+                  test=1000, model="cnn", batch_size=64, grow=0),
 }
 """The learning experiment's two presets (`experiments/train_regressor.py`, its ``--quick``): the losses, seeds,
 rate grid and the settings that differ from `LEARNING_DEFAULTS`."""
@@ -213,9 +323,13 @@ def check_config(config: Mapping[str, Any]) -> dict[str, Any]:
     config["optimizer"] = canonical(config["optimizer"], OPTIMIZERS, "optimizer")
     config["param"] = get_parameterisation(config["param"]).name
     config["init"] = canonical(config["init"], INITS, "init")
-    for key, low in [("epochs", 1), ("batch_size", 1), ("distractors", 0), ("data_seed", 0)]:
+    config["dtype"] = canonical(config["dtype"], DTYPES, "dtype")
+    for key, low in [("epochs", 1), ("batch_size", 1), ("distractors", 0), ("data_seed", 0), ("tune_seeds", 0),
+                     ("grow", 0)]:
         if not (isinstance(config[key], int) and not isinstance(config[key], bool) and config[key] >= low):
             raise ValueError(f"{key} must be a whole number >= {low}; got {config[key]!r}")
+    if not isinstance(config["fresh"], bool):
+        raise ValueError(f"fresh must be true or false; got {config['fresh']!r}")
     images = config["images"]
     if not (isinstance(images, (list, tuple)) and len(images) == 3 and all(isinstance(n, int) and n >= 1
                                                                            for n in images)):
@@ -228,14 +342,20 @@ def check_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return config
 
 
-def splits_for(config: Mapping[str, Any]) -> dict[str, Dataset]:
-    """The data splits an experiment's `config` describes (`DATA_KEYS`), made once per process."""
-    key = tuple(str(config[k]) for k in DATA_KEYS)
+def splits_for(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The data an experiment's `config` describes (`DATA_KEYS`), made once per process: ``'val'`` and
+    ``'test'`` Datasets, and ``'train'``, a Dataset or, when ``fresh``, a list of one per epoch."""
+    key = tuple(str(config.get(k)) for k in DATA_KEYS)
     if key not in _SPLITS:
-        # "images" holds three counts, train, val, test (check_config): more than a list's type tells
-        _SPLITS[key] = make_splits(config["data_seed"], *config["images"],  # type: ignore[misc]
-                                   label_noise=config["label_noise"], image_size=config["image_size"],
-                                   min_size=config["min_size"], distractors=config["distractors"])
+        train, val, test = config["images"]
+        options = dict(image_size=config["image_size"], min_size=config["min_size"],
+                       distractors=config["distractors"])
+        splits: dict[str, Any] = make_splits(config["data_seed"], train, val, test, label_noise=config["label_noise"],
+                                             **options)
+        if config.get("fresh"):
+            splits["train"] = make_stream(config["data_seed"], train, config["epochs"],
+                                          label_noise=config["label_noise"], **options)
+        _SPLITS[key] = splits
     return _SPLITS[key]
 
 
@@ -243,14 +363,19 @@ def run(task: tuple[Mapping[str, Any], Spec, int, float], keep: int = 8) -> dict
     """One run of an experiment: ``task`` is (config, loss, seed, lr); a plain dict to save as JSON.
 
     `config` holds `DATA_KEYS` and ``model``, ``param``, ``optimizer``, ``epochs``,
-    ``batch_size``, ``init``. The result has the run's ``loss``, ``seed``, ``lr``,
-    ``diverged``, ``val`` and ``test`` metrics, the per-epoch ``history``, and
-    ``gallery``: the predicted boxes of the first `keep` test images.
+    ``batch_size``, ``init``, ``dtype``. The result has the run's ``loss``, ``seed``, ``lr``,
+    ``diverged``, ``converged`` (not `still_improving` on validation accuracy), ``val`` and
+    ``test`` metrics, ``test_ious`` (each test image's IoU, in order: what paired comparisons
+    between losses read), the per-epoch ``history``, and ``gallery``: the predicted boxes of the
+    first `keep` test images.
     """
     config, loss, seed, lr = task
     splits = splits_for(config)
     result = train(loss, splits, model=config["model"], param=config["param"], optimizer=config["optimizer"],
                    lr=lr, epochs=config["epochs"], batch_size=config["batch_size"], seed=seed, init=config["init"])
-    shown = predict(result["params"], splits["test"].images[:keep], config["model"], param=config["param"])
-    return dict(loss=loss, seed=seed, lr=lr, diverged=result["diverged"], val=result["val"], test=result["test"],
-                history=result["history"], gallery=np.asarray(shown).tolist())
+    pred = predictions(result["params"], splits["test"], config["model"], config["param"])
+    ious = box_iou(pred, splits["test"].boxes)  # the same predictions as result["test"], image by image
+    return dict(loss=loss, seed=seed, lr=lr, diverged=result["diverged"],
+                converged=not still_improving(result["history"]["accuracy_mean"]), val=result["val"],
+                test=result["test"], test_ious=[round(float(v), 6) for v in ious], history=result["history"],
+                gallery=pred[:keep].tolist())

@@ -110,9 +110,10 @@ def run_sweep(sweep: dict[str, Any], out: StrPath, workers: int = 1, scheduler: 
     from sandbox.runs import sweep as sweeps
     from sandbox.runs.store import Store
     with Store(out, sweep) as store:  # locks out: a second runner is refused
-        total = len(sweeps.cells(sweep))
+        total = len(sweeps.cells(sweep, store.rows()))
         where = f"the Dask cluster at {scheduler}" if scheduler else f"{workers} worker process{'es' * (workers > 1)}"
-        print(f"{total} cells, {total - len(store.finished)} to run, on {where}; results in {out}")
+        print(f"{total} cells{' so far' * (sweep.get('experiment') == 'learning')}, {total - len(store.finished)} "
+              f"to run, on {where}; results in {out}")
         if sweeps.unused_settings(sweep):
             print(f"note: {sweeps.unused_settings(sweep)}")
         run_interruptible(lambda: sweeps.run(sweep, store, workers=workers, scheduler=scheduler,
@@ -140,7 +141,8 @@ class Progress:
     """A ``progress(done, total)`` callback drawn as a tqdm bar: how many done, the rate, the time left.
 
     The first call sets the total and where the bar starts (a resumed run starts part
-    way); the bar closes when `done` reaches `total`.
+    way); the bar closes when `done` reaches `total`. A later call with more to do (a
+    learning sweep's next round of cells) draws a new bar from there.
     """
 
     bar: Any  # the tqdm bar once drawn (tqdm has no types), None before
@@ -154,10 +156,11 @@ class Progress:
         self.tqdm, self.unit, self.description, self.bar = tqdm, unit, description, None
 
     def __call__(self, done: int, total: int) -> None:
-        if self.bar is None:
+        if self.bar is None or (self.bar.disable and done < total):  # tqdm disables a closed bar
             self.bar = self.tqdm(total=total, initial=done, unit=self.unit, desc=self.description,
                                  file=sys.stderr, dynamic_ncols=True)
             _OPEN_BARS.add(self.bar)
+        self.bar.total = total
         self.bar.update(done - self.bar.n)
         if done >= total:
             self.bar.close()

@@ -190,6 +190,10 @@ class Store:
             atomic_write(self.results, lambda tmp: Path(tmp).write_text(text))
         return finished
 
+    def rows(self) -> list[dict[str, str]]:
+        """The rows of the finished cells, as results.csv holds them (strings)."""
+        return [row for row in read_csv(self.results) if row["cell"] in self.finished]
+
     def append(self, rows: Sequence[Mapping[str, Any]], histories: ArrayLike, boxes: ArrayLike | None = None,
                record: Any = None) -> None:
         if not self._unlock.alive:
@@ -227,9 +231,10 @@ def finished(out: StrPath) -> tuple[dict[str, Any], dict[str, list[dict[str, str
     if not (out / "sweep.json").exists():
         raise SweepError(f"{out} holds no sweep; run the same command without --replot")
     sweep = json.loads((out / "sweep.json").read_text())
-    order = [cell_id(cell) for cell in cells(sweep)]
+    every = read_csv(out / "results.csv")
+    order = [cell_id(cell) for cell in cells(sweep, every)]
     rows: dict[str, list[dict[str, str]]] = {}
-    for row in read_csv(out / "results.csv"):
+    for row in every:
         rows.setdefault(row["cell"], []).append(row)
     done = sum(cell in rows for cell in order)
     if done < len(order):

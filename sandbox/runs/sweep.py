@@ -122,7 +122,7 @@ The key is recorded only when true, so that sweeps saved before it existed still
 RESULT_COLUMNS = [*AXES, "start", "start_box", "final_iou", "final_giou", "iterations", "stalled", "converged",
                   "outcome", "iterations_to_iou_0.5", "iterations_to_iou_0.9", "seconds", "cell", "runs"]
 """A row per run: the axis values, the run's start and results, then its cell and the cell's number of runs."""
-LEARNING_COLUMNS = ["loss", "lr", "seed", "diverged",
+LEARNING_COLUMNS = ["loss", "lr", "seed", "diverged", "converged",
                     *(f"{split}_{m}" for split in ("val", "test") for m in METRIC_COLUMNS), "seconds", "cell", "runs"]
 """A row per trained network: its loss, rate and seed, its validation and test metrics (`sandbox.learning.metrics`)."""
 SIMULATION_COLUMNS = ["loss", "seed", "cases", "error_initial", "error_final", "mean_final_iou",
@@ -403,12 +403,17 @@ def _excludes(raw: object, axes: Mapping[str, list[Any]], where: str, names: Seq
     return rules
 
 
-def cells(sweep: Sweep) -> list[Cell]:
+def cells(sweep: Sweep, rows: Sequence[Mapping[str, Any]] | None = None) -> list[Cell]:
     """Every cell of the grid, in a fixed order: dicts axis -> value, ties zipped, exclusions dropped.
 
     Axes a method has no use for (a learning rate for BFGS) hold None, and the
     cells that become alike are kept once; a first-order cell without a learning
     rate gets its method's default (`sandbox.optim.rules.DEFAULT_LEARNING_RATES`).
+
+    A learning sweep's cells depend on its results (`sandbox.learning.training.protocol_cells`:
+    the rate grid grows where a loss's best rate is at its end, and the seeds beyond the
+    tuning seeds train at the chosen rate only): `rows` are the finished cells' rows of
+    results.csv, and the cells returned are those that the rows show to be needed.
     """
     tied = {name for group in sweep["tie"] for name in group}
     groups = [[dict(zip(group, values)) for values in zip(*(sweep["axes"][n] for n in group))]
@@ -430,6 +435,10 @@ def cells(sweep: Sweep) -> list[Cell]:
             continue
         seen.add(key)
         result.append(cell)
+    if sweep.get("experiment") == "learning":
+        from sandbox.learning.training import protocol_cells
+        return [cell for cell in protocol_cells(sweep, result, rows or [])
+                if not any(all(cell[n] in values for n, values in rule.items()) for rule in sweep["exclude"])]
     return result
 
 
@@ -603,7 +612,7 @@ def _learning_results(cell: Cell, sweep: Sweep) -> CellResults:
     from sandbox.learning.training import run
     began = time.perf_counter()
     record = run((sweep["learning"], cell["loss"], cell["seed"], cell["lr"]))
-    row = dict(cell, diverged=record["diverged"], **{f"{split}_{m}": record[split][m] for split in ("val", "test")
+    row = dict(cell, diverged=record["diverged"], converged=record["converged"], **{f"{split}_{m}": record[split][m] for split in ("val", "test")
                                                      for m in METRIC_COLUMNS},
                seconds=f"{time.perf_counter() - began:.1f}", cell=cell_id(cell), runs=1)
     return [row], np.array([record["history"]["accuracy_mean"]], dtype=np.float32), None, record
@@ -654,18 +663,22 @@ def run(sweep: Sweep, store: Store, workers: int = 1, scheduler: str | None = No
     called as ``progress(done, total)`` after each cell. ``batch=False`` fits one
     start at a time in every cell, as sandbox 0.3 did (`run_cells`), for benchmarks.
     """
-    every = cells(sweep)
-    pending = [cell for cell in every if cell_id(cell) not in store.finished]
-    done = len(every) - len(pending)
-    if progress is not None:
-        progress(done, len(every))
-    for results in _results(batches(pending, sweep, batch), sweep, workers, scheduler, batch):
-        for rows, histories, boxes, record in results:
-            store.append(rows, histories, boxes, record)
-            done += 1
+    ran = 0
+    while True:  # rounds: a learning sweep's later cells depend on its earlier ones (`cells`)
+        every = cells(sweep, store.rows())
+        pending = [cell for cell in every if cell_id(cell) not in store.finished]
+        done = len(every) - len(pending)
         if progress is not None:
             progress(done, len(every))
-    return len(pending)
+        if not pending:
+            return ran
+        for results in _results(batches(pending, sweep, batch), sweep, workers, scheduler, batch):
+            for rows, histories, boxes, record in results:
+                store.append(rows, histories, boxes, record)
+                done += 1
+            if progress is not None:
+                progress(done, len(every))
+        ran += len(pending)
 
 
 def _results(groups: Sequence[Sequence[Cell]], sweep: Sweep, workers: int, scheduler: str | None, batched: bool
