@@ -147,7 +147,50 @@ def test_each_loss_gets_the_rate_that_does_best_on_validation_averaged_over_seed
 
 
 SMALL = ["--losses", "l2", "giou", "--seeds", "2", "--epochs", "2", "--lrs", "1e-3", "3e-3", "--images", "48", "16",
-         "16", "--image-size", "16", "--min-size", "3", "--model", "mlp", "--batch-size", "16"]
+         "16", "--image-size", "16", "--min-size", "3", "--model", "mlp", "--batch-size", "16", "--grow", "2"]
+
+
+def protocol(rows, seeds=(0, 1, 2), tune_seeds=1, grow=2, lrs=(1e-3, 3e-3, 1e-2), losses=("l2", "giou")):
+    sweep = dict(experiment="learning", learning=dict(training.LEARNING_DEFAULTS, tune_seeds=tune_seeds, grow=grow),
+                 axes=dict(loss=list(losses), lr=list(lrs), seed=list(seeds)), tie=[], exclude=[])
+    return [(c["loss"], c["lr"], c["seed"]) for c in sweeps.cells(sweep, rows)]
+
+
+def scores(loss, by_rate, seeds=(0,)):
+    return [dict(loss=loss, lr=str(lr), seed=str(seed), val_accuracy_mean=str(value))
+            for lr, value in by_rate.items() for seed in seeds]
+
+
+def test_rates_are_tuned_on_the_first_seed_and_the_other_seeds_train_at_the_chosen_rate_only():
+    grid = [(loss, lr, 0) for loss in ("l2", "giou") for lr in (1e-3, 3e-3, 1e-2)]
+    assert protocol([]) == grid  # before any result: the grid on the tuning seed
+    l2 = scores("l2", {1e-3: 0.2, 3e-3: 0.4, 1e-2: 0.3})  # best inside the grid
+    assert protocol(l2) == grid + [("l2", 3e-3, 1), ("l2", 3e-3, 2)]
+    assert protocol([], tune_seeds=0, grow=0) == [(loss, lr, seed) for loss in ("l2", "giou")
+                                                  for lr in (1e-3, 3e-3, 1e-2) for seed in (0, 1, 2)]
+
+
+def test_the_grid_grows_by_one_rate_beyond_the_end_where_the_chosen_rate_lies_as_often_as_allowed():
+    grid = [(loss, lr, 0) for loss in ("l2", "giou") for lr in (1e-3, 3e-3, 1e-2)]
+    rising = scores("giou", {1e-3: 0.1, 3e-3: 0.2, 1e-2: 0.3})
+    assert protocol(rising) == grid + [("giou", 0.033, 0)]  # half a decade beyond the top, as the grid steps
+    rising += scores("giou", {0.033: 0.4})
+    assert protocol(rising) == grid + [("giou", 0.033, 0), ("giou", 0.11, 0)]
+    rising += scores("giou", {0.11: 0.5})  # best at the top again, but the grid has grown twice there
+    assert protocol(rising)[-2:] == [("giou", 0.11, 1), ("giou", 0.11, 2)]
+    falling = scores("l2", {1e-3: 0.3, 3e-3: 0.2, 1e-2: 0.1})
+    assert protocol(falling, grow=1) == grid + [("l2", 0.00033, 0)]
+    assert protocol(falling + scores("l2", {0.00033: 0.2}), grow=1)[-2:] == [("l2", 1e-3, 1), ("l2", 1e-3, 2)]
+    assert protocol(rising, grow=0) == grid + [("giou", 1e-2, 1), ("giou", 1e-2, 2)]
+
+
+def test_a_fresh_stream_draws_new_images_each_epoch_apart_from_validation_and_test():
+    stream = synthetic.make_stream(0, 6, 3, image_size=16, min_size=3.0)
+    splits = synthetic.make_splits(0, 6, 6, 6, image_size=16, min_size=3.0)
+    boxes = [d.boxes for d in stream] + [splits[name].boxes for name in ("train", "val", "test")]
+    assert all(not np.array_equal(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    longer = synthetic.make_stream(0, 6, 5, image_size=16, min_size=3.0)
+    assert all(np.array_equal(a.images, b.images) for a, b in zip(stream, longer))
 
 
 @pytest.mark.slow
@@ -168,7 +211,8 @@ def test_a_run_killed_part_way_resumes_to_identical_rows(tmp_path, monkeypatch, 
     assert "the same command goes on from there" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         experiment.main(["--out", str(tmp_path / "broken"), "--replot"])
-    assert "holds 2 of the run's 8 cells" in capsys.readouterr().err
+    # l2 has trained at both rates of seed 0, and the best of two is at an end: the grid grows
+    assert "holds 2 of the 5 cells its results so far call for" in capsys.readouterr().err
     monkeypatch.setattr(Store, "append", append)
     experiment.main(["--out", str(tmp_path / "broken"), *SMALL, "--workers", "2"])
     for name in ("results.csv", "epochs.csv", "summary.csv"):
@@ -197,7 +241,7 @@ def test_the_same_grid_as_a_sweep_file_runs_through_ablate_locally_and_on_a_dask
                      cluster.scheduler_address])
     rows = {name: sorted(tuple((k, v) for k, v in row.items() if k != "seconds")
                          for row in read_csv(tmp_path / name / "results.csv")) for name in ("script", "ablate", "dask")}
-    assert rows["script"] == rows["ablate"] == rows["dask"] and len(rows["script"]) == 8
+    assert rows["script"] == rows["ablate"] == rows["dask"] and len(rows["script"]) >= 6  # grid, grown, seed 1
     ablate.main(["--report", "--out", str(tmp_path / "ablate")])
     assert (tmp_path / "ablate" / "report.png").exists()
 
@@ -211,6 +255,7 @@ images = [48, 16, 16]
 image_size = 16
 min_size = 3.0
 batch_size = 16
+grow = 2
 [axes]
 loss = ["l2", "giou"]
 lr = [1e-3, 3e-3]

@@ -238,8 +238,9 @@ def finished(out: StrPath) -> tuple[dict[str, Any], dict[str, list[dict[str, str
         rows.setdefault(row["cell"], []).append(row)
     done = sum(cell in rows for cell in order)
     if done < len(order):
-        raise SweepError(f"{out} holds {done} of the run's {len(order)} cells; run the same command without "
-                         f"--replot to finish them")
+        counted = ("the run's {} cells" if sweep.get("experiment") != "learning"  # a learning sweep's cells follow
+                   else "the {} cells its results so far call for").format(len(order))  # from its results
+        raise SweepError(f"{out} holds {done} of {counted}; run the same command without --replot to finish them")
     return sweep, {cell: rows[cell] for cell in order}
 
 
