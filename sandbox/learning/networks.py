@@ -54,7 +54,7 @@ Params = Mapping[str, Array]
 
 
 def init_network(model: str, image_size: int, seed: int, hidden: Sequence[int] | None = None, init: str = "default",
-                 apart_box: ArrayLike | None = None, param: str = "cxcywh") -> dict[str, FloatArray]:
+                 apart_box: ArrayLike | None = None, param: str = "cxcywh", outputs: int = 4) -> dict[str, FloatArray]:
     """Seeded parameters of a `model` network for square images of side `image_size`.
 
     Weights are He (Kaiming) normal, standard deviation sqrt(2 / fan_in), and
@@ -88,13 +88,18 @@ def init_network(model: str, image_size: int, seed: int, hidden: Sequence[int] |
     param : str
         The parameterisation `predict` will read the outputs through: ``'apart'``
         needs it to place the bias.
+    outputs : int
+        The width of the last layer: 4, a box through `param`, or another width
+        for a head that reads its outputs its own way (`sandbox.learning.heads`);
+        then the output bias is zeros, for the head to set, and `init` must be
+        ``'default'``.
 
     Returns
     -------
     dict of str -> ndarray
         ``conv1_weights`` (3, 3, channels in, channels out), ``conv1_bias``, ...,
         ``dense1_weights`` (inputs, outputs), ``dense1_bias``, ...,
-        ``output_weights`` (last hidden width, 4), ``output_bias`` (4,).
+        ``output_weights`` (last hidden width, `outputs`), ``output_bias`` (`outputs`,).
     """
     model = canonical(model, MODELS, "model")
     init = canonical(init, INITS, "init")
@@ -102,6 +107,7 @@ def init_network(model: str, image_size: int, seed: int, hidden: Sequence[int] |
     _check_image_size(model, image_size)
     hidden = _check_hidden(model, hidden)
     start = _start_box(init, apart_box, image_size)
+    width = _check_outputs(outputs, init)
     rng = numpy.random.default_rng(seed)
 
     params = {}
@@ -116,10 +122,11 @@ def init_network(model: str, image_size: int, seed: int, hidden: Sequence[int] |
     for number, (inputs, outputs) in enumerate(zip(widths[:-1], widths[1:]), start=1):
         params[f"dense{number}_weights"] = _he_normal(rng, (inputs, outputs), inputs)
         params[f"dense{number}_bias"] = numpy.zeros(outputs)
-    params["output_weights"] = _he_normal(rng, (widths[-1], 4), widths[-1])
+    params["output_weights"] = _he_normal(rng, (widths[-1], width), widths[-1])
     if init == "apart":
         params["output_weights"] = numpy.zeros_like(params["output_weights"])
-    params["output_bias"] = numpy.asarray(parameterisation.from_box(start / image_size), dtype=float)
+    params["output_bias"] = (numpy.asarray(parameterisation.from_box(start / image_size), dtype=float) if width == 4
+                             else numpy.zeros(width))
     return params
 
 
@@ -145,7 +152,7 @@ def predict(params: Params, images: Array, model: str, param: str = "cxcywh") ->
 
 
 def outputs(params: Params, images: Array, model: str) -> Array:
-    """The network's four raw outputs per image, shape (n, 4), before any parameterisation."""
+    """The network's raw outputs per image, shape (n, outputs), 4 unless made otherwise: before any head reads them."""
     model = canonical(model, MODELS, "model")
     _check_params(params, model)
     image_size = _check_images(images)
@@ -281,6 +288,15 @@ def _start_box(init: str, apart_box: ArrayLike | None, image_size: int) -> Float
         raise ValueError(f"apart_box must be one xyxy box [x1, y1, x2, y2] in pixels with x2 > x1 and "
                          f"y2 > y1; got {apart_box!r}")
     return box
+
+
+def _check_outputs(outputs: int, init: str) -> int:
+    if isinstance(outputs, bool) or not isinstance(outputs, (int, numpy.integer)) or outputs < 1:
+        raise ValueError(f"outputs must be a whole number >= 1; got {outputs!r}")
+    if outputs != 4 and init == "apart":
+        raise ValueError(f"init='apart' places one box through a parameterisation of 4 outputs; "
+                         f"with outputs={outputs} use init='default'")
+    return int(outputs)
 
 
 def _check_image_size(model: str, image_size: int) -> None:
