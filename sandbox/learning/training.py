@@ -4,7 +4,9 @@
 `sandbox.learning.synthetic.make_splits` by minibatch Adam or SGD on any loss the sandbox can
 name (a registry name with parameters, ``package.module:function``, a weighted sum
 such as ``'5*l1+2*giou'``): the loss of each image's predicted box against its
-label, averaged over the minibatch. Within a seed every loss starts from the same
+label, averaged over the minibatch. Or, in place of a loss, a detector's head with
+its own loss (`sandbox.learning.heads`): ``'gfl'``, edges as distributions over bins
+with Distribution Focal Loss, or ``'detr'``, DETR's sigmoid boxes with L1 and GIoU. Within a seed every loss starts from the same
 weights and sees the minibatches in the same order: both come from the seed alone.
 After every epoch it measures the validation split (`sandbox.learning.metrics.evaluate`),
 and at the end the test split.
@@ -28,11 +30,12 @@ from autograd.misc import flatten
 from sandbox._types import Array, FloatArray
 from sandbox.geometry.names import canonical
 from sandbox.geometry.parameterisations import get_parameterisation
+from sandbox.learning.heads import Recipe, recipe_for
+from sandbox.learning.heads import predict as head_predict
 from sandbox.learning.metrics import evaluate
-from sandbox.learning.networks import INITS, MODELS, Params, init_network, predict
+from sandbox.learning.networks import INITS, MODELS, Params, init_network, outputs
 from sandbox.learning.synthetic import Dataset, make_dataset, make_splits, make_stream
 from sandbox.losses.formulas import iou as box_iou
-from sandbox.losses.spec import get_loss
 from sandbox.optim.rules import SCHEDULES, Rate, Schedule, Transform, apply, first_order
 from sandbox.optim.settings import Spec, schedule_name
 
@@ -52,15 +55,19 @@ def train(loss: Spec, splits: Mapping[str, Dataset], model: str = "cnn", param: 
     ----------
     loss : str or callable
         Anything `sandbox.get_loss` takes; applied to (predicted, labelled) ``xyxy``
-        boxes in pixels and averaged over each minibatch.
+        boxes in pixels and averaged over each minibatch. Or a head recipe,
+        ``'gfl'`` or ``'detr'`` (`sandbox.learning.heads.recipe_for`): the network's
+        last layer is as wide as the head needs, and the head's own objective is
+        averaged over each minibatch.
     splits : dict
         ``'train'``, ``'val'``, ``'test'``: `sandbox.learning.synthetic.Dataset` s of one image size.
         ``'train'`` may also be a sequence of Datasets, one per epoch (a fresh stream of
         images, `training_stream`), used in turn.
     model, param, init
         As `sandbox.learning.networks.init_network` takes them: ``'mlp'`` or ``'cnn'``; the box
-        parameterisation the outputs are read in; ``'default'`` or ``'apart'`` (every
-        prediction starts as one fixed box that overlaps no object).
+        parameterisation the outputs are read in (by the plain head; a recipe reads them its
+        own way); ``'default'`` or ``'apart'`` (every prediction starts as one fixed box that
+        overlaps no object; the plain head only).
     optimizer : str
         ``'adam'`` (Kingma and Ba's defaults but the rate) or ``'sgd'`` (with `momentum`).
     lr : float
@@ -84,14 +91,16 @@ def train(loss: Spec, splits: Mapping[str, Dataset], model: str = "cnn", param: 
         became non-finite (training stops there).
     """
     optimizer = canonical(optimizer, OPTIMIZERS, "optimizer")
-    function = get_loss(loss)
+    recipe = recipe_for(loss, param, init)
     stream = [splits["train"]] if isinstance(splits["train"], Dataset) else list(splits["train"])
     image_size = stream[0].images.shape[-1]
-    params = init_network(model, image_size, seed, init=init, param=param)
+    params = init_network(model, image_size, seed, init=init, param=param, outputs=recipe.outputs)
+    if recipe.bias is not None:
+        params["output_bias"] = np.asarray(recipe.bias, dtype=params["output_bias"].dtype)
     flat, unflatten = flatten(params)
 
     def objective(vector: Array, images: FloatArray, boxes: FloatArray) -> Array:
-        return anp.mean(function(predict(unflatten(vector), images, model, param=param), boxes))
+        return anp.mean(recipe.objective(outputs(unflatten(vector), images, model), boxes, image_size))
 
     step_value_and_grad = value_and_grad(objective)
     steps, step = sum(math.ceil(len(stream[e % len(stream)].boxes) / batch_size) for e in range(epochs)), 0
@@ -114,7 +123,7 @@ def train(loss: Spec, splits: Mapping[str, Dataset], model: str = "cnn", param: 
             flat, state = apply(flat, gradient, rule, state, step)
             step += 1
             losses.append(float(value))
-        metrics = measure(unflatten(flat), splits["val"], model, param)
+        metrics = measure(unflatten(flat), splits["val"], model, recipe)
         for key, value in dict(metrics, train_loss=float(np.mean(losses)) if losses else math.nan,
                                seconds=time.perf_counter() - began).items():
             history.setdefault(key, []).append(value)
@@ -124,20 +133,25 @@ def train(loss: Spec, splits: Mapping[str, Dataset], model: str = "cnn", param: 
             diverged = True
             break
     final = unflatten(flat)
-    return dict(history=history, val=measure(final, splits["val"], model, param),
-                test=measure(final, splits["test"], model, param), params=final, diverged=diverged)
+    return dict(history=history, val=measure(final, splits["val"], model, recipe),
+                test=measure(final, splits["test"], model, recipe), params=final, diverged=diverged)
 
 
-def measure(params: Params, split: Dataset, model: str, param: str, batch_size: int = 512) -> dict[str, int | float]:
+def measure(params: Params, split: Dataset, model: str, head: str | Recipe,
+            batch_size: int = 512) -> dict[str, int | float]:
     """`sandbox.learning.metrics.evaluate` of the network's predictions on a split (`predictions`)."""
-    return evaluate(predictions(params, split, model, param, batch_size), split.boxes, split.images.shape[-1])
+    return evaluate(predictions(params, split, model, head, batch_size), split.boxes, split.images.shape[-1])
 
 
-def predictions(params: Params, split: Dataset, model: str, param: str, batch_size: int = 512) -> FloatArray:
+def predictions(params: Params, split: Dataset, model: str, head: str | Recipe, batch_size: int = 512) -> FloatArray:
     """The network's box for every image of a split, (n, 4) ``xyxy`` in pixels, float64; a non-finite box is
-    replaced by one far outside the image, so that it counts as a miss."""
+    replaced by one far outside the image, so that it counts as a miss.
+
+    `head` is the `sandbox.learning.heads.Recipe` that decodes the outputs, or the
+    parameterisation of a plain head's four.
+    """
     image_size = split.images.shape[-1]
-    pred = np.concatenate([np.asarray(predict(params, split.images[i:i + batch_size], model, param=param), dtype=float)
+    pred = np.concatenate([np.asarray(head_predict(params, split.images[i:i + batch_size], model, head), dtype=float)
                            for i in range(0, len(split.boxes), batch_size)])
     return np.where(np.isfinite(pred), pred, -10.0 * image_size)
 
@@ -367,13 +381,14 @@ def run(task: tuple[Mapping[str, Any], Spec, int, float], keep: int = 8) -> dict
     ``diverged``, ``converged`` (not `still_improving` on validation accuracy), ``val`` and
     ``test`` metrics, ``test_ious`` (each test image's IoU, in order: what paired comparisons
     between losses read), the per-epoch ``history``, and ``gallery``: the predicted boxes of the
-    first `keep` test images.
+    first `keep` test images. `loss` may be a head recipe's name (`sandbox.learning.heads`).
     """
     config, loss, seed, lr = task
     splits = splits_for(config)
     result = train(loss, splits, model=config["model"], param=config["param"], optimizer=config["optimizer"],
                    lr=lr, epochs=config["epochs"], batch_size=config["batch_size"], seed=seed, init=config["init"])
-    pred = predictions(result["params"], splits["test"], config["model"], config["param"])
+    pred = predictions(result["params"], splits["test"], config["model"],
+                       recipe_for(loss, config["param"], config["init"]))
     ious = box_iou(pred, splits["test"].boxes)  # the same predictions as result["test"], image by image
     return dict(loss=loss, seed=seed, lr=lr, diverged=result["diverged"],
                 converged=not still_improving(result["history"]["accuracy_mean"]), val=result["val"],
