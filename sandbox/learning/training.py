@@ -6,8 +6,9 @@ name (a registry name with parameters, ``package.module:function``, a weighted s
 such as ``'5*l1+2*giou'``): the loss of each image's predicted box against its
 label, averaged over the minibatch. Or, in place of a loss, a detector's head with
 its own loss (`sandbox.learning.heads`): ``'gfl'``, edges as distributions over bins
-with Distribution Focal Loss, or ``'detr'``, DETR's sigmoid boxes with L1 and GIoU. Within a seed every loss starts from the same
-weights and sees the minibatches in the same order: both come from the seed alone.
+with Distribution Focal Loss, or ``'detr'``, DETR's sigmoid boxes with L1 and GIoU.
+Within a seed every loss starts from the same weights and sees the minibatches in
+the same order: both come from the seed alone.
 After every epoch it measures the validation split (`sandbox.learning.metrics.evaluate`),
 and at the end the test split.
 
