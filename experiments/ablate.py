@@ -89,7 +89,7 @@ def report(args):
     for flag, axis in (("--x", args.x), ("--y", args.y)):
         if axis not in names:
             raise sweeps.SweepError(f"{flag} {axis} is not an axis of this {kind} sweep; its axes: {', '.join(names)}")
-    rows = [row for row in read_csv(args.out / "results.csv") if matches(row, filters(args.only, "--only"))]
+    rows = [row for row in read_csv(args.out / "results.csv") if matches(row, filters(args.only, "--only", kind), kind)]
     if not rows:
         raise sweeps.SweepError(f"{args.out} holds no finished runs{' that match --only' if args.only else ''}")
     groups = defaultdict(list)
@@ -106,7 +106,7 @@ def report(args):
         mean_iou[i, j] = np.mean([measure(r[second]) for r in group])
         shown = f"{rate[i, j]:>11.0%}" if first == "converged" else f"{rate[i, j]:>11.4f}"
         lines.append(f"{y or '-':>{wy}} {x or '-':>{wx}} {len(group):>5} {shown} {mean_iou[i, j]:>9.4f}")
-    chosen, matching = choose_cells(rows, args.cells)
+    chosen, matching = choose_cells(rows, args.cells, kind=kind)
     fig = Figure(figsize=(max(12, 1.3 * len(xs) * 2 + 6), 0.5 * len(ys) + 4.5), layout="constrained")
     axes = fig.subplots(1, 3, width_ratios=[1, 1, 1.2])
     for ax, values, title in [(axes[0], rate, first_title), (axes[1], mean_iou, second_title)]:
@@ -149,7 +149,7 @@ def axis_order(out, axis, values):
     return sorted(values, key=lambda v: order.index(v) if v in order else len(order))
 
 
-def filters(items, option):
+def filters(items, option, kind="boxes"):
     """AXIS=VALUE items as a dict; SweepError naming `option` for a malformed one."""
     wanted = {}
     for item in items:
@@ -157,25 +157,25 @@ def filters(items, option):
         if not equals or axis not in sweeps.AXES:
             raise sweeps.SweepError(f"{option} takes AXIS=VALUE with AXIS one of {', '.join(sweeps.AXES)}; "
                                     f"got {item!r}")
-        wanted[axis] = sweeps.axis_value(axis, value, f"{option} {item}")
+        wanted[axis] = sweeps.axis_value(axis, value, f"{option} {item}", kind)
     return wanted
 
 
-def matches(row, wanted):
+def matches(row, wanted, kind="boxes"):
     """Whether a results.csv row has every wanted axis value, read by the sweep file's rules (any case)."""
-    return all(row.get(axis) not in (None, "") and sweeps.axis_value(axis, row[axis]) == value
+    return all(row.get(axis) not in (None, "") and sweeps.axis_value(axis, row[axis], experiment=kind) == value
                for axis, value in wanted.items())
 
 
-def choose_cells(rows, items, most=8):
+def choose_cells(rows, items, most=8, kind="boxes"):
     """Cells whose axis values match every AXIS=VALUE item (at most `most`), with a label each,
     and how many cells match.
 
     The label names the axes that vary among the cells chosen.
     """
-    wanted, matching = filters(items, "--cells"), {}
+    wanted, matching = filters(items, "--cells", kind), {}
     for row in rows:
-        if matches(row, wanted):
+        if matches(row, wanted, kind):
             matching.setdefault(row["cell"], row)
     if items and not matching:
         raise sweeps.SweepError(f"no finished cell matches {' '.join(items)}")

@@ -36,7 +36,9 @@ A sweep file names the axes and their values::
 A learning sweep (``experiment = "learning"``) trains a network per cell instead
 (`sandbox.learning.training.run`): its axes are ``loss``, ``lr`` and ``seed``, and a
 ``[learning]`` table fixes the rest (`sandbox.learning.training.LEARNING_DEFAULTS`); see
-``experiments/sweeps/learning.toml``.
+``experiments/sweeps/learning.toml``. Its ``loss`` axis takes, besides loss specs, the
+names of detector heads trained with their own losses (``'gfl'``, ``'detr'``:
+`sandbox.learning.heads`).
 
 `load` checks every key and value and reports a mistake with its place in the
 file; `cells` expands the grid. A cell is one combination of axis values; it fits
@@ -230,9 +232,16 @@ def _resolve_experiment(raw: Mapping[str, Any], where: str, experiment: str) -> 
         config = check({**defaults, **given})
     except ValueError as error:
         raise SweepError(f"{where}: [{kind.table}]: {error}") from None
-    axes = _axes(raw.get("axes", {}), {}, where, kind.axes, kind.axis_defaults)
+    axes = _axes(raw.get("axes", {}), {}, where, kind.axes, kind.axis_defaults, experiment)
     ties = _ties(raw.get("tie", []), axes, where, kind.axes)
-    excludes = _excludes(raw.get("exclude", []), axes, where, kind.axes)
+    excludes = _excludes(raw.get("exclude", []), axes, where, kind.axes, experiment)
+    if experiment == "learning":
+        from sandbox.learning.heads import recipe_for
+        for i, loss in enumerate(axes["loss"]):
+            try:  # a head that cannot start as [learning] says (init = "apart" for gfl)
+                recipe_for(loss, config["param"], config["init"])
+            except ValueError as error:
+                raise SweepError(f"{where}: [axes] loss, item {i + 1}: {error}") from None
     sweep = {"experiment": experiment, kind.table: config, "axes": axes, "tie": ties, "exclude": excludes}
     if not cells(sweep):
         raise SweepError(f"{where}: no cells are left once the exclusions are applied")
@@ -293,7 +302,7 @@ def _start_sets(raw: object, target: list[float], where: str) -> dict[str, dict[
 
 
 def _axes(raw: dict[str, Any], starts: Mapping[str, Any], where: str, names: Sequence[str] = AXES,
-          defaults: Mapping[str, list[Any]] = DEFAULTS) -> dict[str, list[Any]]:
+          defaults: Mapping[str, list[Any]] = DEFAULTS, experiment: str = "boxes") -> dict[str, list[Any]]:
     _keys(raw, names, where, "[axes]")
     axes: dict[str, list[Any]] = {}
     for name in names:
@@ -303,7 +312,7 @@ def _axes(raw: dict[str, Any], starts: Mapping[str, Any], where: str, names: Seq
         values = raw[name]
         if not isinstance(values, list) or not values:
             raise SweepError(f"{where}: [axes] {name} must be a non-empty list; got {values!r}")
-        checked = [_check_value(name, value, starts, f"{where}: [axes] {name}, item {i + 1}")
+        checked = [_check_value(name, value, starts, f"{where}: [axes] {name}, item {i + 1}", experiment)
                    for i, value in enumerate(values)]
         if len(set(map(json.dumps, checked))) < len(checked):
             raise SweepError(f"{where}: [axes] {name} lists a value more than once")
@@ -311,13 +320,23 @@ def _axes(raw: dict[str, Any], starts: Mapping[str, Any], where: str, names: Seq
     return axes
 
 
-def _check_value(axis: str, value: Any, starts: Mapping[str, Any], place: str) -> object:
-    """The canonical form of one axis value; SweepError naming the place and the valid values."""
+def _check_value(axis: str, value: Any, starts: Mapping[str, Any], place: str, experiment: str = "boxes") -> object:
+    """The canonical form of one axis value in a sweep of kind `experiment`; SweepError naming the place and the
+    valid values. A learning sweep's loss may also be a head recipe (`sandbox.learning.heads`)."""
     try:
         if axis == "loss":
+            from sandbox.learning.heads import RECIPES, is_recipe, loss_name
+            recipes = f" or, in a learning sweep only, a head recipe ({', '.join(RECIPES)})"
             if not isinstance(value, str):
                 raise ValueError(f"must be a loss such as 'giou', 'alpha_ciou:alpha=3', 'package.module:function' "
-                                 f"or '5*l1+2*giou'; got {value!r}")
+                                 f"or '5*l1+2*giou'{recipes}; got {value!r}")
+            if experiment == "learning":
+                return loss_name(value)
+            if is_recipe(value):
+                kind = "box" if experiment == "boxes" else experiment
+                raise ValueError(f"{value!r} is a head recipe, which only a learning sweep (experiment = "
+                                 f"\"learning\") trains; a {kind} sweep takes a loss spec such as 'giou', "
+                                 f"'alpha_ciou:alpha=3', 'package.module:function' or '5*l1+2*giou'")
             return loss_spec(value)
         if axis == "method":
             return method_name(value)
@@ -340,22 +359,23 @@ def _check_value(axis: str, value: Any, starts: Mapping[str, Any], place: str) -
         raise SweepError(f"{place}: {error}") from None
 
 
-def axis_value(axis: str, text: str, place: str = "value") -> object:
+def axis_value(axis: str, text: str, place: str = "value", experiment: str = "boxes") -> object:
     """An axis value written as text (a command line, a results.csv field) in the form a cell holds it.
 
-    The sweep file's own rules (`_check_value`): names match in any case and come back in
-    their own spelling (``loss=GIoU`` is ``giou``), numbers are numbers; SweepError
-    naming `place` for a bad one.
+    The sweep file's own rules (`_check_value`) for a sweep of kind `experiment`: names
+    match in any case and come back in their own spelling (``loss=GIoU`` is ``giou``),
+    numbers are numbers; SweepError naming `place` for a bad one.
     """
     if axis in ("lr", "maxiter", "seed"):
         try:
             number = float(text)
         except ValueError:
             raise SweepError(f"{place}: {axis} must be a number; got {text!r}") from None
-        return _check_value(axis, int(number) if axis != "lr" and number.is_integer() else number, {}, place)
+        return _check_value(axis, int(number) if axis != "lr" and number.is_integer() else number, {}, place,
+                            experiment)
     if axis == "starts":
         return text
-    return _check_value(axis, text, {}, place)
+    return _check_value(axis, text, {}, place, experiment)
 
 
 def _ties(raw: object, axes: Mapping[str, list[Any]], where: str, names: Sequence[str] = AXES) -> list[list[str]]:
@@ -379,8 +399,8 @@ def _ties(raw: object, axes: Mapping[str, list[Any]], where: str, names: Sequenc
     return raw
 
 
-def _excludes(raw: object, axes: Mapping[str, list[Any]], where: str, names: Sequence[str] = AXES
-              ) -> list[dict[str, list[object]]]:
+def _excludes(raw: object, axes: Mapping[str, list[Any]], where: str, names: Sequence[str] = AXES,
+              experiment: str = "boxes") -> list[dict[str, list[object]]]:
     if not isinstance(raw, list):
         raise SweepError(f"{where}: exclude must be a list of tables, as [[exclude]]")
     rules: list[dict[str, list[object]]] = []
@@ -392,8 +412,8 @@ def _excludes(raw: object, axes: Mapping[str, list[Any]], where: str, names: Seq
         resolved: dict[str, list[object]] = {}
         for name, values in rule.items():
             values = values if isinstance(values, list) else [values]
-            canonical = [_check_value(name, v, {s: None for s in axes.get("starts", [])}, f"{where}: {place}, {name}")
-                         for v in values]
+            canonical = [_check_value(name, v, {s: None for s in axes.get("starts", [])}, f"{where}: {place}, {name}",
+                                      experiment) for v in values]
             for value in canonical:
                 if value not in axes[name]:
                     raise SweepError(f"{where}: {place}, {name}: {value!r} is not a value of the axis "
