@@ -706,11 +706,16 @@ def _results(groups: Sequence[Sequence[Cell]], sweep: Sweep, workers: int, sched
     """The results of each group of cells (`run_cells`), in the order the groups finish (`map_tasks`).
 
     Before any cell runs, every loss is checked to reach the workers (refused with
-    the reason otherwise); on a Dask cluster, every worker builds each loss once.
+    the reason otherwise); on a Dask cluster, every worker builds each loss once. A
+    learning sweep's head recipes (`sandbox.learning.heads`) are the sandbox's own
+    code, which every worker has.
     """
     if not groups:
         return
     losses = list(dict.fromkeys(cell["loss"] for group in groups for cell in group))
+    if sweep.get("experiment") == "learning":
+        from sandbox.learning.heads import is_recipe
+        losses = [loss for loss in losses if not is_recipe(loss)]
     registered: dict[str, str] = {}
     try:
         if scheduler is not None or workers > 1:
