@@ -7,6 +7,9 @@ at each learning rate of one shared grid (`sandbox.learning.training.train`). Wi
 every loss starts from the same weights and sees the same minibatches. Each loss
 then gets the rate that does best on the validation split, averaged over the seeds
 (`sandbox.learning.training.choose_rates`), and is reported on the test split at that rate.
+Besides losses, ``--losses`` takes detectors' heads trained with their own losses
+(`sandbox.learning.heads`): ``gfl``, each edge a distribution over bins with
+Distribution Focal Loss, and ``detr``, DETR's sigmoid boxes with L1 and GIoU.
 The grid is a learning sweep (`sandbox.runs.sweep`, ``experiment = "learning"``: a cell
 per loss, rate and seed), so --out is a sweep's folder, and ``ablate.py`` runs the
 same grid from a sweep file (``experiments/sweeps/learning.toml``). Under --out:
@@ -27,6 +30,7 @@ Run from the repository root::
     python experiments/train_regressor.py --quick --out results/train_quick
     python experiments/train_regressor.py --out results/train_regressor
     python experiments/train_regressor.py --init apart --losses iou giou diou l2 --out results/train_apart
+    python experiments/train_regressor.py --losses giou gfl detr --out results/train_heads
     python experiments/train_regressor.py --replot --out results/train_regressor
 """
 # %%
@@ -44,6 +48,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import sandbox
+from sandbox.learning import heads
 from sandbox.learning import metrics as box_metrics
 from sandbox.learning import networks
 from sandbox.runs import sweep as sweeps
@@ -66,7 +71,8 @@ def parse_args(argv):
     parser.add_argument("--quick", action="store_true",
                         help=f"the quick preset, under a minute: {', '.join(f'{k} {v}' for k, v in QUICK.items())}; "
                              f"options given explicitly still apply")
-    parser.add_argument("--losses", nargs="+", help=f"losses, any spec (giou, 5*l1+2*giou, package.module:function); "
+    parser.add_argument("--losses", nargs="+", help=f"losses, any spec (giou, 5*l1+2*giou, package.module:function), "
+                                                    f"or a detector's head with its loss ({', '.join(heads.RECIPES)}); "
                                                     f"default {' '.join(DEFAULTS['losses'])}")
     parser.add_argument("--seeds", type=int, help=f"seeds 0, 1, ...: initial weights and minibatch order; "
                                                    f"default {DEFAULTS['seeds']}")
@@ -119,7 +125,7 @@ def resolve(args):
             setattr(args, key, preset[key])
     if args.images is None:
         args.images = [preset["train"], preset["val"], preset["test"]]
-    args.losses = [sandbox.canonical_loss(loss) for loss in args.losses]
+    args.losses = [heads.loss_name(loss) for loss in args.losses]
     if len(set(args.losses)) < len(args.losses):
         raise ValueError("--losses names a loss more than once")
     args.model = sandbox.geometry.names.canonical(args.model, networks.MODELS, "model")
