@@ -55,9 +55,11 @@ that the expectation is the centred box's edge (bin 4 for x1 and y1, bin 12 for 
 and y2): of all distributions over the bins with that expectation, this is the one
 of maximum entropy, as broad as the uniform start it replaces.
 
-``init='apart'`` (every prediction starts as one box left of and above the image) is
-for the plain head only: neither the bins, which span the image, nor the sigmoid can
-stand for a box outside the image.
+``init='apart'`` (every prediction starts as one box left of and above the image,
+`networks.init_network`) is for the plain head only: the distribution head's edges are
+expectations over bins that span the image, and DETR's sigmoid keeps a box's centre
+inside the image (its width and height below the image's side, so that a box may
+still reach past the image's edge by up to half its size).
 
     >>> import numpy
     >>> gfl = recipe_for("gfl")
@@ -113,8 +115,9 @@ class Recipe:
         ``objective(raw, target, image_size)``: raw outputs, shape (n, outputs), and the
         labelled ``xyxy`` boxes in pixels, shape (n, 4), to one loss value per image,
         shape (n,), unreduced; differentiable with autograd in `raw`.
-    apart : bool
-        Whether ``init='apart'`` can start the head (a box outside the image).
+    confinement : str
+        Why the head cannot start at ``init='apart'``'s box outside the image; empty
+        if it can (the plain head).
     """
 
     name: str
@@ -122,7 +125,7 @@ class Recipe:
     bias: Optional[FloatArray]
     decode: Callable[[Array, int], Array]
     objective: Callable[[Array, Array, int], Array]
-    apart: bool = False
+    confinement: str = ""
 
 
 def plain_recipe(loss: Spec, param: str = "cxcywh") -> Recipe:
@@ -142,7 +145,7 @@ def plain_recipe(loss: Spec, param: str = "cxcywh") -> Recipe:
         return function(decode(raw, image_size), target)
 
     return Recipe(canonical_loss(loss) if isinstance(loss, str) else getattr(loss, "__name__", "loss"), 4, None,
-                  decode, objective, apart=True)
+                  decode, objective)
 
 
 def plain_decoder(param: str = "cxcywh") -> Callable[[Array, int], Array]:
@@ -196,7 +199,7 @@ def distribution_recipe(reg_max: int = REG_MAX, iou: Spec = "giou", iou_weight: 
 
     start = numpy.asarray(CENTRED_BOX, dtype=float) * reg_max
     bias = numpy.concatenate([maximum_entropy_logits(edge, reg_max) for edge in start])
-    return Recipe(name, width, bias, decode, objective)
+    return Recipe(name, width, bias, decode, objective, "its edges are expectations over bins that span the image")
 
 
 def detr_recipe() -> Recipe:
@@ -221,7 +224,8 @@ def detr_recipe() -> Recipe:
         return box_loss(normalised(raw), target / image_size)
 
     centre = numpy.asarray(box_convert(numpy.asarray(CENTRED_BOX), "xyxy", "cxcywh"), dtype=float)
-    return Recipe("detr", 4, numpy.log(centre / (1.0 - centre)), decode, objective)
+    return Recipe("detr", 4, numpy.log(centre / (1.0 - centre)), decode, objective,
+                  "its sigmoid keeps each box's centre inside the image")
 
 
 RECIPES: dict[str, Callable[[], Recipe]] = {"gfl": distribution_recipe, "detr": detr_recipe}
@@ -244,13 +248,13 @@ def recipe_for(loss: Spec, param: str = "cxcywh", init: str = "default") -> Reci
     ------
     ValueError
         In one line, naming both kinds of value, if `loss` is neither; or if `init`
-        is ``'apart'`` with a head that cannot stand for a box outside the image.
+        is ``'apart'`` with a head that cannot stand for its box outside the image.
     """
     recipe = RECIPES[loss.strip().lower()]() if is_recipe(loss) else plain_recipe(_checked_spec(loss), param)
-    if canonical(init, INITS, "init") == "apart" and not recipe.apart:
-        raise ValueError(f"init='apart' starts every box outside the image, which the {recipe.name} head cannot "
-                         f"stand for (its boxes stay inside the image); use init='default', or a loss spec "
-                         f"for the plain head")
+    if canonical(init, INITS, "init") == "apart" and recipe.confinement:
+        raise ValueError(f"init='apart' starts every box left of and above the image, which the {recipe.name} head "
+                         f"cannot stand for ({recipe.confinement}); use init='default', or a loss spec for the "
+                         f"plain head")
     return recipe
 
 
