@@ -1,5 +1,6 @@
-"""Learning: synthetic images of one box (`synthetic`), small networks (`networks`), their
-training with any loss (`training`) and the box metrics of a trained model (`metrics`).
+"""Learning: synthetic images of one box (`synthetic`), small networks (`networks`), the heads
+detectors read their outputs with (`heads`), their training with any loss (`training`) and the
+box metrics of a trained model (`metrics`).
 """
 from sandbox._lazy import attach
 
