@@ -61,7 +61,6 @@ expectations over bins that span the image, and DETR's sigmoid keeps a box's cen
 inside the image (its width and height below the image's side, so that a box may
 still reach past the image's edge by up to half its size).
 
-    >>> import numpy
     >>> gfl = recipe_for("gfl")
     >>> gfl.outputs
     68
@@ -71,7 +70,7 @@ still reach past the image's edge by up to half its size).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional, TypeGuard
+from typing import Callable, TypeGuard
 
 import autograd.numpy as np
 import numpy
@@ -122,7 +121,7 @@ class Recipe:
 
     name: str
     outputs: int
-    bias: Optional[FloatArray]
+    bias: FloatArray | None
     decode: Callable[[Array, int], Array]
     objective: Callable[[Array, Array, int], Array]
     confinement: str = ""
@@ -292,14 +291,14 @@ def predict(params: Params, images: Array, model: str, head: Recipe | str = "cxc
 
 
 def distribution_focal_loss(logits: Array, target: Array) -> Array:
-    """Distribution Focal Loss (Li et al., GFL, NeurIPS 2020, arXiv 2006.04388, Eq. 6).
+    """Distribution Focal Loss (Li et al., GFL, NeurIPS 2020, arXiv 2006.04388).
 
     For a target y between bins l = floor(y) and r = l + 1, with S the softmax of
     the logits, DFL = -((r - y) log S_l + (y - l) log S_r): the cross-entropy with the
     distribution that puts r - y on bin l and y - l on bin r, whose expectation is y.
-    That distribution's weight on bin k is max(0, 1 - |k - y|), written so here; the
-    loss is least, -((r - y) log(r - y) + (y - l) log(y - l)), where the softmax is
-    that distribution.
+    That distribution's weight on bin k is max(0, 1 - |k - y|), written so here. Its
+    entropy, -((r - y) log(r - y) + (y - l) log(y - l)), is the loss's infimum, which
+    the softmax approaches as it approaches that distribution (Gibbs' inequality).
 
     Parameters
     ----------
