@@ -21,9 +21,13 @@ the three folders alone (``--replot`` redraws them):
 
 - ``evidence.csv``: a row per loss x setting x measure (`sandbox.runs.evidence.MEASURES`):
   ``loss``, ``setting``, ``measure``, ``value``, ``spread`` (std over seeds; empty without seeds);
+- ``pairs.csv``: a row per pair of losses x measure of the single-box shares and the learning
+  measures (`sandbox.runs.evidence.PAIR_COLUMNS`): the paired difference, item by item (a start
+  box, a test image), its 95 % interval and half-width, and whether the interval contains 0;
 - ``ranking.csv``: ``loss``, ``setting``, ``rank``, ``failed``, ``reason``: each setting
-  ranked by its headline measure (`sandbox.runs.evidence.HEADLINES`), losses within the seeds'
-  spread or the rounding sharing a rank, losses that fail outright said so, not ranked;
+  ranked by its headline measure (`sandbox.runs.evidence.HEADLINES`), tied losses sharing a
+  rank (single box and learning: the paired interval contains 0; the simulation, which has no
+  paired items: within the rounding), losses that fail outright said so, not ranked;
 - ``rates.csv``: the learning rate each loss was reported at, per setting and optimiser;
 - ``summary.txt``: for each setting, which differences are real; ``table.md``: every loss's
   rank and headline value per setting, as the README shows it; ``ranks.png``: the same as a figure;
@@ -156,27 +160,33 @@ def run(args):
 
 # %% Tables and figure, from the saved sweeps only.
 def load(out):
-    """Each setting's rows in its sweep's order, once every setting has finished (`sandbox.runs.store.finished`)."""
-    return {part: [row for rows in finished(out / part)[1].values() for row in rows] for part in PARTS}
+    """Each setting's rows in its sweep's order, once every setting has finished (`sandbox.runs.store.finished`);
+    for learning, each cell's record (`sandbox.learning.training.run`), which holds its per-image test IoUs."""
+    rows = {part: [row for rows in finished(out / part)[1].values() for row in rows] for part in PARTS}
+    rows["learning"] = [json.loads((out / "learning" / "records" / f"{row['cell']}.json").read_text())
+                        for row in rows["learning"]]
+    return rows
 
 
 def tables(out, rows):
-    """Write evidence.csv, ranking.csv, rates.csv, summary.txt and table.md; return the evidence, the
-    ranking and the table."""
-    single, single_rates, single_failed = evidence.single_box_evidence(rows["single_box"])
+    """Write evidence.csv, pairs.csv, ranking.csv, rates.csv, summary.txt and table.md; return the evidence,
+    the ranking and the table."""
+    single, single_rates, single_failed, single_pairs = evidence.single_box_evidence(rows["single_box"])
     simulation, simulation_failed, resolution = evidence.simulation_evidence(rows["simulation"])
-    learning, learning_rates, learning_failed = evidence.learning_evidence(rows["learning"])
+    learning, learning_rates, learning_failed, learning_pairs = evidence.learning_evidence(rows["learning"])
     table = single + simulation + learning
+    pairs = single_pairs + learning_pairs
     failed = dict(single_box=single_failed, simulation=simulation_failed, learning=learning_failed)
     resolutions = dict(simulation=resolution)
-    ranking = evidence.rank_settings(table, failed, resolutions)
+    ranking = evidence.rank_settings(table, failed, resolutions, pairs)
     write_csv(out / "evidence.csv", evidence.EVIDENCE_COLUMNS, table)
+    write_csv(out / "pairs.csv", evidence.PAIR_COLUMNS, pairs)
     write_csv(out / "ranking.csv", evidence.RANKING_COLUMNS, ranking)
     rates = [dict(loss=loss, setting="single_box", optimizer=method, lr=lr)
              for (loss, method), lr in single_rates.items()]
     rates += [dict(loss=loss, setting="learning", optimizer="adam", lr=lr) for loss, lr in learning_rates.items()]
     write_csv(out / "rates.csv", ["loss", "setting", "optimizer", "lr"], rates)
-    text = evidence.summary(table, failed, resolutions)
+    text = evidence.summary(table, failed, resolutions, pairs)
     atomic_write(out / "summary.txt", lambda tmp: Path(tmp).write_text(text + "\n"))
     markdown = evidence.rank_table(table, ranking)
     atomic_write(out / "table.md", lambda tmp: Path(tmp).write_text(markdown + "\n"))
@@ -196,7 +206,7 @@ def plot(out, table, ranking, config):
     simulation = f"{config['points'] * 343:,} cases"
     headlines = ", ".join(f"{setting}: {measure}" for setting, (measure, _) in evidence.HEADLINES.items())
     ax.set_title(f"rank of each loss in each setting and its headline value, mean ± std over seeds (=: a shared "
-                 f"rank,\nwithin the seeds' spread or the rounding; {headlines})"
+                 f"rank: the paired\n95 % interval holds 0, or in the simulation within the rounding; {headlines})"
                  f"\nsingle box: {config['seeds']} seeds x {2 * config['starts']} starts; simulation: "
                  f"{simulation}; learning: {config['learning']} preset, {config['seeds']} seeds", fontsize=9)
     atomic_write(out / "ranks.png", fig.savefig, dpi=100)
@@ -213,8 +223,8 @@ def main(argv=None):
     table, ranking, markdown = tables(args.out, rows)
     plot(args.out, table, ranking, json.loads((args.out / "config.json").read_text()))
     print(markdown)
-    print(f"which differences are real: {args.out / 'summary.txt'}; tables: evidence.csv, ranking.csv, rates.csv, "
-          f"table.md; figure: ranks.png")
+    print(f"which differences are real: {args.out / 'summary.txt'}; tables: evidence.csv, pairs.csv, ranking.csv, "
+          f"rates.csv, table.md; figure: ranks.png")
 
 
 if __name__ == "__main__":
