@@ -128,10 +128,12 @@ HEADLINES = {"single_box": ("share_home", 0.0), "simulation": ("mean_final_iou",
              "learning": ("accuracy_mean", 1e-3)}
 """Setting -> (the measure it is ranked by, the rounding that measure is known to).
 
-The simulation's mean final IoU is known to 1e-3 at the full protocol, and less well with fewer
-cases (`simulation_resolution`, which `simulation_evidence` gives). The learning numbers are
-printed to three decimals and their seeds' spread is larger. The single-box shares are counts of
-starts, their spread the seeds'."""
+The rounding enters the tie tolerance, which ranks a setting without paired differences: the
+simulation, whose mean final IoU is known to 1e-3 at the full protocol, and less well with fewer
+cases (`simulation_resolution`, which `simulation_evidence` gives). Single boxes and learning are
+ranked by their pairs (`pair_rows`) where they are given, and the rounding is then not used;
+without them, the learning numbers are printed to three decimals and the single-box shares are
+counts of starts."""
 
 ROUNDING_MEASURED = (2.6e-4, 171_500)
 """The largest change of the simulation's mean final IoU over the registry's losses when every
@@ -559,7 +561,9 @@ def image_scores(ious: ArrayLike, measure: str) -> FloatArray:
 
 
 def learning_pair_rows(ious: Mapping[str, ArrayLike], classes: ArrayLike | None = None,
-                       measures: Sequence[str] = LEARNING_PAIR_MEASURES, **options: Any) -> list[Row]:
+                       measures: Sequence[str] = LEARNING_PAIR_MEASURES, *, method: str = "bootstrap",
+                       confidence: float = CONFIDENCE, replicates: int = REPLICATES,
+                       seed: int = BOOTSTRAP_SEED) -> list[Row]:
     """Every pair's paired difference in learning, for each measure over all test images and by size class.
 
     Parameters
@@ -575,8 +579,8 @@ def learning_pair_rows(ious: Mapping[str, ArrayLike], classes: ArrayLike | None 
         has any, named as `evaluate` names it (``small_accuracy_mean``, ...).
     measures : sequence of str
         Of `LEARNING_PAIR_MEASURES`; all by default.
-    **options
-        ``method``, ``confidence``, ``replicates``, ``seed``: as for `paired_difference`.
+    method, confidence, replicates, seed
+        As for `paired_difference`.
 
     Returns
     -------
@@ -604,7 +608,8 @@ def learning_pair_rows(ious: Mapping[str, ArrayLike], classes: ArrayLike | None 
     scores = {measure: {loss: image_scores(stacked[n], measure) for n, loss in enumerate(losses)}
               for measure in measures}
     return [row for prefix, chosen in subsets for measure in measures
-            for row in pair_rows(scores[measure], prefix + measure, "learning", items=chosen, **options)]
+            for row in pair_rows(scores[measure], prefix + measure, "learning", items=chosen, method=method,
+                                 confidence=confidence, replicates=replicates, seed=seed)]
 
 
 def tie_tolerance(spread_a: Number = None, spread_b: Number = None, resolution: float = 0.0) -> float:
