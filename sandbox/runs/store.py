@@ -231,7 +231,9 @@ def finished(out: StrPath) -> tuple[dict[str, Any], dict[str, list[dict[str, str
     if not (out / "sweep.json").exists():
         raise SweepError(f"{out} holds no sweep; run the same command without --replot")
     sweep = json.loads((out / "sweep.json").read_text())
-    every = read_csv(out / "results.csv")
+    # a row cut short by an interruption is no result (as `Store` drops it on opening); a learning
+    # sweep's cells are read from the rows, which must be whole
+    every = [row for row in read_csv(out / "results.csv") if (row.get("runs") or "").isdigit()]
     order = [cell_id(cell) for cell in cells(sweep, every)]
     rows: dict[str, list[dict[str, str]]] = {}
     for row in every:
