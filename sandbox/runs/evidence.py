@@ -1118,9 +1118,13 @@ def learning_evidence(runs: Sequence[Mapping[str, Any]]
                       ) -> tuple[list[Row], dict[str, float], dict[str, str], list[Row]]:
     """Evidence rows, chosen rates, failures and paired differences of the learning setting, from its runs.
 
-    Each loss is reported at the rate that does best on the validation split, averaged over
-    seeds (`sandbox.learning.training.choose_rates`, the same rule for every loss), on the test split,
-    mean ± std over seeds. A loss fails when every one of its runs diverged.
+    Each loss is reported at the rate its sweep chose on the validation split, the same rule for
+    every loss (`sandbox.learning.training.chosen_rates`), on the test split, mean ± std over
+    seeds. That rate is found from the runs alone: among the rates at which the loss ran on every
+    one of its seeds, the best on validation, averaged over seeds
+    (`sandbox.learning.training.choose_rates`). Where every seed trains at every rate, that is
+    the best of the grid; where the rates are tuned on the first seeds, the one rate the other
+    seeds trained at. A loss fails when every one of its runs diverged.
 
     Parameters
     ----------
@@ -1141,8 +1145,14 @@ def learning_evidence(runs: Sequence[Mapping[str, Any]]
         ``test_ious`` (a record made before they were kept), or if the losses' seeds differ.
     """
     from sandbox.learning.training import SELECTION_METRIC, choose_rates
+    seeds_at: dict[tuple[str, float], set[int]] = {}  # (loss, rate) -> the seeds that trained there
+    for r in runs:
+        seeds_at.setdefault((r["loss"], float(r["lr"])), set()).add(int(r["seed"]))
+    every_seed = {loss: set().union(*(s for (other, _), s in seeds_at.items() if other == loss))
+                  for loss, _ in seeds_at}
     rates = choose_rates([dict(loss=r["loss"], seed=r["seed"], lr=float(r["lr"]),
-                               **{f"val_{SELECTION_METRIC}": r["val"][SELECTION_METRIC]}) for r in runs])
+                               **{f"val_{SELECTION_METRIC}": r["val"][SELECTION_METRIC]}) for r in runs
+                          if seeds_at[r["loss"], float(r["lr"])] == every_seed[r["loss"]]])
     evidence, failed, ious, seeds = [], {}, {}, {}
     for loss, rate in rates.items():
         mine = [r for r in runs if r["loss"] == loss]
