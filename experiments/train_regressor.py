@@ -51,13 +51,14 @@ import sandbox
 from sandbox.learning import heads
 from sandbox.learning import metrics as box_metrics
 from sandbox.learning import networks
+from sandbox.runs import evidence
 from sandbox.runs import sweep as sweeps
 from sandbox.runs.store import finished
 from sandbox.learning import synthetic
 from sandbox.learning import training
 from sandbox.runs.cli import add_workers, check_out, experiment_parser, run_sweep
 from sandbox.views.plotting import plot_accuracy_curves, plot_by_size, plot_prediction_gallery
-from sandbox.runs.records import atomic_write, write_csv
+from sandbox.runs.records import atomic_write, read_csv, write_csv
 from sandbox.runs.sweep import SweepError
 
 DEFAULTS, QUICK = training.LEARNING_PRESETS["full"], training.LEARNING_PRESETS["quick"]
@@ -198,7 +199,45 @@ def tables(out, config, runs):
             row[name], row[f"{name}_std"] = _mean(values), _std(values)
         summary.append(row)
     write_csv(out / "summary.csv", list(summary[0]), summary)
+    write_csv(out / "pairs.csv", evidence.PAIR_COLUMNS, pair_rows(config, runs, chosen))
     return summary, chosen
+
+
+def pair_rows(config, runs, chosen):
+    """Every pair of losses' paired difference on the test images, each loss at its chosen rate, for each
+    measure (mean IoU, accuracy at each threshold and over 0.50:0.95), over all images and by size class
+    (`sandbox.runs.evidence.learning_pair_rows`: a bootstrap over the test images and the seeds)."""
+    seeds = sorted({r["seed"] for r in runs if r["lr"] == chosen[r["loss"]]})
+    by_seed = {(r["loss"], r["seed"]): r["test_ious"] for r in runs if r["lr"] == chosen[r["loss"]]}
+    ious = {loss: [by_seed[loss, seed] for seed in seeds] for loss in config["losses"]}
+    test = training.splits_for(config)["test"]
+    return evidence.learning_pair_rows(ious, classes=box_metrics.size_class(test.boxes, config["image_size"]))
+
+
+def findings(pairs, losses):
+    """The real differences (a paired interval that excludes 0) at each threshold and over 0.50:0.95, over all
+    sizes and by size class, a line per measure; and which pairs are tied."""
+    lines = []
+    for size in ("", *(f"{name}_" for name in box_metrics.SIZE_CLASSES)):
+        for measure in ("mean_iou", *box_metrics.ACCURACY_KEYS, "accuracy_mean"):
+            rows = [r for r in pairs if r["measure"] == size + measure]
+            if not rows:
+                continue
+            real = [f"{r['loss_a'] if r['difference'] > 0 else r['loss_b']} > "
+                    f"{r['loss_b'] if r['difference'] > 0 else r['loss_a']} by {abs(r['difference']):.3f} "
+                    f"[{min(abs(r['low']), abs(r['high'])):.3f}, {max(abs(r['low']), abs(r['high'])):.3f}]"
+                    for r in rows if not r["tied"]]
+            lines.append(f"{size + measure}: " + ("; ".join(real) if real else "every pair tied"))
+    return "\n".join(lines)
+
+
+def pairs_table(pairs, measure="accuracy_mean"):
+    """Every pair's paired difference in `measure`, its 95 % interval and half-width, a line each."""
+    rows = [r for r in pairs if r["measure"] == measure]
+    width = max(len(f"{r['loss_a']} - {r['loss_b']}") for r in rows)
+    return "\n".join(f"  {r['loss_a'] + ' - ' + r['loss_b']:<{width}} {r['difference']:+.3f} "
+                     f"[{r['low']:+.3f}, {r['high']:+.3f}]  half-width {r['half_width']:.3f}"
+                     f"{'  tie' if r['tied'] else ''}" for r in rows)
 
 
 def _mean(values):
@@ -277,6 +316,10 @@ TARGETS = [("large_mean_iou", "large objects, mean IoU", 0.8), ("large_accuracy_
 """What the issue behind this experiment asks of its best loss (sandbox's issue 19), shown beside what it reached."""
 
 
+def chosen_rate(summary, loss):
+    return next(r["lr"] for r in summary if r["loss"] == loss)
+
+
 def report(config, summary, runs):
     """The lines under the table: rates chosen and grown, runs that had not converged, the best loss against
     the targets."""
@@ -286,15 +329,23 @@ def report(config, summary, runs):
     grown = [f"{r['loss']} to {r['grown']}" for r in summary if r["grown"]]
     lines.append(f"rate grid grown (the best rate was at an end): {'; '.join(grown)}" if grown else
                  "rate grid: every chosen rate lies inside the grid, or the grid could grow no more")
-    late = [f"{r['loss']} (lr {r['lr']:g}, seed {r['seed']})" for r in runs if not r["converged"]]
+    reported = [r for r in runs if r["lr"] == chosen_rate(summary, r["loss"])]
+    late = [f"{r['loss']} seed {r['seed']}" for r in reported if not r["converged"]]
+    others = sum(not r["converged"] for r in runs if r not in reported)
     lines.append(f"not converged (validation accuracy over 0.50:0.95 still rose by > 1 % over the last fifth of "
-                 f"epochs): {len(late)} of {len(runs)} runs: {', '.join(late)}" if late else
-                 f"every run converged: none rose by > 1 % over its last fifth of epochs")
+                 f"epochs): {len(late)} of the {len(reported)} runs reported{': ' * bool(late)}{', '.join(late)}"
+                 f" (and {others} of the {len(runs) - len(reported)} at other rates)")
     for key, what, target in TARGETS:
         best = max(summary, key=lambda r: r[key] if np.isfinite(r[key]) else -np.inf)
         lines.append(f"target, {what} >= {target}: best {best['loss']} {best[key]:.3f} "
                      f"({'met' if best[key] >= target else 'NOT met'})")
     return "\n".join(lines)
+
+
+def read_pairs(path):
+    """pairs.csv as written, its numbers as numbers and ``tied`` as a bool."""
+    return [dict(r, **{k: float(r[k]) for k in ("difference", "low", "high", "half_width")}, tied=r["tied"] == "True")
+            for r in read_csv(path)]
 
 
 def main(argv=None):
@@ -308,10 +359,18 @@ def main(argv=None):
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     summary, chosen = tables(args.out, config, runs)
     plot(args.out, config, runs, chosen)
+    pairs = read_pairs(args.out / "pairs.csv")
+    atomic_write(args.out / "findings.txt", lambda tmp: Path(tmp).write_text(findings(pairs, config["losses"]) + "\n"))
     print(summary_table(summary))
     print(report(config, summary, runs))
-    print(f"tables: {args.out / 'summary.csv'}, epochs.csv, results.csv; figures: accuracy.png, epochs.png, by_size.png, "
-          f"gallery.png")
+    if len(config["losses"]) > 1:
+        widths = [r["half_width"] for r in pairs if r["measure"] == "accuracy_mean"]
+        print(f"paired differences in test accuracy over 0.50:0.95, each loss at its chosen rate, with 95 % intervals "
+              f"({pairs[0]['method']} over the test images and the seeds; half-widths {min(widths):.3f} to "
+              f"{max(widths):.3f}):")
+        print(pairs_table(pairs))
+    print(f"tables: {args.out / 'summary.csv'}, pairs.csv (every pair, measure and size class), findings.txt, "
+          f"epochs.csv, results.csv; figures: accuracy.png, epochs.png, by_size.png, gallery.png")
 
 
 if __name__ == "__main__":

@@ -215,7 +215,7 @@ def test_a_run_killed_part_way_resumes_to_identical_rows(tmp_path, monkeypatch, 
     assert "holds 2 of the 5 cells its results so far call for" in capsys.readouterr().err
     monkeypatch.setattr(Store, "append", append)
     experiment.main(["--out", str(tmp_path / "broken"), *SMALL, "--workers", "2"])
-    for name in ("results.csv", "epochs.csv", "summary.csv"):
+    for name in ("results.csv", "epochs.csv", "summary.csv", "pairs.csv"):
         whole, broken = read_csv(tmp_path / "whole" / name), read_csv(tmp_path / "broken" / name)
         strip = lambda rows: sorted(tuple((k, v) for k, v in r.items() if k != "seconds") for r in rows)  # noqa: E731
         assert strip(whole) == strip(broken), name
@@ -226,6 +226,10 @@ def test_a_run_killed_part_way_resumes_to_identical_rows(tmp_path, monkeypatch, 
         assert column in summary[0]
     for figure in ("accuracy.png", "epochs.png", "by_size.png", "gallery.png"):
         assert (tmp_path / "whole" / figure).stat().st_size > 0
+    pairs = read_csv(tmp_path / "whole" / "pairs.csv")  # one pair, each measure, over all images and by size
+    assert {(r["loss_a"], r["loss_b"]) for r in pairs} == {("l2", "giou")}
+    assert {"accuracy_mean", "accuracy_75", "mean_iou", "large_accuracy_75"} <= {r["measure"] for r in pairs}
+    assert "accuracy_mean: " in (tmp_path / "whole" / "findings.txt").read_text()
 
 
 @pytest.mark.slow

@@ -393,5 +393,5 @@ def run(task: tuple[Mapping[str, Any], Spec, int, float], keep: int = 8) -> dict
     ious = box_iou(pred, splits["test"].boxes)  # the same predictions as result["test"], image by image
     return dict(loss=loss, seed=seed, lr=lr, diverged=result["diverged"],
                 converged=not still_improving(result["history"]["accuracy_mean"]), val=result["val"],
-                test=result["test"], test_ious=[round(float(v), 6) for v in np.ravel(ious)], history=result["history"],
+                test=result["test"], test_ious=[float(v) for v in np.ravel(ious)], history=result["history"],
                 gallery=pred[:keep].tolist())
