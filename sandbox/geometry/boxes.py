@@ -166,7 +166,9 @@ def unstack(boxes: Boxes) -> list[Array]:
     """The four coordinate arrays of `boxes`: array_like ``(..., 4)``, traced, or `Coordinates`."""
     if isinstance(boxes, Coordinates):
         return list(boxes)
-    values: Array = boxes if isbox(boxes) else np.asarray(boxes, dtype=float)
+    # a float array keeps its precision, so that float32 targets do not promote a float32 network's loss
+    floating = isbox(boxes) or (isinstance(boxes, np.ndarray) and np.issubdtype(boxes.dtype, np.floating))
+    values: Array = boxes if floating else np.asarray(boxes, dtype=float)
     return [values[..., i] for i in range(4)]
 
 
