@@ -2,12 +2,13 @@ import autograd.numpy as anp
 import numpy as np
 import pytest
 from autograd import grad
-from autograd.misc import flatten
+from autograd.misc import flatten as autograd_flatten
 from autograd.test_util import check_grads
 
 from sandbox import giou_loss, iou, iou_loss, l1_loss
-from sandbox.learning.networks import (MODELS, convolve, init_network, mean_pool, neighbourhoods, parameter_count,
-                              predict)
+from sandbox.learning.networks import (MODELS, convolve, coordinate_channels, flatten, init_network, outputs,
+                                       parameter_count, patches, predict)
+from sandbox.learning import networks
 from sandbox.geometry.parameterisations import PARAMETERISATIONS
 from sandbox.learning.synthetic import make_dataset
 
@@ -19,20 +20,23 @@ PARAMS = sorted(PARAMETERISATIONS)
 
 
 def small_network(model, param, seed=0, init="default"):
-    """A narrow network on 12-pixel images, so that finite differences stay cheap."""
-    hidden = (3, 4, 6) if model == "cnn" else (10, 6)
-    return init_network(model, 12, seed, hidden=hidden, init=init, param=param)
+    """A narrow float64 network on 12-pixel images, so that finite differences stay cheap and exact enough."""
+    hidden = ((3, 4), (6,)) if model == "cnn" else (10, 6)
+    return init_network(model, 12, seed, hidden=hidden, init=init, param=param, dtype="float64")
 
 
-def reference_convolution(features, weights):
-    """'Same' 3 x 3 cross-correlation as explicit loops over offsets, zero outside."""
+def reference_convolution(features, weights, stride):
+    """3 x 3 cross-correlation with zero padding 1 and `stride`, as explicit loops over outputs and offsets."""
     n, height, width, _ = features.shape
     padded = np.pad(features, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    out = np.zeros((n, height, width, weights.shape[-1]))
-    for i in range(3):
-        for j in range(3):
-            for b in range(n):
-                out[b] += padded[b, i:i + height, j:j + width] @ weights[i, j]
+    rows, columns = len(range(0, height, stride)), len(range(0, width, stride))
+    out = np.zeros((n, rows, columns, weights.shape[-1]))
+    for b in range(n):
+        for i in range(rows):
+            for j in range(columns):
+                for di in range(3):
+                    for dj in range(3):
+                        out[b, i, j] += padded[b, stride * i + di, stride * j + dj] @ weights[di, dj]
     return out
 
 
@@ -65,15 +69,70 @@ def test_gradient_matches_central_differences_coordinate_by_coordinate(model):
         np.testing.assert_allclose(exact[k], numeric, rtol=1e-5, atol=1e-7)
 
 
-def test_convolution_matches_explicit_loops_and_its_gradient_is_exact():
+@pytest.mark.parametrize("stride", [1, 2, 3])
+@pytest.mark.parametrize("shape", [(2, 6, 8, 3), (1, 7, 5, 2)])
+def test_convolution_matches_explicit_loops_and_its_gradient_is_exact(shape, stride):
     rng = np.random.default_rng(0)
-    features, weights = rng.standard_normal((2, 6, 8, 3)), rng.standard_normal((3, 3, 3, 5))
-    np.testing.assert_allclose(convolve(features, weights), reference_convolution(features, weights), rtol=1e-12)
+    features, weights, bias = rng.standard_normal(shape), rng.standard_normal((3, 3, shape[-1], 5)), rng.normal(size=5)
+    expected = reference_convolution(features, weights, stride)
+    np.testing.assert_allclose(convolve(features, weights, stride=stride), expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(convolve(features, weights, bias, stride), np.maximum(expected + bias, 0),
+                               rtol=1e-12, atol=1e-12)  # with a bias, then ReLU
     np.random.seed(1)
-    check_grads(convolve, modes=["fwd", "rev"], order=2)(features, weights)
-    check_grads(neighbourhoods, modes=["fwd", "rev"], order=1)(features)
-    pooled = mean_pool(features[:, :, :, :])
-    np.testing.assert_allclose(pooled[0, 1, 2], features[0, 2:4, 4:6].mean(axis=(0, 1)))
+    check_grads(lambda f, w: convolve(f, w, stride=stride), modes=["fwd", "rev"], order=2)(features, weights)
+    check_grads(lambda f: patches(f, stride), modes=["fwd", "rev"], order=2)(features)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("shape", [(3, 8, 8, 4), (2, 5, 7, 1)])
+def test_patches_adjoint_is_exact(shape, stride):
+    # <patches(x), y> = <x, adjoint(y)> for every x and y defines the adjoint, the gradient of a linear map
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(shape)
+    y = rng.standard_normal(patches(x, stride).shape)
+    left, right = np.sum(patches(x, stride) * y), np.sum(x * networks._patches_adjoint(y, shape, stride))
+    assert abs(left - right) <= 1e-12 * np.sum(np.abs(patches(x, stride) * y))
+
+
+def test_coordinate_channels_are_the_image_then_x_then_y_of_the_pixel_centres():
+    images = np.random.default_rng(0).random((2, 4, 4))
+    channels = coordinate_channels(images)
+    assert channels.shape == (2, 4, 4, 3)
+    np.testing.assert_array_equal(channels[..., 0], images)
+    np.testing.assert_allclose(channels[1, 2, :, 1], [-1, -1 / 3, 1 / 3, 1])  # x along a row
+    np.testing.assert_allclose(channels[0, :, 3, 2], [-1, -1 / 3, 1 / 3, 1])  # y down a column
+    assert coordinate_channels(images.astype(np.float32)).dtype == np.float32
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_float32_params_give_float32_outputs_and_gradients_and_float64_still_works(model):
+    data = make_dataset(5, 1)
+    for dtype in (np.float32, np.float64):
+        params = init_network(model, 32, seed=0, dtype=dtype.__name__)
+        assert all(value.dtype == dtype for value in params.values())
+        assert outputs(params, data.images, model).dtype == dtype  # float64 images are cast, not promoting
+        assert predict(params, data.images, model).dtype == dtype
+        vector, unflatten = flatten(params)
+        boxes = data.boxes.astype(dtype)
+        gradient = grad(lambda v: anp.mean(giou_loss(predict(unflatten(v), data.images, model), boxes)))(vector)
+        assert vector.dtype == dtype and gradient.dtype == dtype and np.all(np.isfinite(gradient))
+    low, high = (init_network(model, 32, seed=0, dtype=d) for d in ("float32", "float64"))
+    for name in low:  # the same draws, rounded
+        np.testing.assert_array_equal(low[name], high[name].astype(np.float32))
+    np.testing.assert_allclose(predict(low, data.images, model), predict(high, data.images, model), atol=1e-3)
+
+
+def test_flatten_orders_like_autograds_and_its_unflatten_differentiates_the_same():
+    params = small_network("cnn", "cxcywh")
+    vector, unflatten = flatten(params)
+    expected, autograd_unflatten = autograd_flatten(params)
+    np.testing.assert_array_equal(vector, expected)
+    assert all(np.array_equal(unflatten(vector)[name], params[name]) for name in params)
+    images = make_dataset(3, 0, image_size=12).images
+
+    def loss(unflatten):
+        return lambda v: anp.sum(predict(unflatten(v), images, "cnn") ** 2) + anp.sum(unflatten(v)["conv1_bias"])
+    np.testing.assert_allclose(grad(loss(unflatten))(vector), grad(loss(autograd_unflatten))(vector), rtol=1e-12)
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -83,39 +142,61 @@ def test_initialisation_is_seeded_and_he_normal(model):
     assert list(params) == list(again)
     for name in params:
         np.testing.assert_array_equal(params[name], again[name])
-        assert params[name].dtype == np.float64
+        assert params[name].dtype == np.float32
     assert not np.array_equal(params["output_weights"], other["output_weights"])
     weights = params["dense1_weights"]
     np.testing.assert_allclose(weights.std(), np.sqrt(2 / weights.shape[0]), rtol=0.05)
     assert np.all(params["dense1_bias"] == 0)
 
 
-@pytest.mark.parametrize("model, image_size, count", [("mlp", 32, 139_716), ("cnn", 32, 67_108),
-                                                      ("mlp", 64, 532_932), ("cnn", 64, 263_716)])
+@pytest.mark.parametrize("model, image_size, count", [("mlp", 32, 139_716), ("cnn", 32, 155_300),
+                                                      ("mlp", 64, 532_932), ("cnn", 64, 548_516)])
 def test_output_shapes_and_parameter_counts(model, image_size, count):
     # mlp: S*S*128 + 128 + 128*64 + 64 + 64*4 + 4
-    # cnn: 9*8 + 8 + 9*8*16 + 16 + (S/4)**2*16*64 + 64 + 64*4 + 4
+    # cnn: 9*3*16 + 16 + 9*16*32 + 32 + 9*32*64 + 64 + (S/8)**2*64*128 + 128 + 128*4 + 4
     params = init_network(model, image_size, seed=0)
     assert parameter_count(params) == count
     for n in (1, 5):
         boxes = predict(params, np.zeros((n, image_size, image_size)), model)
-        assert boxes.shape == (n, 4) and boxes.dtype == np.float64 and np.all(np.isfinite(boxes))
+        assert boxes.shape == (n, 4) and boxes.dtype == np.float32 and np.all(np.isfinite(boxes))
+
+
+def test_the_cnn_halves_the_side_at_each_convolution():
+    params = init_network("cnn", 32, seed=0)
+    assert [params[f"conv{k}_weights"].shape for k in (1, 2, 3)] == [(3, 3, 3, 16), (3, 3, 16, 32), (3, 3, 32, 64)]
+    assert params["dense1_weights"].shape == (4 * 4 * 64, 128) and params["output_weights"].shape == (128, 4)
+    features = coordinate_channels(np.zeros((2, 32, 32), np.float32))
+    for k, side in zip((1, 2, 3), (16, 8, 4)):
+        features = convolve(features, params[f"conv{k}_weights"], params[f"conv{k}_bias"])
+        assert features.shape == (2, side, side, params[f"conv{k}_bias"].size)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_other_widths_of_the_last_layer_are_raw_outputs_with_zero_bias(model):
+    params = init_network(model, 16, seed=0, outputs=68)
+    assert params["output_weights"].shape[1] == 68 and np.all(params["output_bias"] == 0)
+    images = np.random.default_rng(0).random((3, 16, 16))
+    raw = outputs(params, images, model)
+    assert raw.shape == (3, 68) and raw.dtype == np.float32
+    four = init_network(model, 16, seed=0, outputs=4)
+    assert all(np.array_equal(four[name], params[name]) for name in four if not name.startswith("output"))
 
 
 @pytest.mark.parametrize("param", PARAMS)
 @pytest.mark.parametrize("model", MODELS)
-def test_apart_init_predicts_the_apart_box_for_any_image_and_it_overlaps_no_object(model, param):
+@pytest.mark.parametrize("dtype, atol", [("float64", 1e-12), ("float32", 1e-5)])
+def test_apart_init_predicts_the_apart_box_for_any_image_and_it_overlaps_no_object(model, param, dtype, atol):
     data = make_dataset(50, 3, distractors=1)
-    params = init_network(model, 32, seed=1, init="apart", param=param)
+    params = init_network(model, 32, seed=1, init="apart", param=param, dtype=dtype)
     apart = np.array([-0.45, -0.45, -0.05, -0.05]) * 32
     for images in (data.images, np.random.default_rng(0).uniform(-5, 5, size=(7, 32, 32))):
         boxes = predict(params, images, model, param=param)
         assert np.all(boxes == boxes[0])  # the same box, bit for bit, whatever the image
-        np.testing.assert_allclose(boxes[0], apart, rtol=0, atol=1e-12)  # to rounding through the parameters
+        np.testing.assert_allclose(boxes[0], apart, rtol=0, atol=atol)  # to rounding through the parameters
     assert np.all(iou(predict(params, data.images, model, param=param), data.boxes) == 0)
     chosen = [3.0, 4.0, 9.0, 6.5]
-    params = init_network(model, 32, seed=1, init="apart", apart_box=chosen, param=param)
-    np.testing.assert_allclose(predict(params, data.images[:3], model, param=param), [chosen] * 3, atol=1e-12)
+    params = init_network(model, 32, seed=1, init="apart", apart_box=chosen, param=param, dtype=dtype)
+    np.testing.assert_allclose(predict(params, data.images[:3], model, param=param), [chosen] * 3, atol=atol)
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -131,7 +212,7 @@ def test_from_the_apart_start_the_iou_loss_has_zero_gradient_and_giou_does_not(m
 
 def test_default_start_is_the_centred_box_through_every_parameterisation():
     for param in PARAMS:
-        params = init_network("mlp", 16, seed=0, param=param)
+        params = init_network("mlp", 16, seed=0, param=param, dtype="float64")
         params["output_weights"] = np.zeros_like(params["output_weights"])
         np.testing.assert_allclose(predict(params, np.ones((2, 16, 16)), "mlp", param=param),
                                    [[4, 4, 12, 12]] * 2, atol=1e-12)
@@ -140,23 +221,32 @@ def test_default_start_is_the_centred_box_through_every_parameterisation():
 def test_hidden_sizes_can_be_chosen():
     params = init_network("mlp", 16, seed=0, hidden=(7,))
     assert params["dense1_weights"].shape == (256, 7) and params["output_weights"].shape == (7, 4)
-    params = init_network("cnn", 16, seed=0, hidden=(2, 3, 5, 4))
-    assert params["conv2_weights"].shape == (3, 3, 2, 3) and params["dense1_weights"].shape == (48, 5)
-    assert params["dense2_weights"].shape == (5, 4) and predict(params, np.zeros((2, 16, 16)), "cnn").shape == (2, 4)
+    params = init_network("cnn", 16, seed=0, hidden=((2, 3), (5, 4)))  # 16 -> 8 -> 4
+    assert params["conv1_weights"].shape == (3, 3, 3, 2) and params["conv2_weights"].shape == (3, 3, 2, 3)
+    assert params["dense1_weights"].shape == (48, 5) and params["dense2_weights"].shape == (5, 4)
+    assert predict(params, np.zeros((2, 16, 16)), "cnn").shape == (2, 4)
+    params = init_network("cnn", 4, seed=0, hidden=([6], []))  # one convolution, straight to the output layer
+    assert params["output_weights"].shape == (2 * 2 * 6, 4) and predict(params, np.zeros((1, 4, 4)), "cnn").shape == (1, 4)
 
 
 @pytest.mark.parametrize("call, words", [
     (lambda: init_network("resnet", 32, 0), "unknown model 'resnet'"),
-    (lambda: init_network("cnn", 30, 0), "multiple of 4; got 30"),
+    (lambda: init_network("cnn", 36, 0), "each of its 3 convolutions, so its image size must be a multiple of 8; got 36"),
+    (lambda: init_network("cnn", 6, 0, hidden=((2, 2), ())), "multiple of 4; got 6"),
     (lambda: init_network("mlp", 32, 0, init="zeros"), "unknown init 'zeros'"),
+    (lambda: init_network("mlp", 32, 0, dtype="float16"), "unknown dtype 'float16'"),
     (lambda: init_network("mlp", 32, 0, param="polar"), "unknown parameterisation 'polar'"),
     (lambda: init_network("mlp", 32, 0, apart_box=[0, 0, 1, 1]), "apart_box is used only with init='apart'"),
     (lambda: init_network("mlp", 32, 0, init="apart", apart_box=[0, 0, -1, 1]), "apart_box must be one xyxy box"),
-    (lambda: init_network("cnn", 32, 0, hidden=(8,)), "hidden for the cnn must be two convolution"),
+    (lambda: init_network("cnn", 32, 0, init="apart", outputs=68), "with outputs=68 use init='default'"),
+    (lambda: init_network("cnn", 32, 0, outputs=0), "outputs must be a whole number >= 1; got 0"),
+    (lambda: init_network("cnn", 32, 0, hidden=(8, 16, 64)), r"hidden for the cnn must be a pair: .*got \(8, 16, 64\)"),
+    (lambda: init_network("cnn", 32, 0, hidden=((), (8,))), "the convolutions' channels \\(one or more\\)"),
     (lambda: init_network("mlp", 32, 0, hidden=(8, 0)), "hidden for the mlp must be layer widths"),
     (lambda: predict(init_network("mlp", 16, 0), np.zeros((2, 16)), "mlp"), "images must have shape"),
     (lambda: predict(init_network("mlp", 16, 0), np.zeros((2, 16, 16)), "cnn"), "belong to a mlp, not a cnn"),
     (lambda: predict(init_network("cnn", 16, 0), np.zeros((2, 32, 32)), "cnn"), "images of side 32 give"),
+    (lambda: predict(init_network("cnn", 16, 0), np.zeros((2, 12, 12)), "cnn"), "multiple of 8; got 12"),
 ])
 def test_bad_arguments_are_clear_errors(call, words):
     with pytest.raises(ValueError, match=words):

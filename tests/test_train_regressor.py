@@ -124,7 +124,7 @@ def test_train_moves_the_weights_by_its_optimiser_written_out(optimizer):
     # defaults (Kingma and Ba's b1, b2, eps; momentum 0.9).
     splits = synthetic.make_splits(0, 1, 4, 4, image_size=8, min_size=2.0)
     images, boxes = splits["train"].images, splits["train"].boxes
-    start, unflatten = flatten(init_network("mlp", 8, 2))
+    start, unflatten = flatten(init_network("mlp", 8, 2, dtype="float64"))  # float64, to compare at 1e-12
     loss = get_loss("giou")
     gradient = grad(lambda weights: anp.mean(loss(predict(unflatten(weights), images, "mlp"), boxes)))
     if optimizer == "adam":
@@ -132,7 +132,7 @@ def test_train_moves_the_weights_by_its_optimiser_written_out(optimizer):
     else:
         expected = heavy_ball_by_hand(lambda t, x: gradient(x), start, lr=0.01, momentum=0.9, steps=5)[-1]
     result = training.train("giou", splits, model="mlp", optimizer=optimizer, lr=0.01, epochs=5, batch_size=1,
-                            seed=2, schedule="constant")
+                            seed=2, schedule="constant", dtype="float64")
     assert not result["diverged"] and len(result["history"]["train_loss"]) == 5
     assert not np.allclose(expected, start)
     np.testing.assert_allclose(flatten(result["params"])[0], expected, rtol=1e-12, atol=1e-12)

@@ -1,9 +1,10 @@
 """Small box regressors in autograd: an MLP on the pixels and a small convolutional network.
 
 A network is a pure function of its parameters: `init_network` makes them, a
-dict of float64 arrays (name -> array, so ``autograd.grad`` and
-``autograd.misc.flatten`` take it as it is), and `predict` maps a batch of
-images through them to one ``xyxy`` box per image, differentiably.
+dict of arrays (name -> array, so ``autograd.grad`` and `flatten` take it as it
+is), float32 by default (float64 on request, for gradient checks), and
+`predict` maps a batch of images through them to one ``xyxy`` box per image,
+differentiably; `outputs` gives the last layer as it is.
 
 The network's four outputs are the parameters of one of the sandbox's box
 parameterisations (`sandbox.geometry.parameterisations`: ``'xyxy'``, ``'cxcywh'``,
@@ -13,29 +14,45 @@ log h) with w and h as shares of the image side.
 
 Models (`MODELS`):
 
-- ``'mlp'``: pixels (image_size ** 2) -> 128 -> 64 -> 4, ReLU between.
-- ``'cnn'``: 3 x 3 convolution (8 channels, 'same' zero padding) -> ReLU -> 2 x 2
-  mean-pool -> 3 x 3 convolution (16) -> ReLU -> 2 x 2 mean-pool -> dense 64 ->
-  ReLU -> dense 4. The image side must be a multiple of 4.
+- ``'mlp'``: pixels (image_size ** 2) -> 128 -> 64 -> outputs, ReLU between.
+- ``'cnn'``: CoordConv input (Liu et al., NeurIPS 2018, arXiv 1807.03247): the grey
+  image and two coordinate channels, the x and the y of each pixel centre scaled
+  to [-1, 1], then three 3 x 3 convolutions of stride 2 with zero padding 1
+  (16, 32, 64 channels), each followed by ReLU, then dense 128 -> ReLU -> outputs.
+  At 32 x 32: 16 x 16 x 16 -> 8 x 8 x 32 -> 4 x 4 x 64 -> 1024 -> 128 -> 4. Each
+  convolution halves the side, so the image side must be a multiple of 8.
 
-Images are fed as they are, one grey channel, without normalisation.
+Images are fed as they are, one grey channel, without normalisation, cast to
+the parameters' dtype.
 
-Speed: the products here are small, and on a machine whose cores are busy
-(other processes, or several training workers) OpenBLAS's own threads make them
-many times slower; run with ``OPENBLAS_NUM_THREADS=1`` there.
+Speed: every convolution is one matrix product, its patches gathered into the
+rows of a matrix (`patches`, "im2col") by a strided view of the padded input;
+its gradient scatters them back (the adjoint, nine strided sums), so that
+autograd records four nodes per layer. In float32 the products are single
+precision BLAS, twice float64's rate; nothing on the way promotes them to
+float64 as long as the targets are float32 too (`sandbox.learning.training.train`
+casts its data once). `flatten` is a cheaper twin of
+``autograd.misc.flatten``. The products are small, and on a machine whose cores
+are busy (other processes, or several training workers) OpenBLAS's own threads
+make them many times slower; run with ``OPENBLAS_NUM_THREADS=1`` there.
 
     >>> import numpy
     >>> params = init_network("cnn", 32, seed=0)
+    >>> outputs(params, numpy.zeros((2, 32, 32)), "cnn").dtype
+    dtype('float32')
     >>> predict(params, numpy.zeros((2, 32, 32)), "cnn").shape
     (2, 4)
 """
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence
+import functools
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import autograd.numpy as np
 import numpy
 from autograd.extend import defjvp, defvjp, primitive
+from autograd.tracer import isbox
+from numpy.lib.stride_tricks import as_strided
 from numpy.typing import ArrayLike
 
 from sandbox._types import Array, FloatArray
@@ -44,21 +61,27 @@ from sandbox.geometry.parameterisations import get_parameterisation
 
 MODELS = ("mlp", "cnn")
 INITS = ("default", "apart")
-HIDDEN = {"mlp": (128, 64), "cnn": (8, 16, 64)}
-KERNEL = 3  # convolutions are 3 x 3
-POOL = 2  # mean-pooling over 2 x 2 blocks
+DTYPES = ("float32", "float64")
+HIDDEN: dict[str, Any] = {"mlp": (128, 64), "cnn": ((16, 32, 64), (128,))}
+"""The hidden layers by default: the MLP's widths; the CNN's (convolution channels, dense widths)."""
+KERNEL = 3  # convolutions are 3 x 3, zero-padded by 1
+STRIDE = 2  # and each halves the image side
+COORDINATES = 2  # CoordConv's channels beside the grey one: x, then y
 CENTRED_BOX = (0.25, 0.25, 0.75, 0.75)  # the default start, in image units: centred, half the side
 
 Params = Mapping[str, Array]
 """A network's parameters, name -> array: the dict `init_network` makes, or autograd's trace of it."""
 
 
-def init_network(model: str, image_size: int, seed: int, hidden: Sequence[int] | None = None, init: str = "default",
-                 apart_box: ArrayLike | None = None, param: str = "cxcywh", outputs: int = 4) -> dict[str, FloatArray]:
+def init_network(model: str, image_size: int, seed: int, hidden: Sequence[int] | Sequence[Sequence[int]] | None = None,
+                 init: str = "default", apart_box: ArrayLike | None = None, param: str = "cxcywh", outputs: int = 4,
+                 dtype: str = "float32") -> dict[str, FloatArray]:
     """Seeded parameters of a `model` network for square images of side `image_size`.
 
-    Weights are He (Kaiming) normal, standard deviation sqrt(2 / fan_in), and
-    the hidden biases zero. The last layer's bias depends on `init`:
+    Weights are He (Kaiming) normal, standard deviation sqrt(2 / fan_in), drawn
+    in float64 and rounded to `dtype` (so both dtypes start from the same
+    network), and the hidden biases zero. With the four outputs of a box, the
+    last layer's bias depends on `init`:
 
     - ``'default'``: the bias that makes a zero last layer output the centred box
       of half the image side, so that the first predictions scatter around the
@@ -66,33 +89,36 @@ def init_network(model: str, image_size: int, seed: int, hidden: Sequence[int] |
     - ``'apart'``: the last layer's weights are zero too, and its bias stands
       for `apart_box` through `param`, so that at the start every image's
       prediction is the same box, bit for bit: `apart_box`, to within rounding
-      through the parameterisation (one unit in the last place). The default `apart_box` lies left of and
+      through the parameterisation (one unit in the last place of `dtype`). The default `apart_box` lies left of and
       above the image, ``[-0.45, -0.45, -0.05, -0.05] * image_size``: it overlaps
       no object, where the IoU loss has zero gradient and GIoU does not.
+
+    With other than four outputs (a head of another kind) the last bias is zero.
 
     Parameters
     ----------
     model : str
         One of `MODELS`, any case.
     image_size : int
-        Side of the images in pixels; a multiple of 4 for ``'cnn'``.
+        Side of the images in pixels; for ``'cnn'`` a multiple of 2 ** (its number
+        of convolutions): 8 by default.
     seed : int
         Seed of the numpy Generator drawing the weights.
-    hidden : sequence of int, optional
-        ``'mlp'``: the widths of the hidden layers, (128, 64) by default, any
-        number of them. ``'cnn'``: the channels of the two convolutions, then the
-        widths of the dense hidden layers, (8, 16, 64) by default.
+    hidden : optional
+        ``'mlp'``: the widths of the hidden layers, any number of them, (128, 64)
+        by default. ``'cnn'``: a pair, the channels of the convolutions (one or
+        more), then the widths of the dense hidden layers (any number), ``((16, 32,
+        64), (128,))`` by default.
     init : {'default', 'apart'}
     apart_box : array_like, shape (4,), optional
         ``xyxy`` in pixels, with positive width and height; only with ``init='apart'``.
     param : str
-        The parameterisation `predict` will read the outputs through: ``'apart'``
-        needs it to place the bias.
+        The parameterisation `predict` will read the outputs through: the start
+        box's bias is placed through it.
     outputs : int
-        The width of the last layer: 4, a box through `param`, or another width
-        for a head that reads its outputs its own way (`sandbox.learning.heads`);
-        then the output bias is zeros, for the head to set, and `init` must be
-        ``'default'``.
+        Width of the last layer; 4, a box, by default.
+    dtype : {'float32', 'float64'}
+        Of every parameter, and so of the network's arithmetic.
 
     Returns
     -------
@@ -103,31 +129,37 @@ def init_network(model: str, image_size: int, seed: int, hidden: Sequence[int] |
     """
     model = canonical(model, MODELS, "model")
     init = canonical(init, INITS, "init")
+    dtype = canonical(str(numpy.dtype(dtype)) if isinstance(dtype, type) else dtype, DTYPES, "dtype")
     parameterisation = get_parameterisation(param)
-    _check_image_size(model, image_size)
-    hidden = _check_hidden(model, hidden)
+    channels, widths = _check_hidden(model, hidden)
+    _check_image_size(model, image_size, len(channels))
+    if isinstance(outputs, bool) or not isinstance(outputs, (int, numpy.integer)) or outputs < 1:
+        raise ValueError(f"outputs must be a whole number >= 1; got {outputs!r}")
+    if outputs != 4 and (init != "default" or apart_box is not None):
+        raise ValueError(f"init='apart' and apart_box place the four outputs of a box; with outputs={outputs} "
+                         f"use init='default' (its last bias is zero)")
     start = _start_box(init, apart_box, image_size)
-    width = _check_outputs(outputs, init)
     rng = numpy.random.default_rng(seed)
 
     params = {}
     if model == "cnn":
-        channels = (1, *hidden[:2])
-        for number, (inputs, outputs) in enumerate(zip(channels[:-1], channels[1:]), start=1):
-            params[f"conv{number}_weights"] = _he_normal(rng, (KERNEL, KERNEL, inputs, outputs), KERNEL ** 2 * inputs)
-            params[f"conv{number}_bias"] = numpy.zeros(outputs)
-        widths = ((image_size // POOL ** 2) ** 2 * hidden[1], *hidden[2:])
+        side = image_size
+        for number, (inputs, width) in enumerate(zip((1 + COORDINATES, *channels), channels), start=1):
+            params[f"conv{number}_weights"] = _he_normal(rng, (KERNEL, KERNEL, inputs, width), KERNEL ** 2 * inputs)
+            params[f"conv{number}_bias"] = numpy.zeros(width)
+            side = _out_side(side)
+        widths = (side ** 2 * channels[-1], *widths)
     else:
-        widths = (image_size ** 2, *hidden)
-    for number, (inputs, outputs) in enumerate(zip(widths[:-1], widths[1:]), start=1):
-        params[f"dense{number}_weights"] = _he_normal(rng, (inputs, outputs), inputs)
-        params[f"dense{number}_bias"] = numpy.zeros(outputs)
-    params["output_weights"] = _he_normal(rng, (widths[-1], width), widths[-1])
+        widths = (image_size ** 2, *widths)
+    for number, (inputs, width) in enumerate(zip(widths[:-1], widths[1:]), start=1):
+        params[f"dense{number}_weights"] = _he_normal(rng, (inputs, width), inputs)
+        params[f"dense{number}_bias"] = numpy.zeros(width)
+    params["output_weights"] = _he_normal(rng, (widths[-1], outputs), widths[-1])
     if init == "apart":
         params["output_weights"] = numpy.zeros_like(params["output_weights"])
-    params["output_bias"] = (numpy.asarray(parameterisation.from_box(start / image_size), dtype=float) if width == 4
-                             else numpy.zeros(width))
-    return params
+    params["output_bias"] = (numpy.asarray(parameterisation.from_box(start / image_size), dtype=float)
+                             if outputs == 4 else numpy.zeros(outputs))
+    return {name: value.astype(dtype) for name, value in params.items()}
 
 
 def predict(params: Params, images: Array, model: str, param: str = "cxcywh") -> Array:
@@ -136,8 +168,9 @@ def predict(params: Params, images: Array, model: str, param: str = "cxcywh") ->
     Parameters
     ----------
     params : dict of str -> ndarray
-        As `init_network` makes them (or traced by autograd).
+        As `init_network` makes them (or traced by autograd), with four outputs.
     images : ndarray, shape (n, image_size, image_size)
+        Cast to the parameters' dtype.
     model : str
         The model `params` belong to.
     param : str
@@ -146,22 +179,39 @@ def predict(params: Params, images: Array, model: str, param: str = "cxcywh") ->
     Returns
     -------
     ndarray, shape (n, 4)
+        In the parameters' dtype.
     """
     image_size = _check_images(images)
     return get_parameterisation(param).to_box(outputs(params, images, model)) * image_size
 
 
 def outputs(params: Params, images: Array, model: str) -> Array:
-    """The network's raw outputs per image, shape (n, outputs), 4 unless made otherwise: before any head reads them."""
+    """The network's last layer as it is, before any parameterisation.
+
+    Parameters
+    ----------
+    params : dict of str -> ndarray
+        As `init_network` makes them (or traced by autograd).
+    images : ndarray, shape (n, image_size, image_size)
+        Cast to the parameters' dtype (autograd does not trace through them).
+    model : str
+        The model `params` belong to.
+
+    Returns
+    -------
+    ndarray, shape (n, outputs)
+        In the parameters' dtype.
+    """
     model = canonical(model, MODELS, "model")
     _check_params(params, model)
     image_size = _check_images(images)
+    images = numpy.asarray(images, dtype=params["output_weights"].dtype)  # once, so nothing below promotes
     if model == "cnn":
-        _check_image_size(model, image_size)
-        features = images[..., None]  # (n, height, width, channels)
-        for number in range(1, _count(params, "conv") + 1):
-            features = mean_pool(relu(convolve(features, params[f"conv{number}_weights"])
-                                      + params[f"conv{number}_bias"]))
+        convolutions = _count(params, "conv")
+        _check_image_size(model, image_size, convolutions)
+        features = coordinate_channels(images)
+        for number in range(1, convolutions + 1):
+            features = convolve(features, params[f"conv{number}_weights"], params[f"conv{number}_bias"])
     else:
         features = images
     features = np.reshape(features, (len(images), -1))
@@ -175,29 +225,53 @@ def outputs(params: Params, images: Array, model: str) -> Array:
     return np.dot(features, params["output_weights"]) + params["output_bias"]
 
 
-def convolve(features: Array, weights: Array) -> Array:
-    """'Same' 3 x 3 convolution (cross-correlation) with zero padding.
+def coordinate_channels(images: FloatArray) -> FloatArray:
+    """CoordConv's input: each grey image beside the x and the y of its pixel centres.
+
+    Parameters
+    ----------
+    images : ndarray, shape (n, height, width)
+
+    Returns
+    -------
+    ndarray, shape (n, height, width, 3)
+        Channels grey, x, y, of `images`' dtype; x runs from -1 at the centre of
+        the first column to 1 at that of the last, y likewise down the rows.
+    """
+    n, height, width = images.shape
+    channels = numpy.empty((n, height, width, 1 + COORDINATES), dtype=images.dtype)
+    channels[..., 0] = images
+    channels[..., 1:] = _coordinates(height, width, images.dtype.str)
+    return channels
+
+
+@functools.lru_cache(maxsize=8)
+def _coordinates(height: int, width: int, dtype: str) -> FloatArray:
+    y, x = numpy.meshgrid(numpy.linspace(-1, 1, height), numpy.linspace(-1, 1, width), indexing="ij")
+    return numpy.stack([x, y], axis=-1).astype(dtype)
+
+
+def convolve(features: Array, weights: Array, bias: Array | None = None, stride: int = STRIDE) -> Array:
+    """3 x 3 convolution (cross-correlation) with zero padding 1 and `stride`, then ReLU if `bias` is given.
 
     Parameters
     ----------
     features : ndarray, shape (n, height, width, channels in)
     weights : ndarray, shape (3, 3, channels in, channels out)
+    bias : ndarray, shape (channels out,), optional
+        Added before a ReLU; without it, the convolution alone.
+    stride : int
 
     Returns
     -------
-    ndarray, shape (n, height, width, channels out)
-        ``out[b, i, j, o] = sum over di, dj, c of padded[b, i + di, j + dj, c] * weights[di, dj, c, o]``.
+    ndarray, shape (n, (height - 1) // stride + 1, (width - 1) // stride + 1, channels out)
+        ``out[b, i, j, o] = sum over di, dj, c of padded[b, stride i + di, stride j + dj, c] * weights[di, dj, c, o]``.
     """
-    kernel_rows, kernel_columns, inputs, outputs = np.shape(weights)
-    return np.tensordot(neighbourhoods(features, kernel_rows),
-                        np.reshape(weights, (kernel_rows * kernel_columns, inputs, outputs)), axes=2)
-
-
-def mean_pool(features: Array) -> Array:
-    """Mean over non-overlapping 2 x 2 blocks: (n, h, w, c) -> (n, h / 2, w / 2, c)."""
-    n, height, width, channels = np.shape(features)
-    blocks = np.reshape(features, (n, height // POOL, POOL, width // POOL, POOL, channels))
-    return np.sum(blocks, axis=(2, 4)) / POOL ** 2  # a third faster to differentiate than np.mean
+    n, height, width, _ = np.shape(features)
+    out = np.dot(patches(features, stride), np.reshape(weights, (-1, np.shape(weights)[-1])))
+    if bias is not None:
+        out = relu(out + bias)
+    return np.reshape(out, (n, _out_side(height, stride), _out_side(width, stride), -1))
 
 
 def relu(x: Array) -> Array:
@@ -210,51 +284,87 @@ def relu(x: Array) -> Array:
 
 
 @primitive
-def neighbourhoods(features: FloatArray, size: int = KERNEL) -> FloatArray:
-    """Each pixel's `size` x `size` neighbourhood, zero outside the image.
+def patches(features: FloatArray, stride: int = STRIDE) -> FloatArray:
+    """Every output position's 3 x 3 patch of the zero-padded input, one per row ("im2col").
 
     Parameters
     ----------
     features : ndarray, shape (n, height, width, channels)
-    size : int
-        Odd.
+    stride : int
 
     Returns
     -------
-    ndarray, shape (n, height, width, size * size, channels)
-        ``out[b, i, j, di * size + dj, c] = padded[b, i + di, j + dj, c]``, where
-        ``padded`` is `features` with ``size // 2`` zeros around each image.
+    ndarray, shape (n * rows * columns, 9 * channels)
+        Row ``(b * rows + i) * columns + j`` holds ``padded[b, stride i + di, stride j + dj, c]``
+        at column ``(di * 3 + dj) * channels + c``, where ``padded`` is `features`
+        with one zero around each image, rows = (height - 1) // stride + 1 and
+        columns likewise: a convolution is then one matrix product.
 
-    A primitive with its own gradient: autograd's gradient of a slice adds it
-    back with ``np.add.at``, several times slower than the shifted sums here.
+    A primitive with its exact adjoint (`_patches_adjoint`) as its gradient: a
+    strided view and one copy, where autograd's gradient of slicing would add
+    every patch back with ``np.add.at``.
     """
     n, height, width, channels = features.shape
-    padded = numpy.pad(features, _padding(size))
-    return numpy.stack([padded[:, i:i + height, j:j + width] for i in range(size) for j in range(size)], axis=3)
+    padded = numpy.zeros((n, height + 2, width + 2, channels), dtype=features.dtype)
+    padded[:, 1:-1, 1:-1] = features
+    rows, columns = _out_side(height, stride), _out_side(width, stride)
+    image, row, column, channel = padded.strides
+    view = as_strided(padded, (n, rows, columns, KERNEL, KERNEL * channels),
+                      (image, stride * row, stride * column, row, channel), writeable=False)
+    return view.reshape(n * rows * columns, KERNEL * KERNEL * channels)  # (dj, c) are adjacent in memory
 
 
 @primitive
-def _neighbourhoods_transpose(gradient: FloatArray, size: int = KERNEL) -> FloatArray:
-    """The adjoint of `neighbourhoods`: each offset's values added back where they came from."""
-    n, height, width, _, channels = gradient.shape
-    margin = size // 2
-    padded = numpy.zeros((n, height + 2 * margin, width + 2 * margin, channels))
-    for k in range(size * size):
-        i, j = divmod(k, size)
-        padded[:, i:i + height, j:j + width] += gradient[:, :, :, k]
-    return padded[:, margin:margin + height, margin:margin + width]
+def _patches_adjoint(matrix: FloatArray, shape: tuple[int, int, int, int], stride: int = STRIDE) -> FloatArray:
+    """The adjoint of `patches` ("col2im"): each patch's values added back where they came from.
 
-
-def _padding(size: int) -> tuple[tuple[int, int], ...]:
-    margin = size // 2
-    return ((0, 0), (margin, margin), (margin, margin), (0, 0))
+    `matrix` has `patches`' shape for `features` of `shape`; returns an array of `shape`.
+    """
+    n, height, width, channels = shape
+    rows, columns = _out_side(height, stride), _out_side(width, stride)
+    blocks = matrix.reshape(n, rows, columns, KERNEL, KERNEL, channels)
+    padded = numpy.zeros((n, height + 2, width + 2, channels), dtype=matrix.dtype)
+    for i in range(KERNEL):
+        for j in range(KERNEL):
+            padded[:, i:i + stride * rows:stride, j:j + stride * columns:stride] += blocks[:, :, :, i, j]
+    return padded[:, 1:height + 1, 1:width + 1]
 
 
 # Both maps are linear and each is the other's adjoint, so they differentiate each other, to any order.
-defvjp(neighbourhoods, lambda ans, features, size=KERNEL: lambda g: _neighbourhoods_transpose(g, size))
-defjvp(neighbourhoods, lambda g, ans, features, size=KERNEL: neighbourhoods(g, size))
-defvjp(_neighbourhoods_transpose, lambda ans, gradient, size=KERNEL: lambda g: neighbourhoods(g, size))
-defjvp(_neighbourhoods_transpose, lambda g, ans, gradient, size=KERNEL: _neighbourhoods_transpose(g, size))
+defvjp(patches, lambda ans, features, stride=STRIDE: lambda g: _patches_adjoint(g, features.shape, stride))
+defjvp(patches, lambda g, ans, features, stride=STRIDE: patches(g, stride))
+defvjp(_patches_adjoint, lambda ans, matrix, shape, stride=STRIDE: lambda g: patches(g, stride))
+defjvp(_patches_adjoint, lambda g, ans, matrix, shape, stride=STRIDE: _patches_adjoint(g, shape, stride))
+
+
+def flatten(params: Mapping[str, FloatArray]) -> tuple[FloatArray, Callable[[Array], dict[str, Array]]]:
+    """``autograd.misc.flatten`` for a dict of arrays, with an unflatten that is cheap to differentiate.
+
+    Returns the arrays, in sorted name order, raveled into one vector, and the
+    function that maps such a vector (traced or not) back to the dict. Its
+    gradient writes each array's gradient into its segment of one vector, where
+    autograd's ``unflatten`` is a traced backward pass that adds the segments
+    in with ``np.add.at``.
+    """
+    names = sorted(params)
+    shapes = [numpy.shape(params[name]) for name in names]
+    ends = numpy.cumsum([int(numpy.prod(shape)) for shape in shapes]).tolist()
+    vector = numpy.concatenate([numpy.ravel(params[name]) for name in names])
+
+    def unflatten(vector: Array) -> dict[str, Array]:
+        pieces = _split(vector, tuple(ends))
+        return {name: np.reshape(pieces[k], shape) for k, (name, shape) in enumerate(zip(names, shapes))}
+    return vector, unflatten
+
+
+@primitive
+def _split(vector: FloatArray, ends: tuple[int, ...]) -> tuple[FloatArray, ...]:
+    """`vector` cut before each of `ends` but the last: a tuple of views."""
+    return tuple(numpy.split(vector, ends[:-1]))
+
+
+# autograd hands _split's gradient over as a tuple, zeros for any piece nobody used
+defvjp(_split, lambda ans, vector, ends: lambda g: numpy.concatenate(g))
 
 
 def parameter_count(params: Mapping[str, ArrayLike] | Iterable[ArrayLike]) -> int:
@@ -265,6 +375,11 @@ def parameter_count(params: Mapping[str, ArrayLike] | Iterable[ArrayLike]) -> in
 
 def _he_normal(rng: numpy.random.Generator, shape: tuple[int, ...], fan_in: int) -> FloatArray:
     return rng.standard_normal(shape) * numpy.sqrt(2.0 / fan_in)
+
+
+def _out_side(side: int, stride: int = STRIDE) -> int:
+    """Side of a convolution's output: 3 x 3 windows every `stride` pixels over the side padded by 1."""
+    return (side - 1) // stride + 1
 
 
 def _count(params: Params, kind: str) -> int:
@@ -290,32 +405,34 @@ def _start_box(init: str, apart_box: ArrayLike | None, image_size: int) -> Float
     return box
 
 
-def _check_outputs(outputs: int, init: str) -> int:
-    if isinstance(outputs, bool) or not isinstance(outputs, (int, numpy.integer)) or outputs < 1:
-        raise ValueError(f"outputs must be a whole number >= 1; got {outputs!r}")
-    if outputs != 4 and init == "apart":
-        raise ValueError(f"init='apart' places one box through a parameterisation of 4 outputs; "
-                         f"with outputs={outputs} use init='default'")
-    return int(outputs)
-
-
-def _check_image_size(model: str, image_size: int) -> None:
+def _check_image_size(model: str, image_size: int, convolutions: int) -> None:
     if isinstance(image_size, bool) or not isinstance(image_size, (int, numpy.integer)) or image_size < 1:
         raise ValueError(f"image_size must be a whole number of pixels >= 1; got {image_size!r}")
-    if model == "cnn" and image_size % POOL ** 2:
-        raise ValueError(f"the cnn pools twice by 2, so its image size must be a multiple of 4; got {image_size}")
+    if model == "cnn" and image_size % STRIDE ** convolutions:
+        raise ValueError(f"the cnn halves the image side at each of its {convolutions} convolutions, so its image "
+                         f"size must be a multiple of {STRIDE ** convolutions}; got {image_size}")
 
 
-def _check_hidden(model: str, hidden: Sequence[int] | None) -> tuple[int, ...]:
-    if hidden is None:
-        return HIDDEN[model]
-    hidden = tuple(hidden)
-    least = 2 if model == "cnn" else 0
-    if len(hidden) < least or not all(isinstance(h, (int, numpy.integer)) and not isinstance(h, bool) and h >= 1
-                                       for h in hidden):
-        what = "two convolution channel counts, then dense widths," if model == "cnn" else "layer widths"
-        raise ValueError(f"hidden for the {model} must be {what} whole numbers >= 1; got {hidden!r}")
-    return hidden
+def _whole(values: object) -> bool:
+    """Whether `values` is a sequence of whole numbers >= 1."""
+    return (isinstance(values, (list, tuple)) and
+            all(isinstance(v, (int, numpy.integer)) and not isinstance(v, bool) and v >= 1 for v in values))
+
+
+def _check_hidden(model: str, hidden: Sequence[int] | Sequence[Sequence[int]] | None
+                  ) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(convolution channels, dense widths): ``()`` channels for the mlp."""
+    chosen: Any = HIDDEN[model] if hidden is None else hidden  # its form is what this function checks
+    if model == "mlp":
+        if not _whole(chosen):
+            raise ValueError(f"hidden for the mlp must be layer widths, whole numbers >= 1; got {hidden!r}")
+        return (), tuple(chosen)
+    if not (isinstance(chosen, (list, tuple)) and len(chosen) == 2 and _whole(chosen[0]) and _whole(chosen[1])
+            and len(chosen[0]) >= 1):
+        raise ValueError(f"hidden for the cnn must be a pair: the convolutions' channels (one or more), then the "
+                         f"dense layers' widths (any number), whole numbers >= 1, as ((16, 32, 64), (128,)); "
+                         f"got {hidden!r}")
+    return tuple(chosen[0]), tuple(chosen[1])
 
 
 def _check_images(images: Array) -> int:

@@ -26,7 +26,6 @@ from typing import Any, Callable, Iterable, Mapping, Sequence, TypedDict
 import autograd.numpy as anp
 import numpy as np
 from autograd import value_and_grad
-from autograd.misc import flatten
 
 from sandbox._types import Array, FloatArray
 from sandbox.geometry.names import canonical
@@ -34,7 +33,7 @@ from sandbox.geometry.parameterisations import get_parameterisation
 from sandbox.learning.heads import Recipe, recipe_for
 from sandbox.learning.heads import predict as head_predict
 from sandbox.learning.metrics import evaluate
-from sandbox.learning.networks import INITS, MODELS, Params, init_network, outputs
+from sandbox.learning.networks import INITS, MODELS, Params, flatten, init_network, outputs
 from sandbox.learning.synthetic import Dataset, make_dataset, make_splits, make_stream
 from sandbox.losses.formulas import iou as box_iou
 from sandbox.optim.rules import SCHEDULES, Rate, Schedule, Transform, apply, first_order
@@ -49,7 +48,7 @@ SELECTION_METRIC = "accuracy_mean"
 def train(loss: Spec, splits: Mapping[str, Dataset], model: str = "cnn", param: str = "cxcywh",
           optimizer: str = "adam", lr: float = 1e-3, epochs: int = 10, batch_size: int = 64, seed: int = 0,
           init: str = "default", momentum: float = 0.9, schedule: str | Schedule = "cosine",
-          progress: Callable[[int, int], object] | None = None) -> dict[str, Any]:
+          progress: Callable[[int, int], object] | None = None, dtype: str = "float32") -> dict[str, Any]:
     """Train one network with `loss`; return its per-epoch validation metrics and its test metrics.
 
     Parameters
@@ -81,6 +80,8 @@ def train(loss: Spec, splits: Mapping[str, Dataset], model: str = "cnn", param: 
         The initial weights and the order of the minibatches: the same for every loss.
     progress : callable, optional
         ``progress(epoch, epochs)`` after each epoch.
+    dtype : {'float32', 'float64'}
+        Of the weights and the arithmetic (`init_network`'s).
 
     Returns
     -------
@@ -95,7 +96,7 @@ def train(loss: Spec, splits: Mapping[str, Dataset], model: str = "cnn", param: 
     recipe = recipe_for(loss, param, init)
     stream = [splits["train"]] if isinstance(splits["train"], Dataset) else list(splits["train"])
     image_size = stream[0].images.shape[-1]
-    params = init_network(model, image_size, seed, init=init, param=param, outputs=recipe.outputs)
+    params = init_network(model, image_size, seed, init=init, param=param, outputs=recipe.outputs, dtype=dtype)
     if recipe.bias is not None:
         params["output_bias"] = np.asarray(recipe.bias, dtype=params["output_bias"].dtype)
     flat, unflatten = flatten(params)
