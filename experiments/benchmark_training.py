@@ -1,29 +1,33 @@
-"""Training throughput (images/s) of the sandbox's box regressors, beside PyTorch eager when it is installed.
+"""Training throughput (images/s) of the sandbox's box regressors, beside PyTorch eager on the same network.
 
-For each --model (``mlp``, ``cnn``), the sandbox's training is timed as it runs in
-the experiments: `sandbox.learning.training.train` whole (autograd, float64), on --images
-32 x 32 training images from `sandbox.learning.synthetic.make_splits`, for --epochs epochs
-of minibatch Adam (rate 1e-3, cosine schedule) on the GIoU loss of `predict`'s
-boxes (``cxcywh`` outputs), averaged over minibatches of --batch-size. Its
-validation after each epoch is on a split of one image, so the time is the
-training steps', plus the weights' initialisation. When PyTorch happens to be
-importable (it is not a dependency), the same network written in PyTorch eager is
-timed on the same images, in float64 and in float32, on one thread
-(``torch.set_num_threads(1)``): the same layer shapes ('same'-padded 3 x 3
-convolutions, 2 x 2 average pools, ReLU, dense layers), the outputs read as
-``cxcywh`` in image units times the image size to ``xyxy``, torchvision's GIoU
-loss written out, ``torch.optim.Adam`` with the same schedule. It starts from the
-sandbox's initial weights and draws the minibatches in `train`'s order, so in
-float64 its last epoch's mean loss must match the sandbox's: the printed losses
-check that the two engines train the same network.
+For each --model (``cnn``, ``mlp``), the sandbox's training is timed as it runs in
+the experiments: `sandbox.learning.training.train` whole (autograd), in float32
+(its default) and in float64, on --images 32 x 32 training images from
+`sandbox.learning.synthetic.make_splits`, for --epochs epochs of minibatch Adam
+(rate 1e-3, cosine schedule) on the GIoU loss of `predict`'s boxes (``cxcywh``
+outputs), averaged over minibatches of --batch-size. Its validation after each
+epoch is on a split of one image, so the time is the training steps', plus the
+weights' initialisation.
 
-The script sets ``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS`` and
-``MKL_NUM_THREADS`` to 1 before numpy is imported (unless already set), so that
-both engines compute on one thread. Each figure is the median of --repeats runs,
-after one untimed run per engine that pays its one-time costs;
-the script prints images/s per engine and its ratio to the sandbox's (above 1:
-faster than the sandbox), and writes ``benchmark.csv`` and ``config.json`` under
---out.
+When PyTorch happens to be importable (it is not a dependency), the same
+training written in PyTorch eager is timed beside it, in float32 and float64:
+the same network (for the CNN: the grey image and its two coordinate channels,
+three 3 x 3 convolutions of stride 2 with zero padding 1, ReLU, dense layers),
+started from the sandbox's initial weights, on the same minibatches in `train`'s
+order, the outputs read as ``cxcywh`` in image units times the image side to
+``xyxy``, torchvision's GIoU loss written out, ``torch.optim.Adam`` with the same
+schedule. In float64 the two engines' last-epoch mean losses must agree to
+rounding: the script prints the check, which shows that they train the same
+network.
+
+Both engines compute on one thread: the script sets ``OPENBLAS_NUM_THREADS``,
+``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS`` to 1 before numpy is imported (unless
+already set) and calls ``torch.set_num_threads(1)``. After one untimed run each
+(one-time costs), the engines take turns, --repeats rounds, so that a change in
+the machine's load falls on all of them alike; each figure is the median of its
+runs. The script prints images/s per engine, the ratio of the sandbox's to
+PyTorch's in each dtype ("sandbox is 1.23x PyTorch eager float32": above 1, the
+sandbox is faster), and writes ``benchmark.csv`` and ``config.json`` under --out.
 
     python experiments/benchmark_training.py --out results/benchmark_training
 """
@@ -35,13 +39,15 @@ for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import importlib.util
 import math
+import statistics
+import time
 from pathlib import Path
 
 import numpy as np
 
-from sandbox.runs.cli import check_out, experiment_parser, median_run, positive_int
+from sandbox.runs.cli import check_out, experiment_parser, positive_int
 from sandbox.optim.rules import SCHEDULES
-from sandbox.learning.networks import MODELS, init_network
+from sandbox.learning.networks import COORDINATES, MODELS, coordinate_channels, init_network
 from sandbox.runs.records import provenance, write_csv, write_json
 from sandbox.learning.synthetic import make_splits
 from sandbox.learning.training import train
@@ -49,13 +55,17 @@ from sandbox.learning.training import train
 IMAGE_SIZE = 32
 LEARNING_RATE = 1e-3
 SCHEDULE = "cosine"
-COLUMNS = ["model", "engine", "dtype", "images", "steps", "seconds", "images_per_s", "ratio_to_sandbox",
+DTYPES = ("float32", "float64")
+AGREEMENT = 1e-9
+"""How far apart the two engines' float64 last-epoch losses may be: rounding, compounded over the steps."""
+COLUMNS = ["model", "engine", "dtype", "images", "steps", "seconds", "images_per_s", "ratio_to_torch",
            "last_epoch_loss"]
+SANDBOX, TORCH = "sandbox (autograd)", "torch eager"
 
 
 def parse_args(argv):
     parser = experiment_parser(__doc__)
-    parser.add_argument("--model", nargs="+", choices=MODELS, default=list(MODELS), help="networks to time")
+    parser.add_argument("--model", nargs="+", choices=MODELS, default=["cnn", "mlp"], help="networks to time")
     parser.add_argument("--images", type=positive_int, default=1024, help="training images per epoch")
     parser.add_argument("--epochs", type=positive_int, default=2, help="passes over the training images per run")
     parser.add_argument("--batch-size", type=positive_int, default=64, help="images per training step")
@@ -68,10 +78,11 @@ def parse_args(argv):
     return args
 
 
-def sandbox_run(model, splits, epochs, batch_size, seed):
+def sandbox_run(model, splits, epochs, batch_size, seed, dtype):
+    """A run of `train`, in `dtype`: returns (steps, last epoch's mean loss)."""
     def run():
         result = train("giou", splits, model=model, param="cxcywh", optimizer="adam", lr=LEARNING_RATE,
-                       epochs=epochs, batch_size=batch_size, seed=seed, schedule=SCHEDULE)
+                       epochs=epochs, batch_size=batch_size, seed=seed, schedule=SCHEDULE, dtype=dtype)
         if result["diverged"]:
             raise RuntimeError(f"the sandbox's {model} diverged; the timing would not be of full training")
         return epochs * math.ceil(len(splits["train"].boxes) / batch_size), result["history"]["train_loss"][-1]
@@ -90,7 +101,8 @@ def torch_run(model, splits, epochs, batch_size, seed, dtype):
     factor = SCHEDULES[SCHEDULE]
 
     def run():
-        params = torch_params(init_network(model, image_size, seed), dtype)
+        # the sandbox's float64 weights: its float32 ones are these, rounded, as torch rounds them
+        params = torch_params(init_network(model, image_size, seed, dtype="float64"), dtype)
         optimizer = torch.optim.Adam(params.values(), lr=LEARNING_RATE)  # Kingma and Ba's defaults, as train's
         order = np.random.default_rng([seed, 1])  # train's minibatch order
         step = 0
@@ -143,12 +155,17 @@ def torch_predict(params, images):
     """`sandbox.learning.networks.predict` with ``param='cxcywh'`` in PyTorch: (n, s, s) images -> (n, 4) xyxy pixels."""
     import torch
     import torch.nn.functional as F
-    image_size = images.shape[-1]
-    features = images[:, None]  # (n, channels, height, width)
+    n, image_size = images.shape[0], images.shape[-1]
+    if "conv1_weights" in params:
+        # the sandbox's coordinate channels (x, then y), made once per image size and dtype
+        coordinates = _coordinates(image_size, images.dtype)
+        features = torch.cat([images[:, None], coordinates.expand(n, COORDINATES, image_size, image_size)], dim=1)
+    else:
+        features = images
     number = 1
     while f"conv{number}_weights" in params:
-        features = F.avg_pool2d(torch.relu(F.conv2d(features, params[f"conv{number}_weights"],
-                                                    params[f"conv{number}_bias"], padding=1)), 2)
+        features = torch.relu(F.conv2d(features, params[f"conv{number}_weights"], params[f"conv{number}_bias"],
+                                       stride=2, padding=1))
         number += 1
     features = features.flatten(1)
     number = 1
@@ -157,6 +174,18 @@ def torch_predict(params, images):
         number += 1
     cx, cy, w, h = torch.addmm(params["output_bias"], features, params["output_weights"]).unbind(-1)
     return torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dim=-1) * image_size
+
+
+_COORDINATES = {}
+
+
+def _coordinates(image_size, dtype):
+    """The two coordinate channels of `coordinate_channels`, as a (1, 2, s, s) tensor."""
+    import torch
+    if (image_size, dtype) not in _COORDINATES:
+        channels = coordinate_channels(np.zeros((1, image_size, image_size)))[..., 1:]  # (1, s, s, 2)
+        _COORDINATES[image_size, dtype] = torch.as_tensor(np.transpose(channels, (0, 3, 1, 2)).copy(), dtype=dtype)
+    return _COORDINATES[image_size, dtype]
 
 
 def torch_giou_loss(boxes1, boxes2, eps=1e-7):
@@ -183,30 +212,38 @@ def torch_giou_loss(boxes1, boxes2, eps=1e-7):
     return 1 - (iouk - ((area_c - unionk) / (area_c + eps)))
 
 
+def time_in_turns(runs, repeats):
+    """The median seconds of `repeats` calls of each run, and what each run's last call returned.
+
+    One untimed call of each first (a library's lazy set-up); then the runs take
+    turns, so that a change in the machine's load falls on all of them alike.
+    """
+    returned = {key: run() for key, run in runs.items()}
+    times = {key: [] for key in runs}
+    for _ in range(repeats):
+        for key, run in runs.items():
+            began = time.perf_counter()
+            returned[key] = run()
+            times[key].append(time.perf_counter() - began)
+    return {key: (statistics.median(times[key]), returned[key]) for key in runs}
+
+
 def main(argv=None):
     args = parse_args(argv)
     splits = make_splits(args.seed, train=args.images, val=1, test=1, image_size=IMAGE_SIZE)
     has_torch = importlib.util.find_spec("torch") is not None
     if not has_torch:
-        print("PyTorch is not installed: timing the sandbox alone")
+        print("PyTorch was not found (it is not a dependency): timing the sandbox alone")
+    settings = (splits, args.epochs, args.batch_size, args.seed)
     rows = []
     for model in args.model:
-        engines = [("sandbox (autograd)", "float64",
-                    sandbox_run(model, splits, args.epochs, args.batch_size, args.seed))]
+        runs = {(SANDBOX, dtype): sandbox_run(model, *settings, dtype) for dtype in DTYPES}
         if has_torch:
-            engines += [("torch eager", dtype, torch_run(model, splits, args.epochs, args.batch_size, args.seed, dtype))
-                        for dtype in ("float64", "float32")]
-        for engine, dtype, run in engines:
-            seconds, (steps, loss) = median_run(run, args.repeats, warm_up=True)  # PyTorch's lazy set-up
+            runs.update({(TORCH, dtype): torch_run(model, *settings, dtype) for dtype in DTYPES})
+        for (engine, dtype), (seconds, (steps, loss)) in time_in_turns(runs, args.repeats).items():
             rows.append(dict(model=model, engine=engine, dtype=dtype, images=args.epochs * args.images, steps=steps,
                              seconds=seconds, images_per_s=args.epochs * args.images / seconds, last_epoch_loss=loss))
-    print(f"{'model':<5} {'engine':<18} {'dtype':<7} {'images/s':>9} {'vs sandbox':>10} {'last-epoch loss':>16}")
-    for row in rows:
-        sandbox_speed = next(r["images_per_s"] for r in rows
-                             if r["model"] == row["model"] and r["engine"].startswith("sandbox"))
-        row["ratio_to_sandbox"] = row["images_per_s"] / sandbox_speed
-        print(f"{row['model']:<5} {row['engine']:<18} {row['dtype']:<7} {row['images_per_s']:>9.0f} "
-              f"{row['ratio_to_sandbox']:>9.2f}x {row['last_epoch_loss']:>16.10f}")
+    report(rows)
     args.out.mkdir(parents=True, exist_ok=True)
     write_csv(args.out / "benchmark.csv", COLUMNS,
               [{k: (f"{v:.6g}" if isinstance(v, float) and k != "last_epoch_loss" else v) for k, v in row.items()}
@@ -215,8 +252,31 @@ def main(argv=None):
     write_json(args.out / "config.json", dict(models=args.model, images=args.images, epochs=args.epochs,
                                               batch_size=args.batch_size, repeats=args.repeats, seed=args.seed,
                                               image_size=IMAGE_SIZE, loss="giou", param="cxcywh", optimizer="adam",
-                                              lr=LEARNING_RATE, schedule=SCHEDULE, threads=threads,
-                                              torch=_torch_version(), **provenance()))
+                                              lr=LEARNING_RATE, schedule=SCHEDULE, dtypes=list(DTYPES),
+                                              threads=threads, torch=_torch_version(), **provenance()))
+
+
+def report(rows):
+    """Print the table, the sandbox's speed as a multiple of PyTorch's, and the float64 agreement check;
+    fill each row's ``ratio_to_torch`` (images/s over PyTorch eager's in the same model and dtype)."""
+    find = {(row["model"], row["engine"], row["dtype"]): row for row in rows}
+    for row in rows:
+        torch_row = find.get((row["model"], TORCH, row["dtype"]))
+        row["ratio_to_torch"] = row["images_per_s"] / torch_row["images_per_s"] if torch_row else ""
+    print(f"{'model':<5} {'engine':<18} {'dtype':<7} {'images/s':>9} {'last-epoch loss':>16}")
+    for row in rows:
+        print(f"{row['model']:<5} {row['engine']:<18} {row['dtype']:<7} {row['images_per_s']:>9.0f} "
+              f"{row['last_epoch_loss']:>16.10f}")
+    for model in dict.fromkeys(row["model"] for row in rows):
+        for dtype in DTYPES:
+            if (model, TORCH, dtype) in find:
+                sandbox, torch = find[model, SANDBOX, dtype], find[model, TORCH, dtype]
+                print(f"{model}: sandbox is {sandbox['ratio_to_torch']:.2f}x PyTorch eager {dtype} "
+                      f"({sandbox['images_per_s']:.0f} vs {torch['images_per_s']:.0f} images/s)")
+        if (model, TORCH, "float64") in find:
+            gap = abs(find[model, SANDBOX, "float64"]["last_epoch_loss"] - find[model, TORCH, "float64"]["last_epoch_loss"])
+            verdict = "agree" if gap <= AGREEMENT else "DISAGREE: the engines do not train the same network"
+            print(f"{model}: float64 last-epoch losses differ by {gap:.1e} (at most {AGREEMENT:.0e}): {verdict}")
 
 
 def _torch_version():
