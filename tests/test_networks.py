@@ -70,7 +70,7 @@ def test_gradient_matches_central_differences_coordinate_by_coordinate(model):
 
 
 @pytest.mark.parametrize("stride", [1, 2, 3])
-@pytest.mark.parametrize("shape", [(2, 6, 8, 3), (1, 7, 5, 2)])
+@pytest.mark.parametrize("shape", [(2, 6, 8, 3), (1, 7, 5, 2), (2, 6, 5, 1)])
 def test_convolution_matches_explicit_loops_and_its_gradient_is_exact(shape, stride):
     rng = np.random.default_rng(0)
     features, weights, bias = rng.standard_normal(shape), rng.standard_normal((3, 3, shape[-1], 5)), rng.normal(size=5)

@@ -50,7 +50,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import autograd.numpy as np
 import numpy
-from autograd.extend import defjvp, defvjp, primitive
+from autograd.extend import SparseObject, defjvp, defvjp, primitive, vspace
 from autograd.tracer import isbox
 from numpy.lib.stride_tricks import as_strided
 from numpy.typing import ArrayLike
@@ -209,8 +209,8 @@ def outputs(params: Params, images: Array, model: str) -> Array:
     if model == "cnn":
         convolutions = _count(params, "conv")
         _check_image_size(model, image_size, convolutions)
-        features = coordinate_channels(images)
-        for number in range(1, convolutions + 1):
+        features = coordinate_convolution(images, params["conv1_weights"], params["conv1_bias"])
+        for number in range(2, convolutions + 1):
             features = convolve(features, params[f"conv{number}_weights"], params[f"conv{number}_bias"])
     else:
         features = images
@@ -245,10 +245,52 @@ def coordinate_channels(images: FloatArray) -> FloatArray:
     return channels
 
 
+def coordinate_convolution(images: FloatArray, weights: Array, bias: Array, stride: int = STRIDE) -> Array:
+    """The first layer: `convolve` of `coordinate_channels` (with `bias`, then ReLU), the coordinates' share made once.
+
+    The coordinate channels are the same for every image, so their share of the
+    convolution is one product for the whole batch, added to each image's grey
+    share: a third of the products and patches of convolving three channels
+    image by image, for the same sums (to rounding: the terms are added in
+    another order).
+
+    Parameters
+    ----------
+    images : ndarray, shape (n, height, width)
+    weights : ndarray, shape (3, 3, 3, channels out)
+        Over the channels grey, x, y.
+    bias : ndarray, shape (channels out,)
+    stride : int
+
+    Returns
+    -------
+    ndarray, shape (n, rows, columns, channels out)
+        As ``convolve(coordinate_channels(images), weights, bias, stride)``.
+    """
+    n, height, width = np.shape(images)
+    rows, columns = _out_side(height, stride), _out_side(width, stride)
+    grey = np.dot(patches(images[..., None], stride), np.reshape(weights[:, :, 0], (KERNEL ** 2, -1)))
+    where = np.dot(_coordinate_patches(height, width, stride, images.dtype.str),
+                   np.reshape(weights[:, :, 1:], (KERNEL ** 2 * COORDINATES, -1)))  # (rows * columns, out)
+    out = relu(np.reshape(grey, (n, rows * columns, -1)) + (where + bias))
+    return np.reshape(out, (n, rows, columns, -1))
+
+
 @functools.lru_cache(maxsize=8)
 def _coordinates(height: int, width: int, dtype: str) -> FloatArray:
     y, x = numpy.meshgrid(numpy.linspace(-1, 1, height), numpy.linspace(-1, 1, width), indexing="ij")
-    return numpy.stack([x, y], axis=-1).astype(dtype)
+    return _read_only(numpy.stack([x, y], axis=-1).astype(dtype))
+
+
+@functools.lru_cache(maxsize=8)
+def _coordinate_patches(height: int, width: int, stride: int, dtype: str) -> FloatArray:
+    """`patches` of the two coordinate channels: (rows * columns, 18), made once per size."""
+    return _read_only(patches(_coordinates(height, width, dtype)[None], stride))
+
+
+def _read_only(array: FloatArray) -> FloatArray:
+    array.flags.writeable = False  # shared by every call: a cache
+    return array
 
 
 def convolve(features: Array, weights: Array, bias: Array | None = None, stride: int = STRIDE) -> Array:
@@ -308,6 +350,12 @@ def patches(features: FloatArray, stride: int = STRIDE) -> FloatArray:
     padded = numpy.zeros((n, height + 2, width + 2, channels), dtype=features.dtype)
     padded[:, 1:-1, 1:-1] = features
     rows, columns = _out_side(height, stride), _out_side(width, stride)
+    if channels == 1:  # offset by offset: nine long copies, where patch by patch would be many of three numbers
+        offsets = numpy.empty((KERNEL, KERNEL, n, rows, columns), dtype=features.dtype)
+        for i in range(KERNEL):
+            for j in range(KERNEL):
+                offsets[i, j] = padded[:, i:i + stride * rows:stride, j:j + stride * columns:stride, 0]
+        return offsets.reshape(KERNEL * KERNEL, -1).T  # the same matrix, column by column in memory
     image, row, column, channel = padded.strides
     view = as_strided(padded, (n, rows, columns, KERNEL, KERNEL * channels),
                       (image, stride * row, stride * column, row, channel), writeable=False)
@@ -341,30 +389,38 @@ def flatten(params: Mapping[str, FloatArray]) -> tuple[FloatArray, Callable[[Arr
     """``autograd.misc.flatten`` for a dict of arrays, with an unflatten that is cheap to differentiate.
 
     Returns the arrays, in sorted name order, raveled into one vector, and the
-    function that maps such a vector (traced or not) back to the dict. Its
-    gradient writes each array's gradient into its segment of one vector, where
-    autograd's ``unflatten`` is a traced backward pass that adds the segments
-    in with ``np.add.at``.
+    function that maps such a vector (traced or not) back to the dict, as views.
+    The gradient of each view adds into its segment of one vector, in place,
+    where autograd's ``unflatten`` is a traced backward pass whose slices add
+    their gradients in with ``np.add.at``, one whole vector per array (a
+    millisecond a step for the CNN).
     """
     names = sorted(params)
     shapes = [numpy.shape(params[name]) for name in names]
-    ends = numpy.cumsum([int(numpy.prod(shape)) for shape in shapes]).tolist()
+    ends = numpy.cumsum([0] + [int(numpy.prod(shape)) for shape in shapes]).tolist()
     vector = numpy.concatenate([numpy.ravel(params[name]) for name in names])
 
     def unflatten(vector: Array) -> dict[str, Array]:
-        pieces = _split(vector, tuple(ends))
-        return {name: np.reshape(pieces[k], shape) for k, (name, shape) in enumerate(zip(names, shapes))}
+        return {name: _segment(vector, start, stop, shape)
+                for name, start, stop, shape in zip(names, ends[:-1], ends[1:], shapes)}
     return vector, unflatten
 
 
 @primitive
-def _split(vector: FloatArray, ends: tuple[int, ...]) -> tuple[FloatArray, ...]:
-    """`vector` cut before each of `ends` but the last: a tuple of views."""
-    return tuple(numpy.split(vector, ends[:-1]))
+def _segment(vector: FloatArray, start: int, stop: int, shape: tuple[int, ...]) -> FloatArray:
+    """``vector[start:stop]`` as an array of `shape`: a view."""
+    return vector[start:stop].reshape(shape)
 
 
-# autograd hands _split's gradient over as a tuple, zeros for any piece nobody used
-defvjp(_split, lambda ans, vector, ends: lambda g: numpy.concatenate(g))
+def _add_segment(gradient: FloatArray, start: int, stop: int, space: Any) -> SparseObject:
+    """`_segment`'s gradient: autograd adds it into the vector's gradient, in place."""
+    def add(total: FloatArray) -> FloatArray:
+        total[start:stop] += numpy.ravel(gradient)
+        return total
+    return SparseObject(space, add)
+
+
+defvjp(_segment, lambda ans, vector, start, stop, shape: lambda g: _add_segment(g, start, stop, vspace(vector)))
 
 
 def parameter_count(params: Mapping[str, ArrayLike] | Iterable[ArrayLike]) -> int:
