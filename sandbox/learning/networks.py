@@ -221,8 +221,8 @@ def outputs(params: Params, images: Array, model: str) -> Array:
                          f"images of side {image_size} give {features.shape[1]}: make the network for "
                          f"this image size")
     for number in range(1, _count(params, "dense") + 1):
-        features = relu(np.dot(features, params[f"dense{number}_weights"]) + params[f"dense{number}_bias"])
-    return np.dot(features, params["output_weights"]) + params["output_bias"]
+        features = relu(features @ params[f"dense{number}_weights"] + params[f"dense{number}_bias"])
+    return _gradient_in_dtype(features @ params["output_weights"] + params["output_bias"])
 
 
 def coordinate_channels(images: FloatArray) -> FloatArray:
@@ -269,9 +269,9 @@ def coordinate_convolution(images: FloatArray, weights: Array, bias: Array, stri
     """
     n, height, width = np.shape(images)
     rows, columns = _out_side(height, stride), _out_side(width, stride)
-    grey = np.dot(patches(images[..., None], stride), np.reshape(weights[:, :, 0], (KERNEL ** 2, -1)))
-    where = np.dot(_coordinate_patches(height, width, stride, images.dtype.str),
-                   np.reshape(weights[:, :, 1:], (KERNEL ** 2 * COORDINATES, -1)))  # (rows * columns, out)
+    grey = patches(images[..., None], stride) @ np.reshape(weights[:, :, 0], (KERNEL ** 2, -1))
+    where = (_coordinate_patches(height, width, stride, images.dtype.str)
+             @ np.reshape(weights[:, :, 1:], (KERNEL ** 2 * COORDINATES, -1)))  # (rows * columns, out)
     out = relu(np.reshape(grey, (n, rows * columns, -1)) + (where + bias))
     return np.reshape(out, (n, rows, columns, -1))
 
@@ -310,10 +310,25 @@ def convolve(features: Array, weights: Array, bias: Array | None = None, stride:
         ``out[b, i, j, o] = sum over di, dj, c of padded[b, stride i + di, stride j + dj, c] * weights[di, dj, c, o]``.
     """
     n, height, width, _ = np.shape(features)
-    out = np.dot(patches(features, stride), np.reshape(weights, (-1, np.shape(weights)[-1])))
+    out = patches(features, stride) @ np.reshape(weights, (-1, np.shape(weights)[-1]))
     if bias is not None:
         out = relu(out + bias)
     return np.reshape(out, (n, _out_side(height, stride), _out_side(width, stride), -1))
+
+
+@primitive
+def _gradient_in_dtype(x: FloatArray) -> FloatArray:
+    """`x` itself, its gradient cast to `x`'s dtype.
+
+    A loss may hand back a float64 gradient for float32 outputs (autograd's
+    gradients of ``maximum`` and ``minimum``, in every IoU loss, are float64);
+    cast here, it keeps the whole backward pass of a float32 network in float32.
+    """
+    return x
+
+
+defvjp(_gradient_in_dtype, lambda ans, x: lambda g: g.astype(x.dtype, copy=False))
+defjvp(_gradient_in_dtype, lambda g, ans, x: g)
 
 
 def relu(x: Array) -> Array:
@@ -433,7 +448,8 @@ def _segment(vector: FloatArray, start: int, stop: int, shape: tuple[int, ...]) 
 def _add_segment(gradient: FloatArray, start: int, stop: int, space: Any) -> SparseObject:
     """`_segment`'s gradient: autograd adds it into the vector's gradient, in place."""
     def add(total: FloatArray) -> FloatArray:
-        total[start:stop] += numpy.ravel(gradient)
+        segment = total[start:stop].reshape(numpy.shape(gradient))  # a view: a transposed gradient is not copied
+        segment += gradient
         return total
     return SparseObject(space, add)
 
