@@ -118,7 +118,9 @@ def train(loss: Spec, splits: Mapping[str, Dataset], model: str = "cnn", param: 
         permutation = order.permutation(len(train_split.boxes))
         for start in range(0, len(permutation), batch_size):
             chosen = permutation[start:start + batch_size]
-            value, gradient = step_value_and_grad(flat, train_split.images[chosen], train_split.boxes[chosen])
+            # the targets in the network's dtype, as outputs casts the images: nothing promotes its arithmetic
+            value, gradient = step_value_and_grad(flat, train_split.images[chosen],
+                                                  train_split.boxes[chosen].astype(flat.dtype))
             if not (np.isfinite(value) and np.all(np.isfinite(gradient))):
                 diverged = True
                 break
