@@ -6,8 +6,8 @@ from autograd.misc import flatten as autograd_flatten
 from autograd.test_util import check_grads
 
 from sandbox import giou_loss, iou, iou_loss, l1_loss
-from sandbox.learning.networks import (MODELS, convolve, coordinate_channels, flatten, init_network, outputs,
-                                       parameter_count, patches, predict)
+from sandbox.learning.networks import (MODELS, affine, convolve, coordinate_channels, coordinate_convolution, flatten,
+                                       init_network, outputs, parameter_count, patches, predict)
 from sandbox.learning import networks
 from sandbox.geometry.parameterisations import PARAMETERISATIONS
 from sandbox.learning.synthetic import make_dataset
@@ -81,6 +81,25 @@ def test_convolution_matches_explicit_loops_and_its_gradient_is_exact(shape, str
     np.random.seed(1)
     check_grads(lambda f, w: convolve(f, w, stride=stride), modes=["fwd", "rev"], order=2)(features, weights)
     check_grads(lambda f: patches(f, stride), modes=["fwd", "rev"], order=2)(features)
+
+
+def test_the_first_layer_is_the_convolution_of_the_image_and_its_coordinate_channels():
+    rng = np.random.default_rng(3)
+    images, weights, bias = rng.standard_normal((3, 8, 6)), rng.standard_normal((3, 3, 3, 5)), rng.normal(size=5)
+    expected = np.maximum(reference_convolution(coordinate_channels(images), weights, 2) + bias, 0)
+    np.testing.assert_allclose(coordinate_convolution(images, weights, bias), expected, rtol=1e-12, atol=1e-12)
+    np.random.seed(2)
+    check_grads(lambda w, b: coordinate_convolution(images, w, b), modes=["rev"], order=1)(weights, bias)
+
+
+def test_affine_is_a_product_plus_bias_and_its_gradient_is_exact():
+    rng = np.random.default_rng(4)
+    inputs, weights, bias = rng.standard_normal((7, 3)), rng.standard_normal((3, 2)), rng.standard_normal(2)
+    np.testing.assert_allclose(affine(inputs, weights, bias), inputs @ weights + bias, rtol=1e-12)
+    np.testing.assert_array_equal(affine(inputs, weights), inputs @ weights)
+    np.random.seed(3)
+    check_grads(affine, modes=["fwd", "rev"], order=2)(inputs, weights, bias)
+    check_grads(affine, modes=["fwd", "rev"], order=2)(inputs, weights)
 
 
 @pytest.mark.parametrize("stride", [1, 2])
