@@ -150,7 +150,7 @@ def test_the_distribution_head_starts_each_edge_at_maximum_entropy_and_the_plain
 
 
 def test_a_network_for_a_head_has_its_width_and_a_zero_bias_for_the_head_to_set():
-    params = init_network("cnn", 16, 0, hidden=(2, 3, 5), outputs=68)
+    params = init_network("cnn", 16, 0, hidden=((2, 3), (5,)), outputs=68)
     assert params["output_weights"].shape == (5, 68) and np.all(params["output_bias"] == 0)
     with pytest.raises(ValueError, match="with outputs=68 use init='default'"):
         init_network("mlp", 16, 0, init="apart", outputs=68)
