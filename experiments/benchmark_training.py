@@ -47,7 +47,7 @@ import numpy as np
 
 from sandbox.runs.cli import check_out, experiment_parser, positive_int
 from sandbox.optim.rules import SCHEDULES
-from sandbox.learning.networks import COORDINATES, MODELS, coordinate_channels, init_network
+from sandbox.learning.networks import COORDINATES, DTYPES, MODELS, coordinate_channels, init_network
 from sandbox.runs.records import provenance, write_csv, write_json
 from sandbox.learning.synthetic import make_splits
 from sandbox.learning.training import train
@@ -55,7 +55,6 @@ from sandbox.learning.training import train
 IMAGE_SIZE = 32
 LEARNING_RATE = 1e-3
 SCHEDULE = "cosine"
-DTYPES = ("float32", "float64")
 AGREEMENT = 1e-9
 """How far apart the two engines' float64 last-epoch losses may be: rounding, compounded over the steps."""
 COLUMNS = ["model", "engine", "dtype", "images", "steps", "seconds", "images_per_s", "ratio_to_torch",

@@ -33,14 +33,13 @@ from sandbox.geometry.parameterisations import get_parameterisation
 from sandbox.learning.heads import Recipe, recipe_for
 from sandbox.learning.heads import predict as head_predict
 from sandbox.learning.metrics import evaluate
-from sandbox.learning.networks import INITS, MODELS, Params, flatten, init_network, outputs
+from sandbox.learning.networks import DTYPES, INITS, MODELS, Params, flatten, init_network, outputs
 from sandbox.learning.synthetic import Dataset, make_dataset, make_splits, make_stream
 from sandbox.losses.formulas import iou as box_iou
 from sandbox.optim.rules import SCHEDULES, Rate, Schedule, Transform, apply, first_order
 from sandbox.optim.settings import Spec, schedule_name
 
 OPTIMIZERS = ("adam", "sgd")
-DTYPES = ("float32", "float64")
 SELECTION_METRIC = "accuracy_mean"
 """What `choose_rates` maximises on the validation split: the mean accuracy over IoU 0.50:0.95."""
 
@@ -390,7 +389,8 @@ def run(task: tuple[Mapping[str, Any], Spec, int, float], keep: int = 8) -> dict
     config, loss, seed, lr = task
     splits = splits_for(config)
     result = train(loss, splits, model=config["model"], param=config["param"], optimizer=config["optimizer"],
-                   lr=lr, epochs=config["epochs"], batch_size=config["batch_size"], seed=seed, init=config["init"])
+                   lr=lr, epochs=config["epochs"], batch_size=config["batch_size"], seed=seed, init=config["init"],
+                   dtype=config["dtype"])
     pred = predictions(result["params"], splits["test"], config["model"],
                        recipe_for(loss, config["param"], config["init"]))
     ious = box_iou(pred, splits["test"].boxes)  # the same predictions as result["test"], image by image
