@@ -60,9 +60,11 @@ def test_l2_on_easy_data_reaches_a_mean_iou_above_0_8():
 @pytest.mark.portable
 def test_from_the_apart_start_the_iou_loss_stays_at_iou_0_while_giou_learns():
     # the headline claim in learning form: every prediction starts as one box that overlaps no object
+    # at 3e-3 the CoordConv CNN's GIoU boxes overshoot to several times the image within an epoch, where
+    # GIoU is IoU and its gradient vanishes (mean IoU 0.001 after 6 epochs); at 1e-3 they learn
     splits = synthetic.make_splits(0, 600, 150, 150, image_size=32, min_size=6.0, noise=0.05)
-    iou = training.train("iou", splits, model="cnn", lr=3e-3, epochs=6, batch_size=32, seed=0, init="apart")
-    giou = training.train("giou", splits, model="cnn", lr=3e-3, epochs=6, batch_size=32, seed=0, init="apart")
+    iou = training.train("iou", splits, model="cnn", lr=1e-3, epochs=6, batch_size=32, seed=0, init="apart")
+    giou = training.train("giou", splits, model="cnn", lr=1e-3, epochs=6, batch_size=32, seed=0, init="apart")
     assert iou["history"]["mean_iou"] == [0.0] * 6 and iou["test"]["mean_iou"] == 0.0
     assert giou["test"]["mean_iou"] > 0.2 and giou["history"]["mean_iou"][-1] > giou["history"]["mean_iou"][0]
 
