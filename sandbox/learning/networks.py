@@ -334,11 +334,11 @@ def affine(inputs: FloatArray, weights: FloatArray, bias: FloatArray | None = No
     -------
     ndarray, shape (n, outputs)
 
-    A primitive whose gradient is the adjoint of each of its linear parts
-    (below): autograd's own, through ``matmul`` and a broadcast ``+``, hands
-    the weights' gradient back transposed and sums the bias's over the rows with
-    numpy, several times slower for a tall, narrow matrix than BLAS's product
-    with a vector of ones; and the bias is added in place.
+    A primitive, its gradient the adjoint of each linear part (below): where
+    autograd's, through ``matmul`` and a broadcast ``+``, sums the bias's
+    gradient over the rows with numpy (ten times slower for a tall, narrow
+    matrix), this one takes BLAS's product with a vector of ones; the bias is
+    added in place, and a layer is one node of autograd's graph, not two.
     """
     out = numpy.matmul(inputs, weights)
     if bias is not None:
@@ -368,7 +368,7 @@ def _gradient_in_dtype(x: FloatArray) -> FloatArray:
     return x
 
 
-defvjp(_gradient_in_dtype, lambda ans, x: lambda g: g.astype(x.dtype, copy=False))
+defvjp(_gradient_in_dtype, lambda ans, x: lambda g: g.astype(x.dtype, copy=False))  # first order only
 defjvp(_gradient_in_dtype, lambda g, ans, x: g)
 
 
@@ -435,7 +435,7 @@ def _patches_adjoint(matrix: FloatArray, shape: tuple[int, int, int, int], strid
 def _scatter(size: tuple[int, int, int], stride: int, dtype: str) -> Any:
     """The (n * height * width, n * rows * columns * 9) sparse matrix of `_patches_adjoint`.
 
-    Column ``(b * rows + i) * columns + j) * 9 + di * 3 + dj``, an entry of the
+    Column ``((b * rows + i) * columns + j) * 9 + di * 3 + dj``, an entry of the
     patches in `patches`' order, has a 1 in the row of the pixel the entry
     reads, ``(b, stride i + di - 1, stride j + dj - 1)``, and none if that is in
     the zero padding. Made once per shape.
@@ -496,6 +496,7 @@ def _add_segment(gradient: FloatArray, start: int, stop: int, space: Any) -> Spa
 
 
 defvjp(_segment, lambda ans, vector, start, stop, shape: lambda g: _add_segment(g, start, stop, vspace(vector)))
+defjvp(_segment, lambda g, ans, vector, start, stop, shape: _segment(g, start, stop, shape))
 
 
 def parameter_count(params: Mapping[str, ArrayLike] | Iterable[ArrayLike]) -> int:
