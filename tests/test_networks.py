@@ -270,3 +270,13 @@ def test_hidden_sizes_can_be_chosen():
 def test_bad_arguments_are_clear_errors(call, words):
     with pytest.raises(ValueError, match=words):
         call()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_training_keeps_the_networks_dtype(dtype):
+    from sandbox.learning import synthetic, training
+    splits = synthetic.make_splits(0, 24, 4, 4, image_size=16, min_size=3.0)
+    result = training.train("giou", splits, model="cnn", epochs=2, batch_size=8, seed=0, dtype=dtype)
+    assert not result["diverged"] and all(value.dtype == dtype for value in result["params"].values())
+    default = training.train("giou", splits, model="cnn", epochs=1, batch_size=8, seed=0)
+    assert default["params"]["output_bias"].dtype == np.float32
