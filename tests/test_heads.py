@@ -162,7 +162,7 @@ def test_a_network_for_a_head_has_its_width_and_a_zero_bias_for_the_head_to_set(
 @pytest.mark.parametrize("loss", ["giou", "gfl", "detr"])
 def test_each_recipe_trains_a_tiny_network_and_its_loss_goes_down(loss):
     splits = synthetic.make_splits(0, 96, 16, 16, image_size=16, min_size=3.0)
-    result = training.train(loss, splits, model="mlp", lr=3e-3, epochs=4, batch_size=16, seed=0)
+    result = training.train(loss, splits, model="mlp", lr=3e-3, epochs=8, batch_size=16, seed=0)
     recipe = heads.recipe_for(loss)
     start = init_network("mlp", 16, 0, outputs=recipe.outputs)  # where train starts (the next test checks)
     if recipe.bias is not None:
@@ -171,7 +171,7 @@ def test_each_recipe_trains_a_tiny_network_and_its_loss_goes_down(loss):
     def mean_objective(params):
         return np.mean(recipe.objective(outputs(params, splits["train"].images, "mlp"), splits["train"].boxes, 16))
     assert not result["diverged"] and result["params"]["output_bias"].shape == (recipe.outputs,)
-    # on 24 steps of 16 images: giou 1.39 -> 0.99, gfl 2.50 -> 1.99, detr 6.28 -> 3.72
+    # on 48 steps of 16 images: giou 0.91 -> 0.61, gfl 2.45 -> 1.96, detr 5.35 -> 3.39
     assert mean_objective(result["params"]) < 0.85 * mean_objective(start)
     losses = result["history"]["train_loss"]
     assert losses[-1] < losses[0] and result["test"]["count"] == 16
