@@ -325,8 +325,8 @@ LEARNING_PRESETS = {
     "full": dict(losses=["l2", "l1", "smooth_l1", "iou", "giou", "diou", "ciou", "gfl", "detr"], seeds=3, lrs=[1e-3, 3e-3, 1e-2],
                  **{key: LEARNING_DEFAULTS[key] for key in ("epochs", "model", "batch_size", "grow")},
                  **dict(zip(("train", "val", "test"), LEARNING_DEFAULTS["images"]))),
-    "quick": dict(losses=["l2", "iou", "giou", "diou"], seeds=1, epochs=8, lrs=[3e-3], train=2000, val=300,
-                  test=1000, model="cnn", batch_size=64, grow=0),
+    "quick": dict(losses=["l2", "iou", "giou", "diou"], seeds=1, epochs=12, lrs=[3e-3], train=4000, val=500,
+                  test=2000, model="cnn", batch_size=64, grow=0),
 }
 """The learning experiment's two presets (`experiments/train_regressor.py`, its ``--quick``): the losses, seeds,
 rate grid and the settings that differ from `LEARNING_DEFAULTS`."""
