@@ -322,7 +322,7 @@ LEARNING_DEFAULTS: LearningConfig = dict(model="cnn", param="cxcywh", optimizer=
 """The settings of an experiment that every run shares (`run`), as `experiments/train_regressor.py` has them."""
 
 LEARNING_PRESETS = {
-    "full": dict(losses=["l2", "l1", "smooth_l1", "iou", "giou", "diou", "ciou", "gfl", "detr"], seeds=3, lrs=[1e-3, 3e-3, 1e-2],
+    "full": dict(losses=["l2", "l1", "smooth_l1", "iou", "giou", "diou", "ciou", "gfl", "detr"], seeds=8, lrs=[1e-3, 3e-3, 1e-2],
                  **{key: LEARNING_DEFAULTS[key] for key in ("epochs", "model", "batch_size", "grow")},
                  **dict(zip(("train", "val", "test"), LEARNING_DEFAULTS["images"]))),
     "quick": dict(losses=["l2", "iou", "giou", "diou"], seeds=1, epochs=12, lrs=[3e-3], train=4000, val=500,
