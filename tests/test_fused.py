@@ -140,3 +140,37 @@ def test_the_engine_runs_the_kernel_and_agrees_with_autograd(spec, monkeypatch):
     assert len(used) == 1  # gradient="autograd" does not take the kernel
     np.testing.assert_allclose(fused.errors, generic.errors, rtol=1e-3)
     np.testing.assert_allclose(fused.mean_iou, generic.mean_iou, rtol=1e-3)
+
+
+@pytest.mark.parametrize("spec", ["giou", "diou", "ciou", "iou", "l1", "smooth_l1:beta=0.3,coords=cxcywh", "l2",
+                                  "focaler_giou:d=0.1,u=0.9", "inner_ciou:ratio=0.8"])
+def test_fused_loss_is_the_registry_loss_per_pair_with_its_gradient_against_central_differences(spec):
+    # training's primitive: each pair's value, and a reverse pass that weighs each pair's partials by its own
+    # upstream gradient (the weights below differ pair by pair, so a product summed over pairs would fail)
+    rng = np.random.default_rng(7)
+    target = np.array([[1.0, 2.0, 2.5, 2.75], [0.0, 0.0, 2.0, 1.0], [3.0, 1.0, 4.0, 5.0]])
+    pred = np.vstack([target[0] + rng.normal(0, 0.3, 4), target[1] + [2.1, 0.3, 2.45, 0.2], target[2][[2, 3, 0, 1]] + [0.1, -0.2, 0.15, 0.05]])
+    weights = np.array([0.5, -2.0, 3.0])
+    values = fused.fused_loss(canonical_loss(spec))
+    registry = unchecked(get_loss(spec))
+    np.testing.assert_allclose(values(pred, target), registry(pred, target), rtol=1e-12, atol=1e-15)
+
+    def weighted(p):
+        return anp.sum(weights * values(p, target))
+
+    def reference(p):  # the registry loss, with the factors it holds constant frozen
+        return np.sum(weights * registry(p, target))
+    expected = central_differences(frozen(reference, pred), pred)
+    np.testing.assert_allclose(grad(weighted)(pred), expected, rtol=1e-6, atol=1e-8)
+
+
+def test_fused_loss_keeps_float32_boxes_float32_and_refuses_a_spec_without_a_kernel():
+    pred, target = (np.array([[0.0, 0.0, 2.0, 1.0], [1.0, 1.0, 3.0, 4.0]], dtype=np.float32) + shift
+                    for shift in (0.25, 0.0))
+    values = fused.fused_loss("giou")
+    assert values(pred, target).dtype == np.float32
+    assert grad(lambda p: anp.mean(values(p, target)))(pred).dtype == np.float32
+    with pytest.raises(ValueError, match="no fused kernel for '5\\*l1\\+2\\*giou'"):
+        fused.fused_loss("5*l1+2*giou")
+    with pytest.raises(ValueError, match="one target per predicted box, or one for all"):
+        values(pred[0], target)

@@ -1,4 +1,4 @@
-"""Fused kernels: a registry loss and its partials in one NumPy pass, for the batched engine.
+"""Fused kernels: a registry loss and its partials in one NumPy pass, for the batched engine and training.
 
 Autograd differentiates a loss one primitive at a time, and on a batch each
 primitive costs a pass over memory plus autograd's own bookkeeping. For the
@@ -7,7 +7,9 @@ NumPy computes the loss and its partial derivatives with respect to the four
 predicted corners together, and an autograd primitive hands them to the reverse
 pass (the losses are elementwise, so the vector-Jacobian product is the upstream
 gradient times these partials). The rest of the graph (the parameterisation, the
-sum) stays autograd's.
+sum) stays autograd's. `fused_total` is that primitive for the engine (the sum over
+boxes); `fused_loss`, one value per pair, is training's (between a network's decoded
+boxes and the mean over the minibatch).
 
 One mechanism serves every loss. `Geometry` computes what the losses measure
 about a box pair (`sandbox.geometry.pair.Pair`'s quantities, in its order, so the values
@@ -734,3 +736,52 @@ def fused_total(loss: str | Callable[..., Any]) -> Callable[..., Array]:
         return _total(*corners, value=value, partials=partials)
     total.__name__ = f"{value_and_partials_of.__name__}_total"
     return total
+
+
+@primitive
+def _values(pred, value, partials):
+    return value
+
+
+# elementwise: each case's value depends on its own box alone, so the product is g times its four partials;
+# in the boxes' dtype, where autograd's mean would hand a float32 network a float64 gradient
+defvjp(_values, lambda ans, pred, value, partials: lambda g: (g[..., None] * partials).astype(partials.dtype,
+                                                                                              copy=False))
+
+
+def fused_loss(loss: str | Callable[..., Any]) -> Callable[[Array, Boxes], Array]:
+    """The loss `loss` per pair, as ``values(pred, target)``, differentiable once in `pred`.
+
+    One kernel call gives each pair's value and its partials with respect to the four
+    predicted corners; the reverse pass multiplies them by the upstream gradient, so
+    autograd sees one node where the loss's own operations are dozens (training's fast
+    path, `sandbox.learning.training.train` with ``gradient='fused'``). The values and
+    the gradient are in `pred`'s dtype, so that a float32 network stays float32.
+
+    Parameters
+    ----------
+    loss : str or callable
+        A spec with a `kernel`, or the function `sandbox.get_loss` built from one (with a
+        `built_kernel`); ValueError for anything else.
+
+    Returns
+    -------
+    callable
+        ``values(pred, target)``: `pred`, shape (..., 4), predicted ``xyxy`` boxes,
+        possibly inverted, traced by autograd or not; `target`, shape (..., 4) or (4,),
+        target ``xyxy`` boxes, not differentiated. One value per pair, shape (...,), as
+        the registry loss gives.
+    """
+    value_and_partials_of = _kernel_of(loss)
+
+    def values(pred: Array, target: Boxes) -> Array:
+        boxes = getval(pred)
+        target_corners = [getval(t) for t in unstack(target)]
+        value, partials, _ = value_and_partials_of(unstack(boxes), target_corners)
+        if np.shape(value) != np.shape(boxes)[:-1]:
+            raise ValueError(f"fused_loss takes one target per predicted box, or one for all; got predictions of "
+                             f"shape {np.shape(boxes)} and targets of shape {np.shape(target)}")
+        dtype = boxes.dtype
+        return _values(pred, np.asarray(value, dtype=dtype), np.stack(partials, axis=-1).astype(dtype, copy=False))
+    values.__name__ = value_and_partials_of.__name__
+    return values
