@@ -60,6 +60,7 @@ from sandbox.runs.cli import add_workers, check_out, experiment_parser, run_swee
 from sandbox.views.plotting import plot_accuracy_curves, plot_by_size, plot_prediction_gallery
 from sandbox.runs.records import atomic_write, read_csv, write_csv
 from sandbox.runs.sweep import SweepError
+from sandbox.optim.settings import GRADIENTS
 
 DEFAULTS, QUICK = training.LEARNING_PRESETS["full"], training.LEARNING_PRESETS["quick"]
 PRESET_KEYS = ("losses", "seeds", "epochs", "lrs", "model", "batch_size", "grow")
@@ -100,6 +101,10 @@ def parse_args(argv):
                         help="a new set of training images every epoch (--no-fresh: one set, reused)")
     parser.add_argument("--dtype", default=training.LEARNING_DEFAULTS["dtype"], choices=training.DTYPES,
                         help="the networks' float type (float64 is for gradient checks)")
+    parser.add_argument("--gradient", default=training.LEARNING_DEFAULTS["gradient"], choices=GRADIENTS,
+                        help="how the loss is differentiated: autograd through its own operations, or fused: its "
+                             "fused kernel as one step of autograd (a registry loss; others run on autograd), the "
+                             "same gradient to rounding, faster")
     parser.add_argument("--tune-seeds", type=int, default=training.LEARNING_DEFAULTS["tune_seeds"],
                         help="seeds each loss's rate is chosen on; the other seeds train at the chosen rate only "
                              "(0: every seed at every rate)")

@@ -272,11 +272,13 @@ def test_bad_arguments_are_clear_errors(call, words):
         call()
 
 
+@pytest.mark.parametrize("gradient", ["autograd", "fused"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_training_keeps_the_networks_dtype(dtype):
+def test_training_keeps_the_networks_dtype(dtype, gradient):
     from sandbox.learning import synthetic, training
     splits = synthetic.make_splits(0, 24, 4, 4, image_size=16, min_size=3.0)
-    result = training.train("giou", splits, model="cnn", epochs=2, batch_size=8, seed=0, dtype=dtype)
+    result = training.train("giou", splits, model="cnn", epochs=2, batch_size=8, seed=0, dtype=dtype,
+                            gradient=gradient)
     assert not result["diverged"] and all(value.dtype == dtype for value in result["params"].values())
-    default = training.train("giou", splits, model="cnn", epochs=1, batch_size=8, seed=0)
+    default = training.train("giou", splits, model="cnn", epochs=1, batch_size=8, seed=0, gradient=gradient)
     assert default["params"]["output_bias"].dtype == np.float32

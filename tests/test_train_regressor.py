@@ -1,13 +1,17 @@
 """Learning: a small box regressor trained with each loss, fairly; the runner resumes and refuses bad input."""
+import json
+import re
+
 import autograd.numpy as anp
 import numpy as np
 import pytest
-from autograd import grad
+from autograd import grad, value_and_grad
 from autograd.misc import flatten
 
 from helpers import adam_by_hand, load_experiment
 from sandbox import get_loss
-from sandbox.learning import synthetic, training
+from sandbox.learning import heads, synthetic, training
+from sandbox.losses.fused import fused_loss
 from sandbox.optim.rules import apply, first_order
 from sandbox.runs import sweep as sweeps
 from sandbox.runs.store import Store
@@ -154,6 +158,122 @@ def test_train_moves_the_weights_by_its_optimiser_written_out(optimizer):
     np.testing.assert_allclose(flatten(result["params"])[0], expected, rtol=1e-12, atol=1e-12)
 
 
+AGREEING = ["giou", "diou", "ciou", "l1", "smooth_l1", "l2", "iou"]
+"""Losses that train with either gradient: registry losses with a fused kernel."""
+
+
+@pytest.fixture(scope="module")
+def tiny_splits():
+    # at seed 2 the CNN's first boxes overlap some objects, so that IoU too has a gradient to agree on
+    return synthetic.make_splits(0, 24, 4, 4, image_size=16, min_size=3.0)
+
+
+def kernel_calls(monkeypatch):
+    """The losses `heads.fused_loss` is asked for from now on: the fused gradient's one way into training."""
+    calls = []
+
+    def spy(function):
+        calls.append(function)
+        return fused_loss(function)
+    monkeypatch.setattr(heads, "fused_loss", spy)
+    return calls
+
+
+@pytest.mark.portable
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])  # sgd's steps, unlike Adam's, scale with the gradient
+@pytest.mark.parametrize("loss", AGREEING)
+def test_in_float64_training_with_the_fused_gradient_ends_at_autograds_weights(loss, optimizer, tiny_splits,
+                                                                                  monkeypatch):
+    # six steps; the two gradients of the loss differ by rounding (1e-16 relative), which the steps
+    # leave at about 1e-12 relative on any weight (1e-9: room for other CPUs' rounding)
+    calls = kernel_calls(monkeypatch)
+    results = {gradient: training.train(loss, tiny_splits, model="cnn", optimizer=optimizer,
+                                        lr=3e-3 if optimizer == "adam" else 1e-4,  # sgd's: L2 diverges at 1e-3
+                                        epochs=2, batch_size=8, seed=2, dtype="float64", gradient=gradient)
+               for gradient in ("autograd", "fused")}
+    assert len(calls) == 1  # once, for the fused run: autograd's takes the loss's own operations
+    assert not any(result["diverged"] for result in results.values())
+    weights = {gradient: flatten(result["params"])[0] for gradient, result in results.items()}
+    start = flatten(init_network("cnn", 16, 2, dtype="float64"))[0]
+    assert np.max(np.abs(weights["autograd"] - start)) > 1e-4  # the loss moved the weights
+    np.testing.assert_allclose(weights["fused"], weights["autograd"], rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.portable
+@pytest.mark.parametrize("loss", AGREEING)
+def test_in_float32_the_fused_first_gradient_is_autograds_to_float32_rounding(loss, tiny_splits):
+    # train's objective on its first minibatch: the mean loss of the decoded boxes, the targets in float32
+    images, boxes = tiny_splits["train"].images[:8], tiny_splits["train"].boxes[:8].astype(np.float32)
+    start, unflatten = flatten(init_network("cnn", 16, 2))
+    found = {}
+    for gradient in ("autograd", "fused"):
+        recipe = heads.recipe_for(loss, gradient=gradient)
+        found[gradient] = value_and_grad(lambda weights: anp.mean(recipe.objective(
+            training.outputs(unflatten(weights), images, "cnn"), boxes, 16)))(start)
+    (value, expected), (fused_value, fused_gradient) = found["autograd"], found["fused"]
+    assert fused_value.dtype == fused_gradient.dtype == expected.dtype == np.float32
+    assert np.any(expected != 0)
+    # float32's unit roundoff is 6e-8; the two differ by about one unit in the last place
+    np.testing.assert_allclose(fused_value, value, rtol=1e-6)
+    assert np.linalg.norm(fused_gradient - expected) <= 1e-6 * np.linalg.norm(expected)
+
+
+@pytest.mark.parametrize("loss", ["5*l1+2*giou", "gfl", "detr", get_loss("giou")])
+def test_a_loss_without_a_kernel_trains_on_autograd_with_the_fused_gradient_as_the_engine_does(loss, monkeypatch):
+    # the engine's rule (sandbox.optim.engine): a weighted sum, a user's function and the heads' own
+    # objectives have no kernel, and gradient='fused' runs them through autograd, to the same weights
+    splits = synthetic.make_splits(0, 16, 4, 4, image_size=16, min_size=3.0)
+    calls = kernel_calls(monkeypatch)
+    results = [training.train(loss, splits, model="mlp", lr=1e-3, epochs=1, batch_size=8, seed=0, dtype="float64",
+                              gradient=gradient)["params"] for gradient in ("autograd", "fused")]
+    assert calls == []
+    np.testing.assert_array_equal(flatten(results[1])[0], flatten(results[0])[0])
+
+
+@pytest.mark.parametrize("gradient, words", [
+    ("authors", "unknown gradient backend 'authors'; valid: autograd, fused"),
+    (lambda theta, target: (theta, None), "training's gradient is one of autograd, fused; got the function"),
+    (None, "gradient must be one of autograd, fused or a function"),
+])
+def test_a_gradient_training_does_not_have_is_a_one_line_error_before_any_work(gradient, words, monkeypatch):
+    monkeypatch.setattr(training, "init_network", lambda *args, **kwargs: pytest.fail("training began"))
+    splits = synthetic.make_splits(0, 8, 4, 4, image_size=16, min_size=3.0)
+    with pytest.raises(ValueError, match=re.escape(words)):
+        training.train("giou", splits, model="mlp", epochs=1, gradient=gradient)
+    with pytest.raises(ValueError, match=re.escape(words)):
+        training.check_config(dict(training.LEARNING_DEFAULTS, gradient=gradient))
+
+
+def test_the_gradient_is_recorded_in_a_learning_sweep_and_reaches_every_run(tmp_path, monkeypatch):
+    sweep = sweeps.resolve(dict(experiment="learning", learning=dict(gradient="Fused"), axes=dict(loss=["giou"])),
+                           "test")
+    assert sweep["learning"]["gradient"] == "fused"
+    assert sweeps.resolve(sweep, "again") == sweep  # what a sweep folder saves reads back as itself
+    assert sweeps.resolve(dict(experiment="learning", axes=dict(loss=["giou"])), "test")["learning"]["gradient"] \
+        == training.LEARNING_DEFAULTS["gradient"] == "autograd"
+    with pytest.raises(sweeps.SweepError, match=r"\[learning\]: unknown gradient backend 'authors'"):
+        sweeps.resolve(dict(experiment="learning", learning=dict(gradient="authors")), "test")
+    given = []
+    train = training.train
+    monkeypatch.setattr(training, "train", lambda *args, **kwargs: given.append(kwargs["gradient"]) or train(
+        *args, **kwargs))
+    config = dict(sweep["learning"], model="mlp", epochs=1, images=[8, 4, 4], image_size=16, min_size=3.0)
+    training.run((config, "giou", 0, 1e-3))
+    assert given == ["fused"]
+    args, _ = experiment.parse_args(["--out", str(tmp_path / "out"), "--quick", "--gradient", "fused"])
+    assert args.sweep["learning"]["gradient"] == "fused"
+
+
+def test_a_learning_folder_saved_before_the_gradient_key_resumes_as_autograds_and_refuses_fused(tmp_path):
+    sweep = sweeps.resolve(dict(experiment="learning", axes=dict(loss=["giou"])), "test")
+    before = dict(sweep, learning={key: value for key, value in sweep["learning"].items() if key != "gradient"})
+    (tmp_path / "sweep.json").write_text(json.dumps(before))
+    Store(tmp_path, sweep).close()  # the same runs: every run then was autograd's
+    fused = dict(sweep, learning=dict(sweep["learning"], gradient="fused"))
+    with pytest.raises(sweeps.SweepError, match=r"different sweep \(learning.gradient was null, is now \"fused\"\)"):
+        Store(tmp_path, fused)
+
+
 def test_each_loss_gets_the_rate_that_does_best_on_validation_averaged_over_seeds():
     runs = [dict(loss="l2", seed=s, lr=lr, val_accuracy_mean=v)
             for s, lr, v in [(0, 0.1, 0.5), (1, 0.1, 0.1), (0, 0.01, 0.3), (1, 0.01, 0.35)]]
@@ -292,6 +412,7 @@ seed = [0, 1]
     (["--image-size", "8", "--min-size", "9"], "too small for the size range"),
     (["--model", "resnet"], "unknown model 'resnet'"),
     (["--label-noise", "1.5"], "--label-noise must be a share"),
+    (["--gradient", "authors"], "argument --gradient: invalid choice: 'authors'"),
 ])
 def test_bad_input_stops_before_any_work_with_one_line(tmp_path, capsys, arguments, words):
     with pytest.raises(SystemExit):

@@ -81,8 +81,9 @@ from sandbox.geometry.boxes import box_convert
 from sandbox.geometry.names import canonical
 from sandbox.geometry.parameterisations import get_parameterisation
 from sandbox.learning.networks import CENTRED_BOX, INITS, Params, outputs
+from sandbox.losses.fused import built_kernel, fused_loss
 from sandbox.losses.spec import canonical_loss, get_loss
-from sandbox.optim.settings import Spec
+from sandbox.optim.settings import GRADIENTS, Spec
 
 REG_MAX = 16
 """GFL's default: each edge's distribution has reg_max + 1 = 17 bins."""
@@ -127,7 +128,7 @@ class Recipe:
     confinement: str = ""
 
 
-def plain_recipe(loss: Spec, param: str = "cxcywh") -> Recipe:
+def plain_recipe(loss: Spec, param: str = "cxcywh", gradient: str = "autograd") -> Recipe:
     """The plain head: 4 outputs read through `param` in image units, trained with `loss` on pixel boxes.
 
     Parameters
@@ -136,8 +137,17 @@ def plain_recipe(loss: Spec, param: str = "cxcywh") -> Recipe:
         Anything `sandbox.get_loss` takes.
     param : str
         A name in `sandbox.PARAMETERISATIONS`.
+    gradient : {'autograd', 'fused'}
+        How the loss is differentiated: by autograd through its own operations, or,
+        ``'fused'``, as one primitive whose gradient with respect to the decoded boxes is
+        the loss's fused kernel (`sandbox.losses.fused.fused_loss`), where the spec names
+        a registry loss with one; any other spec (a weighted sum, a user's loss) runs on
+        autograd, as in the engine (`sandbox.optim.engine`). The decoding stays autograd's.
     """
     function = get_loss(loss)
+    if canonical(gradient, GRADIENTS, "gradient backend") == "fused" and isinstance(loss, str) \
+            and built_kernel(function) is not None:
+        function = fused_loss(function)
     decode = plain_decoder(param)
 
     def objective(raw: Array, target: Array, image_size: int) -> Array:
@@ -231,7 +241,7 @@ RECIPES: dict[str, Callable[[], Recipe]] = {"gfl": distribution_recipe, "detr": 
 """The recipes by name, as the learning experiment's ``loss`` axis names them (besides loss specs)."""
 
 
-def recipe_for(loss: Spec, param: str = "cxcywh", init: str = "default") -> Recipe:
+def recipe_for(loss: Spec, param: str = "cxcywh", init: str = "default", gradient: str = "autograd") -> Recipe:
     """The `Recipe` a loss axis value names: a recipe in `RECIPES` (any case), else the plain head with `loss`.
 
     Parameters
@@ -242,6 +252,9 @@ def recipe_for(loss: Spec, param: str = "cxcywh", init: str = "default") -> Reci
         The plain head's parameterisation; the other heads read their outputs their own way.
     init : {'default', 'apart'}
         Checked against the head: ``'apart'`` is for the plain head only.
+    gradient : {'autograd', 'fused'}
+        The plain head's (`plain_recipe`); the other heads' objectives have no fused
+        kernel and run on autograd whatever it says.
 
     Raises
     ------
@@ -249,7 +262,9 @@ def recipe_for(loss: Spec, param: str = "cxcywh", init: str = "default") -> Reci
         In one line, naming both kinds of value, if `loss` is neither; or if `init`
         is ``'apart'`` with a head that cannot stand for its box outside the image.
     """
-    recipe = RECIPES[loss.strip().lower()]() if is_recipe(loss) else plain_recipe(_checked_spec(loss), param)
+    gradient = canonical(gradient, GRADIENTS, "gradient backend")
+    recipe = (RECIPES[loss.strip().lower()]() if is_recipe(loss)
+              else plain_recipe(_checked_spec(loss), param, gradient))
     if canonical(init, INITS, "init") == "apart" and recipe.confinement:
         raise ValueError(f"init='apart' starts every box left of and above the image, which the {recipe.name} head "
                          f"cannot stand for ({recipe.confinement}); use init='default', or a loss spec for the "

@@ -37,7 +37,7 @@ from sandbox.learning.networks import DTYPES, INITS, MODELS, Params, flatten, in
 from sandbox.learning.synthetic import Dataset, make_dataset, make_splits, make_stream
 from sandbox.losses.formulas import iou as box_iou
 from sandbox.optim.rules import SCHEDULES, Rate, Schedule, Transform, apply, first_order
-from sandbox.optim.settings import Spec, schedule_name
+from sandbox.optim.settings import GRADIENTS, Spec, gradient_backend, schedule_name
 
 OPTIMIZERS = ("adam", "sgd")
 SELECTION_METRIC = "accuracy_mean"
@@ -47,7 +47,8 @@ SELECTION_METRIC = "accuracy_mean"
 def train(loss: Spec, splits: Mapping[str, Dataset], model: str = "cnn", param: str = "cxcywh",
           optimizer: str = "adam", lr: float = 1e-3, epochs: int = 10, batch_size: int = 64, seed: int = 0,
           init: str = "default", momentum: float = 0.9, schedule: str | Schedule = "cosine",
-          progress: Callable[[int, int], object] | None = None, dtype: str = "float32") -> dict[str, Any]:
+          progress: Callable[[int, int], object] | None = None, dtype: str = "float32",
+          gradient: str = "autograd") -> dict[str, Any]:
     """Train one network with `loss`; return its per-epoch validation metrics and its test metrics.
 
     Parameters
@@ -81,6 +82,16 @@ def train(loss: Spec, splits: Mapping[str, Dataset], model: str = "cnn", param: 
         ``progress(epoch, epochs)`` after each epoch.
     dtype : {'float32', 'float64'}
         Of the weights and the arithmetic (`init_network`'s).
+    gradient : {'autograd', 'fused'}
+        How the loss is differentiated (`training_gradient`): ``'autograd'`` (the
+        default) through its own operations; ``'fused'``, the fast path an experiment
+        names and records: the plain head's loss, where its spec names a registry loss
+        (at any parameters), is one autograd primitive whose gradient with respect to the
+        decoded boxes comes from the loss's fused kernel
+        (`sandbox.losses.fused.fused_loss`), the same gradient to rounding. As in the
+        box-fitting engine, any other loss (a weighted sum, a user's loss, the ``'gfl'``
+        and ``'detr'`` heads) runs on autograd. The network and the decoding are
+        autograd's either way.
 
     Returns
     -------
@@ -92,7 +103,7 @@ def train(loss: Spec, splits: Mapping[str, Dataset], model: str = "cnn", param: 
         became non-finite (training stops there).
     """
     optimizer = canonical(optimizer, OPTIMIZERS, "optimizer")
-    recipe = recipe_for(loss, param, init)
+    recipe = recipe_for(loss, param, init, training_gradient(gradient))
     stream = [splits["train"]] if isinstance(splits["train"], Dataset) else list(splits["train"])
     image_size = stream[0].images.shape[-1]
     params = init_network(model, image_size, seed, init=init, param=param, outputs=recipe.outputs, dtype=dtype)
@@ -138,6 +149,16 @@ def train(loss: Spec, splits: Mapping[str, Dataset], model: str = "cnn", param: 
     final = unflatten(flat)
     return dict(history=history, val=measure(final, splits["val"], model, recipe),
                 test=measure(final, splits["test"], model, recipe), params=final, diverged=diverged)
+
+
+def training_gradient(gradient: object) -> str:
+    """``'autograd'`` or ``'fused'`` (any case), the engine's rule (`sandbox.optim.settings.gradient_backend`) less
+    its replacement functions, which take a box's parameters and not a network's; ValueError otherwise."""
+    backend = gradient_backend(gradient)
+    if callable(backend):
+        raise ValueError(f"training's gradient is one of {', '.join(GRADIENTS)}; got the function {backend!r} "
+                         f"(a replacement gradient(theta, target) is for the box-fitting engine only)")
+    return backend
 
 
 def measure(params: Params, split: Dataset, model: str, head: str | Recipe,
@@ -308,6 +329,8 @@ class LearningConfig(TypedDict):
     data_seed: int
     dtype: str
     """The networks' float type: ``'float32'`` to train, ``'float64'`` for gradient checks."""
+    gradient: str
+    """How the loss is differentiated (`train`): ``'autograd'``, or ``'fused'``, its fused kernel where it has one."""
     tune_seeds: int
     """Seeds a loss's rate is chosen on (the first of the seed axis); the others train at the chosen rate only.
     0: every seed trains at every rate."""
@@ -318,7 +341,7 @@ class LearningConfig(TypedDict):
 LEARNING_DEFAULTS: LearningConfig = dict(model="cnn", param="cxcywh", optimizer="adam", epochs=20, batch_size=64,
                                          init="default", images=[4000, 1000, 5000], fresh=True, image_size=32,
                                          min_size=1.0, label_noise=0.0, distractors=0, data_seed=0, dtype="float32",
-                                         tune_seeds=1, grow=2)
+                                         gradient="autograd", tune_seeds=1, grow=2)
 """The settings of an experiment that every run shares (`run`), as `experiments/train_regressor.py` has them."""
 
 LEARNING_PRESETS = {
@@ -341,6 +364,7 @@ def check_config(config: Mapping[str, Any]) -> dict[str, Any]:
     config["param"] = get_parameterisation(config["param"]).name
     config["init"] = canonical(config["init"], INITS, "init")
     config["dtype"] = canonical(config["dtype"], DTYPES, "dtype")
+    config["gradient"] = training_gradient(config["gradient"])
     for key, low in [("epochs", 1), ("batch_size", 1), ("distractors", 0), ("data_seed", 0), ("tune_seeds", 0),
                      ("grow", 0)]:
         if not (isinstance(config[key], int) and not isinstance(config[key], bool) and config[key] >= low):
@@ -380,7 +404,7 @@ def run(task: tuple[Mapping[str, Any], Spec, int, float], keep: int = 8) -> dict
     """One run of an experiment: ``task`` is (config, loss, seed, lr); a plain dict to save as JSON.
 
     `config` holds `DATA_KEYS` and ``model``, ``param``, ``optimizer``, ``epochs``,
-    ``batch_size``, ``init``, ``dtype``. The result has the run's ``loss``, ``seed``, ``lr``,
+    ``batch_size``, ``init``, ``dtype``, ``gradient``. The result has the run's ``loss``, ``seed``, ``lr``,
     ``diverged``, ``converged`` (not `still_improving` on validation accuracy), ``val`` and
     ``test`` metrics, ``test_ious`` (each test image's IoU, in order: what paired comparisons
     between losses read), the per-epoch ``history``, and ``gallery``: the predicted boxes of the
@@ -390,7 +414,7 @@ def run(task: tuple[Mapping[str, Any], Spec, int, float], keep: int = 8) -> dict
     splits = splits_for(config)
     result = train(loss, splits, model=config["model"], param=config["param"], optimizer=config["optimizer"],
                    lr=lr, epochs=config["epochs"], batch_size=config["batch_size"], seed=seed, init=config["init"],
-                   dtype=config["dtype"])
+                   dtype=config["dtype"], gradient=config["gradient"])
     pred = predictions(result["params"], splits["test"], config["model"],
                        recipe_for(loss, config["param"], config["init"]))
     ious = box_iou(pred, splits["test"].boxes)  # the same predictions as result["test"], image by image
