@@ -1,11 +1,12 @@
 """Training throughput (images/s) of the sandbox's box regressors, beside PyTorch eager on the same network.
 
 For each --model (``cnn``, ``mlp``), the sandbox's training is timed as it runs in
-the experiments: `sandbox.learning.training.train` whole (autograd), in float32
-(its default) and in float64, on --images 32 x 32 training images from
-`sandbox.learning.synthetic.make_splits`, for --epochs epochs of minibatch Adam
-(rate 1e-3, cosine schedule) on the GIoU loss of `predict`'s boxes (``cxcywh``
-outputs), averaged over minibatches of --batch-size. Its validation after each
+the experiments: `sandbox.learning.training.train` whole, with each of its gradients
+(``'autograd'``, its default, and ``'fused'``, the GIoU loss's fused kernel as one
+autograd primitive), in float32 (its default) and in float64, on --images 32 x 32
+training images from `sandbox.learning.synthetic.make_splits`, for --epochs epochs
+of minibatch Adam (rate 1e-3, cosine schedule) on the GIoU loss of `predict`'s boxes
+(``cxcywh`` outputs), averaged over minibatches of --batch-size. Its validation after each
 epoch is on a split of one image, so the time is the training steps', plus the
 weights' initialisation.
 
@@ -16,18 +17,18 @@ three 3 x 3 convolutions of stride 2 with zero padding 1, ReLU, dense layers),
 started from the sandbox's initial weights, on the same minibatches in `train`'s
 order, the outputs read as ``cxcywh`` in image units times the image side to
 ``xyxy``, torchvision's GIoU loss written out, ``torch.optim.Adam`` with the same
-schedule. In float64 the two engines' last-epoch mean losses must agree to
-rounding: the script prints the check, which shows that they train the same
-network.
+schedule. In float64 every engine's last-epoch mean loss must agree with
+PyTorch's to rounding: the script prints the check, which shows that they train
+the same network.
 
 Both engines compute on one thread: the script sets ``OPENBLAS_NUM_THREADS``,
 ``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS`` to 1 before numpy is imported (unless
 already set) and calls ``torch.set_num_threads(1)``. After one untimed run each
 (one-time costs), the engines take turns, --repeats rounds, so that a change in
 the machine's load falls on all of them alike; each figure is the median of its
-runs. The script prints images/s per engine, the ratio of the sandbox's to
-PyTorch's in each dtype ("sandbox is 1.23x PyTorch eager float32": above 1, the
-sandbox is faster), and writes ``benchmark.csv`` and ``config.json`` under --out.
+runs. The script prints images/s per engine, the ratio of each sandbox engine's
+to PyTorch's in each dtype ("sandbox (fused) is 1.23x PyTorch eager float32": above
+1, the sandbox is faster), and writes ``benchmark.csv`` and ``config.json`` under --out.
 
     python experiments/benchmark_training.py --out results/benchmark_training
 """
@@ -51,15 +52,18 @@ from sandbox.learning.networks import COORDINATES, DTYPES, MODELS, coordinate_ch
 from sandbox.runs.records import provenance, write_csv, write_json
 from sandbox.learning.synthetic import make_splits
 from sandbox.learning.training import train
+from sandbox.optim.settings import GRADIENTS
 
 IMAGE_SIZE = 32
 LEARNING_RATE = 1e-3
 SCHEDULE = "cosine"
 AGREEMENT = 1e-9
-"""How far apart the two engines' float64 last-epoch losses may be: rounding, compounded over the steps."""
+"""How far apart an engine's float64 last-epoch loss and PyTorch's may be: rounding, compounded over the steps."""
 COLUMNS = ["model", "engine", "dtype", "images", "steps", "seconds", "images_per_s", "ratio_to_torch",
            "last_epoch_loss"]
-SANDBOX, TORCH = "sandbox (autograd)", "torch eager"
+SANDBOX = {gradient: f"sandbox ({gradient})" for gradient in GRADIENTS}
+"""The sandbox's engines: `train` with each of its gradients."""
+TORCH = "torch eager"
 
 
 def parse_args(argv):
@@ -77,11 +81,12 @@ def parse_args(argv):
     return args
 
 
-def sandbox_run(model, splits, epochs, batch_size, seed, dtype):
-    """A run of `train`, in `dtype`: returns (steps, last epoch's mean loss)."""
+def sandbox_run(model, splits, epochs, batch_size, seed, dtype, gradient="autograd"):
+    """A run of `train`, in `dtype`, with `gradient`: returns (steps, last epoch's mean loss)."""
     def run():
         result = train("giou", splits, model=model, param="cxcywh", optimizer="adam", lr=LEARNING_RATE,
-                       epochs=epochs, batch_size=batch_size, seed=seed, schedule=SCHEDULE, dtype=dtype)
+                       epochs=epochs, batch_size=batch_size, seed=seed, schedule=SCHEDULE, dtype=dtype,
+                       gradient=gradient)
         if result["diverged"]:
             raise RuntimeError(f"the sandbox's {model} diverged; the timing would not be of full training")
         return epochs * math.ceil(len(splits["train"].boxes) / batch_size), result["history"]["train_loss"][-1]
@@ -236,7 +241,8 @@ def main(argv=None):
     settings = (splits, args.epochs, args.batch_size, args.seed)
     rows = []
     for model in args.model:
-        runs = {(SANDBOX, dtype): sandbox_run(model, *settings, dtype) for dtype in DTYPES}
+        runs = {(SANDBOX[gradient], dtype): sandbox_run(model, *settings, dtype, gradient)
+                for gradient in GRADIENTS for dtype in DTYPES}
         if has_torch:
             runs.update({(TORCH, dtype): torch_run(model, *settings, dtype) for dtype in DTYPES})
         for (engine, dtype), (seconds, (steps, loss)) in time_in_turns(runs, args.repeats).items():
@@ -252,12 +258,13 @@ def main(argv=None):
                                               batch_size=args.batch_size, repeats=args.repeats, seed=args.seed,
                                               image_size=IMAGE_SIZE, loss="giou", param="cxcywh", optimizer="adam",
                                               lr=LEARNING_RATE, schedule=SCHEDULE, dtypes=list(DTYPES),
+                                              gradients=list(GRADIENTS),
                                               threads=threads, torch=_torch_version(), **provenance()))
 
 
 def report(rows):
-    """Print the table, the sandbox's speed as a multiple of PyTorch's, and the float64 agreement check;
-    fill each row's ``ratio_to_torch`` (images/s over PyTorch eager's in the same model and dtype)."""
+    """Print the table, each sandbox engine's speed as a multiple of PyTorch's, and the float64 agreement
+    check; fill each row's ``ratio_to_torch`` (images/s over PyTorch eager's in the same model and dtype)."""
     find = {(row["model"], row["engine"], row["dtype"]): row for row in rows}
     for row in rows:
         torch_row = find.get((row["model"], TORCH, row["dtype"]))
@@ -268,14 +275,21 @@ def report(rows):
               f"{row['last_epoch_loss']:>16.10f}")
     for model in dict.fromkeys(row["model"] for row in rows):
         for dtype in DTYPES:
-            if (model, TORCH, dtype) in find:
-                sandbox, torch = find[model, SANDBOX, dtype], find[model, TORCH, dtype]
-                print(f"{model}: sandbox is {sandbox['ratio_to_torch']:.2f}x PyTorch eager {dtype} "
-                      f"({sandbox['images_per_s']:.0f} vs {torch['images_per_s']:.0f} images/s)")
-        if (model, TORCH, "float64") in find:
-            gap = abs(find[model, SANDBOX, "float64"]["last_epoch_loss"] - find[model, TORCH, "float64"]["last_epoch_loss"])
-            verdict = "agree" if gap <= AGREEMENT else "DISAGREE: the engines do not train the same network"
-            print(f"{model}: float64 last-epoch losses differ by {gap:.1e} (at most {AGREEMENT:.0e}): {verdict}")
+            if (model, TORCH, dtype) not in find:
+                continue
+            torch = find[model, TORCH, dtype]
+            for engine in SANDBOX.values():
+                if (model, engine, dtype) in find:
+                    sandbox = find[model, engine, dtype]
+                    print(f"{model}: {engine} is {sandbox['ratio_to_torch']:.2f}x PyTorch eager {dtype} "
+                          f"({sandbox['images_per_s']:.0f} vs {torch['images_per_s']:.0f} images/s)")
+        for engine in SANDBOX.values():
+            if (model, TORCH, "float64") in find and (model, engine, "float64") in find:
+                gap = abs(find[model, engine, "float64"]["last_epoch_loss"]
+                          - find[model, TORCH, "float64"]["last_epoch_loss"])
+                verdict = "agree" if gap <= AGREEMENT else "DISAGREE: the engines do not train the same network"
+                print(f"{model}: float64 last-epoch losses of {engine} and PyTorch differ by {gap:.1e} "
+                      f"(at most {AGREEMENT:.0e}): {verdict}")
 
 
 def _torch_version():
