@@ -25,8 +25,8 @@ Both engines compute on one thread: the script sets ``OPENBLAS_NUM_THREADS``,
 ``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS`` to 1 before numpy is imported (unless
 already set) and calls ``torch.set_num_threads(1)``. After one untimed run each
 (one-time costs), the engines take turns, --repeats rounds, so that a change in
-the machine's load falls on all of them alike; each figure is the median of its
-runs. The script prints images/s per engine, the ratio of each sandbox engine's
+the machine's load falls on all of them alike, in an order that rotates each round;
+each figure is the median of its runs. The script prints images/s per engine, the ratio of each sandbox engine's
 to PyTorch's in each dtype ("sandbox (fused) is 1.23x PyTorch eager float32": above
 1, the sandbox is faster), and writes ``benchmark.csv`` and ``config.json`` under --out.
 
@@ -220,12 +220,17 @@ def time_in_turns(runs, repeats):
     """The median seconds of `repeats` calls of each run, and what each run's last call returned.
 
     One untimed call of each first (a library's lazy set-up); then the runs take
-    turns, so that a change in the machine's load falls on all of them alike.
+    turns, so that a change in the machine's load falls on all of them alike, in an
+    order that rotates by one each round, so that no run always comes first or always
+    follows the same other (on a loaded machine, a run's time depends on its place).
     """
     returned = {key: run() for key, run in runs.items()}
     times = {key: [] for key in runs}
-    for _ in range(repeats):
-        for key, run in runs.items():
+    keys = list(runs)
+    for round_number in range(repeats):
+        shift = round_number % len(keys)
+        for key in keys[shift:] + keys[:shift]:
+            run = runs[key]
             began = time.perf_counter()
             returned[key] = run()
             times[key].append(time.perf_counter() - began)

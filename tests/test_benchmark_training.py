@@ -62,6 +62,14 @@ def test_the_report_prints_each_sandbox_engine_as_a_multiple_of_pytorch_and_chec
     assert [r["ratio_to_torch"] for r in rows] == [1.5, 0.25, 2.5, 0.3, 1.0, 1.0]
 
 
+def test_the_engines_take_turns_in_an_order_that_rotates_each_round():
+    calls = []
+    runs = {key: (lambda key=key: calls.append(key) or key) for key in "abc"}
+    timed = benchmark.time_in_turns(runs, 4)
+    assert calls == list("abc" "abc" "bca" "cab" "abc")  # the untimed calls, then four rounds
+    assert {key: returned for key, (seconds, returned) in timed.items()} == {"a": "a", "b": "b", "c": "c"}
+
+
 @pytest.mark.parametrize("arguments, words", [
     (["--batch-size", "0"], "--batch-size: must be a whole number >= 1; got '0'"),
     (["--model", "rnn"], "invalid choice: 'rnn'"),
