@@ -26,7 +26,8 @@ Images are fed as they are, one grey channel, without normalisation, cast to
 the parameters' dtype.
 
 Speed (a training step of the CNN on 64 images of 32 x 32, float32, one thread:
-7 to 9 ms, half of it matrix products, a sixth the GIoU loss's autograd nodes;
+7 to 9 ms, half of it matrix products, a sixth the GIoU loss's autograd nodes, which
+`train`'s ``gradient='fused'`` makes one (`sandbox.losses.fused.fused_loss`);
 `experiments/benchmark_training.py` times it beside PyTorch): every convolution is one matrix product (`affine`) of its
 patches, gathered into the rows of a matrix by a strided view of the padded
 input (`patches`, "im2col"), whose gradient adds them back by one product with
