@@ -245,6 +245,22 @@ def pairs_table(pairs, measure="accuracy_mean"):
                      f"{'  tie' if r['tied'] else ''}" for r in rows)
 
 
+def markdown_table(summary):
+    """The summary as a Markdown table (``table.md``), mean ± std over the seeds, as the docs include it."""
+    columns = [("mean_iou", "mean IoU"), ("accuracy_50", "acc@0.5"), ("accuracy_75", "acc@0.75"),
+               ("accuracy_mean", "acc@[.5:.95]"), ("large_mean_iou", "large: mean IoU"),
+               ("large_accuracy_75", "large: acc@0.75"), ("l1_error", "L1 error (px)")]
+    def cell(row, key):
+        digits = 2 if key == "l1_error" else 3
+        spread = f" ± {row[key + '_std']:.{digits}f}" if np.isfinite(row[key + "_std"]) else ""
+        return f"{row[key]:.{digits}f}{spread}"
+    lines = ["| loss | rate | " + " | ".join(name for _, name in columns) + " |",
+             "|---|---|" + "---|" * len(columns)]
+    lines += [f"| {r['loss']} | {r['lr']:.0e} | " + " | ".join(cell(r, key) for key, _ in columns) + " |"
+              for r in summary]
+    return "\n".join(lines) + "\n"
+
+
 def _mean(values):
     values = values[np.isfinite(values)]
     return float(np.mean(values)) if values.size else math.nan
@@ -365,6 +381,7 @@ def main(argv=None):
     summary, chosen = tables(args.out, config, runs)
     plot(args.out, config, runs, chosen)
     pairs = read_pairs(args.out / "pairs.csv")
+    atomic_write(args.out / "table.md", lambda tmp: Path(tmp).write_text(markdown_table(summary)))
     atomic_write(args.out / "findings.txt", lambda tmp: Path(tmp).write_text(findings(pairs, config["losses"]) + "\n"))
     print(summary_table(summary))
     print(report(config, summary, runs))
@@ -375,7 +392,7 @@ def main(argv=None):
               f"{max(widths):.3f}):")
         print(pairs_table(pairs))
     print(f"tables: {args.out / 'summary.csv'}, pairs.csv (every pair, measure and size class), findings.txt, "
-          f"epochs.csv, results.csv; figures: accuracy.png, epochs.png, by_size.png, gallery.png")
+          f"table.md, epochs.csv, results.csv; figures: accuracy.png, epochs.png, by_size.png, gallery.png")
 
 
 if __name__ == "__main__":
