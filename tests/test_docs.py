@@ -16,7 +16,6 @@ import pytest
 
 import sandbox
 from helpers import ROOT
-from test_evidence import README_ACCURACY_MEAN
 
 DOCS = ROOT / "docs"
 README = (ROOT / "README.md").read_text()
@@ -79,17 +78,41 @@ def test_the_layout_names_every_module_of_the_package():
                               f"{sorted(named - modules)}, which sandbox/ does not have")
 
 
-def test_the_learning_table_is_the_one_whose_claims_the_evidence_tests_check():
+LEARNING = DOCS / "data" / "learning"
+CLAIM = re.compile(r"`(\w+) − (\w+)` in `(\w+)`(?: \((\w+)\))?: ([+-]\d\.\d{3}) \(([+-]\d\.\d{3}) to ([+-]\d\.\d{3})\)")
+"""A paired difference as the learning page writes it: `a − b` in `measure` (run): +d (+low to +high); the run
+is a folder of docs/data/learning, ``default`` when not named."""
+
+
+def test_every_paired_difference_on_the_learning_page_is_the_committed_runs():
+    page = " ".join((DOCS / "results" / "learning.md").read_text().split())  # claims may wrap across lines
+    claims = CLAIM.findall(page)
+    assert len(claims) >= 20, "the learning page's claims are written as `a − b` in `measure`: +d (+low to +high)"
+    for a, b, measure, run, *numbers in claims:
+        with open(LEARNING / (run or "default") / "pairs.csv", newline="") as handle:
+            rows = [r for r in csv.DictReader(handle) if r["measure"] == measure and {r["loss_a"], r["loss_b"]} == {a, b}]
+        assert len(rows) == 1, f"no pair {a}, {b} in {measure} of the {run or 'default'} run"
+        difference, low, high = (float(rows[0][key]) for key in ("difference", "low", "high"))
+        if rows[0]["loss_a"] != a:
+            difference, low, high = -difference, -high, -low
+        assert [f"{value:+.3f}" for value in (difference, low, high)] == numbers, (a, b, measure, run)
+
+
+def test_the_learning_pages_table_is_the_committed_runs():
     page = (DOCS / "results" / "learning.md").read_text()
-    table = page.split("\n| loss | rate | mean IoU |", 1)[1].split("\n\n", 1)[0]
-    written = {}
-    for row in table.splitlines()[2:]:
-        cells = [cell.strip() for cell in row.strip("|").split("|")]
-        value, spread = cells[5].split(" ± ")
-        written[cells[0]] = (float(value), float(spread))
-    assert written == README_ACCURACY_MEAN, (
-        "docs/results/learning.md's accuracy over 0.50:0.95 differs from README_ACCURACY_MEAN in "
-        "tests/test_evidence.py, whose tests check the page's claims: update both together")
+    assert "```{include} ../data/learning/default/table.md" in page
+    with open(LEARNING / "default" / "summary.csv", newline="") as handle:
+        summary = list(csv.DictReader(handle))
+    table = (LEARNING / "default" / "table.md").read_text()
+    for row in summary:
+        assert f"| {row['loss']} | {float(row['lr']):.0e} | {float(row['mean_iou']):.3f} ± " in table
+    text = " ".join(page.split())
+    best = {key: max(float(row[key]) for row in summary) for key in ("large_mean_iou", "large_accuracy_75",
+                                                                     "accuracy_75")}
+    assert (f"mean IoU of {best['large_mean_iou']:.3f} and an accuracy at 0.75 of {best['large_accuracy_75']:.3f} "
+            f"on the large objects, and {best['accuracy_75']:.3f} at 0.75 over all sizes") in text
+    late, runs = sum(int(row["not_converged"]) for row in summary), sum(int(row["seeds"]) for row in summary)
+    assert f"{late} of the {runs} runs reported have not converged" in text
 
 
 # The which-loss results, committed in docs/data/which_loss/ and made into the table at build time.
