@@ -215,7 +215,7 @@ def pair_rows(config, runs, chosen):
     seeds = sorted({r["seed"] for r in runs if r["lr"] == chosen[r["loss"]]})
     by_seed = {(r["loss"], r["seed"]): r["test_ious"] for r in runs if r["lr"] == chosen[r["loss"]]}
     ious = {loss: [by_seed[loss, seed] for seed in seeds] for loss in config["losses"]}
-    test = training.splits_for(config)["test"]
+    test = training.test_split(config)
     return evidence.learning_pair_rows(ious, classes=box_metrics.size_class(test.boxes, config["image_size"]))
 
 
@@ -322,7 +322,7 @@ def plot(out, config, runs, chosen):
     ax.set_title(f"by object size (COCO's area bounds scaled to the image)\n{title}", fontsize=10)
     atomic_write(out / "by_size.png", fig.savefig, dpi=110)
 
-    test = training.splits_for(config)["test"]
+    test = training.test_split(config)
     shown = min(len(runs[0]["gallery"]), len(test.boxes))  # the test images whose predictions each run kept
     fig = Figure(figsize=(2.4 * shown, 3.2), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, shown))

@@ -393,11 +393,22 @@ def splits_for(config: Mapping[str, Any]) -> dict[str, Any]:
                        distractors=config["distractors"])
         splits: dict[str, Any] = make_splits(config["data_seed"], train, val, test, label_noise=config["label_noise"],
                                              **options)
-        if config.get("fresh"):
-            splits["train"] = make_stream(config["data_seed"], train, config["epochs"],
-                                          label_noise=config["label_noise"], **options)
+        if config.get("fresh"):  # kept in the networks' dtype, half the memory in float32; the networks cast
+            splits["train"] = [Dataset(epoch.images.astype(config.get("dtype", "float64")), epoch.boxes)  # to it
+                               for epoch in make_stream(config["data_seed"], train, config["epochs"],
+                                                        label_noise=config["label_noise"], **options)]
         _SPLITS[key] = splits
     return _SPLITS[key]
+
+
+def test_split(config: Mapping[str, Any]) -> Dataset:
+    """The test images of an experiment's `config`, without making its training images (`splits_for`'s, to
+    the bit: each split has its own stream of the data seed)."""
+    key = tuple(str(config.get(k)) for k in DATA_KEYS)
+    if key in _SPLITS:
+        return _SPLITS[key]["test"]
+    return make_splits(config["data_seed"], 1, 1, config["images"][2], image_size=config["image_size"],
+                       min_size=config["min_size"], distractors=config["distractors"])["test"]
 
 
 def run(task: tuple[Mapping[str, Any], Spec, int, float], keep: int = 8) -> dict[str, Any]:
