@@ -113,6 +113,11 @@ def test_the_learning_pages_table_is_the_committed_runs():
             f"on the large objects, and {best['accuracy_75']:.3f} at 0.75 over all sizes") in text
     late, runs = sum(int(row["not_converged"]) for row in summary), sum(int(row["seeds"]) for row in summary)
     assert f"{late} of the {runs} runs reported have not converged" in text
+    with open(LEARNING / "label_noise" / "summary.csv", newline="") as handle:
+        noisy = {row["loss"]: float(row["accuracy_mean"]) for row in csv.DictReader(handle)}
+    clean = {row["loss"]: float(row["accuracy_mean"]) for row in summary}
+    for loss, name in [("l2", "L2"), ("l1", "L1"), ("iou", "IoU"), ("gfl", "GFL")]:  # noise's cost, as written
+        assert f"{name} {clean[loss]:.3f} to {noisy[loss]:.3f}" in text, loss
 
 
 # The which-loss results, committed in docs/data/which_loss/ and made into the table at build time.
