@@ -1,5 +1,4 @@
 """Learning: a small box regressor trained with each loss, fairly; the runner resumes and refuses bad input."""
-import json
 import re
 
 import autograd.numpy as anp
@@ -262,16 +261,6 @@ def test_the_gradient_is_recorded_in_a_learning_sweep_and_reaches_every_run(tmp_
     assert given == ["fused"]
     args, _ = experiment.parse_args(["--out", str(tmp_path / "out"), "--quick", "--gradient", "fused"])
     assert args.sweep["learning"]["gradient"] == "fused"
-
-
-def test_a_learning_folder_saved_before_the_gradient_key_resumes_as_autograds_and_refuses_fused(tmp_path):
-    sweep = sweeps.resolve(dict(experiment="learning", axes=dict(loss=["giou"])), "test")
-    before = dict(sweep, learning={key: value for key, value in sweep["learning"].items() if key != "gradient"})
-    (tmp_path / "sweep.json").write_text(json.dumps(before))
-    Store(tmp_path, sweep).close()  # the same runs: every run then was autograd's
-    fused = dict(sweep, learning=dict(sweep["learning"], gradient="fused"))
-    with pytest.raises(sweeps.SweepError, match=r"different sweep \(learning.gradient was null, is now \"fused\"\)"):
-        Store(tmp_path, fused)
 
 
 def test_each_loss_gets_the_rate_that_does_best_on_validation_averaged_over_seeds():

@@ -129,7 +129,7 @@ class Store:
             saved = self.out / "sweep.json"
             if saved.exists():
                 previous = json.loads(saved.read_text())
-                if previous != sweep and previous != _before_gradient(sweep):
+                if previous != sweep:
                     raise SweepError(f"{self.out} holds the results of a different sweep "
                                      f"({difference(previous, sweep)}); give a new --out, or delete "
                                      f"{self.out} to start over")
@@ -213,15 +213,6 @@ class Store:
             file.flush()
             os.fsync(file.fileno())
         self.finished.add(cell)
-
-
-def _before_gradient(sweep: dict[str, Any]) -> dict[str, Any]:
-    """A learning sweep with ``gradient = 'autograd'`` as a folder saved before [learning] had that key holds
-    it: without the key (every run then was autograd's), so that such a folder still resumes."""
-    learning = sweep.get("learning")
-    if not isinstance(learning, dict) or learning.get("gradient") != "autograd":
-        return sweep
-    return {**sweep, "learning": {key: value for key, value in learning.items() if key != "gradient"}}
 
 
 def finished(out: StrPath) -> tuple[dict[str, Any], dict[str, list[dict[str, str]]]]:
