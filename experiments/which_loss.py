@@ -14,7 +14,8 @@ Dask cluster with --scheduler:
   1,715,000 by default, 200 iterations), one cell per loss;
 - ``learning/``: the learning experiment of ``train_regressor.py`` at its quick (or
   full) preset over ``--seeds`` seeds, each loss at the rate that does best on the
-  validation split.
+  validation split of seed 0, its grid grown by the default experiment's rule (up to twice
+  beyond the end where the best rate lies).
 
 The rule is the same for every loss, and nothing is tuned per loss. Under --out, from
 the three folders alone (``--replot`` redraws them):
@@ -137,9 +138,12 @@ def make_sweeps(args):
     simulation = dict(experiment="simulation", simulation=dict(points=args.points, gradient="fused"),
                       axes=dict(loss=losses))
     preset = training.LEARNING_PRESETS[args.learning]
+    # the preset's data, network and budget; its rate grid grows by the default experiment's rule (up to twice
+    # at each end, the rate chosen on seed 0), whatever the preset says, since 34 losses of every scale share it
     learning = dict(experiment="learning",
                     learning=dict(epochs=preset["epochs"], model=preset["model"], batch_size=preset["batch_size"],
-                                  images=[preset["train"], preset["val"], preset["test"]]),
+                                  images=[preset["train"], preset["val"], preset["test"]],
+                                  grow=training.LEARNING_DEFAULTS["grow"]),
                     axes=dict(loss=losses, lr=preset["lrs"], seed=seeds))
     return {part: sweeps.resolve(raw, f"the {part} setting")
             for part, raw in zip(PARTS, (single_box, simulation, learning))}
