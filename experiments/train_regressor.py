@@ -89,16 +89,18 @@ def parse_args(argv):
     parser.add_argument("--label-noise", type=float, default=0.0,
                         help="jitter each training box's edges by this share of its size (std)")
     parser.add_argument("--distractors", type=int, default=0, help="other shapes per image")
-    parser.add_argument("--image-size", type=int, default=32, help="pixels per side (a multiple of 4 for the cnn)")
+    parser.add_argument("--image-size", type=int, default=32, help="pixels per side (a multiple of 8 for the cnn)")
     parser.add_argument("--min-size", type=float, default=1.0,
                         help="smallest object, sqrt(w h) in pixels (at 32 pixels, COCO's small class, scaled, is "
                              "below 1.85)")
     parser.add_argument("--batch-size", type=int, help=f"images per step; default {DEFAULTS['batch_size']}")
     parser.add_argument("--images", nargs=3, type=int, metavar=("TRAIN", "VAL", "TEST"),
-                        help=f"split sizes; default {DEFAULTS['train']} {DEFAULTS['val']} {DEFAULTS['test']}")
+                        help=f"training images (per epoch, when fresh), validation and test images; default "
+                             f"{DEFAULTS['train']} {DEFAULTS['val']} {DEFAULTS['test']}")
     parser.add_argument("--data-seed", type=int, default=0, help="seed of the images, the same for every run")
     parser.add_argument("--fresh", action=argparse.BooleanOptionalAction, default=training.LEARNING_DEFAULTS["fresh"],
-                        help="a new set of training images every epoch (--no-fresh: one set, reused)")
+                        help="a new set of training images every epoch (--no-fresh: one set, reused); default "
+                             f"{'--fresh' if training.LEARNING_DEFAULTS['fresh'] else '--no-fresh'}")
     parser.add_argument("--dtype", default=training.LEARNING_DEFAULTS["dtype"], choices=training.DTYPES,
                         help="the networks' float type (float64 is for gradient checks)")
     parser.add_argument("--gradient", default=training.LEARNING_DEFAULTS["gradient"], choices=GRADIENTS,
