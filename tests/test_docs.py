@@ -11,6 +11,7 @@ import importlib.util
 import json
 import math
 import re
+import statistics
 
 import pytest
 
@@ -191,6 +192,7 @@ def test_every_number_the_paper_comparisons_quote_is_in_the_committed_evidence()
     rows = _evidence()
     text = (DOCS / "results" / "papers.md").read_text()
     column = "\n".join(row.split("|")[2] for row in text.splitlines() if row.startswith("| ") and "---" not in row)
+    column = CLAIM.sub("", column)  # the paired differences: checked against pairs.csv below
     values = {f"{number:.3f}" for row in rows for number in (row["value"], row["spread"]) if number is not None}
     percents = {f"{round(100 * row['value'])} %" for row in rows if row["measure"].startswith("share")}
     iterations = {f"{row['value']:.0f}" for row in rows if row["measure"] == "iterations_to_tenth_error"}
@@ -199,6 +201,37 @@ def test_every_number_the_paper_comparisons_quote_is_in_the_committed_evidence()
     missing += [n for pair in re.findall(r"(\d+) against (\d+) iterations", column) for n in pair
                 if n not in iterations]
     assert not missing, f"docs/results/papers.md quotes {missing}, which the committed evidence.csv does not hold"
+
+
+@pytest.mark.parametrize("page", ["which-loss.md", "papers.md"])
+def test_every_paired_difference_the_results_pages_quote_is_in_the_committed_pairs(page):
+    text = " ".join((DOCS / "results" / page).read_text().split())  # claims may wrap across lines
+    claims = CLAIM.findall(text)
+    assert claims, f"docs/results/{page} writes its paired differences as `a − b` in `measure`: +d (+low to +high)"
+    pairs = _rows("pairs.csv")
+    for a, b, measure, run, *numbers in claims:
+        assert not run, f"docs/results/{page} names a run ({run}): the which-loss pages have one, docs/data/which_loss"
+        rows = [r for r in pairs if r["measure"] == measure and {r["loss_a"], r["loss_b"]} == {a, b}]
+        assert len(rows) == 1, f"docs/results/{page}: no pair {a}, {b} in {measure} in the committed pairs.csv"
+        difference, low, high = (float(rows[0][key]) for key in ("difference", "low", "high"))
+        if rows[0]["loss_a"] != a:
+            difference, low, high = -difference, -high, -low
+        assert [f"{value:+.3f}" for value in (difference, low, high)] == numbers, (page, a, b, measure)
+
+
+def test_the_which_loss_page_counts_the_learning_pairs_and_names_the_rates_as_the_committed_run_has_them():
+    text = " ".join((DOCS / "results" / "which-loss.md").read_text().split())
+    pairs = [r for r in _rows("pairs.csv") if r["setting"] == "learning" and r["measure"] == "accuracy_mean"]
+    real = sum(r["tied"] == "False" for r in pairs)
+    widths = sorted(float(r["half_width"]) for r in pairs)
+    assert (f"{real} of the {len(pairs)} pairs differ beyond their 95 % interval, whose half-width is "
+            f"{widths[0]:.3f} to {widths[-1]:.3f} (median {statistics.median(widths):.3f})") in text
+    rates = {row["loss"]: float(row["lr"]) for row in _rows("rates.csv") if row["setting"] == "learning"}
+    # "log-IoU ... at 1e-3 the only loss whose chosen rate is not 3e-3"
+    assert {loss: rate for loss, rate in rates.items() if rate != 3e-3} == {"log_iou": 1e-3}
+    assert "at 1e-3 the only loss whose chosen rate is not 3e-3" in text
+    shared = sum(row["setting"] == "learning" and row["rank"] == "18" for row in _rows("ranking.csv"))
+    assert shared == 10 and "Ten losses share rank 18" in text
 
 
 # The link checker of make docs, on a small site.
