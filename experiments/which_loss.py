@@ -209,8 +209,8 @@ def plot(out, table, ranking, config):
     bar.ax.set_yticklabels(["last", "first"])
     simulation = f"{config['points'] * 343:,} cases"
     headlines = ", ".join(f"{setting}: {measure}" for setting, (measure, _) in evidence.HEADLINES.items())
-    ax.set_title(f"rank of each loss in each setting and its headline value, mean ± std over seeds (=: a shared "
-                 f"rank: the paired\n95 % interval holds 0, or in the simulation within the rounding; {headlines})"
+    ax.set_title(f"rank of each loss in each setting and its headline value, mean ± std over seeds\n(=: a shared "
+                 f"rank: the paired 95 % interval holds 0, or in the simulation within the rounding)\n{headlines}"
                  f"\nsingle box: {config['seeds']} seeds x {2 * config['starts']} starts; simulation: "
                  f"{simulation}; learning: {config['learning']} preset, {config['seeds']} seeds", fontsize=9)
     atomic_write(out / "ranks.png", fig.savefig, dpi=100)
