@@ -85,18 +85,24 @@ CLAIM = re.compile(r"`(\w+) − (\w+)` in `(\w+)`(?: \((\w+)\))?: ([+-]\d\.\d{3}
 is a folder of docs/data/learning, ``default`` when not named."""
 
 
-def test_every_paired_difference_on_the_learning_page_is_the_committed_runs():
-    page = " ".join((DOCS / "results" / "learning.md").read_text().split())  # claims may wrap across lines
-    claims = CLAIM.findall(page)
-    assert len(claims) >= 20, "the learning page's claims are written as `a − b` in `measure`: +d (+low to +high)"
+def check_claims(page, pairs_of):
+    """Every paired difference `page` quotes (`CLAIM`) against the committed pairs.csv `pairs_of(run)` names,
+    run '' when the claim names none; returns how many there were."""
+    claims = CLAIM.findall(" ".join((DOCS / "results" / page).read_text().split()))  # claims may wrap lines
     for a, b, measure, run, *numbers in claims:
-        with open(LEARNING / (run or "default") / "pairs.csv", newline="") as handle:
+        with open(pairs_of(run), newline="") as handle:
             rows = [r for r in csv.DictReader(handle) if r["measure"] == measure and {r["loss_a"], r["loss_b"]} == {a, b}]
-        assert len(rows) == 1, f"no pair {a}, {b} in {measure} of the {run or 'default'} run"
+        assert len(rows) == 1, f"docs/results/{page}: no pair {a}, {b} in {measure} in {pairs_of(run)}"
         difference, low, high = (float(rows[0][key]) for key in ("difference", "low", "high"))
         if rows[0]["loss_a"] != a:
             difference, low, high = -difference, -high, -low
-        assert [f"{value:+.3f}" for value in (difference, low, high)] == numbers, (a, b, measure, run)
+        assert [f"{value:+.3f}" for value in (difference, low, high)] == numbers, (page, a, b, measure, run)
+    return len(claims)
+
+
+def test_every_paired_difference_on_the_learning_page_is_the_committed_runs():
+    count = check_claims("learning.md", lambda run: LEARNING / (run or "default") / "pairs.csv")
+    assert count >= 20, "the learning page's claims are written as `a − b` in `measure`: +d (+low to +high)"
 
 
 def test_the_learning_pages_table_is_the_committed_runs():
@@ -205,18 +211,11 @@ def test_every_number_the_paper_comparisons_quote_is_in_the_committed_evidence()
 
 @pytest.mark.parametrize("page", ["which-loss.md", "papers.md"])
 def test_every_paired_difference_the_results_pages_quote_is_in_the_committed_pairs(page):
-    text = " ".join((DOCS / "results" / page).read_text().split())  # claims may wrap across lines
-    claims = CLAIM.findall(text)
-    assert claims, f"docs/results/{page} writes its paired differences as `a − b` in `measure`: +d (+low to +high)"
-    pairs = _rows("pairs.csv")
-    for a, b, measure, run, *numbers in claims:
+    def pairs_of(run):
         assert not run, f"docs/results/{page} names a run ({run}): the which-loss pages have one, docs/data/which_loss"
-        rows = [r for r in pairs if r["measure"] == measure and {r["loss_a"], r["loss_b"]} == {a, b}]
-        assert len(rows) == 1, f"docs/results/{page}: no pair {a}, {b} in {measure} in the committed pairs.csv"
-        difference, low, high = (float(rows[0][key]) for key in ("difference", "low", "high"))
-        if rows[0]["loss_a"] != a:
-            difference, low, high = -difference, -high, -low
-        assert [f"{value:+.3f}" for value in (difference, low, high)] == numbers, (page, a, b, measure)
+        return WHICH_LOSS / "pairs.csv"
+    assert check_claims(page, pairs_of), (f"docs/results/{page} writes its paired differences as `a − b` in "
+                                          f"`measure`: +d (+low to +high)")
 
 
 def test_the_which_loss_page_counts_the_learning_pairs_and_names_the_rates_as_the_committed_run_has_them():
