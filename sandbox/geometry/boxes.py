@@ -30,12 +30,14 @@ _ArrayLikeT = TypeVar("_ArrayLikeT", bound=ArrayLike)
 
 
 class Coordinates(tuple[Values, ...]):
-    """Boxes as four coordinate arrays (x1, y1, x2, y2, or the format's own), each shape ``(...,)``."""
+    """Boxes as coordinate arrays, each shape ``(...,)``: four (x1, y1, x2, y2, or the format's own), or
+    five for oriented boxes (cx, cy, w, h, theta; `sandbox.geometry.oriented`)."""
 
     def __new__(cls, coordinates: Iterable[Values]) -> Coordinates:
         coordinates = tuple(coordinates)
-        if len(coordinates) != 4:
-            raise ValueError(f"Coordinates holds four coordinate arrays; got {len(coordinates)}")
+        if len(coordinates) not in (4, 5):
+            raise ValueError(f"Coordinates holds four coordinate arrays (five for oriented boxes); "
+                             f"got {len(coordinates)}")
         return super().__new__(cls, coordinates)
 
 
@@ -59,13 +61,13 @@ defvjp(_row, _row_vjp)
 
 
 def rows(stacked: Array) -> Coordinates:
-    """`Coordinates` of the four rows of an array of shape ``(4, ...)``, differentiably.
+    """`Coordinates` of the rows of an array of shape ``(4, ...)`` (or ``(5, ...)``), differentiably.
 
     For a gradient with respect to one array of parameters: autograd's own
     indexing would add each row's gradient back with ``np.add.at``, about ten
     times slower than the row-wise addition used here.
     """
-    return Coordinates(_row(stacked, i) for i in range(4))
+    return Coordinates(_row(stacked, i) for i in range(len(stacked)))
 
 
 def traced(boxes: Boxes) -> bool:
