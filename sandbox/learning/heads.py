@@ -70,7 +70,7 @@ still reach past the image's edge by up to half its size).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, TypeGuard
+from typing import Any, Callable, TypeGuard
 
 import autograd.numpy as np
 import numpy
@@ -150,8 +150,9 @@ def plain_recipe(loss: Spec, param: str = "cxcywh", gradient: str = "autograd") 
         function = fused_loss(function)
     decode = plain_decoder(param)
 
-    def objective(raw: Array, target: Array, image_size: int) -> Array:
-        return function(decode(raw, image_size), target)
+    def objective(raw: Array, target: Array, image_size: int, **state: Any) -> Array:
+        # state: a stateful loss's state for this step (sandbox.losses.formulas.LOSS_STATES), given by train
+        return function(decode(raw, image_size), target, **state)
 
     return Recipe(canonical_loss(loss) if isinstance(loss, str) else getattr(loss, "__name__", "loss"), 4, None,
                   decode, objective)
