@@ -304,7 +304,7 @@ def _descend_chunk(task: _Task) -> _Fields:
     carried = _carried(settings)
     loss_state_values = None if carried is None else np.full(n, carried[1], dtype=float)
     for t in range(maxiter):
-        if carried is not None:  # each box's state, from its own boxes, before its step's loss
+        if carried is not None and loss_state_values is not None:  # each box's own, before its step's loss
             loss_state_values = _next_loss_state(carried[0], loss_state_values, theta, target, settings, t, running)
         value, g, current_iou, finite = evaluate(theta, want_iou, _state_keywords(carried, loss_state_values))
         recorder.step(theta, value, g, current_iou, running)
@@ -349,7 +349,7 @@ def _carried(settings: Settings) -> tuple[LossState, Any] | None:
     return None if callable(settings.gradient) else loss_state(settings.loss_function)
 
 
-def _next_loss_state(declared: LossState, values: FloatArray | None, theta: FloatArray, target: Coordinates,
+def _next_loss_state(declared: LossState, values: FloatArray, theta: FloatArray, target: Coordinates,
                      settings: Settings, t: int, running: BoolArray) -> FloatArray:
     """Each box's state for step t, from its state before and its own boxes; a stopped box keeps its state."""
     statistic = None
