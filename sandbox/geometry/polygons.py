@@ -8,7 +8,7 @@ where an edge of one box crosses an edge of the other, as in mmcv's
 corners, 4 x 4 edge crossings), keeps those inside both boxes, sorts them by
 angle about their mean (a point inside the polygon) and sums the shoelace
 formula over them. `convex_hull_area` does the same for the corners of both
-boxes that lie on the boundary of their convex hull, the enclosing region of
+boxes that are not inside their convex hull, the enclosing region of
 mmrotate's convex GIoU.
 
 Every array has a fixed size, whatever the boxes: which candidates count and
@@ -33,6 +33,7 @@ from typing import Callable
 
 import autograd.numpy as np
 import numpy
+from autograd.extend import defvjp, primitive
 from autograd.tracer import getval
 
 from sandbox._types import Array, BoolArray, Boxes, FloatArray, Values
@@ -44,9 +45,6 @@ __all__ = ["TOLERANCE", "ENCLOSING_RULES", "intersection_area", "convex_hull_are
 
 TOLERANCE = 1e-10
 """How far outside a box, relative to the boxes' extent, a point still counts as on its edge."""
-
-_NEXT = [1, 2, 3, 0]  # corner i's edge runs to corner _NEXT[i], counter-clockwise
-
 
 def _pair(pred: Boxes, target: Boxes) -> tuple[list[Array], list[Array], FloatArray]:
     """Both boxes as five arrays, moved so the target's centre is the origin, the prediction's
@@ -91,15 +89,30 @@ def _convex_polygon_area(xs: Array, ys: Array, keep: BoolArray) -> Values:
     mean_y = numpy.where(keep, y, 0.0).sum(axis=-1, keepdims=True) / count
     angle = numpy.where(keep, numpy.arctan2(y - mean_y, x - mean_x), numpy.inf)
     order = numpy.argsort(angle, axis=-1, kind="stable")  # the kept points first, counter-clockwise
-    grid: tuple[FloatArray, ...] = numpy.indices(order.shape[:-1], sparse=True)
-    rows = tuple(index[..., None] for index in grid)
     kept = numpy.take_along_axis(keep, order, axis=-1)
-    xs, ys = xs[rows + (order,)], ys[rows + (order,)]
-    spread = numpy.ones(order.shape)  # autograd's where does not broadcast a traced argument
-    xs = np.where(kept, xs, xs[..., :1] * spread)
-    ys = np.where(kept, ys, ys[..., :1] * spread)
-    following = list(range(1, order.shape[-1])) + [0]
-    return 0.5 * np.sum(xs * ys[..., following] - xs[..., following] * ys, axis=-1)
+    vertices = numpy.where(kept, order, order[..., :1])  # a point not kept: the first kept one again
+    following = numpy.roll(vertices, -1, axis=-1)
+    return 0.5 * np.sum(_gather(xs, vertices) * _gather(ys, following) - _gather(xs, following) * _gather(ys, vertices),
+                        axis=-1)
+
+
+@primitive
+def _gather(values: Array, index: FloatArray) -> Array:
+    """``values[..., index]`` row by row (`numpy.take_along_axis`); its gradient adds by `numpy.bincount`."""
+    return numpy.take_along_axis(values, index, axis=-1)
+
+
+def _gather_vjp(ans: Array, values: Array, index: FloatArray) -> Callable[[Array], FloatArray]:
+    shape = numpy.shape(values)
+    rows = numpy.arange(int(numpy.prod(shape[:-1]))).reshape(shape[:-1] + (1,)) * shape[-1]
+
+    def vjp(g: Array) -> FloatArray:
+        total = numpy.bincount((rows + index).ravel(), weights=numpy.ravel(g), minlength=int(numpy.prod(shape)))
+        return total.reshape(shape)
+    return vjp
+
+
+defvjp(_gather, _gather_vjp)
 
 
 def intersection_area(pred: Boxes, target: Boxes) -> Values:
@@ -118,8 +131,8 @@ def intersection_area(pred: Boxes, target: Boxes) -> Values:
     px, py, qx, qy = _broadcast([px, py, qx, qy], shape)
     # every edge of the prediction (rows) against every edge of the target (columns)
     ax, ay, bx, by = px[..., :, None], py[..., :, None], qx[..., None, :], qy[..., None, :]
-    ex, ey = px[..., _NEXT][..., :, None] - ax, py[..., _NEXT][..., :, None] - ay
-    fx, fy = qx[..., _NEXT][..., None, :] - bx, qy[..., _NEXT][..., None, :] - by
+    ex, ey = np.roll(px, -1, axis=-1)[..., :, None] - ax, np.roll(py, -1, axis=-1)[..., :, None] - ay
+    fx, fy = np.roll(qx, -1, axis=-1)[..., None, :] - bx, np.roll(qy, -1, axis=-1)[..., None, :] - by
     determinant = ex * fy - ey * fx
     lengths = numpy.hypot(getval(ex), getval(ey)) * numpy.hypot(getval(fx), getval(fy))
     crossing = numpy.abs(getval(determinant)) > 1e-14 * lengths  # parallel edges, or a side of length 0, do not cross
@@ -138,8 +151,8 @@ def intersection_area(pred: Boxes, target: Boxes) -> Values:
 def convex_hull_area(pred: Boxes, target: Boxes) -> Values:
     """Area of the convex hull of both oriented boxes' corners, shape ``(...,)`` (unchecked input).
 
-    The enclosing region of mmrotate's convex GIoU. A corner is on the hull when the
-    directions to the other seven leave a gap of at least pi (up to the margin).
+    The enclosing region of mmrotate's convex GIoU. Which corners lie on the hull
+    is read by `_inside_hull`.
 
     Examples
     --------
@@ -151,16 +164,40 @@ def convex_hull_area(pred: Boxes, target: Boxes) -> Values:
     qx, qy = corners(Coordinates(centred))
     shape = numpy.broadcast_shapes(numpy.shape(getval(px)), numpy.shape(getval(qx)))
     px, py, qx, qy = _broadcast([px, py, qx, qy], shape)
-    xs, ys = np.concatenate([px, qx], axis=-1), np.concatenate([py, qy], axis=-1)
-    x, y = numpy.asarray(getval(xs)), numpy.asarray(getval(ys))
-    dx, dy = x[..., None, :] - x[..., :, None], y[..., None, :] - y[..., :, None]  # from point i (rows) to j
-    same = numpy.hypot(dx, dy) <= TOLERANCE * scale[..., None, None]  # a point itself, or one on it
-    angle = numpy.arctan2(dy, dx)
-    # a repeated point takes the direction of another, so it opens no gap of its own
-    angle = numpy.sort(numpy.where(same, numpy.where(same, -numpy.inf, angle).max(axis=-1, keepdims=True), angle))
-    gaps = numpy.concatenate([numpy.diff(angle, axis=-1), angle[..., :1] + 2 * numpy.pi - angle[..., -1:]], axis=-1)
-    keep = gaps.max(axis=-1) >= numpy.pi - 1e-9
-    return _convex_polygon_area(xs, ys, keep)
+    x, y = _plain([px, py, qx, qy]), _plain([qx, qy, px, py])
+    margin = TOLERANCE * scale
+    inside = [_inside_hull(*x[:2], _plain(moved), *y[:2], margin), _inside_hull(*x[2:], _plain(centred), *y[2:], margin)]
+    keep = ~numpy.concatenate(inside, axis=-1)
+    return _convex_polygon_area(np.concatenate([px, qx], axis=-1), np.concatenate([py, qy], axis=-1), keep)
+
+
+_CORNER_SIGNS = numpy.array([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]])
+"""The signs of each corner along the box's own axes, in `corners`' order."""
+
+
+def _inside_hull(xs: FloatArray, ys: FloatArray, box: list[FloatArray], other_xs: FloatArray, other_ys: FloatArray,
+                 margin: FloatArray) -> BoolArray:
+    """Whether each corner (xs, ys) (..., 4) of `box` lies inside the convex hull of both boxes, by more than `margin`.
+
+    In coordinates (a, b) along the two outward normals of the box's sides that
+    meet at the corner, the corner is the origin and its own box lies where
+    a, b <= 0. The corner is on the hull when some direction n >= 0 of that
+    quadrant has n . q <= 0 for every corner q of the other box. It has none when a
+    q lies where a, b > 0, or when some q with a > 0 >= b and some r with
+    b > 0 >= a see each other counter-clockwise (a_q b_r - b_q a_r > 0): the
+    directions each leaves do not meet. The corner is moved out by `margin` along
+    both normals first, so one on the hull's boundary up to rounding stays on it.
+    """
+    cx, cy, w, h, theta = (v[..., None, None] for v in box)
+    cos, sin = numpy.cos(theta), numpy.sin(theta)
+    dx, dy = other_xs[..., None, :] - xs[..., :, None], other_ys[..., None, :] - ys[..., :, None]
+    margin = margin[..., None, None]
+    a = _CORNER_SIGNS[:, :1] * (cos * dx + sin * dy) - margin
+    b = _CORNER_SIGNS[:, 1:] * (cos * dy - sin * dx) - margin
+    beyond = ((a > 0) & (b > 0)).any(axis=-1)
+    first, second = (a > 0) & (b <= 0), (a <= 0) & (b > 0)
+    turn = a[..., :, None] * b[..., None, :] - b[..., :, None] * a[..., None, :]
+    return beyond | (first[..., :, None] & second[..., None, :] & (turn > 0)).any(axis=(-2, -1))
 
 
 def enclosing_box_area(pred: Boxes, target: Boxes) -> Values:
