@@ -35,6 +35,7 @@ import autograd.numpy as np
 import numpy
 from autograd.extend import defvjp, primitive
 from autograd.tracer import getval
+from numpy.typing import NDArray
 
 from sandbox._types import Array, BoolArray, Boxes, FloatArray, Values
 from sandbox.geometry.boxes import Coordinates, traced
@@ -97,18 +98,18 @@ def _convex_polygon_area(xs: Array, ys: Array, keep: BoolArray) -> Values:
 
 
 @primitive
-def _gather(values: Array, index: FloatArray) -> Array:
+def _gather(values: Array, index: NDArray[numpy.intp]) -> Array:
     """``values[..., index]`` row by row (`numpy.take_along_axis`); its gradient adds by `numpy.bincount`."""
     return numpy.take_along_axis(values, index, axis=-1)
 
 
-def _gather_vjp(ans: Array, values: Array, index: FloatArray) -> Callable[[Array], FloatArray]:
+def _gather_vjp(ans: Array, values: Array, index: NDArray[numpy.intp]) -> Callable[[Array], FloatArray]:
     shape = numpy.shape(values)
     rows = numpy.arange(int(numpy.prod(shape[:-1]))).reshape(shape[:-1] + (1,)) * shape[-1]
 
     def vjp(g: Array) -> FloatArray:
         total = numpy.bincount((rows + index).ravel(), weights=numpy.ravel(g), minlength=int(numpy.prod(shape)))
-        return total.reshape(shape)
+        return numpy.reshape(total, shape).astype(float)
     return vjp
 
 
@@ -164,9 +165,10 @@ def convex_hull_area(pred: Boxes, target: Boxes) -> Values:
     qx, qy = corners(Coordinates(centred))
     shape = numpy.broadcast_shapes(numpy.shape(getval(px)), numpy.shape(getval(qx)))
     px, py, qx, qy = _broadcast([px, py, qx, qy], shape)
-    x, y = _plain([px, py, qx, qy]), _plain([qx, qy, px, py])
+    pred_corners, target_corners = _plain([px, py]), _plain([qx, qy])
     margin = TOLERANCE * scale
-    inside = [_inside_hull(*x[:2], _plain(moved), *y[:2], margin), _inside_hull(*x[2:], _plain(centred), *y[2:], margin)]
+    inside = [_inside_hull(pred_corners, _plain(moved), target_corners, margin),
+              _inside_hull(target_corners, _plain(centred), pred_corners, margin)]
     keep = ~numpy.concatenate(inside, axis=-1)
     return _convex_polygon_area(np.concatenate([px, qx], axis=-1), np.concatenate([py, qy], axis=-1), keep)
 
@@ -175,9 +177,9 @@ _CORNER_SIGNS = numpy.array([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]]
 """The signs of each corner along the box's own axes, in `corners`' order."""
 
 
-def _inside_hull(xs: FloatArray, ys: FloatArray, box: list[FloatArray], other_xs: FloatArray, other_ys: FloatArray,
-                 margin: FloatArray) -> BoolArray:
-    """Whether each corner (xs, ys) (..., 4) of `box` lies inside the convex hull of both boxes, by more than `margin`.
+def _inside_hull(own: list[FloatArray], box: list[FloatArray], other: list[FloatArray], margin: FloatArray) -> BoolArray:
+    """Whether each corner of `box` (`own`: x and y, (..., 4)) lies inside the convex hull of both boxes' corners
+    (`other`: the other box's), by more than `margin`.
 
     In coordinates (a, b) along the two outward normals of the box's sides that
     meet at the corner, the corner is the origin and its own box lies where
@@ -190,6 +192,7 @@ def _inside_hull(xs: FloatArray, ys: FloatArray, box: list[FloatArray], other_xs
     """
     cx, cy, w, h, theta = (v[..., None, None] for v in box)
     cos, sin = numpy.cos(theta), numpy.sin(theta)
+    (xs, ys), (other_xs, other_ys) = own, other
     dx, dy = other_xs[..., None, :] - xs[..., :, None], other_ys[..., None, :] - ys[..., :, None]
     margin = margin[..., None, None]
     a = _CORNER_SIGNS[:, :1] * (cos * dx + sin * dy) - margin
@@ -197,7 +200,8 @@ def _inside_hull(xs: FloatArray, ys: FloatArray, box: list[FloatArray], other_xs
     beyond = ((a > 0) & (b > 0)).any(axis=-1)
     first, second = (a > 0) & (b <= 0), (a <= 0) & (b > 0)
     turn = a[..., :, None] * b[..., None, :] - b[..., :, None] * a[..., None, :]
-    return beyond | (first[..., :, None] & second[..., None, :] & (turn > 0)).any(axis=(-2, -1))
+    facing = (first[..., :, None] & second[..., None, :] & (turn > 0)).any(axis=(-2, -1))
+    return numpy.asarray(beyond | facing)
 
 
 def enclosing_box_area(pred: Boxes, target: Boxes) -> Values:
