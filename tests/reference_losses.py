@@ -639,6 +639,74 @@ def rotated_l1(pred, target):
     return sum(abs(float(p) - float(t)) for p, t in zip(pred, target))
 
 
+# Rotated IoU and GIoU on the rectangles as polygons: lists of (x, y) points in plain Python,
+# clipped by Sutherland-Hodgman (Sutherland and Hodgman, CACM 1974), the hull by scipy's Qhull.
+import scipy.spatial  # noqa: E402
+
+
+def _rectangle(box):
+    """The corners of (cx, cy, |w|, |h|, theta), counter-clockwise, as a list of (x, y)."""
+    cx, cy, w, h, theta = (float(v) for v in box)
+    c, s = math.cos(theta), math.sin(theta)
+    return [(cx + c * u - s * v, cy + s * u + c * v)
+            for u, v in [(-abs(w) / 2, -abs(h) / 2), (abs(w) / 2, -abs(h) / 2), (abs(w) / 2, abs(h) / 2),
+                         (-abs(w) / 2, abs(h) / 2)]]
+
+
+def _shoelace(polygon):
+    return 0.5 * sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(polygon, polygon[1:] + polygon[:1]))
+
+
+def _clip(subject, clipper):
+    """Sutherland-Hodgman: the part of the convex polygon ``subject`` left of every edge of ``clipper``."""
+    for (ax, ay), (bx, by) in zip(clipper, clipper[1:] + clipper[:1]):
+        def side(point):
+            return (bx - ax) * (point[1] - ay) - (by - ay) * (point[0] - ax)
+        points, subject = subject, []
+        for p, q in zip(points, points[1:] + points[:1]):
+            if side(p) >= 0:
+                subject.append(p)
+            if (side(p) >= 0) != (side(q) >= 0):
+                r = side(p) / (side(p) - side(q))
+                subject.append((p[0] + r * (q[0] - p[0]), p[1] + r * (q[1] - p[1])))
+        if not subject:
+            return []
+    return subject
+
+
+def _rotated_areas(pred, target, enclosing):
+    """Intersection, union and enclosing area, with both boxes moved so the target's centre is the origin
+    (the areas do not change, and far from the origin the shoelace sums would cancel)."""
+    shift = [float(target[0]), float(target[1]), 0.0, 0.0, 0.0]
+    p = _rectangle([float(v) - d for v, d in zip(pred, shift)])
+    t = _rectangle([float(v) - d for v, d in zip(target, shift)])
+    intersection = _shoelace(_clip(p, t)) if _shoelace(p) > 0 else 0.0
+    union = _shoelace(p) + _shoelace(t) - intersection
+    if enclosing == "convex_hull":
+        enclosure = scipy.spatial.ConvexHull(numpy.array(p + t)).volume  # a 2-D hull's volume is its area
+    else:
+        xs, ys = [x for x, _ in p + t], [y for _, y in p + t]
+        enclosure = (max(xs) - min(xs)) * (max(ys) - min(ys))
+    return intersection, union, enclosure
+
+
+@oriented_transcription("rotated_iou")
+def rotated_iou(pred, target):
+    """1 - IoU of the two rectangles, the prediction read as (cx, cy, |w|, |h|, theta) (Zhou et al.,
+    arXiv 1908.03851): the prediction clipped to the target by Sutherland-Hodgman, areas by the shoelace."""
+    intersection, union, _ = _rotated_areas(pred, target, "convex_hull")
+    return 1 - intersection / union
+
+
+@oriented_transcription("rotated_giou", checked_at=[{"enclosing": "axis_aligned_box"}])
+def rotated_giou(pred, target, enclosing="convex_hull"):
+    """1 - GIoU = 1 - IoU + (C - U) / C (arXiv 1902.09630), C the area of the convex hull of the eight
+    corners (mmrotate's ConvexGIoULoss; scipy.spatial.ConvexHull) or of the smallest axis-aligned box
+    around them (``enclosing='axis_aligned_box'``)."""
+    intersection, union, enclosure = _rotated_areas(pred, target, enclosing)
+    return 1 - intersection / union + (enclosure - union) / enclosure
+
+
 @oriented_transcription("gwd", checked_at=[{"fun": "sqrt", "tau": 2.0}, {"fun": "none", "tau": 0.0},
                                            {"normalize": True}, {"convention": "probiou"}])
 def gwd(pred, target, fun="log1p", tau=1.0, normalize=False, convention="mmrotate"):
