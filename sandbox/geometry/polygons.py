@@ -44,7 +44,7 @@ from sandbox.geometry.oriented import check_oriented_boxes, corners, unstack_ori
 __all__ = ["TOLERANCE", "ENCLOSING_RULES", "intersection_area", "convex_hull_area", "enclosing_box_area",
            "rotated_iou", "rotated_giou"]
 
-TOLERANCE = 1e-10
+TOLERANCE = 1e-13
 """How far outside a box, relative to the boxes' extent, a point still counts as on its edge."""
 
 def _pair(pred: Boxes, target: Boxes) -> tuple[list[Array], list[Array], FloatArray]:
