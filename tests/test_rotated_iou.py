@@ -9,12 +9,14 @@ import math
 import autograd.numpy as anp
 import numpy as np
 import pytest
+import scipy.spatial
 from autograd import grad
 
 from helpers import central_differences
 from reference_losses import REFERENCE_ORIENTED_LOSSES
 from sandbox.geometry.boxes import box_convert
-from sandbox.geometry.polygons import ENCLOSING_RULES, rotated_giou, rotated_iou
+from sandbox.geometry.oriented import corners
+from sandbox.geometry.polygons import ENCLOSING_RULES, convex_hull_area, rotated_giou, rotated_iou
 from sandbox.losses.formulas import giou, iou
 from sandbox.losses.oriented import ORIENTED_LOSSES
 
@@ -159,6 +161,14 @@ def test_pairs_snapped_to_each_others_edges_match_the_clipping_to_1e_12():
                           1 - REFERENCE_ORIENTED_LOSSES["rotated_giou"](p, t)] for p, t in zip(preds, targets)])
     np.testing.assert_allclose(rotated_iou(preds, targets), expected[:, 0], rtol=0, atol=1e-12)
     np.testing.assert_allclose(rotated_giou(preds, targets), expected[:, 1], rtol=0, atol=1e-12)
+
+
+def test_the_hull_area_is_scipys_convex_hull_of_the_eight_corners():
+    # Qhull, independent of the package and of the transcription's monotone chain
+    preds, targets = random_pairs(500, seed=9)
+    expected = [scipy.spatial.ConvexHull(np.concatenate([np.stack(corners(p), -1), np.stack(corners(t), -1)])).volume
+                for p, t in zip(preds, targets)]
+    np.testing.assert_allclose(convex_hull_area(preds, targets), expected, rtol=1e-12)
 
 
 def test_the_axis_aligned_rule_matches_its_transcription_and_an_unknown_rule_is_refused():
