@@ -228,6 +228,18 @@ def test_the_iou_losss_gradient_is_exactly_zero_while_the_boxes_are_apart():
     assert (np.abs(grad(lambda p: anp.sum(ORIENTED_LOSSES["rotated_giou"](p, targets)))(preds)).sum(-1) > 0).all()
 
 
+@pytest.mark.parametrize("name", ["rotated_iou", "rotated_giou"])
+def test_at_the_target_the_gradient_is_zero_whichever_way_the_same_rectangle_is_written(name):
+    # the loss is smallest there; as for the axis-aligned losses (whose min and max split a tie evenly), the
+    # gradient is the mean of the one-sided ones, 0, not one side's, which would push a box off its target
+    loss = ORIENTED_LOSSES[name]
+    _, targets = random_pairs(50, seed=10)
+    for form in [lambda b: b, lambda b: b[:, [0, 1, 3, 2, 4]] + [0, 0, 0, 0, np.pi / 2],
+                 lambda b: b + [0, 0, 0, 0, np.pi]]:
+        np.testing.assert_allclose(grad(lambda p: anp.sum(loss(p, targets)))(form(targets)), 0.0, atol=1e-12)
+        np.testing.assert_allclose(grad(lambda t: anp.sum(loss(form(targets), t)))(targets), 0.0, atol=1e-12)
+
+
 R = np.array([0.4, -0.3, 2.0, 1.0, 0.6])
 DEGENERATE = {
     "identical": (R, R),

@@ -14,14 +14,17 @@ mmrotate's convex GIoU.
 Every array has a fixed size, whatever the boxes: which candidates count and
 their order are decisions read from the values (``getval``), and the area is a
 polynomial of the chosen points, so autograd differentiates it exactly, with one
-of the one-sided derivatives at a tie. Candidates that do not count take the
-place of the first one that does, adding edges of length 0; with none (boxes
-apart) every term is 0 and so is the gradient, exactly. The one division, at an
-edge crossing, is guarded ("double where") where the edges are parallel. The
-decisions allow a margin of `TOLERANCE` times the boxes' extent, so that a point
-on the other box's edge counts however the rounding falls: identical boxes,
-shared edges and corners give the exact area; a point that far outside can add
-at most that margin times the perimeter to the area.
+of the one-sided derivatives where the polygon gains or loses a vertex. Where
+points coincide (a corner of both boxes, as when they are identical) they are
+replaced by their mean, which shares the gradient out evenly: at identical boxes
+the gradient is 0, as for the axis-aligned losses. Candidates that do not count
+take the place of the first one that does, adding edges of length 0; with none
+(boxes apart) every term is 0 and so is the gradient, exactly. The one division,
+at an edge crossing, is guarded ("double where") where the edges are parallel.
+The decisions allow a margin of `TOLERANCE` times the boxes' extent, so that a
+point on the other box's edge counts however the rounding falls: identical
+boxes, shared edges and corners give the exact area; a point that far outside
+can add at most that margin times the perimeter to the area.
 
 The predicted box is read as (cx, cy, |w|, |h|, theta), so an optimiser may pass
 through negative sizes; the target must have w > 0 and h > 0, so the union and
@@ -77,12 +80,16 @@ def _broadcast(arrays: list[Array], shape: tuple[int, ...]) -> list[Array]:
     return [a + numpy.zeros(shape) for a in arrays]
 
 
-def _convex_polygon_area(xs: Array, ys: Array, keep: BoolArray) -> Values:
+def _convex_polygon_area(xs: Array, ys: Array, keep: BoolArray, margin: FloatArray) -> Values:
     """Area of the convex polygon whose vertices are among the points (xs, ys) (..., k) where `keep`.
 
     The kept points are sorted by angle about their mean, which lies inside the
     polygon (or on it, when it is flat and its area 0); repeated points and points
     along an edge add nothing. With no point kept the area is 0 with gradient 0.
+    Points that coincide (within `margin`, shape (...,)) are replaced by their
+    mean: the value is the same, and the gradient at a vertex where both boxes meet
+    is shared out equally instead of going to whichever copy the sort put first,
+    so that identical boxes have IoU gradient 0, as for axis-aligned boxes.
     """
     x, y = numpy.asarray(getval(xs)), numpy.asarray(getval(ys))
     count = numpy.maximum(keep.sum(axis=-1, keepdims=True), 1)
@@ -91,10 +98,41 @@ def _convex_polygon_area(xs: Array, ys: Array, keep: BoolArray) -> Values:
     angle = numpy.where(keep, numpy.arctan2(y - mean_y, x - mean_x), numpy.inf)
     order = numpy.argsort(angle, axis=-1, kind="stable")  # the kept points first, counter-clockwise
     kept = numpy.take_along_axis(keep, order, axis=-1)
-    vertices = numpy.where(kept, order, order[..., :1])  # a point not kept: the first kept one again
+    sorted_x, sorted_y = numpy.take_along_axis(x, order, axis=-1), numpy.take_along_axis(y, order, axis=-1)
+    # runs of coinciding points, each kept point in sorted order joining its predecessor's run when on it
+    on = numpy.hypot(sorted_x - numpy.roll(sorted_x, 1, axis=-1), sorted_y - numpy.roll(sorted_y, 1, axis=-1))
+    joins = kept & numpy.roll(kept, 1, axis=-1) & (on <= margin[..., None])
+    joins[..., 0] = False
+    runs = numpy.cumsum(~joins, axis=-1) - 1
+    # the last kept point on the first closes the circle: its run is the first's
+    last = numpy.maximum(count - 1, 0)
+    last_x, last_y = numpy.take_along_axis(sorted_x, last, axis=-1), numpy.take_along_axis(sorted_y, last, axis=-1)
+    closes = numpy.hypot(last_x - sorted_x[..., :1], last_y - sorted_y[..., :1]) <= margin[..., None]
+    runs = numpy.where(closes & (runs == numpy.take_along_axis(runs, last, axis=-1)), 0, runs)
+    xs, ys = _run_mean(_gather(xs, order), runs), _run_mean(_gather(ys, order), runs)
+    vertices = numpy.where(kept, numpy.arange(order.shape[-1]), 0)  # a point not kept: the first kept one again
     following = numpy.roll(vertices, -1, axis=-1)
     return 0.5 * np.sum(_gather(xs, vertices) * _gather(ys, following) - _gather(xs, following) * _gather(ys, vertices),
                         axis=-1)
+
+
+def _row_offsets(shape: tuple[int, ...]) -> NDArray[numpy.intp]:
+    """The flat index of the first element of each row of an array of `shape`, shape ``(..., 1)``."""
+    return numpy.arange(int(numpy.prod(shape[:-1]))).reshape(shape[:-1] + (1,)) * shape[-1]
+
+
+@primitive
+def _run_mean(values: Array, runs: NDArray[numpy.intp]) -> Array:
+    """Each element of `values` (..., k) replaced by the mean of its run (the elements of its row with the
+    same label in `runs`). A symmetric linear map, so its gradient is itself."""
+    flat = (_row_offsets(numpy.shape(runs)) + runs).ravel()
+    size = flat.size
+    sums = numpy.bincount(flat, weights=numpy.ravel(values), minlength=size)
+    counts = numpy.maximum(numpy.bincount(flat, minlength=size), 1)
+    return numpy.reshape((sums / counts)[flat], numpy.shape(runs))
+
+
+defvjp(_run_mean, lambda ans, values, runs: lambda g: _run_mean(g, runs))
 
 
 @primitive
@@ -105,7 +143,7 @@ def _gather(values: Array, index: NDArray[numpy.intp]) -> Array:
 
 def _gather_vjp(ans: Array, values: Array, index: NDArray[numpy.intp]) -> Callable[[Array], FloatArray]:
     shape = numpy.shape(values)
-    rows = numpy.arange(int(numpy.prod(shape[:-1]))).reshape(shape[:-1] + (1,)) * shape[-1]
+    rows = _row_offsets(shape)
 
     def vjp(g: Array) -> FloatArray:
         total = numpy.bincount((rows + index).ravel(), weights=numpy.ravel(g), minlength=int(numpy.prod(shape)))
@@ -146,7 +184,7 @@ def intersection_area(pred: Boxes, target: Boxes) -> Values:
     x, y = numpy.asarray(getval(xs)), numpy.asarray(getval(ys))
     keep = _inside(x, y, _plain(moved), margin) & _inside(x, y, _plain(centred), margin)
     keep[..., 8:] &= numpy.reshape(numpy.broadcast_to(crossing, shape[:-1] + (4, 4)), flat)
-    return _convex_polygon_area(xs, ys, keep)
+    return _convex_polygon_area(xs, ys, keep, margin)
 
 
 def convex_hull_area(pred: Boxes, target: Boxes) -> Values:
@@ -170,7 +208,7 @@ def convex_hull_area(pred: Boxes, target: Boxes) -> Values:
     inside = [_inside_hull(pred_corners, _plain(moved), target_corners, margin),
               _inside_hull(target_corners, _plain(centred), pred_corners, margin)]
     keep = ~numpy.concatenate(inside, axis=-1)
-    return _convex_polygon_area(np.concatenate([px, qx], axis=-1), np.concatenate([py, qy], axis=-1), keep)
+    return _convex_polygon_area(np.concatenate([px, qx], axis=-1), np.concatenate([py, qy], axis=-1), keep, margin)
 
 
 _CORNER_SIGNS = numpy.array([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]])
