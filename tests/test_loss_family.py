@@ -179,10 +179,10 @@ def test_the_claims_are_those_the_papers_make():
     # focal_eiou and the Focaler variants are zero on purpose (IoU^gamma = 0 apart; IoU' = 1 above u);
     # bounded_iou's eps (mmdetection's 1e-3) makes it nonzero for identical boxes and scale-dependent;
     # the coordinate losses and the MPDIoU family, whose frame is fixed, change with the boxes' scale;
-    # PIoU and Bounded IoU divide by the target's size alone
+    # NWD's constant C is fixed too; PIoU and Bounded IoU divide by the target's size alone
     assert NOT_POSITIVE == {"focal_eiou", "bounded_iou", *(name for name in LOSSES if name.startswith("focaler_"))}
     assert ASYMMETRIC == {"piou", "piou_v2", "bounded_iou"}
-    assert NOT_SCALE_INVARIANT == {"l1", "l2", "smooth_l1", "balanced_l1", "bounded_iou",
+    assert NOT_SCALE_INVARIANT == {"l1", "l2", "smooth_l1", "balanced_l1", "bounded_iou", "nwd",
                                    *(name for name in LOSSES if name.endswith("mpdiou"))}
     assert set(CLAIMS) == set(LOSSES)
 
