@@ -173,10 +173,10 @@ def resolve(loss: Spec = "giou", method: str = "gd", param: str | None = None, m
     param = param_name(param)
     if EVERY_PARAMETERISATION[param].size != kind.size:
         moves = "oriented" if EVERY_PARAMETERISATION[param].size == 5 else "axis-aligned"
-        valid = ", ".join(name for name, p in EVERY_PARAMETERISATION.items() if p.size == kind.size)
+        matching = ", ".join(name for name, p in EVERY_PARAMETERISATION.items() if p.size == kind.size)
         measures = "oriented" if kind.size == 5 else "axis-aligned"
         raise ValueError(f"parameterisation {param!r} moves {moves} boxes, and loss {loss!r} measures {measures} "
-                         f"ones: use one of {valid}")
+                         f"ones: use one of {matching}")
     settings: dict[str, Any] = dict(loss=loss, method=method, param=param,
                                     maxiter=whole(maxiter, "maxiter"), home_iou=_share(home_iou, "home_iou"))
     if method not in RULES:
