@@ -840,3 +840,85 @@ def probiou(pred, target, form="hellinger", convention="probiou", eps=0.0):
     if form == "bhattacharyya":
         return bd
     return math.sqrt(1.0 - math.exp(-bd) + eps)
+
+
+def _rectangle(box, origin):
+    """The corners of an oriented box, counter-clockwise, relative to ``origin`` (the target's centre,
+    so that coordinates near 1e6 do not cost their digits), sizes read as |w|, |h|."""
+    cx, cy, w, h, theta = (float(v) for v in box)
+    cos, sin = math.cos(theta), math.sin(theta)
+    corners = [(-abs(w) / 2, -abs(h) / 2), (abs(w) / 2, -abs(h) / 2), (abs(w) / 2, abs(h) / 2), (-abs(w) / 2, abs(h) / 2)]
+    return [(cx - origin[0] + cos * u - sin * v, cy - origin[1] + sin * u + cos * v) for u, v in corners]
+
+
+def _shoelace(points):
+    """Area of a simple polygon (counter-clockwise: positive)."""
+    return 0.5 * sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(points, points[1:] + points[:1]))
+
+
+def _clip(subject, clip):
+    """Sutherland-Hodgman (1974): the part of the convex polygon ``subject`` inside the counter-clockwise
+    convex polygon ``clip``, clipped against one edge of it at a time."""
+    output = subject
+    for (ax, ay), (bx, by) in zip(clip, clip[1:] + clip[:1]):
+        points, output = output, []
+        if not points:
+            break
+
+        def side(p):  # > 0 left of the edge a -> b, inside
+            return (bx - ax) * (p[1] - ay) - (by - ay) * (p[0] - ax)
+        for current, following in zip(points, points[1:] + points[:1]):
+            s_current, s_following = side(current), side(following)
+            if s_current >= 0:
+                output.append(current)
+            if (s_current >= 0) != (s_following >= 0):
+                t = s_current / (s_current - s_following)
+                output.append((current[0] + t * (following[0] - current[0]),
+                               current[1] + t * (following[1] - current[1])))
+    return output
+
+
+def _hull(points):
+    """Andrew's monotone chain: the convex hull, counter-clockwise."""
+    points = sorted(set(points))
+
+    def half(sequence):
+        chain = []
+        for p in sequence:
+            while len(chain) >= 2 and ((chain[-1][0] - chain[-2][0]) * (p[1] - chain[-2][1])
+                                       - (chain[-1][1] - chain[-2][1]) * (p[0] - chain[-2][0])) <= 0:
+                chain.pop()
+            chain.append(p)
+        return chain
+    lower, upper = half(points), half(reversed(points))
+    return lower[:-1] + upper[:-1]
+
+
+def _rotated_areas(pred, target):
+    origin = (float(target[0]), float(target[1]))
+    p, t = _rectangle(pred, origin), _rectangle(target, origin)
+    inter = abs(_shoelace(_clip(p, t))) if abs(float(pred[2]) * float(pred[3])) > 0 else 0.0
+    union = abs(_shoelace(p)) + abs(_shoelace(t)) - inter
+    return p, t, inter, union
+
+
+@oriented_transcription("rotated_iou")
+def rotated_iou(pred, target):
+    """Rotated IoU loss, 1 - |P ∩ T| / |P ∪ T|, the intersection by Sutherland-Hodgman clipping of one
+    rectangle by the other and the shoelace formula (Zhou et al., arXiv 1908.03851)."""
+    _, _, inter, union = _rotated_areas(pred, target)
+    return 1.0 - inter / union
+
+
+@oriented_transcription("rotated_giou", checked_at=[{"enclosing": "axis_aligned_box"}])
+def rotated_giou(pred, target, enclosing="convex_hull"):
+    """Rotated GIoU loss, 1 - IoU + (C - U) / C (Rezatofighi et al., arXiv 1902.09630), C the area of the
+    convex hull of the eight corners (mmrotate's ConvexGIoULoss), by Andrew's monotone chain, or of the
+    smallest axis-aligned box around them (``enclosing='axis_aligned_box'``)."""
+    p, t, inter, union = _rotated_areas(pred, target)
+    if enclosing == "convex_hull":
+        c = _shoelace(_hull(p + t))
+    else:
+        xs, ys = [x for x, _ in p + t], [y for _, y in p + t]
+        c = (max(xs) - min(xs)) * (max(ys) - min(ys))
+    return 1.0 - inter / union + (c - union) / c
