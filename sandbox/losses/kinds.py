@@ -30,6 +30,7 @@ import numpy as np
 from sandbox._types import Boxes, FloatArray, Values
 from sandbox.geometry.boxes import box_convert, check_boxes, unstack
 from sandbox.geometry.oriented import canonical, check_oriented_boxes, unstack_oriented
+from sandbox.geometry.polygons import rotated_giou, rotated_iou
 from sandbox.losses.formulas import giou, iou, unchecked
 
 __all__ = ["BoxKind", "ALIGNED", "ORIENTED", "KINDS", "aligned_error", "oriented_error", "wrapped_angle"]
@@ -103,16 +104,21 @@ def _check_oriented(boxes: Boxes, name: str = "box", positive_size: bool = False
 
 ALIGNED = BoxKind("aligned", 4, "xyxy", _check_aligned, unchecked(iou), unchecked(giou), aligned_error, "xyxy",
                   True)
-def _rotated_iou(pred: Boxes, target: Boxes) -> Values:
-    from sandbox.geometry.polygons import rotated_iou
-    return unchecked(rotated_iou)(pred, target)
+def _where_finite(metric: Callable[[Boxes, Boxes], Values]) -> Callable[[Boxes, Boxes], Values]:
+    """`metric` on the pairs whose ten numbers are finite, NaN on the others (a history's steps after a box's
+    last are NaN; `sandbox.geometry.polygons` refuses them, as every checked function does)."""
+    def on_finite(pred: Boxes, target: Boxes) -> Values:
+        p, t = (np.stack([np.asarray(c, dtype=float) for c in unstack_oriented(b)], axis=-1) for b in (pred, target))
+        p, t = np.broadcast_arrays(p, t)
+        finite = np.isfinite(p).all(axis=-1) & np.isfinite(t).all(axis=-1)
+        values = np.full(p.shape[:-1], np.nan)
+        if finite.any():
+            values[finite] = metric(p[finite], t[finite])
+        return values
+    return on_finite
 
 
-def _rotated_giou(pred: Boxes, target: Boxes) -> Values:
-    from sandbox.geometry.polygons import rotated_giou
-    return unchecked(rotated_giou)(pred, target)
-
-
-ORIENTED = BoxKind("oriented", 5, "(cx, cy, w, h, theta)", _check_oriented, _rotated_iou, _rotated_giou,
+ORIENTED = BoxKind("oriented", 5, "(cx, cy, w, h, theta)", _check_oriented, _where_finite(rotated_iou),
+                   _where_finite(rotated_giou),
                    oriented_error, "xywha", False)
 KINDS = {kind.name: kind for kind in (ALIGNED, ORIENTED)}

@@ -116,8 +116,8 @@ def overlapping_starts(target: ArrayLike, count: int, seed: int = 0, iou_range: 
         oriented = _one_oriented_target(target)
 
         def within(boxes: FloatArray) -> BoolArray:
-            values = ORIENTED.iou(boxes, oriented)
-            return (values >= low) & (values <= high)
+            values = np.asarray(ORIENTED.iou(boxes, oriented))
+            return np.asarray((values >= low) & (values <= high), dtype=bool)
         return _sample_oriented(oriented, count, seed, float(np.hypot(*oriented[2:4])), scale, within)
     target = _one_target(target)
     radius = float(np.hypot(*box_convert(target, "xyxy", "cxcywh")[2:]))
