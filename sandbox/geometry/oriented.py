@@ -146,7 +146,7 @@ def from_polygon(polygons: ArrayLike) -> FloatArray:
 def gaussian(boxes: Boxes, convention: str = "mmrotate") -> Gaussian:
     """Each oriented box as a 2-D normal: mean its centre, covariance R diag(s w^2, s h^2) R^T.
 
-    s is `COVARIANCE_SCALES`[convention]: 1/4 (``'mmrotate'``) or 1/12 (``'probiou'``).
+    s is ``COVARIANCE_SCALES[convention]``: 1/4 (``'mmrotate'``) or 1/12 (``'probiou'``).
     The same for every parameterisation of the same rectangle: swapping w and h
     with a quarter turn, or a half turn, leaves the covariance as it was.
 
