@@ -26,10 +26,11 @@ from sandbox._types import Boxes, BoxPairFunction, Values
 from sandbox.geometry.boxes import traced
 from sandbox.geometry.oriented import COVARIANCE_SCALES, check_oriented_boxes, unstack_oriented
 from sandbox.geometry.pair import safe_power
+from sandbox.geometry.polygons import rotated_giou, rotated_iou
 from sandbox.losses.formulas import Claims
 
 __all__ = ["ORIENTED_LOSSES", "ORIENTED_CLAIMS", "oriented", "oriented_pair_function", "rotated_l1_loss",
-           "gwd_loss", "kld_loss", "kfiou_loss", "probiou_loss"]
+           "rotated_iou_loss", "rotated_giou_loss", "gwd_loss", "kld_loss", "kfiou_loss", "probiou_loss"]
 
 ORIENTED_LOSSES: dict[str, BoxPairFunction] = {}
 """Every oriented loss by name: ``loss(pred, target, **params)`` on ``(..., 5)`` boxes, elementwise."""
@@ -79,6 +80,32 @@ def rotated_l1_loss(pred: Boxes, target: Boxes) -> Values:
 
 
 # Losses on the rectangles: rotated IoU and GIoU.
+@oriented("rotated_iou")
+def rotated_iou_loss(pred: Boxes, target: Boxes) -> Values:
+    """Rotated IoU loss, 1 - IoU of the two rectangles (Zhou et al., IoU Loss for 2D/3D Object Detection, arXiv 1908.03851).
+
+    IoU by clipping one rectangle against the other (`sandbox.geometry.polygons`),
+    as mmrotate's RotatedIoULoss (linear mode) computes it. The same for every
+    parameterisation of the same rectangles, so blind to the angle boundary; and,
+    as for axis-aligned boxes, flat with gradient exactly 0 while the boxes are
+    apart. The prediction is read as (cx, cy, |w|, |h|, theta): an optimiser may
+    pass through negative sizes.
+    """
+    return 1.0 - rotated_iou(pred, target)
+
+
+@oriented("rotated_giou")
+def rotated_giou_loss(pred: Boxes, target: Boxes, enclosing: str = "convex_hull") -> Values:
+    """Rotated GIoU loss, 1 - IoU + (C - U) / C, C the convex hull of both rectangles (Rezatofighi et al., arXiv 1902.09630; mmrotate's ConvexGIoULoss).
+
+    U is the union; C is the area of the convex hull of the eight corners, as in
+    mmrotate's ConvexGIoULoss, or with ``enclosing='axis_aligned_box'`` the smallest
+    axis-aligned box around both (`sandbox.geometry.polygons.ENCLOSING_RULES`).
+    In [0, 2); it keeps pulling while the boxes are apart. The prediction is read as
+    (cx, cy, |w|, |h|, theta).
+    """
+    return 1.0 - rotated_giou(pred, target, enclosing)
+
 
 
 # Losses on the Gaussians.
