@@ -52,6 +52,7 @@ from PIL import Image, ImageSequence
 
 import sandbox
 from sandbox.geometry.oriented import canonical, check_oriented_boxes
+from sandbox.geometry.polygons import rotated_iou
 from sandbox.losses.oriented import ORIENTED_LOSSES
 from sandbox.optim.settings import method_name
 from sandbox.optim.starts import direction_name
@@ -224,7 +225,7 @@ def run_parts(args):
         boxes = np.stack([target[0] + distances, np.full_like(distances, target[1]),
                           *(np.full_like(distances, v) for v in starts[0][2:])], axis=-1)
         pulls = [np.hypot(*centre_gradient(loss_function(spec), boxes, target).T) for spec in KFIOU]
-        ious = sandbox.rotated_iou(boxes, target)
+        ious = rotated_iou(boxes, target)
         atomic_write(args.out / "kfiou_centre.npz", lambda tmp: np.savez_compressed(
             tmp, distances=distances, specs=np.array(KFIOU), pulls=np.array(pulls), ious=ious, target=target))
     if not (args.out / "gallery.npz").exists():

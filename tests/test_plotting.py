@@ -95,8 +95,10 @@ def test_an_oriented_animation_moves_each_polygon_to_the_box_of_its_iteration():
     np.testing.assert_allclose(animation.curves[0].get_data()[1], run.ious[:5])
     low, high = animation.figure.axes[0].get_xlim()
     assert low < -2.0 and high > 3.0  # the panel holds every corner, not only the centres
-    with pytest.raises(ValueError, match="without their IoU"):
-        animate_trajectories([boxes], ORIENTED_TARGET)
+    alone = animate_trajectories(boxes, ORIENTED_TARGET)  # boxes alone: IoU is rotated IoU
+    from sandbox.geometry.polygons import rotated_iou
+    np.testing.assert_allclose(alone.curves[0].get_data()[1], rotated_iou(boxes[:1], ORIENTED_TARGET))
+    alone._draw_was_started = True
     with pytest.raises(ValueError, match=r"expected \(steps \+ 1, 5\) like the target"):
         animate_trajectories([np.zeros((3, 4))], ORIENTED_TARGET)
     animation._draw_was_started = True  # not played, on purpose: no warning when collected

@@ -24,6 +24,7 @@ from numpy.typing import ArrayLike
 from sandbox._types import FloatArray
 from sandbox.geometry.boxes import box_area, check_boxes, enclosing_box, order_corners, union_area
 from sandbox.geometry.oriented import check_oriented_boxes, corners
+from sandbox.geometry.polygons import rotated_iou
 from sandbox.losses.formulas import giou, iou
 
 if TYPE_CHECKING:
@@ -199,8 +200,8 @@ def animate_trajectories(runs: Any, target: ArrayLike, labels: Sequence[str] | N
         One per run: a result of ``sandbox.fit`` (its ``boxes`` and ``ious`` are drawn),
         or the boxes a run visited, shape (steps + 1, 4) (``xyxy``; IoU is then computed
         against `target`) or (steps + 1, 5) (oriented, cx, cy, w, h, theta, drawn as
-        polygons like `plot_box`; give results, whose ``ious`` are drawn), the start
-        first. A single result or array is one run.
+        polygons like `plot_box`; IoU is then `sandbox.geometry.polygons.rotated_iou`), the
+        start first. A single result or array is one run.
     target : array_like, shape (4,) or (5,)
         ``xyxy`` or oriented, as the runs' boxes; drawn grey in every box panel.
     labels, colors : sequence, optional
@@ -252,11 +253,8 @@ def animate_trajectories(runs: Any, target: ArrayLike, labels: Sequence[str] | N
         if visited.ndim != 2 or visited.shape[1] != coordinates or len(visited) == 0:
             raise ValueError(f"run {len(boxes)} has boxes of shape {visited.shape}; "
                              f"expected (steps + 1, {coordinates}) like the target, the start first")
-        if oriented and not hasattr(run, "ious"):
-            raise ValueError(f"run {len(boxes)} is oriented boxes without their IoU: give the result of "
-                             f"the fit (its ious are drawn), not its boxes alone")
         with np.errstate(invalid="ignore"):
-            history = np.asarray(run.ious if hasattr(run, "ious") else iou(visited, target), dtype=float)
+            history = np.asarray(run.ious if hasattr(run, "ious") else _iou(visited, target), dtype=float)
         boxes.append(_held_over_non_finite(visited))
         ious.append(history)
     n = len(boxes)
@@ -359,6 +357,15 @@ def _held_over_non_finite(boxes: ArrayLike) -> FloatArray:
         if not np.all(np.isfinite(held[k])):
             held[k] = held[k - 1] if k else np.nan
     return held if is_oriented(held) else np.asarray(order_corners(held))
+
+
+def _iou(boxes: FloatArray, target: FloatArray) -> FloatArray:
+    """IoU of each ``xyxy`` or oriented box with the target; NaN for a non-finite box."""
+    if not is_oriented(target):
+        return np.asarray(iou(boxes, target), dtype=float)
+    finite = np.all(np.isfinite(boxes), axis=-1)
+    safe = np.where(finite[:, None], boxes, target)
+    return np.where(finite, np.asarray(rotated_iou(safe, target), dtype=float), np.nan)
 
 
 def _empty_box(oriented: bool, **style: Any) -> Patch:
