@@ -54,6 +54,7 @@ import sandbox
 from sandbox.geometry.oriented import canonical, check_oriented_boxes
 from sandbox.geometry.polygons import rotated_iou
 from sandbox.losses.oriented import ORIENTED_LOSSES
+from sandbox.optim.rules import RULES
 from sandbox.optim.settings import method_name
 from sandbox.optim.starts import direction_name
 from sandbox.runs.cli import check_out, experiment_parser, refuse_other_settings, run_interruptible
@@ -103,7 +104,8 @@ def parse_args(argv):
                         help="target of part b: theta just below pi/2, le90's boundary")
     parser.add_argument("--boundary-start", nargs=5, type=float, default=[0.4, -0.3, 2.0, 1.0, -1.45],
                         metavar=("CX", "CY", "W", "H", "THETA"), help="start of part b, across the boundary")
-    parser.add_argument("--method", default="gd", help=f"optimiser of every run: one of {', '.join(sandbox.METHODS)}")
+    parser.add_argument("--method", default="gd",
+                        help=f"optimiser of every run: one of {', '.join(RULES)}")
     parser.add_argument("--lr", type=float, default=None, help="learning rate of gd, momentum, adam "
                                                                "(by default the method's own)")
     parser.add_argument("--maxiter", type=int, default=None,
@@ -142,6 +144,9 @@ def resolve(args):
     for name in ("target", "boundary_target", "boundary_start"):
         check_oriented_boxes(getattr(args, name), name.replace("_", " "), positive_size=name != "boundary_start")
     args.method = method_name(args.method)
+    if args.method not in RULES:
+        raise ValueError(f"--method must be one of {', '.join(RULES)}, which move every start "
+                         f"at once; got {args.method}")
     for flag, values in [("--gap", [args.gap]), ("--start-size", args.start_size), ("--extent", [args.extent]),
                          ("--lr", [] if args.lr is None else [args.lr])]:
         if not all(v > 0 and math.isfinite(v) for v in values):
@@ -176,17 +181,14 @@ def ring_of_starts(target, size, theta, gap, count):
 
 # %% Runs: every loss from every start, through sandbox.fit on the five raw parameters.
 def fit_all(args, spec, starts, target):
-    """Fit each start with `spec`: boxes (n, maxiter + 1, 5) and ious (n, maxiter + 1), NaN after a run ended."""
+    """Fit every start with `spec` at once (`sandbox.fit_many`, each box exactly as `sandbox.fit` moves it):
+    boxes (n, maxiter + 1, 5) and ious (n, maxiter + 1), NaN after a run's last step; outcomes and nit (n,)."""
     options = {} if args.lr is None else dict(lr=args.lr)
-    results = [sandbox.fit(start, target, loss=spec, method=args.method, param="xywha", maxiter=args.maxiter,
-                           **options) for start in starts]
-    boxes = np.full((len(starts), args.maxiter + 1, 5), np.nan)
-    ious = np.full((len(starts), args.maxiter + 1), np.nan)
-    for i, result in enumerate(results):
-        steps = min(len(result.boxes), args.maxiter + 1)
-        boxes[i, :steps], ious[i, :steps] = result.boxes[:steps], result.ious[:steps]
-    return dict(boxes=boxes, ious=ious, outcomes=np.array([r.outcome for r in results]),
-                nit=np.array([r.nit for r in results]), starts=np.asarray(starts, dtype=float))
+    result = sandbox.fit_many(starts, target, loss=spec, method=args.method, param="xywha", maxiter=args.maxiter,
+                              **options)
+    return dict(boxes=np.asarray(result.boxes, dtype=float), ious=np.asarray(result.ious, dtype=float),
+                outcomes=np.asarray(result.outcome).astype(str), nit=np.asarray(result.nit),
+                starts=np.asarray(starts, dtype=float))
 
 
 def run_file(out, part, spec):
