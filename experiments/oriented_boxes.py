@@ -56,7 +56,7 @@ from sandbox.geometry.polygons import rotated_iou
 from sandbox.losses.oriented import ORIENTED_LOSSES
 from sandbox.optim.rules import RULES
 from sandbox.optim.settings import method_name
-from sandbox.optim.starts import direction_name
+from sandbox.optim.starts import oriented_starts_around
 from sandbox.runs.cli import check_out, experiment_parser, refuse_other_settings, run_interruptible
 from sandbox.runs.records import atomic_write, provenance, read_csv, write_csv, write_json
 from sandbox.views.oriented import (centre_gradient, loss_along_theta, loss_over_centres, plot_loss_along_theta,
@@ -167,18 +167,6 @@ def loss_function(spec):
     return sandbox.get_loss(spec)
 
 
-def ring_of_starts(target, size, theta, gap, count):
-    """`count` oriented starts of `size` and angle `theta` around `target`, one per direction from east,
-    counter-clockwise: each centre as far from the target's as the two boxes' half diagonals and `gap`,
-    so that no start overlaps the target whatever the angles. Returns boxes (count, 5) and labels."""
-    cx, cy, w, h, _ = target
-    distance = math.hypot(w, h) / 2 + math.hypot(*size) / 2 + gap
-    angles = np.arange(count) * 360.0 / count
-    boxes = [[cx + distance * math.cos(math.radians(a)), cy + distance * math.sin(math.radians(a)), *size, theta]
-             for a in angles]
-    return np.array(boxes), [direction_name(a) for a in angles]
-
-
 # %% Runs: every loss from every start, through sandbox.fit on the five raw parameters.
 def fit_all(args, spec, starts, target):
     """Fit every start with `spec` at once (`sandbox.fit_many`, each box exactly as `sandbox.fit` moves it):
@@ -200,7 +188,7 @@ def run_parts(args):
     (args.out / "runs").mkdir(parents=True, exist_ok=True)
     write_json(args.out / CONFIG, dict(settings(args), **provenance()))
     target = np.array(args.target)
-    starts, labels = ring_of_starts(target, args.start_size, args.start_theta, args.gap, args.starts)
+    starts, labels = oriented_starts_around(target, args.start_size, args.start_theta, args.gap, args.starts)
     jobs = [("stall", spec, starts, labels, target) for spec in args.stall_losses]
     jobs += [("boundary", spec, np.array([args.boundary_start]), ["across"], np.array(args.boundary_target))
              for spec in args.boundary_losses]
