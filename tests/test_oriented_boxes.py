@@ -1,0 +1,99 @@
+"""experiments/oriented_boxes.py: its files, its refusals, and the claims its figures make, read from its saved data."""
+import json
+
+import numpy as np
+import pytest
+
+from helpers import load_experiment
+from sandbox.runs.records import read_csv
+
+experiment = load_experiment("oriented_boxes")
+DATA = ["config.json", "results.csv", "theta.npz", "gallery.npz", "kfiou_centre.npz"]
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """The quick preset, run once for the tests of this module that read it."""
+    out = tmp_path_factory.mktemp("oriented") / "quick"
+    experiment.main(["--quick", "--out", str(out)])
+    return out
+
+
+def rows_of(out, part):
+    return [row for row in read_csv(out / "results.csv") if row["part"] == part]
+
+
+@pytest.mark.slow
+def test_the_quick_preset_writes_its_data_and_every_figure_and_replot_redraws_them_alike(quick_run, capsys):
+    names = [*experiment.FIGURES.values(), experiment.ANIMATION, *DATA]
+    for name in names:
+        assert (quick_run / name).stat().st_size > 0, name
+    config = json.loads((quick_run / "config.json").read_text())
+    assert config["starts"] == experiment.QUICK["starts"] and config["maxiter"] == experiment.QUICK["maxiter"]
+    assert "numpy" in json.dumps(config)  # the package versions, recorded
+    figures = {name: (quick_run / name).read_bytes() for name in experiment.FIGURES.values()}
+    for name in figures:
+        (quick_run / name).unlink()
+    experiment.main(["--replot", "--no-animation", "--out", str(quick_run)])
+    for name, drawn in figures.items():
+        assert (quick_run / name).read_bytes() == drawn, name
+    assert "rotated_iou" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_rotated_iou_stays_at_iou_0_and_the_others_bring_the_box_home(quick_run):
+    rows = rows_of(quick_run, "stall")
+    assert {row["loss"] for row in rows} == {"rotated_iou", "rotated_giou", "gwd", "kld", "kfiou", "probiou"}
+    for row in rows:
+        if row["loss"] == "rotated_iou":
+            assert row["outcome"] == "stalled" and float(row["final_iou"]) == 0 and row["nit"] == "0"
+        elif row["loss"] != "kfiou":  # part c says what KFIoU does
+            assert float(row["final_iou"]) >= 0.99, row
+
+
+@pytest.mark.slow
+def test_raw_l1_turns_the_long_way_round_the_gaussian_losses_the_short_way(quick_run):
+    config = json.loads((quick_run / "config.json").read_text())
+    target, start = config["boundary_target"][4], config["boundary_start"][4]
+    long_way, short_way = start - target, np.pi - abs(start - target)  # the same rectangle either way
+    turned = {row["loss"]: float(row["turned"]) for row in rows_of(quick_run, "boundary")}
+    assert abs(turned["rotated_l1"]) == pytest.approx(abs(long_way), abs=0.05)
+    for loss in ("gwd", "kld", "kfiou", "probiou"):
+        assert abs(turned[loss]) == pytest.approx(short_way, abs=0.05), loss
+
+
+@pytest.mark.slow
+def test_kfiou_overlap_term_alone_has_no_pull_on_the_centre(quick_run):
+    with np.load(quick_run / "kfiou_centre.npz") as saved:
+        pulls = dict(zip(saved["specs"], saved["pulls"]))
+        apart = saved["ious"] == 0
+    assert apart.any() and np.all(pulls["kfiou:centre=False"] == 0)
+    assert np.all(pulls["kfiou"][apart] > 0)
+    runs = {row["loss"]: row for row in rows_of(quick_run, "kfiou")}
+    alone = runs["kfiou:centre=False"]
+    assert json.loads(alone["final_box"])[:2] == pytest.approx(json.loads(alone["start_box"])[:2], abs=1e-12)
+
+
+@pytest.mark.parametrize("arguments, words", [
+    (["--stall-losses", "rotated_xiou"], "rotated_xiou"),
+    (["--method", "BFGS"], "--method must be one of gd, momentum, adam"),
+    (["--target", "0", "0", "-1", "1", "0"], "non-positive width"),
+    (["--starts", "0"], "--starts must be at least 1"),
+    (["--gap", "0"], "--gap must be a positive number"),
+])
+def test_bad_arguments_stop_before_any_run(tmp_path, capsys, arguments, words):
+    with pytest.raises(SystemExit):
+        experiment.main(["--out", str(tmp_path / "out"), *arguments])
+    error = capsys.readouterr().err.strip().splitlines()
+    assert words in error[-1] and ": error: " in error[-1]
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_run_with_other_settings_is_refused_and_replot_needs_a_run(tmp_path, capsys):
+    (tmp_path / "config.json").write_text(json.dumps({"maxiter": 5}))
+    with pytest.raises(SystemExit):
+        experiment.main(["--quick", "--out", str(tmp_path)])
+    assert "holds a run with other settings" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        experiment.main(["--replot", "--out", str(tmp_path / "empty")])
+    assert "--replot needs config.json, results.csv" in capsys.readouterr().err
