@@ -97,3 +97,25 @@ def test_a_run_with_other_settings_is_refused_and_replot_needs_a_run(tmp_path, c
     with pytest.raises(SystemExit):
         experiment.main(["--replot", "--out", str(tmp_path / "empty")])
     assert "--replot needs config.json, results.csv" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_keeps_its_finished_parts_and_the_same_command_finishes_it_alike(quick_run, tmp_path,
+                                                                                            monkeypatch, capsys):
+    fit_all, calls = experiment.fit_all, []
+
+    def interrupted(*arguments):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return fit_all(*arguments)
+
+    monkeypatch.setattr(experiment, "fit_all", interrupted)
+    command = ["--quick", "--no-animation", "--out", str(tmp_path)]
+    with pytest.raises(SystemExit) as stopped:
+        experiment.main(command)
+    assert stopped.value.code == 130 and "the same command goes on from there" in capsys.readouterr().err
+    assert len(list((tmp_path / "runs").glob("*.npz"))) == 2 and not (tmp_path / "results.csv").exists()
+    monkeypatch.setattr(experiment, "fit_all", fit_all)
+    experiment.main(command)
+    assert read_csv(tmp_path / "results.csv") == read_csv(quick_run / "results.csv")
