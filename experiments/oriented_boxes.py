@@ -56,7 +56,7 @@ from sandbox.geometry.polygons import rotated_iou
 from sandbox.losses.oriented import ORIENTED_LOSSES
 from sandbox.optim.rules import RULES
 from sandbox.optim.settings import method_name
-from sandbox.optim.starts import oriented_starts_around
+from sandbox.optim.starts import direction_name
 from sandbox.runs.cli import check_out, experiment_parser, refuse_other_settings, run_interruptible
 from sandbox.runs.records import atomic_write, provenance, read_csv, write_csv, write_json
 from sandbox.views.oriented import (centre_gradient, loss_along_theta, loss_over_centres, plot_loss_along_theta,
@@ -96,7 +96,7 @@ def parse_args(argv):
                         help="width and height of part a's starts")
     parser.add_argument("--start-theta", type=float, default=-0.4, help="angle of part a's starts, radians")
     parser.add_argument("--gap", type=float, default=0.5,
-                        help="free space between the circles around start and target in part a")
+                        help="free space between start and target in part a, along the axis that separates them most")
     parser.add_argument("--starts", type=int, default=None,
                         help=f"directions of part a's starts (default {FULL['starts']}, {QUICK['starts']} with --quick)")
     parser.add_argument("--boundary-target", nargs=5, type=float, default=[0.0, 0.0, 2.0, 1.0, 1.45],
@@ -188,7 +188,8 @@ def run_parts(args):
     (args.out / "runs").mkdir(parents=True, exist_ok=True)
     write_json(args.out / CONFIG, dict(settings(args), **provenance()))
     target = np.array(args.target)
-    starts, labels = oriented_starts_around(target, args.start_size, args.start_theta, args.gap, args.starts)
+    starts = sandbox.non_overlapping_starts(target, args.gap, args.starts, args.start_size, theta=args.start_theta)
+    labels = [direction_name(360.0 * i / args.starts) for i in range(args.starts)]
     jobs = [("stall", spec, starts, labels, target) for spec in args.stall_losses]
     jobs += [("boundary", spec, np.array([args.boundary_start]), ["across"], np.array(args.boundary_target))
              for spec in args.boundary_losses]

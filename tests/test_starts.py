@@ -63,15 +63,3 @@ def test_bad_arguments_are_named(call, words):
     with pytest.raises(ValueError) as error:
         call()
     assert words in str(error.value)
-
-
-def test_oriented_starts_are_apart_from_the_target_whatever_the_angles():
-    from sandbox.geometry.polygons import rotated_iou
-    from sandbox.optim.starts import oriented_starts_around
-    rng = np.random.default_rng(0)
-    for _ in range(20):
-        target = [*rng.normal(size=2), *rng.uniform(0.2, 3.0, size=2), rng.uniform(-np.pi, np.pi)]
-        starts, labels = oriented_starts_around(target, tuple(rng.uniform(0.2, 3.0, size=2)),
-                                                theta=rng.uniform(-np.pi, np.pi), gap=0.01, directions=12)
-        assert starts.shape == (12, 5) and labels[:3] == ["E", "30deg", "60deg"]
-        assert np.all(rotated_iou(starts, np.array(target)) == 0)

@@ -1,7 +1,6 @@
 """Starting boxes around a target: non-overlapping at a gap, random apart, and overlapping.
 
-All take and return ``xyxy`` boxes but `oriented_starts_around`, which takes and returns oriented
-ones (cx, cy, w, h, theta); the random ones take a seed and give the same
+All take and return ``xyxy`` boxes; the random ones take a seed and give the same
 boxes for the same arguments.
 """
 from __future__ import annotations
@@ -67,54 +66,6 @@ def non_overlapping_starts(target: ArrayLike, gap: float = 0.5, directions: int 
     if np.any(iou(starts, target) != 0):  # cannot happen for gap > 0; kept as the promise's check
         raise AssertionError(f"a start overlaps the target: {starts[iou(starts, target) != 0]}")
     return starts
-
-
-def oriented_starts_around(target: ArrayLike, size: tuple[float, float], theta: float = 0.0, gap: float = 0.5,
-                           directions: int | Sequence[float] = 8) -> tuple[FloatArray, list[str]]:
-    """Oriented start boxes (cx, cy, w, h, theta) around an oriented target, one per direction, all apart.
-
-    Each start's centre lies on the ray from the target's centre at the given
-    angle, as far from it as the two boxes' half diagonals plus `gap`: the
-    circles around the boxes do not meet, so no start overlaps the target
-    whatever the angles.
-
-    Parameters
-    ----------
-    target : array_like, shape (5,)
-        (cx, cy, w, h, theta), as in `sandbox.geometry.oriented`.
-    size : (float, float)
-        Width and height of every start.
-    theta : float
-        Angle of every start, in radians.
-    gap : float
-        Free space between the two circles, > 0.
-    directions : int or sequence of float
-        As for `non_overlapping_starts`: a count from east, counter-clockwise, or the angles in degrees.
-
-    Returns
-    -------
-    starts : ndarray, shape (n, 5)
-    labels : list of str
-        The compass name of each direction (`direction_name`).
-
-    Examples
-    --------
-    >>> starts, labels = oriented_starts_around([0.0, 0.0, 6.0, 8.0, 0.3], (6.0, 8.0), gap=1.0, directions=[0, 90])
-    >>> starts.round(12).tolist(), labels
-    ([[11.0, 0.0, 6.0, 8.0, 0.0], [0.0, 11.0, 6.0, 8.0, 0.0]], ['E', 'N'])
-    """
-    from sandbox.geometry.oriented import check_oriented_boxes
-    cx, cy, w, h, _ = check_oriented_boxes(target, "target", positive_size=True)
-    if not (np.isfinite(gap) and gap > 0):
-        raise ValueError(f"gap must be a positive number; got {gap!r}")
-    width, height = _size(size)
-    angles = _angles(directions)
-    distance = np.hypot(w, h) / 2 + np.hypot(width, height) / 2 + gap
-    radians = np.radians(angles)
-    starts = np.stack([cx + distance * np.cos(radians), cy + distance * np.sin(radians),
-                       *np.broadcast_to(np.array([width, height, theta], dtype=float)[:, None], (3, len(angles)))],
-                      axis=-1)
-    return starts, [direction_name(a) for a in angles]
 
 
 def random_non_overlapping_starts(target: ArrayLike, count: int, seed: int = 0, radius: float = 4.0,
