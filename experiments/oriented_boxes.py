@@ -68,14 +68,14 @@ CONFIG, RESULTS = "config.json", "results.csv"
 FIGURES = dict(stall="stall.png", boundary="boundary.png", kfiou="kfiou_centre.png", gallery="gallery.png")
 KFIOU = ["kfiou", "kfiou:centre=False"]  # part c: KFIoU as mmrotate ships it, and its overlap term alone
 ANIMATION = "stall.gif"
-GIF_FRAMES, GIF_FPS, GIF_PAUSE, GIF_DPI = 40, 10, 2.0, 72
+GIF_FPS, GIF_PAUSE, GIF_DPI = 10, 2.0, 72
 COLUMNS = ["part", "loss", "start", "start_box", "final_box", "final_iou", "outcome", "nit", "turned"]
-QUICK = dict(starts=3, maxiter=60, resolution=21, theta_points=121)
-FULL = dict(starts=8, maxiter=200, resolution=61, theta_points=721)
+QUICK = dict(starts=3, resolution=21, theta_points=121, gif_frames=12)
+FULL = dict(starts=8, resolution=61, theta_points=721, gif_frames=40)
 # The settings that make the results: a saved run with other values of these is refused.
 SETTINGS = ["stall_losses", "boundary_losses", "gallery_losses", "target", "start_size", "start_theta", "gap",
             "starts", "boundary_target", "boundary_start", "method", "lr", "maxiter", "extent", "resolution",
-            "theta_points"]
+            "theta_points", "gif_frames"]
 
 
 def parse_args(argv):
@@ -104,12 +104,11 @@ def parse_args(argv):
                         help="target of part b: theta just below pi/2, le90's boundary")
     parser.add_argument("--boundary-start", nargs=5, type=float, default=[0.4, -0.3, 2.0, 1.0, -1.45],
                         metavar=("CX", "CY", "W", "H", "THETA"), help="start of part b, across the boundary")
-    parser.add_argument("--method", default="gd",
+    parser.add_argument("--method", default="adam",
                         help=f"optimiser of every run: one of {', '.join(RULES)}")
     parser.add_argument("--lr", type=float, default=None, help="learning rate of gd, momentum, adam "
                                                                "(by default the method's own)")
-    parser.add_argument("--maxiter", type=int, default=None,
-                        help=f"iteration limit (default {FULL['maxiter']}, {QUICK['maxiter']} with --quick)")
+    parser.add_argument("--maxiter", type=int, default=300, help="iteration limit of every run")
     parser.add_argument("--extent", type=float, default=4.0, help="half-width of part d's grid of centres")
     parser.add_argument("--resolution", type=int, default=None,
                         help=f"grid points per axis in part d (default {FULL['resolution']}, "
@@ -117,6 +116,8 @@ def parse_args(argv):
     parser.add_argument("--theta-points", type=int, default=None,
                         help=f"angles from -pi to pi for the loss along theta (default {FULL['theta_points']}, "
                              f"{QUICK['theta_points']} with --quick)")
+    parser.add_argument("--gif-frames", type=int, default=None,
+                        help=f"frames of {ANIMATION} (default {FULL['gif_frames']}, {QUICK['gif_frames']} with --quick)")
     parser.add_argument("--quick", action="store_true", help=f"a small preset for tests: {QUICK}")
     parser.add_argument("--no-animation", action="store_true", help=f"do not write {ANIMATION}")
     parser.add_argument("--replot", action="store_true", help="only redraw the figures from what --out holds")
@@ -152,7 +153,8 @@ def resolve(args):
         if not all(v > 0 and math.isfinite(v) for v in values):
             raise ValueError(f"{flag} must be a positive number; got {' '.join(map(str, values))}")
     for flag, value, least in [("--starts", args.starts, 1), ("--maxiter", args.maxiter, 1),
-                               ("--resolution", args.resolution, 2), ("--theta-points", args.theta_points, 3)]:
+                               ("--resolution", args.resolution, 2), ("--theta-points", args.theta_points, 3),
+                               ("--gif-frames", args.gif_frames, 1)]:
         if value < least:
             raise ValueError(f"{flag} must be at least {least}; got {value}")
 
@@ -298,14 +300,16 @@ def plot_stall(out):
     axes["history"].axhline(HOME, color="0.5", linestyle=":", linewidth=1)
     axes["history"].set_ylim(-0.03, 1.03)
     axes["history"].legend(title="loss", loc="center right")
-    fig.suptitle(f"Oriented boxes from {len(first['boxes'])} non-overlapping starts: rotated IoU stays at IoU 0, "
-                 f"the others bring the box home\n(o start, * end, tick: the side the box's first axis points to; "
-                 f"grey: target)")
+    home = {spec: f"{np.sum(last(saved['ious']) >= HOME)}/{len(saved['ious'])}" for spec, saved in runs.items()}
+    fig.suptitle(f"Oriented boxes from {len(first['boxes'])} non-overlapping starts, brought home (IoU ≥ {HOME}): "
+                 + ", ".join(f"{spec} {n}" for spec, n in home.items())
+                 + "\n(o start, * end, tick: the side the box's first axis points to; grey: target)")
     atomic_write(out / FIGURES["stall"], fig.savefig, dpi=100)
 
 
 def animate_stall(out):
     runs = saved_runs(out, "stall")
+    frames = json.loads((out / CONFIG).read_text())["gif_frames"]
     specs = list(runs)
     chosen, panels, labels, colors = [], [], [], []
     for k, (spec, saved) in enumerate(runs.items()):
@@ -317,7 +321,7 @@ def animate_stall(out):
             colors.append(f"C{k % 10}")
     longest = max(len(run.boxes) for run in chosen)
     animation = animate_trajectories(chosen, runs[specs[0]]["target"], labels=labels, colors=colors, panels=panels,
-                                     step=max(1, -(-(longest - 1) // GIF_FRAMES)), trail=2, interval=1000 / GIF_FPS)
+                                     step=max(1, -(-(longest - 1) // frames)), trail=2, interval=1000 / GIF_FPS)
     animation.figure.suptitle("oriented boxes from non-overlapping starts (grey: target)")
     atomic_write(out / ANIMATION, lambda tmp: save_gif(animation, tmp))
 
@@ -358,7 +362,7 @@ def plot_boundary(out):
     curves = {str(s): v for s, v in zip(theta["specs"], theta["values"])}
     curves["rotated_l1 on le90 forms"] = theta["le90_l1"]
     plot_loss_along_theta(axes["theta"], theta["thetas"], curves, float(target[4]))
-    axes["theta"].legend(fontsize=8, loc="upper center", ncols=2)
+    axes["theta"].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     axes["theta"].set_title("each loss as the predicted box turns (solid: target θ; dashed: θ ± π)", fontsize=10)
     fig.suptitle(f"Across the angle boundary: target θ = {target[4]:.2f}, start θ = "
                  f"{next(iter(runs.values()))['starts'][0][4]:.2f}, the same rectangle "
@@ -389,8 +393,8 @@ def plot_kfiou(out):
         plot_trajectory(ax, boxes, target=saved["target"], color=f"C{k}", max_boxes=12)
         moved = float(np.hypot(*(boxes[-1, :2] - boxes[0, :2])))
         ax.set_title(f"{spec}: centre moved {moved:.3g}\nfinal IoU {saved['ious'][0][steps][-1]:.3f}", fontsize=10)
-    fig.suptitle("KFIoU's overlap term depends on the covariances alone: its pull on the centre (left) and the runs "
-                 "from a start apart (right), with and without the centre term")
+    fig.suptitle("KFIoU with and without its centre term: the pull on the centre as the predicted box slides away "
+                 "(left),\nand the runs from a start apart (right)")
     atomic_write(out / FIGURES["kfiou"], fig.savefig, dpi=100)
 
 

@@ -29,7 +29,7 @@ def test_the_quick_preset_writes_its_data_and_every_figure_and_replot_redraws_th
     for name in names:
         assert (quick_run / name).stat().st_size > 0, name
     config = json.loads((quick_run / "config.json").read_text())
-    assert config["starts"] == experiment.QUICK["starts"] and config["maxiter"] == experiment.QUICK["maxiter"]
+    assert config["starts"] == experiment.QUICK["starts"] and config["maxiter"] == 300 and config["method"] == "adam"
     assert "numpy" in json.dumps(config)  # the package versions, recorded
     figures = {name: (quick_run / name).read_bytes() for name in experiment.FIGURES.values()}
     for name in figures:
@@ -90,7 +90,7 @@ def test_bad_arguments_stop_before_any_run(tmp_path, capsys, arguments, words):
 
 
 def test_a_run_with_other_settings_is_refused_and_replot_needs_a_run(tmp_path, capsys):
-    (tmp_path / "config.json").write_text(json.dumps({"maxiter": 5}))
+    (tmp_path / "config.json").write_text(json.dumps({"maxiter": 5, "method": "adam"}))
     with pytest.raises(SystemExit):
         experiment.main(["--quick", "--out", str(tmp_path)])
     assert "holds a run with other settings" in capsys.readouterr().err

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 import autograd.numpy as anp
 import numpy as np
 from autograd import grad
+from matplotlib import colormaps
+from matplotlib.colors import ListedColormap
 from numpy.typing import ArrayLike
 
 from sandbox._types import FloatArray
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from matplotlib.lines import Line2D
     from matplotlib.typing import ColorType
 
+_LOSS_COLOURS = ListedColormap(colormaps["Greys"](np.linspace(0.0, 0.5, 256)))  # light: the arrows stand out
 OrientedLoss = Callable[..., Any]
 """``loss(pred, target)`` on oriented boxes ``(..., 5)``, one value per pair."""
 
@@ -108,8 +111,8 @@ def plot_loss_along_theta(ax: Axes, thetas: ArrayLike, curves: Mapping[str, Arra
     target_theta : float
         Marked by a solid line; target_theta +- pi, the same rectangle, by dashed ones.
     normalise : bool
-        Divide each curve by its largest finite value, so that losses of different
-        ranges share the axes (the label then says so).
+        Scale each curve to [0, 1] by its smallest and largest finite values, so that
+        losses of different ranges share the axes (the label then says so).
 
     Returns
     -------
@@ -121,8 +124,9 @@ def plot_loss_along_theta(ax: Axes, thetas: ArrayLike, curves: Mapping[str, Arra
     for i, (label, values) in enumerate(curves.items()):
         values = np.asarray(values, dtype=float)
         if normalise:
-            top = np.nanmax(np.abs(np.where(np.isfinite(values), values, np.nan)))
-            values = values / top if top > 0 else values
+            finite = values[np.isfinite(values)]
+            low, high = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
+            values = (values - low) / (high - low) if high > low else values - low
         line, = ax.plot(thetas, values, label=label, linewidth=1.6,
                         color=f"C{i % 10}" if colors is None else colors[i])
         lines.append(line)
@@ -133,7 +137,7 @@ def plot_loss_along_theta(ax: Axes, thetas: ArrayLike, curves: Mapping[str, Arra
     ax.set_xlim(thetas.min(), thetas.max())
     ax.set_xticks(np.pi * np.array([-1, -0.5, 0, 0.5, 1]), ["−π", "−π/2", "0", "π/2", "π"])
     ax.set_xlabel("predicted θ (everything else the target's)")
-    ax.set_ylabel("loss / its largest value" if normalise else "loss")
+    ax.set_ylabel("loss, scaled to [0, 1] per loss" if normalise else "loss")
     return lines
 
 
@@ -158,7 +162,7 @@ def plot_loss_over_centres(ax: Axes, xs: ArrayLike, ys: ArrayLike, values: Array
     finite = np.isfinite(values)
     low, high = (values[finite].min(), values[finite].max()) if finite.any() else (0.0, 1.0)
     levels = np.linspace(low, high, 15) if high > low else np.array([low - 0.5, low + 0.5])
-    filled = ax.contourf(xs, ys, np.where(finite, values, np.nan), levels=levels, cmap="Greys", alpha=0.8)
+    filled = ax.contourf(xs, ys, np.where(finite, values, np.nan), levels=levels, cmap=_LOSS_COLOURS)
     artists: list[Artist] = [filled, plot_target(ax, target, fill=False, zorder=3)]
     sample = [xs[0] + 0.15 * (xs[-1] - xs[0]), ys[0] + 0.15 * (ys[-1] - ys[0]), *shape]
     artists.append(plot_box(ax, sample, edgecolor="C0", linewidth=1.2, zorder=3))
