@@ -425,8 +425,9 @@ def plot_gallery(out):
         axes[0, k].set_title(spec)
         plot_loss_along_theta(axes[1, k], gallery["thetas"], {spec: gallery["along"][k]},
                               float(gallery["target"][4]), colors=[f"C{k % 10}"], normalise=False)
-    fig.suptitle("Each oriented loss over the predicted centre (top: the box of the target's shape, grey contours "
-                 "of the loss, red arrows downhill, black dots: no pull at all) and along θ (bottom)")
+    fig.suptitle("Each oriented loss over the predicted centre (top: the predicted box has the target's shape and "
+                 "angle, as the blue one in the corner; grey: the loss, light low; red arrows: downhill in the centre; "
+                 "black dots: no pull at all)\nand along θ (bottom: the target turned, solid: its θ, dashed: θ ± π)")
     atomic_write(out / FIGURES["gallery"], fig.savefig, dpi=90)
 
 

@@ -163,6 +163,7 @@ def plot_loss_over_centres(ax: Axes, xs: ArrayLike, ys: ArrayLike, values: Array
     low, high = (values[finite].min(), values[finite].max()) if finite.any() else (0.0, 1.0)
     levels = np.linspace(low, high, 15) if high > low else np.array([low - 0.5, low + 0.5])
     filled = ax.contourf(xs, ys, np.where(finite, values, np.nan), levels=levels, cmap=_LOSS_COLOURS)
+    ax.contour(xs, ys, np.where(finite, values, np.nan), levels=levels, colors="white", linewidths=0.5)
     artists: list[Artist] = [filled, plot_target(ax, target, fill=False, zorder=3)]
     sample = [xs[0] + 0.15 * (xs[-1] - xs[0]), ys[0] + 0.15 * (ys[-1] - ys[0]), *shape]
     artists.append(plot_box(ax, sample, edgecolor="C0", linewidth=1.2, zorder=3))
