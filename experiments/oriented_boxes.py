@@ -2,14 +2,14 @@
 
 Oriented boxes are (cx, cy, w, h, theta) (`sandbox.geometry.oriented`). Four parts,
 each with its figure, each fitting or evaluating the losses of
-`sandbox.losses.oriented.ORIENTED_LOSSES` through the library (`sandbox.fit` with
+`sandbox.losses.oriented.ORIENTED_LOSSES` through the library (`sandbox.fit_many` with
 ``param="xywha"``, the five raw parameters):
 
-a) ``stall.png`` (and ``stall.gif``): from starts that do not overlap the target,
+a) ``oriented_stall.png`` (and ``oriented_stall.gif``): from starts that do not overlap the target,
    one per direction, rotated IoU stays where it starts (IoU 0, gradient 0) while
    rotated GIoU and the Gaussian losses bring the box home: the boxes visited, drawn
    as rotated rectangles, and IoU against iteration;
-b) ``boundary.png``: a target whose angle lies just inside the boundary of
+b) ``oriented_boundary.png``: a target whose angle lies just inside the boundary of
    mmrotate's le90 range, a start just across it (the same rectangle is 2 x margin
    away the short way). L1 on the raw parameters turns the box the long way round;
    the Gaussian losses, which see the rectangle and not its five numbers, turn it
@@ -17,10 +17,10 @@ b) ``boundary.png``: a target whose angle lies just inside the boundary of
    everything else the target's: raw L1 is a V with its zero at theta only, L1 on
    the le90 forms jumps at the boundary, the Gaussian losses are smooth and
    pi-periodic;
-c) ``kfiou_centre.png``: the pull on the centre of KFIoU's overlap term alone and
+c) ``oriented_kfiou_centre.png``: the pull on the centre of KFIoU's overlap term alone and
    of KFIoU with its centre term, as the predicted box moves away from the target,
    and the runs from a start apart;
-d) ``gallery.png``: every oriented loss over the plane of predicted centres (the
+d) ``oriented_gallery.png``: every oriented loss over the plane of predicted centres (the
    target fixed, the predicted box the target's shape) and along theta.
 
 It writes under --out: ``config.json`` (the arguments, resolved, and package
@@ -65,9 +65,10 @@ from sandbox.views.plotting import animate_trajectories, plot_metric, plot_targe
 
 HOME = sandbox.HOME_IOU
 CONFIG, RESULTS = "config.json", "results.csv"
-FIGURES = dict(stall="stall.png", boundary="boundary.png", kfiou="kfiou_centre.png", gallery="gallery.png")
+FIGURES = dict(stall="oriented_stall.png", boundary="oriented_boundary.png", kfiou="oriented_kfiou_centre.png",
+               gallery="oriented_gallery.png")
 KFIOU = ["kfiou", "kfiou:centre=False"]  # part c: KFIoU as mmrotate ships it, and its overlap term alone
-ANIMATION = "stall.gif"
+ANIMATION = "oriented_stall.gif"
 GIF_FPS, GIF_PAUSE, GIF_DPI = 10, 2.0, 72
 COLUMNS = ["part", "loss", "start", "start_box", "final_box", "final_iou", "outcome", "nit", "turned"]
 QUICK = dict(starts=3, resolution=21, theta_points=121, gif_frames=12)
