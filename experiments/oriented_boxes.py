@@ -263,7 +263,7 @@ def write_results(out):
             finals, final_ious = last(saved["boxes"]), last(saved["ious"])
             for i, label in enumerate(saved["labels"]):
                 rows.append(dict(part=part, loss=spec, start=str(label), start_box=json.dumps(saved["starts"][i].tolist()),
-                                 final_box=json.dumps(np.round(finals[i], 6).tolist()),
+                                 final_box=json.dumps(finals[i].tolist()),
                                  final_iou=float(final_ious[i]), outcome=str(saved["outcomes"][i]),
                                  nit=int(saved["nit"][i]), turned=float(finals[i][4] - saved["starts"][i][4])))
     write_csv(out / RESULTS, COLUMNS, rows)
