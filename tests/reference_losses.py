@@ -1,7 +1,8 @@
 """Reference values of the bounding-box regression losses, transcribed from their papers.
 
 This module is written independently of ``sandbox``: it never imports it, and it uses plain
-scalar Python with the ``math`` module only. Each function takes two boxes ``(x1, y1, x2, y2)``
+scalar Python with the ``math`` module only, except for the oriented losses at the end, which use
+numpy and scipy's 2 x 2 matrices as their papers and reference code do. Each function takes two boxes ``(x1, y1, x2, y2)``
 and returns the LOSS (not the similarity) as a float, so the tests can compare the package's
 values against these on a few box pairs.
 
@@ -29,7 +30,8 @@ smallest enclosing box).
 """
 import math
 
-__all__ = ["REFERENCE_LOSSES", "PARAMETER_CASES", "DISAGREEMENTS"]
+__all__ = ["REFERENCE_LOSSES", "PARAMETER_CASES", "DISAGREEMENTS", "REFERENCE_ORIENTED_LOSSES",
+           "ORIENTED_PARAMETER_CASES", "gwd_mmrotate"]
 
 
 def _with_note(note):
@@ -498,6 +500,24 @@ def shape_iou(pred, target, scale=0.0, theta=4.0):
 
 
 # ---------------------------------------------------------------------------------------------
+# NWD
+# ---------------------------------------------------------------------------------------------
+@transcription("nwd", checked_at=["constant=12.8"])
+def nwd(pred, target, constant=1.0):
+    """Normalized Gaussian Wasserstein Distance (Wang et al., arXiv 2110.13389, Eqs. 4-6): each box
+    is the Gaussian N([cx, cy], diag(w^2/4, h^2/4)), and between two such
+
+        W_2^2(N_a, N_b) = || ([cx_a, cy_a, w_a/2, h_a/2]) - ([cx_b, cy_b, w_b/2, h_b/2]) ||_2^2
+        NWD = exp(-sqrt(W_2^2) / C),   loss = 1 - NWD.
+
+    C is a constant, the dataset's mean absolute size in the paper (12.8 for AI-TOD)."""
+    g = _Pair(pred, target)
+    w2 = ((g.cx - g.cx_gt) ** 2 + (g.cy - g.cy_gt) ** 2
+          + (g.w / 2 - g.w_gt / 2) ** 2 + (g.h / 2 - g.h_gt / 2) ** 2)
+    return 1.0 - math.exp(-math.sqrt(w2) / constant)
+
+
+# ---------------------------------------------------------------------------------------------
 # Coordinate losses
 # ---------------------------------------------------------------------------------------------
 def _coordinates(box, coords):
@@ -563,3 +583,274 @@ DISAGREEMENTS = {
                "IoU^inner is the IoU of the auxiliary boxes. Default ratio is 1.0 in the code.",
     "shape_iou": "Official code hard-codes the shape-cost exponent 4 (theta here) and adds eps.",
 }
+
+
+# =============================================================================================
+# Oriented losses, on boxes (cx, cy, w, h, theta)
+# =============================================================================================
+# The Gaussian losses are written as their papers and reference code write them: 2 x 2 matrices,
+# with numpy.linalg (inverse, determinant) and scipy.linalg.sqrtm (the matrix square root), rather
+# than the package's closed forms in the boxes' eigen-frames. Each function takes two 5-sequences
+# (cx, cy, w, h, theta), theta in radians, and returns the loss as a float; registered by
+# ``@oriented_transcription(name)`` under the name of its loss in
+# ``sandbox.losses.oriented.ORIENTED_LOSSES``, with parameter settings away from the defaults in
+# ``ORIENTED_PARAMETER_CASES``.
+import numpy  # noqa: E402  (the oriented section alone uses matrices)
+import scipy.linalg  # noqa: E402
+
+REFERENCE_ORIENTED_LOSSES = {}
+"""Every transcription of an oriented loss, by its name in ``ORIENTED_LOSSES``."""
+
+ORIENTED_PARAMETER_CASES = []
+"""(name, parameters) away from the defaults, at which the tests compare too."""
+
+
+def oriented_transcription(name, checked_at=()):
+    """Register the function below as the transcription of the oriented loss ``name``;
+    ``checked_at``: dicts of parameters for ``ORIENTED_PARAMETER_CASES``."""
+    def register(function):
+        REFERENCE_ORIENTED_LOSSES[name] = function
+        ORIENTED_PARAMETER_CASES.extend((name, dict(parameters)) for parameters in checked_at)
+        return function
+    return register
+
+
+def _mean_and_sigma(box, scale):
+    """mmrotate's ``xy_wh_r_2_xy_sigma`` (scale 1/4: S = diag(w, h) / 2, Sigma = R S^2 R^T) and
+    ultralytics' ``_get_covariance_matrix`` (scale 1/12), as matrices: mu, Sigma = R diag(s w^2, s h^2) R^T.
+    mmrotate clamps w and h to [1e-7, 1e7]; not here."""
+    cx, cy, w, h, theta = (float(v) for v in box)
+    rotation = numpy.array([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]])
+    return numpy.array([cx, cy]), rotation @ numpy.diag([scale * w * w, scale * h * h]) @ rotation.T
+
+
+_SCALES = {"mmrotate": 1 / 4, "probiou": 1 / 12}
+
+
+def _postprocess(distance, fun, tau):
+    """mmrotate's ``postprocess``: log1p, sqrt or nothing, then 1 - 1 / (tau + .) if tau >= 1."""
+    distance = {"log1p": math.log1p, "sqrt": math.sqrt, "none": lambda d: d}[fun](distance)
+    return 1 - 1 / (tau + distance) if tau >= 1.0 else distance
+
+
+@oriented_transcription("rotated_l1")
+def rotated_l1(pred, target):
+    """L1 on the five raw parameters: |cx - cx_gt| + |cy - cy_gt| + |w - w_gt| + |h - h_gt| + |theta - theta_gt|."""
+    return sum(abs(float(p) - float(t)) for p, t in zip(pred, target))
+
+
+@oriented_transcription("gwd", checked_at=[{"fun": "sqrt", "tau": 2.0}, {"fun": "none", "tau": 0.0},
+                                           {"normalize": True}, {"convention": "probiou"}])
+def gwd(pred, target, fun="log1p", tau=1.0, normalize=False, convention="mmrotate"):
+    """GWD (Yang et al., ICML 2021, arXiv 2101.11952, Eqs. 4 and 9): the squared 2-Wasserstein
+    distance between N(mu_p, Sigma_p) and N(mu_t, Sigma_t),
+
+        d^2 = ||mu_p - mu_t||_2^2 + Tr(Sigma_p + Sigma_t - 2 (Sigma_p^1/2 Sigma_t Sigma_p^1/2)^1/2),
+
+    with explicit matrix square roots, and the loss 1 - 1 / (tau + f(d^2)). ``normalize``:
+    mmrotate's ``gwd_loss`` divides d by 2 (det Sigma_p det Sigma_t)^(1/8), so d^2 by its square.
+    """
+    mu_p, sigma_p = _mean_and_sigma(pred, _SCALES[convention])
+    mu_t, sigma_t = _mean_and_sigma(target, _SCALES[convention])
+    root_p = scipy.linalg.sqrtm(sigma_p).real
+    coupling = scipy.linalg.sqrtm(root_p @ sigma_t @ root_p).real
+    d2 = float((mu_p - mu_t) @ (mu_p - mu_t) + numpy.trace(sigma_p + sigma_t - 2 * coupling))
+    d2 = max(d2, 0.0)
+    if normalize:
+        d2 = d2 / (2 * (numpy.linalg.det(sigma_p) * numpy.linalg.det(sigma_t)) ** (1 / 8)) ** 2
+    return _postprocess(d2, fun, tau)
+
+
+def gwd_mmrotate(pred, target, fun="log1p", tau=1.0, alpha=1.0, normalize=True):
+    """mmrotate's ``gwd_loss`` as it stands (mmrotate/models/losses/gaussian_dist_loss.py), translated
+    from torch line by line, for one pair and without its clamps' floors at 1e-7. Not the paper's form:
+    f is applied to d, not d^2, so it equals ``gwd`` with f = sqrt where mmrotate has fun='none'."""
+    xy_p, sigma_p = _mean_and_sigma(pred, 1 / 4)
+    xy_t, sigma_t = _mean_and_sigma(target, 1 / 4)
+    xy_distance = float(((xy_p - xy_t) ** 2).sum())
+    whr_distance = numpy.trace(sigma_p) + numpy.trace(sigma_t)
+    _t_tr = numpy.trace(sigma_p @ sigma_t)
+    _t_det_sqrt = math.sqrt(max(numpy.linalg.det(sigma_p) * numpy.linalg.det(sigma_t), 0.0))
+    whr_distance = whr_distance + (-2) * math.sqrt(max(_t_tr + 2 * _t_det_sqrt, 0.0))
+    distance = math.sqrt(max(xy_distance + alpha * alpha * whr_distance, 0.0))
+    if normalize:
+        scale = 2 * max(math.sqrt(math.sqrt(_t_det_sqrt)), 1e-7)
+        distance = distance / scale
+    return _postprocess(distance, fun, tau)
+
+
+def _kl(mu_0, sigma_0, mu_1, sigma_1):
+    """D_KL(N_0 || N_1) = 1/2 (Tr(Sigma_1^-1 Sigma_0) + (mu_1 - mu_0)^T Sigma_1^-1 (mu_1 - mu_0) - 2
+    + ln(det Sigma_1 / det Sigma_0)), the textbook form the KLD paper uses."""
+    inverse = numpy.linalg.inv(sigma_1)
+    d = mu_1 - mu_0
+    return 0.5 * float(numpy.trace(inverse @ sigma_0) + d @ inverse @ d - 2
+                       + math.log(numpy.linalg.det(sigma_1) / numpy.linalg.det(sigma_0)))
+
+
+@oriented_transcription("kld", checked_at=[{"direction": "pred_target"}, {"direction": "symmetric"},
+                                           {"fun": "sqrt", "tau": 2.0}, {"sqrt": False, "tau": 0.0, "fun": "none"},
+                                           {"direction": "symmetric", "sqrt": False}])
+def kld(pred, target, direction="target_pred", fun="log1p", tau=1.0, sqrt=True, convention="mmrotate"):
+    """KLD (Yang et al., NeurIPS 2021, arXiv 2106.01883): D_KL between the boxes' Gaussians, then
+    mmrotate's ``kld_loss`` / ``jd_loss`` post-processing: sqrt (if ``sqrt``), f, 1 - 1 / (tau + f).
+    ``target_pred`` is D_KL(N_t || N_p), which mmrotate's ``kld_loss`` computes (it inverts Sigma_p);
+    ``symmetric`` is mmrotate's ``jd_loss``, the mean of both directions."""
+    mu_p, sigma_p = _mean_and_sigma(pred, _SCALES[convention])
+    mu_t, sigma_t = _mean_and_sigma(target, _SCALES[convention])
+    divergence = {"target_pred": lambda: _kl(mu_t, sigma_t, mu_p, sigma_p),
+                  "pred_target": lambda: _kl(mu_p, sigma_p, mu_t, sigma_t),
+                  "symmetric": lambda: 0.5 * (_kl(mu_p, sigma_p, mu_t, sigma_t) + _kl(mu_t, sigma_t, mu_p, sigma_p)),
+                  }[direction]()
+    divergence = max(divergence, 0.0)
+    return _postprocess(math.sqrt(divergence) if sqrt else divergence, fun, tau)
+
+
+@oriented_transcription("kfiou", checked_at=[{"fun": "ln"}, {"fun": "exp"}, {"centre": False},
+                                             {"beta": 0.5}])
+def kfiou(pred, target, fun="none", centre=True, beta=1.0 / 9.0, convention="mmrotate"):
+    """KFIoU (Yang et al., ICLR 2023, arXiv 2201.12558) as mmrotate's ``kfiou_loss`` writes it
+    (mmrotate/models/losses/kf_iou_loss.py), from torch to numpy line by line:
+
+        Vb_p = 4 sqrt(det Sigma_p),  Vb_t = 4 sqrt(det Sigma_t)
+        K = Sigma_p (Sigma_p + Sigma_t)^-1,  Sigma = Sigma_p - K Sigma_p,  Vb = 4 sqrt(det Sigma)
+        KFIoU = Vb / (Vb_p + Vb_t - Vb)
+        loss = smooth_L1_beta(centre offsets) + (1 - KFIoU | -ln(KFIoU + 1e-6) | exp(1 - KFIoU) - 1)
+
+    mmrotate adds eps = 1e-6 to the denominator of KFIoU (left out) and takes the smooth L1 on
+    the encoded deltas of prediction and target against one anchor; with the target as the anchor
+    (DeltaXYWHAOBBoxCoder, proj_xy=True, stds 1) those are the centre offset turned into the
+    target's frame and divided by its w and h, as written here."""
+    xy_p, sigma_p = _mean_and_sigma(pred, _SCALES[convention])
+    xy_t, sigma_t = _mean_and_sigma(target, _SCALES[convention])
+    _, _, w_t, h_t, theta_t = (float(v) for v in target)
+    offset = xy_p - xy_t
+    delta = numpy.array([(math.cos(theta_t) * offset[0] + math.sin(theta_t) * offset[1]) / w_t,
+                         (-math.sin(theta_t) * offset[0] + math.cos(theta_t) * offset[1]) / h_t])
+    diff = numpy.abs(delta)
+    xy_loss = float(numpy.where(diff < beta, 0.5 * diff * diff / beta, diff - 0.5 * beta).sum())
+    vb_p = 4 * math.sqrt(numpy.linalg.det(sigma_p))
+    vb_t = 4 * math.sqrt(numpy.linalg.det(sigma_t))
+    gain = sigma_p @ numpy.linalg.inv(sigma_p + sigma_t)
+    sigma = sigma_p - gain @ sigma_p
+    vb = 4 * math.sqrt(max(numpy.linalg.det(sigma), 0.0))
+    overlap = vb / (vb_p + vb_t - vb)
+    if fun == "ln":
+        kf_loss = -math.log(overlap + 1e-6)
+    elif fun == "exp":
+        kf_loss = math.exp(1 - overlap) - 1
+    else:
+        kf_loss = 1 - overlap
+    return (xy_loss if centre else 0.0) + kf_loss
+
+
+@oriented_transcription("probiou", checked_at=[{"form": "bhattacharyya"}, {"convention": "mmrotate"}])
+def probiou(pred, target, form="hellinger", convention="probiou", eps=0.0):
+    """ProbIoU (Llerena et al., arXiv 2106.06072) as ultralytics' ``probiou`` writes it
+    (ultralytics/utils/metrics.py), obb1 the target and obb2 the prediction:
+
+        t1 = ((a1 + a2) (y1 - y2)^2 + (b1 + b2) (x1 - x2)^2) / ((a1 + a2)(b1 + b2) - (c1 + c2)^2) / 4
+        t2 = (c1 + c2)(x2 - x1)(y1 - y2) / ((a1 + a2)(b1 + b2) - (c1 + c2)^2) / 2
+        t3 = ln(((a1 + a2)(b1 + b2) - (c1 + c2)^2) / (4 sqrt((a1 b1 - c1^2)(a2 b2 - c2^2)))) / 2
+        B = t1 + t2 + t3,  H = sqrt(1 - exp(-B)),  ultralytics' loss 1 - ProbIoU = H.
+
+    ``form='bhattacharyya'`` returns B (the paper's L2 = -ln(1 - L1^2)). ultralytics adds ``eps``
+    = 1e-7 in the two denominators, inside the log and under the root, and clamps B to
+    [eps, 100]; ``eps=0`` (the default here) leaves them out, as the paper has none."""
+    x1, y1 = float(target[0]), float(target[1])
+    x2, y2 = float(pred[0]), float(pred[1])
+    (_, s1), (_, s2) = _mean_and_sigma(target, _SCALES[convention]), _mean_and_sigma(pred, _SCALES[convention])
+    a1, b1, c1 = s1[0, 0], s1[1, 1], s1[0, 1]
+    a2, b2, c2 = s2[0, 0], s2[1, 1], s2[0, 1]
+    t1 = (((a1 + a2) * (y1 - y2) ** 2 + (b1 + b2) * (x1 - x2) ** 2)
+          / ((a1 + a2) * (b1 + b2) - (c1 + c2) ** 2 + eps)) * 0.25
+    t2 = (((c1 + c2) * (x2 - x1) * (y1 - y2)) / ((a1 + a2) * (b1 + b2) - (c1 + c2) ** 2 + eps)) * 0.5
+    t3 = math.log(((a1 + a2) * (b1 + b2) - (c1 + c2) ** 2)
+                  / (4 * math.sqrt(max(a1 * b1 - c1 ** 2, 0.0) * max(a2 * b2 - c2 ** 2, 0.0)) + eps) + eps) * 0.5
+    bd = t1 + t2 + t3
+    bd = min(max(bd, eps), 100.0) if eps else max(bd, 0.0)
+    if form == "bhattacharyya":
+        return bd
+    return math.sqrt(1.0 - math.exp(-bd) + eps)
+
+
+def _rectangle(box, origin):
+    """The corners of an oriented box, counter-clockwise, relative to ``origin`` (the target's centre,
+    so that coordinates near 1e6 do not cost their digits), sizes read as |w|, |h|."""
+    cx, cy, w, h, theta = (float(v) for v in box)
+    cos, sin = math.cos(theta), math.sin(theta)
+    corners = [(-abs(w) / 2, -abs(h) / 2), (abs(w) / 2, -abs(h) / 2), (abs(w) / 2, abs(h) / 2), (-abs(w) / 2, abs(h) / 2)]
+    return [(cx - origin[0] + cos * u - sin * v, cy - origin[1] + sin * u + cos * v) for u, v in corners]
+
+
+def _shoelace(points):
+    """Area of a simple polygon (counter-clockwise: positive)."""
+    return 0.5 * sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(points, points[1:] + points[:1]))
+
+
+def _clip(subject, clip):
+    """Sutherland-Hodgman (1974): the part of the convex polygon ``subject`` inside the counter-clockwise
+    convex polygon ``clip``, clipped against one edge of it at a time."""
+    output = subject
+    for (ax, ay), (bx, by) in zip(clip, clip[1:] + clip[:1]):
+        points, output = output, []
+        if not points:
+            break
+
+        def side(p):  # > 0 left of the edge a -> b, inside
+            return (bx - ax) * (p[1] - ay) - (by - ay) * (p[0] - ax)
+        for current, following in zip(points, points[1:] + points[:1]):
+            s_current, s_following = side(current), side(following)
+            if s_current >= 0:
+                output.append(current)
+            if (s_current >= 0) != (s_following >= 0):
+                t = s_current / (s_current - s_following)
+                output.append((current[0] + t * (following[0] - current[0]),
+                               current[1] + t * (following[1] - current[1])))
+    return output
+
+
+def _hull(points):
+    """Andrew's monotone chain: the convex hull, counter-clockwise."""
+    points = sorted(set(points))
+
+    def half(sequence):
+        chain = []
+        for p in sequence:
+            while len(chain) >= 2 and ((chain[-1][0] - chain[-2][0]) * (p[1] - chain[-2][1])
+                                       - (chain[-1][1] - chain[-2][1]) * (p[0] - chain[-2][0])) <= 0:
+                chain.pop()
+            chain.append(p)
+        return chain
+    lower, upper = half(points), half(reversed(points))
+    return lower[:-1] + upper[:-1]
+
+
+def _rotated_areas(pred, target):
+    origin = (float(target[0]), float(target[1]))
+    p, t = _rectangle(pred, origin), _rectangle(target, origin)
+    inter = abs(_shoelace(_clip(p, t))) if abs(float(pred[2]) * float(pred[3])) > 0 else 0.0
+    union = abs(_shoelace(p)) + abs(_shoelace(t)) - inter
+    return p, t, inter, union
+
+
+@oriented_transcription("rotated_iou")
+def rotated_iou(pred, target):
+    """Rotated IoU loss, 1 - |P ∩ T| / |P ∪ T|, the intersection by Sutherland-Hodgman clipping of one
+    rectangle by the other and the shoelace formula (Zhou et al., arXiv 1908.03851)."""
+    _, _, inter, union = _rotated_areas(pred, target)
+    return 1.0 - inter / union
+
+
+@oriented_transcription("rotated_giou", checked_at=[{"enclosing": "axis_aligned_box"}])
+def rotated_giou(pred, target, enclosing="convex_hull"):
+    """Rotated GIoU loss, 1 - IoU + (C - U) / C (Rezatofighi et al., arXiv 1902.09630), C the area of the
+    convex hull of the eight corners (mmrotate's ConvexGIoULoss), by Andrew's monotone chain, or of the
+    smallest axis-aligned box around them (``enclosing='axis_aligned_box'``)."""
+    p, t, inter, union = _rotated_areas(pred, target)
+    if enclosing == "convex_hull":
+        c = _shoelace(_hull(p + t))
+    else:
+        xs, ys = [x for x, _ in p + t], [y for _, y in p + t]
+        c = (max(xs) - min(xs)) * (max(ys) - min(ys))
+    return 1.0 - inter / union + (c - union) / c

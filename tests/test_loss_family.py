@@ -177,10 +177,11 @@ NOT_SCALE_INVARIANT = {name for name, claims in CLAIMS.items() if not claims.sca
 
 def test_the_claims_are_those_the_papers_make():
     # focal_eiou and the Focaler variants are zero on purpose (IoU^gamma = 0 apart; IoU' = 1 above u);
-    # the coordinate losses and the MPDIoU family, whose frame is fixed, change with the boxes' scale
+    # the coordinate losses, the MPDIoU family, whose frame is fixed, and NWD, whose constant C is,
+    # change with the boxes' scale
     assert NOT_POSITIVE == {"focal_eiou", *(name for name in LOSSES if name.startswith("focaler_"))}
     assert ASYMMETRIC == set()
-    assert NOT_SCALE_INVARIANT == {"l1", "l2", "smooth_l1", *(name for name in LOSSES if name.endswith("mpdiou"))}
+    assert NOT_SCALE_INVARIANT == {"l1", "l2", "smooth_l1", "nwd", *(name for name in LOSSES if name.endswith("mpdiou"))}
     assert set(CLAIMS) == set(LOSSES)
 
 

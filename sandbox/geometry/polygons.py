@@ -8,20 +8,23 @@ where an edge of one box crosses an edge of the other, as in mmcv's
 corners, 4 x 4 edge crossings), keeps those inside both boxes, sorts them by
 angle about their mean (a point inside the polygon) and sums the shoelace
 formula over them. `convex_hull_area` does the same for the corners of both
-boxes that lie on the boundary of their convex hull, the enclosing region of
+boxes that are not inside their convex hull, the enclosing region of
 mmrotate's convex GIoU.
 
 Every array has a fixed size, whatever the boxes: which candidates count and
 their order are decisions read from the values (``getval``), and the area is a
 polynomial of the chosen points, so autograd differentiates it exactly, with one
-of the one-sided derivatives at a tie. Candidates that do not count take the
-place of the first one that does, adding edges of length 0; with none (boxes
-apart) every term is 0 and so is the gradient, exactly. The one division, at an
-edge crossing, is guarded ("double where") where the edges are parallel. The
-decisions allow a margin of `TOLERANCE` times the boxes' extent, so that a point
-on the other box's edge counts however the rounding falls: identical boxes,
-shared edges and corners give the exact area; a point that far outside can add
-at most that margin times the perimeter to the area.
+of the one-sided derivatives where the polygon gains or loses a vertex. Where
+points coincide (a corner of both boxes, as when they are identical) they are
+replaced by their mean, which shares the gradient out evenly: at identical boxes
+the gradient is 0, as for the axis-aligned losses. Candidates that do not count
+take the place of the first one that does, adding edges of length 0; with none
+(boxes apart) every term is 0 and so is the gradient, exactly. The one division,
+at an edge crossing, is guarded ("double where") where the edges are parallel.
+The decisions allow a margin of `TOLERANCE` times the boxes' extent, so that a
+point on the other box's edge counts however the rounding falls: identical
+boxes, shared edges and corners give the exact area; a point that far outside
+can add at most that margin times the perimeter to the area.
 
 The predicted box is read as (cx, cy, |w|, |h|, theta), so an optimiser may pass
 through negative sizes; the target must have w > 0 and h > 0, so the union and
@@ -33,7 +36,9 @@ from typing import Callable
 
 import autograd.numpy as np
 import numpy
+from autograd.extend import defvjp, primitive
 from autograd.tracer import getval
+from numpy.typing import NDArray
 
 from sandbox._types import Array, BoolArray, Boxes, FloatArray, Values
 from sandbox.geometry.boxes import Coordinates, traced
@@ -42,11 +47,8 @@ from sandbox.geometry.oriented import check_oriented_boxes, corners, unstack_ori
 __all__ = ["TOLERANCE", "ENCLOSING_RULES", "intersection_area", "convex_hull_area", "enclosing_box_area",
            "rotated_iou", "rotated_giou"]
 
-TOLERANCE = 1e-10
+TOLERANCE = 1e-13
 """How far outside a box, relative to the boxes' extent, a point still counts as on its edge."""
-
-_NEXT = [1, 2, 3, 0]  # corner i's edge runs to corner _NEXT[i], counter-clockwise
-
 
 def _pair(pred: Boxes, target: Boxes) -> tuple[list[Array], list[Array], FloatArray]:
     """Both boxes as five arrays, moved so the target's centre is the origin, the prediction's
@@ -78,12 +80,16 @@ def _broadcast(arrays: list[Array], shape: tuple[int, ...]) -> list[Array]:
     return [a + numpy.zeros(shape) for a in arrays]
 
 
-def _convex_polygon_area(xs: Array, ys: Array, keep: BoolArray) -> Values:
+def _convex_polygon_area(xs: Array, ys: Array, keep: BoolArray, margin: FloatArray) -> Values:
     """Area of the convex polygon whose vertices are among the points (xs, ys) (..., k) where `keep`.
 
     The kept points are sorted by angle about their mean, which lies inside the
     polygon (or on it, when it is flat and its area 0); repeated points and points
     along an edge add nothing. With no point kept the area is 0 with gradient 0.
+    Points that coincide (within `margin`, shape (...,)) are replaced by their
+    mean: the value is the same, and the gradient at a vertex where both boxes meet
+    is shared out equally instead of going to whichever copy the sort put first,
+    so that identical boxes have IoU gradient 0, as for axis-aligned boxes.
     """
     x, y = numpy.asarray(getval(xs)), numpy.asarray(getval(ys))
     count = numpy.maximum(keep.sum(axis=-1, keepdims=True), 1)
@@ -91,15 +97,61 @@ def _convex_polygon_area(xs: Array, ys: Array, keep: BoolArray) -> Values:
     mean_y = numpy.where(keep, y, 0.0).sum(axis=-1, keepdims=True) / count
     angle = numpy.where(keep, numpy.arctan2(y - mean_y, x - mean_x), numpy.inf)
     order = numpy.argsort(angle, axis=-1, kind="stable")  # the kept points first, counter-clockwise
-    grid: tuple[FloatArray, ...] = numpy.indices(order.shape[:-1], sparse=True)
-    rows = tuple(index[..., None] for index in grid)
     kept = numpy.take_along_axis(keep, order, axis=-1)
-    xs, ys = xs[rows + (order,)], ys[rows + (order,)]
-    spread = numpy.ones(order.shape)  # autograd's where does not broadcast a traced argument
-    xs = np.where(kept, xs, xs[..., :1] * spread)
-    ys = np.where(kept, ys, ys[..., :1] * spread)
-    following = list(range(1, order.shape[-1])) + [0]
-    return 0.5 * np.sum(xs * ys[..., following] - xs[..., following] * ys, axis=-1)
+    sorted_x, sorted_y = numpy.take_along_axis(x, order, axis=-1), numpy.take_along_axis(y, order, axis=-1)
+    # runs of coinciding points, each kept point in sorted order joining its predecessor's run when on it
+    on = numpy.hypot(sorted_x - numpy.roll(sorted_x, 1, axis=-1), sorted_y - numpy.roll(sorted_y, 1, axis=-1))
+    joins = kept & numpy.roll(kept, 1, axis=-1) & (on <= margin[..., None])
+    joins[..., 0] = False
+    runs = numpy.cumsum(~joins, axis=-1) - 1
+    # the last kept point on the first closes the circle: its run is the first's
+    last = numpy.maximum(count - 1, 0)
+    last_x, last_y = numpy.take_along_axis(sorted_x, last, axis=-1), numpy.take_along_axis(sorted_y, last, axis=-1)
+    closes = numpy.hypot(last_x - sorted_x[..., :1], last_y - sorted_y[..., :1]) <= margin[..., None]
+    runs = numpy.where(closes & (runs == numpy.take_along_axis(runs, last, axis=-1)), 0, runs)
+    xs, ys = _run_mean(_gather(xs, order), runs), _run_mean(_gather(ys, order), runs)
+    vertices = numpy.where(kept, numpy.arange(order.shape[-1]), 0)  # a point not kept: the first kept one again
+    following = numpy.roll(vertices, -1, axis=-1)
+    return 0.5 * np.sum(_gather(xs, vertices) * _gather(ys, following) - _gather(xs, following) * _gather(ys, vertices),
+                        axis=-1)
+
+
+def _row_offsets(shape: tuple[int, ...]) -> NDArray[numpy.intp]:
+    """The flat index of the first element of each row of an array of `shape`, shape ``(..., 1)``."""
+    return numpy.arange(int(numpy.prod(shape[:-1]))).reshape(shape[:-1] + (1,)) * shape[-1]
+
+
+@primitive
+def _run_mean(values: Array, runs: NDArray[numpy.intp]) -> Array:
+    """Each element of `values` (..., k) replaced by the mean of its run (the elements of its row with the
+    same label in `runs`). A symmetric linear map, so its gradient is itself."""
+    flat = (_row_offsets(numpy.shape(runs)) + runs).ravel()
+    size = flat.size
+    sums = numpy.bincount(flat, weights=numpy.ravel(values), minlength=size)
+    counts = numpy.maximum(numpy.bincount(flat, minlength=size), 1)
+    return numpy.reshape((sums / counts)[flat], numpy.shape(runs))
+
+
+defvjp(_run_mean, lambda ans, values, runs: lambda g: _run_mean(g, runs))
+
+
+@primitive
+def _gather(values: Array, index: NDArray[numpy.intp]) -> Array:
+    """``values[..., index]`` row by row (`numpy.take_along_axis`); its gradient adds by `numpy.bincount`."""
+    return numpy.take_along_axis(values, index, axis=-1)
+
+
+def _gather_vjp(ans: Array, values: Array, index: NDArray[numpy.intp]) -> Callable[[Array], FloatArray]:
+    shape = numpy.shape(values)
+    rows = _row_offsets(shape)
+
+    def vjp(g: Array) -> FloatArray:
+        total = numpy.bincount((rows + index).ravel(), weights=numpy.ravel(g), minlength=int(numpy.prod(shape)))
+        return numpy.reshape(total, shape).astype(float)
+    return vjp
+
+
+defvjp(_gather, _gather_vjp)
 
 
 def intersection_area(pred: Boxes, target: Boxes) -> Values:
@@ -118,8 +170,8 @@ def intersection_area(pred: Boxes, target: Boxes) -> Values:
     px, py, qx, qy = _broadcast([px, py, qx, qy], shape)
     # every edge of the prediction (rows) against every edge of the target (columns)
     ax, ay, bx, by = px[..., :, None], py[..., :, None], qx[..., None, :], qy[..., None, :]
-    ex, ey = px[..., _NEXT][..., :, None] - ax, py[..., _NEXT][..., :, None] - ay
-    fx, fy = qx[..., _NEXT][..., None, :] - bx, qy[..., _NEXT][..., None, :] - by
+    ex, ey = np.roll(px, -1, axis=-1)[..., :, None] - ax, np.roll(py, -1, axis=-1)[..., :, None] - ay
+    fx, fy = np.roll(qx, -1, axis=-1)[..., None, :] - bx, np.roll(qy, -1, axis=-1)[..., None, :] - by
     determinant = ex * fy - ey * fx
     lengths = numpy.hypot(getval(ex), getval(ey)) * numpy.hypot(getval(fx), getval(fy))
     crossing = numpy.abs(getval(determinant)) > 1e-14 * lengths  # parallel edges, or a side of length 0, do not cross
@@ -132,14 +184,14 @@ def intersection_area(pred: Boxes, target: Boxes) -> Values:
     x, y = numpy.asarray(getval(xs)), numpy.asarray(getval(ys))
     keep = _inside(x, y, _plain(moved), margin) & _inside(x, y, _plain(centred), margin)
     keep[..., 8:] &= numpy.reshape(numpy.broadcast_to(crossing, shape[:-1] + (4, 4)), flat)
-    return _convex_polygon_area(xs, ys, keep)
+    return _convex_polygon_area(xs, ys, keep, margin)
 
 
 def convex_hull_area(pred: Boxes, target: Boxes) -> Values:
     """Area of the convex hull of both oriented boxes' corners, shape ``(...,)`` (unchecked input).
 
-    The enclosing region of mmrotate's convex GIoU. A corner is on the hull when the
-    directions to the other seven leave a gap of at least pi (up to the margin).
+    The enclosing region of mmrotate's convex GIoU. Which corners lie on the hull
+    is read by `_inside_hull`.
 
     Examples
     --------
@@ -151,16 +203,43 @@ def convex_hull_area(pred: Boxes, target: Boxes) -> Values:
     qx, qy = corners(Coordinates(centred))
     shape = numpy.broadcast_shapes(numpy.shape(getval(px)), numpy.shape(getval(qx)))
     px, py, qx, qy = _broadcast([px, py, qx, qy], shape)
-    xs, ys = np.concatenate([px, qx], axis=-1), np.concatenate([py, qy], axis=-1)
-    x, y = numpy.asarray(getval(xs)), numpy.asarray(getval(ys))
-    dx, dy = x[..., None, :] - x[..., :, None], y[..., None, :] - y[..., :, None]  # from point i (rows) to j
-    same = numpy.hypot(dx, dy) <= TOLERANCE * scale[..., None, None]  # a point itself, or one on it
-    angle = numpy.arctan2(dy, dx)
-    # a repeated point takes the direction of another, so it opens no gap of its own
-    angle = numpy.sort(numpy.where(same, numpy.where(same, -numpy.inf, angle).max(axis=-1, keepdims=True), angle))
-    gaps = numpy.concatenate([numpy.diff(angle, axis=-1), angle[..., :1] + 2 * numpy.pi - angle[..., -1:]], axis=-1)
-    keep = gaps.max(axis=-1) >= numpy.pi - 1e-9
-    return _convex_polygon_area(xs, ys, keep)
+    pred_corners, target_corners = _plain([px, py]), _plain([qx, qy])
+    margin = TOLERANCE * scale
+    inside = [_inside_hull(pred_corners, _plain(moved), target_corners, margin),
+              _inside_hull(target_corners, _plain(centred), pred_corners, margin)]
+    keep = ~numpy.concatenate(inside, axis=-1)
+    return _convex_polygon_area(np.concatenate([px, qx], axis=-1), np.concatenate([py, qy], axis=-1), keep, margin)
+
+
+_CORNER_SIGNS = numpy.array([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]])
+"""The signs of each corner along the box's own axes, in `corners`' order."""
+
+
+def _inside_hull(own: list[FloatArray], box: list[FloatArray], other: list[FloatArray], margin: FloatArray) -> BoolArray:
+    """Whether each corner of `box` (`own`: x and y, (..., 4)) lies inside the convex hull of both boxes' corners
+    (`other`: the other box's), by more than `margin`.
+
+    In coordinates (a, b) along the two outward normals of the box's sides that
+    meet at the corner, the corner is the origin and its own box lies where
+    a, b <= 0. The corner is on the hull when some direction n >= 0 of that
+    quadrant has n . q <= 0 for every corner q of the other box. It has none when a
+    q lies where a, b > 0, or when some q with a > 0 >= b and some r with
+    b > 0 >= a see each other counter-clockwise (a_q b_r - b_q a_r > 0): the
+    directions each leaves do not meet. The corner is moved out by `margin` along
+    both normals first, so one on the hull's boundary up to rounding stays on it.
+    """
+    cx, cy, w, h, theta = (v[..., None, None] for v in box)
+    cos, sin = numpy.cos(theta), numpy.sin(theta)
+    (xs, ys), (other_xs, other_ys) = own, other
+    dx, dy = other_xs[..., None, :] - xs[..., :, None], other_ys[..., None, :] - ys[..., :, None]
+    margin = margin[..., None, None]
+    a = _CORNER_SIGNS[:, :1] * (cos * dx + sin * dy) - margin
+    b = _CORNER_SIGNS[:, 1:] * (cos * dy - sin * dx) - margin
+    beyond = ((a > 0) & (b > 0)).any(axis=-1)
+    first, second = (a > 0) & (b <= 0), (a <= 0) & (b > 0)
+    turn = a[..., :, None] * b[..., None, :] - b[..., :, None] * a[..., None, :]
+    facing = (first[..., :, None] & second[..., None, :] & (turn > 0)).any(axis=(-2, -1))
+    return numpy.asarray(beyond | facing)
 
 
 def enclosing_box_area(pred: Boxes, target: Boxes) -> Values:

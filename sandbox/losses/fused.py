@@ -540,6 +540,19 @@ def _shape_iou_head(G, g, scale=0.0, theta=4.0):
     return 1.0 - G.iou + distance + 0.5 * shape
 
 
+
+@fused_head("nwd")
+def _nwd_head(G, g, constant=1.0):
+    distance2 = G.rho2 + ((G.w - G.t.w) ** 2 + (G.h - G.t.h) ** 2) / 4
+    distance, slope = _power(distance2, 0.5)
+    decay = np.exp(-distance / constant)
+    g_distance2 = _times(g, decay / constant * slope)
+    G.add_rho2(g_distance2)
+    G.add("w", g_distance2 * (G.w - G.t.w) / 2)
+    G.add("h", g_distance2 * (G.h - G.t.h) / 2)
+    return 1.0 - decay
+
+
 @fused_head("log_iou")
 def _log_iou_head(G, g, eps=1e-6):
     clamped = np.maximum(G.iou, eps)
