@@ -568,6 +568,173 @@ def l2(pred, target, coords="xyxy"):
     return sum(x ** 2 for x in _differences(pred, target, coords))
 
 
+# ---------------------------------------------------------------------------------------------
+# The losses detectors ship: mmdetection's CIoU, Wise-IoU v2 and v3, PIoU, Bounded IoU, UIoU,
+# Balanced L1 (issue 20), each in its reference code's own form, in scalar Python
+# ---------------------------------------------------------------------------------------------
+@transcription("ciou_mmdet")
+def ciou_mmdet(pred, target):
+    """mmdetection ``mmdet/models/losses/iou_loss.py`` ``ciou_loss``, line by line, with eps = 0:
+
+        ious = overlap / union
+        c2 = cw**2 + ch**2;  rho2 = left + right  (squared centre offsets, via sums / 4)
+        v = 4/pi^2 (atan(w2/h2) - atan(w1/h1))^2
+        with torch.no_grad(): alpha = (ious > 0.5).float() * v / (1 - ious + v)
+        cious = ious - (rho2 / c2 + alpha * v);  loss = 1 - cious.clamp(min=-1.0, max=1.0)
+
+    (the journal version of the DIoU paper, arXiv 2005.03572). 0/0 in alpha (identical boxes)
+    is taken as 0."""
+    g = _Pair(pred, target)
+    b1_x1, b1_y1, b1_x2, b1_y2 = g.x1, g.y1, g.x2, g.y2
+    b2_x1, b2_y1, b2_x2, b2_y2 = g.x1_gt, g.y1_gt, g.x2_gt, g.y2_gt
+    ious = g.inter / g.union
+    c2 = g.C_w ** 2 + g.C_h ** 2
+    left = ((b2_x1 + b2_x2) - (b1_x1 + b1_x2)) ** 2 / 4
+    right = ((b2_y1 + b2_y2) - (b1_y1 + b1_y2)) ** 2 / 4
+    rho2 = left + right
+    w1, h1 = b1_x2 - b1_x1, b1_y2 - b1_y1
+    w2, h2 = b2_x2 - b2_x1, b2_y2 - b2_y1
+    v = 4 / math.pi ** 2 * (math.atan(w2 / h2) - math.atan(w1 / h1)) ** 2
+    S = 1.0 if ious > 0.5 else 0.0
+    alpha = S * v / (1 - ious + v) if v > 0 else 0.0
+    cious = ious - (rho2 / c2 + alpha * v)
+    return 1 - min(max(cious, -1.0), 1.0)
+
+
+def _wise_iou_v1_parts(g):
+    """Instinct323/wiou ``iou.py``: ``iou`` (there the IoU LOSS, 1 - s_inter / s_union) and
+    ``dist = exp(l2_center / l2_box)``, the v1 factor R_WIoU."""
+    l_iou = 1 - g.inter / g.union
+    l2_center = (g.cx - g.cx_gt) ** 2 + (g.cy - g.cy_gt) ** 2
+    l2_box = g.C_w ** 2 + g.C_h ** 2
+    return l_iou, math.exp(l2_center / l2_box)
+
+
+@transcription("wiou_v2", checked_at=["iou_mean=0.4", "iou_mean=0.7,gamma=1"])
+def wiou_v2(pred, target, iou_mean=1.0, gamma=0.5):
+    """Wise-IoU v2 (Tong et al., arXiv 2301.10051): L_WIoUv2 = (L_IoU* / mean(L_IoU))^gamma L_WIoUv1,
+    gamma = 0.5. Instinct323/wiou ``iou.py`` ``_scaled_loss`` with ``monotonous=True``:
+    ``beta = self.iou.detach() / self.iou_mean; loss *= beta.sqrt()`` (gamma fixed at 0.5 there).
+    The running mean ``iou_mean`` is given (the state the runners carry)."""
+    g = _Pair(pred, target)
+    l_iou, dist = _wise_iou_v1_parts(g)
+    beta = l_iou / iou_mean
+    return beta ** gamma * dist * l_iou
+
+
+@transcription("wiou_v3", checked_at=["iou_mean=0.3", "iou_mean=0.8,alpha=1.7,delta=2.7"])
+def wiou_v3(pred, target, iou_mean=1.0, alpha=1.9, delta=3.0):
+    """Wise-IoU v3 (Tong et al., arXiv 2301.10051): L_WIoUv3 = r L_WIoUv1,
+    r = beta / (delta alpha^(beta - delta)), beta = L_IoU* / mean(L_IoU). Instinct323/wiou ``iou.py``
+    ``_scaled_loss`` with ``monotonous=False``: ``divisor = self.delta * torch.pow(self.alpha, beta -
+    self.delta); loss *= beta / divisor`` (alpha 1.9, delta 3 in its v1 branch; 1.7, 2.7 in master)."""
+    g = _Pair(pred, target)
+    l_iou, dist = _wise_iou_v1_parts(g)
+    beta = l_iou / iou_mean
+    divisor = delta * alpha ** (beta - delta)
+    return beta / divisor * dist * l_iou
+
+
+def _piou_P(g):
+    """fppccc/Powerful-IoU ``YOLOv8/piou.py``:
+
+        dw1 = |min(b1_x2, b1_x1) - min(b2_x2, b2_x1)|,  dw2 = |max(b1_x2, b1_x1) - max(b2_x2, b2_x1)|
+        dh1, dh2 the same in y;  P = ((dw1 + dw2) / |w2| + (dh1 + dh2) / |h2|) / 4   (box2 the target)"""
+    dw1 = abs(min(g.x2, g.x1) - min(g.x2_gt, g.x1_gt))
+    dw2 = abs(max(g.x2, g.x1) - max(g.x2_gt, g.x1_gt))
+    dh1 = abs(min(g.y2, g.y1) - min(g.y2_gt, g.y1_gt))
+    dh2 = abs(max(g.y2, g.y1) - max(g.y2_gt, g.y1_gt))
+    return ((dw1 + dw2) / abs(g.w_gt) + (dh1 + dh2) / abs(g.h_gt)) / 4
+
+
+@transcription("piou")
+def piou(pred, target):
+    """PIoU (Liu et al., Powerful-IoU, Neural Networks 2024), as fppccc/Powerful-IoU ``piou.py``
+    (``PIoU=True``) without its eps: ``L_v1 = 1 - iou - torch.exp(-P ** 2) + 1``."""
+    g = _Pair(pred, target)
+    P = _piou_P(g)
+    return 1 - g.iou - math.exp(-P ** 2) + 1
+
+
+@transcription("piou_v2", checked_at=["lambda_=0.8"])
+def piou_v2(pred, target, lambda_=1.3):
+    """PIoU v2, as ``piou.py`` (``PIoU2=True``, ``Lambda=1.3``): ``q = torch.exp(-P); x = q * Lambda;
+    return 3 * x * torch.exp(-x ** 2) * L_v1``."""
+    g = _Pair(pred, target)
+    P = _piou_P(g)
+    L_v1 = 1 - g.iou - math.exp(-P ** 2) + 1
+    q = math.exp(-P)
+    x = q * lambda_
+    return 3 * x * math.exp(-x ** 2) * L_v1
+
+
+@transcription("bounded_iou", checked_at=["beta=0.5,eps=0"])
+def bounded_iou(pred, target, beta=0.2, eps=1e-3):
+    """Bounded IoU (Tychsen-Smith and Petersson, CVPR 2018, arXiv 1711.00164), as mmdetection
+    ``mmdet/models/losses/iou_loss.py`` ``bounded_iou_loss``:
+
+        dx = target_ctrx - pred_ctrx;  dy likewise
+        loss_dx = 1 - max((target_w - 2|dx|) / (target_w + 2|dx| + eps), 0);  loss_dy likewise
+        loss_dw = 1 - min(target_w / (pred_w + eps), pred_w / (target_w + eps));  loss_dh likewise
+        loss = where(loss_comb < beta, 0.5 loss_comb^2 / beta, loss_comb - 0.5 beta)
+
+    summed over the four here (mmdetection's reduction then averages over them). A zero-width
+    prediction with eps = 0 (target_w / 0) is taken as +inf, so the min is 0."""
+    g = _Pair(pred, target)
+    dx, dy = g.cx_gt - g.cx, g.cy_gt - g.cy
+    loss_dx = 1 - max((g.w_gt - 2 * abs(dx)) / (g.w_gt + 2 * abs(dx) + eps), 0.0)
+    loss_dy = 1 - max((g.h_gt - 2 * abs(dy)) / (g.h_gt + 2 * abs(dy) + eps), 0.0)
+    ratio_w = g.w_gt / (g.w + eps) if g.w + eps > 0 else math.inf
+    ratio_h = g.h_gt / (g.h + eps) if g.h + eps > 0 else math.inf
+    loss_dw = 1 - min(ratio_w, g.w / (g.w_gt + eps))
+    loss_dh = 1 - min(ratio_h, g.h / (g.h_gt + eps))
+    total = 0.0
+    for x in (loss_dx, loss_dy, loss_dw, loss_dh):
+        total += 0.5 * x * x / beta if x < beta else x - 0.5 * beta
+    return total
+
+
+@transcription("uiou", checked_at=["ratio=2", "ratio=0.5"])
+def uiou(pred, target, ratio=1.0):
+    """Unified-IoU (Luo et al., arXiv 2408.06636) on the IoU loss, as the authors' ``bbox_iou`` with
+    ``UIoU=True``: both boxes scaled about their centres,
+
+        ww1, hh1, ww2, hh2 = w1 * ratio, h1 * ratio, w2 * ratio, h2 * ratio
+        bb1_x1, bb1_x2 = bb1_xc - ww1 / 2, bb1_xc + ww1 / 2   (and y, and box 2)
+
+    then the IoU of the scaled boxes; loss 1 - IoU. (``ratio`` moves from 2 to 0.5 over training
+    there: ``-0.005 * epoch + 2`` over 300 epochs.)"""
+    g = _Pair(pred, target)
+    ww1, hh1, ww2, hh2 = g.w * ratio, g.h * ratio, g.w_gt * ratio, g.h_gt * ratio
+    bb1_x1, bb1_x2, bb1_y1, bb1_y2 = g.cx - ww1 / 2, g.cx + ww1 / 2, g.cy - hh1 / 2, g.cy + hh1 / 2
+    bb2_x1, bb2_x2 = g.cx_gt - ww2 / 2, g.cx_gt + ww2 / 2
+    bb2_y1, bb2_y2 = g.cy_gt - hh2 / 2, g.cy_gt + hh2 / 2
+    inter = (max(0.0, min(bb1_x2, bb2_x2) - max(bb1_x1, bb2_x1))
+             * max(0.0, min(bb1_y2, bb2_y2) - max(bb1_y1, bb2_y1)))
+    union = ww1 * hh1 + ww2 * hh2 - inter
+    return 1 - inter / union
+
+
+@transcription("balanced_l1", checked_at=["alpha=1,gamma=2,beta=0.5", "coords=cxcywh"])
+def balanced_l1(pred, target, alpha=0.5, gamma=1.5, beta=1.0, coords="xyxy"):
+    """Balanced L1 (Pang et al., Libra R-CNN, CVPR 2019, arXiv 1904.02701), as mmdetection
+    ``mmdet/models/losses/balanced_l1_loss.py`` ``balanced_l1_loss``, summed over the four
+    coordinate differences (in ``coords``):
+
+        diff = |pred - target|;  b = e^(gamma / alpha) - 1
+        loss = alpha / b * (b * diff + 1) * log(b * diff / beta + 1) - alpha * diff   if diff < beta
+               gamma * diff + gamma / b - alpha * beta                              otherwise"""
+    b = math.e ** (gamma / alpha) - 1
+    total = 0.0
+    for x in _differences(pred, target, coords):
+        diff = abs(x)
+        if diff < beta:
+            total += alpha / b * (b * diff + 1) * math.log(b * diff / beta + 1) - alpha * diff
+        else:
+            total += gamma * diff + gamma / b - alpha * beta
+    return total
+
+
 # Where the official code differs from the paper (the paper is followed in every case).
 DISAGREEMENTS = {
     "diou": "Zzh-tju/DIoU-darknet src/box.c box_diou returns IoU - (rho^2/c^2)^0.6 "
@@ -582,6 +749,11 @@ DISAGREEMENTS = {
                "inter equation appears without max(0, .) (not confirmed). The clamp is kept, since "
                "IoU^inner is the IoU of the auxiliary boxes. Default ratio is 1.0 in the code.",
     "shape_iou": "Official code hard-codes the shape-cost exponent 4 (theta here) and adds eps.",
+    "wiou_v2": "Instinct323/wiou fixes gamma at 0.5 (beta.sqrt()); its master branch updates the running "
+               "mean with momentum 1e-2, its v1 branch with 1 - 0.05^(1/(n t)), the paper's rule.",
+    "wiou_v3": "Instinct323/wiou master uses alpha 1.7, delta 2.7; its v1 branch and the paper 1.9 and 3.",
+    "bounded_iou": "mmdetection adds eps = 1e-3 to the denominators (kept as the default) and averages the "
+                   "four terms; the sum is taken here.",
 }
 
 

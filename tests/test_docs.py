@@ -144,13 +144,23 @@ def _evidence():
     return rows
 
 
+def not_yet_in_the_committed_run():
+    """The losses the which-loss page says the committed run does not have yet (its "Not yet in this run" line)."""
+    text = (DOCS / "results" / "which-loss.md").read_text()
+    paragraph = next((part for part in text.split("\n\n") if part.startswith("**Not yet in this run**")), "")
+    return re.findall(r"`([a-z0-9_]+)`", paragraph.partition(": ")[2].partition(";")[0])
+
+
 def test_the_committed_which_loss_results_cover_the_registry():
+    # a loss added since the run is there, or the page names it as not yet in the run: never a row made up
     config = json.loads((WHICH_LOSS / "config.json").read_text())
-    assert config["losses"] == list(sandbox.LOSSES), (
+    pending = not_yet_in_the_committed_run()
+    assert config["losses"] == [name for name in sandbox.LOSSES if name not in pending], (
         "docs/data/which_loss/ is a run over other losses than the registry's: run "
         "python experiments/which_loss.py --out results/which_loss and copy its evidence.csv, ranking.csv, "
-        "rates.csv, summary.txt, table.md and config.json there")
-    assert {row["loss"] for row in _rows("ranking.csv")} == set(sandbox.LOSSES)
+        "rates.csv, summary.txt, table.md and config.json there (or name the losses it lacks in "
+        "docs/results/which-loss.md's 'Not yet in this run' line)")
+    assert {row["loss"] for row in _rows("ranking.csv")} == set(sandbox.LOSSES) - set(pending)
 
 
 def test_the_committed_ranking_follows_from_the_committed_evidence():

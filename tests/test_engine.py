@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import sandbox
+import sandbox.losses
 from sandbox.optim import engine
 from sandbox.optim.fitting import fit_many
 from sandbox.optim.settings import resolve
@@ -61,6 +62,39 @@ def test_a_box_runs_the_same_alone_or_in_any_batch_bit_for_bit(method, param, op
         assert len(set(alone["nit"].tolist())) >= 3
     for i, steps in enumerate(alone["nit"]):
         assert np.isnan(alone["boxes"][i, steps + 1:]).all() and not np.isnan(alone["boxes"][i, :steps + 1]).any()
+
+
+
+@pytest.mark.parametrize("loss, gradient, method", [("wiou_v3", "fused", "adam"), ("wiou_v3", "autograd", "gd"),
+                                                    ("wiou_v2", "fused", "momentum"), ("uiou", "fused", "gd"),
+                                                    ("uiou", "autograd", "adam")])
+def test_a_stateful_loss_keeps_one_state_per_box_and_a_box_runs_the_same_alone_or_in_any_batch(loss, gradient,
+                                                                                                 method):
+    settings = dict(loss=loss, method=method, maxiter=40, gradient=gradient)
+    starts, rates = STARTS, RATES
+    keys = (*PER_BOX, "loss_state")
+    with np.errstate(all="ignore"):
+        runs = [descend(start[None], TARGET, lr=rate, **settings) for start, rate in zip(starts, rates)]
+        alone = {key: np.concatenate([run[key] for run in runs]) for key in keys}
+        batches = [descend(starts, TARGET, lr=rates, **settings),
+                   descend(starts, TARGET, lr=rates, chunk_size=2, **settings),
+                   descend(starts[::-1], TARGET, lr=rates[::-1], **settings)]
+    for key in keys:
+        for batch, order in zip(batches, [slice(None), slice(None), slice(None, None, -1)]):
+            np.testing.assert_array_equal(batch[key][order], alone[key], err_msg=key)
+    if loss.startswith("wiou"):  # each box's running mean is over its own steps: replay it from its history
+        momentum = 1 - 0.05 ** (1 / 40)
+        for i in (0, 2, 4):
+            mean = 1.0
+            for t in range(alone["nit"][i]):
+                mean = (1 - momentum) * mean + momentum * (1 - alone["ious"][i, t])
+                assert alone["losses"][i, t] == pytest.approx(
+                    sandbox.LOSSES[loss](alone["boxes"][i, t], TARGET, iou_mean=mean), rel=1e-12)
+            assert alone["loss_state"][i] == pytest.approx(mean, rel=1e-12)
+        assert len(set(alone["loss_state"].tolist())) == len(starts)  # every box its own mean
+    else:  # Unified-IoU's scale follows the schedule: 2 at the start, toward 0.5 at the end
+        assert alone["loss_state"][0] == pytest.approx(sandbox.losses.unified_iou_ratio(39 / 40))
+        assert alone["losses"][0, 0] == sandbox.LOSSES["uiou"](STARTS[0], TARGET, ratio=2.0)
 
 
 @pytest.mark.portable

@@ -177,11 +177,13 @@ NOT_SCALE_INVARIANT = {name for name, claims in CLAIMS.items() if not claims.sca
 
 def test_the_claims_are_those_the_papers_make():
     # focal_eiou and the Focaler variants are zero on purpose (IoU^gamma = 0 apart; IoU' = 1 above u);
-    # the coordinate losses, the MPDIoU family, whose frame is fixed, and NWD, whose constant C is,
-    # change with the boxes' scale
-    assert NOT_POSITIVE == {"focal_eiou", *(name for name in LOSSES if name.startswith("focaler_"))}
-    assert ASYMMETRIC == set()
-    assert NOT_SCALE_INVARIANT == {"l1", "l2", "smooth_l1", "nwd", *(name for name in LOSSES if name.endswith("mpdiou"))}
+    # bounded_iou's eps (mmdetection's 1e-3) makes it nonzero for identical boxes and scale-dependent;
+    # the coordinate losses and the MPDIoU family, whose frame is fixed, change with the boxes' scale;
+    # NWD's constant C is fixed too; PIoU and Bounded IoU divide by the target's size alone
+    assert NOT_POSITIVE == {"focal_eiou", "bounded_iou", *(name for name in LOSSES if name.startswith("focaler_"))}
+    assert ASYMMETRIC == {"piou", "piou_v2", "bounded_iou"}
+    assert NOT_SCALE_INVARIANT == {"l1", "l2", "smooth_l1", "balanced_l1", "bounded_iou", "nwd",
+                                   *(name for name in LOSSES if name.endswith("mpdiou"))}
     assert set(CLAIMS) == set(LOSSES)
 
 
@@ -190,6 +192,9 @@ def test_the_claims_are_those_the_papers_make():
 def test_zero_for_identical_boxes_and_positive_otherwise(a, b):
     different = np.max(np.abs(a - b)) > 1e-6  # a difference that float arithmetic can see
     for name, loss in LOSSES.items():
+        if name == "bounded_iou":  # mmdetection's eps leaves eps / (w + eps) in each term; without it, 0
+            assert loss(a, a) > 0 and loss(a, a, eps=0) == 0.0 and (not different or loss(a, b, eps=0) > 0)
+            continue
         assert loss(a, a) == 0.0, name
         if name not in NOT_POSITIVE and different:
             assert loss(a, b) > 0, name
@@ -221,6 +226,8 @@ def test_invariant_under_translation_and_where_claimed_uniform_scaling(a, b, dx,
         assert loss(a + shift, b + shift) == pytest.approx(value, rel=1e-7, abs=1e-9), name
         if name not in NOT_SCALE_INVARIANT:
             assert loss(a * scale, b * scale) == pytest.approx(value, rel=1e-7, abs=1e-9), name
+    bounded = LOSSES["bounded_iou"]  # scale invariant without mmdetection's eps
+    assert bounded(a * scale, b * scale, eps=0) == pytest.approx(bounded(a, b, eps=0), rel=1e-7, abs=1e-9)
 
 
 # Choosing losses with parameters.

@@ -307,3 +307,15 @@ def test_the_docs_example_runs_as_written_and_gives_its_numbers(tmp_path):
     assert converged == {("gd", "giou"): 8, ("gd", "my_losses:giou_centre:weight=0.5"): 8, ("gd", "5*l1+2*giou"): 2,
                          ("adam", "giou"): 8, ("adam", "my_losses:giou_centre:weight=0.5"): 8,
                          ("adam", "5*l1+2*giou"): 8}
+
+
+def test_a_preset_names_a_weighted_sum_and_records_keep_its_name():
+    from sandbox.learning.heads import DETR_LOSS
+    from sandbox.losses.spec import PRESETS
+    pred, target = np.array([0.0, 0.0, 2.0, 2.0]), np.array([1.0, 0.0, 3.0, 2.0])
+    # DETR's pair: L1 on (cx, cy, w, h) x 5 + GIoU x 2; the head trains with the same sum
+    assert PRESETS["detr"] == DETR_LOSS == "5*l1:coords=cxcywh+2*giou"
+    assert canonical_loss("DETR") == "detr" and canonical_loss("detr + giou") == "detr+giou"
+    assert get_loss("detr")(pred, target) == get_loss("5*l1:coords=cxcywh+2*giou")(pred, target) == 5 * 1 + 2 * (1 - 1 / 3 + 0)
+    with pytest.raises(ValueError, match="built-in loss"):
+        register_loss("detr", lambda p, t: p)

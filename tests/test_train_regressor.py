@@ -416,3 +416,25 @@ def test_the_example_sweep_file_is_the_default_experiment(tmp_path):
     args, _ = experiment.parse_args(["--out", str(tmp_path / "out")])
     example = sweeps.load(ROOT / "experiments" / "sweeps" / "learning.toml")
     assert example == args.sweep
+
+
+@pytest.mark.parametrize("loss, gradient", [("wiou_v3", "fused"), ("wiou_v3", "autograd"), ("uiou", "fused")])
+def test_a_training_run_resumed_from_its_checkpoint_is_the_uninterrupted_run_bit_for_bit(loss, gradient,
+                                                                                         tiny_splits):
+    # Wise-IoU v3's running mean of the IoU loss (over minibatches) and Unified-IoU's scheduled scale are
+    # state: the checkpoint keeps them with the weights, the rule's state and the minibatch order
+    options = dict(model="cnn", lr=3e-3, epochs=3, batch_size=8, seed=2, dtype="float64", gradient=gradient)
+    whole = training.train(loss, tiny_splits, **options)
+    first = training.train(loss, tiny_splits, stop_after=1, **options)
+    assert first["checkpoint"]["epoch"] == 1 and len(first["history"]["train_loss"]) == 1
+    resumed = training.train(loss, tiny_splits, resume=first["checkpoint"], **options)
+    np.testing.assert_array_equal(flatten(resumed["params"])[0], flatten(whole["params"])[0])
+    assert resumed["loss_state"] == whole["loss_state"] != first["loss_state"]
+    for key, values in whole["history"].items():
+        if key != "seconds":
+            assert resumed["history"][key] == values, key
+    if loss == "wiou_v3":  # the running mean: the minibatch means of 1 - IoU, with the run's momentum
+        assert 0 < whole["loss_state"] < 1
+    else:  # the schedule's scale at the last of the 9 steps
+        from sandbox.losses import unified_iou_ratio
+        assert whole["loss_state"] == unified_iou_ratio(8 / 9)

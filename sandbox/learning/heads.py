@@ -70,7 +70,7 @@ still reach past the image's edge by up to half its size).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, TypeGuard
+from typing import Any, Callable, TypeGuard
 
 import autograd.numpy as np
 import numpy
@@ -82,7 +82,7 @@ from sandbox.geometry.names import canonical
 from sandbox.geometry.parameterisations import get_parameterisation
 from sandbox.learning.networks import CENTRED_BOX, INITS, Params, outputs
 from sandbox.losses.fused import built_kernel, fused_loss
-from sandbox.losses.spec import canonical_loss, get_loss
+from sandbox.losses.spec import PRESETS, canonical_loss, get_loss
 from sandbox.optim.settings import GRADIENTS, Spec
 
 REG_MAX = 16
@@ -91,7 +91,7 @@ TARGET_MARGIN = 0.01
 """A target edge is clipped to [0, reg_max - TARGET_MARGIN] bins before DFL (ultralytics' ``bbox2dist``)."""
 GFL_WEIGHTS = {"iou": 2.0, "dfl": 0.25}
 """mmdetection's ``gfl_r50_fpn_1x_coco``: GIoU loss_weight 2.0, DFL loss_weight 0.25."""
-DETR_LOSS = "5*l1:coords=cxcywh+2*giou"
+DETR_LOSS = PRESETS["detr"]
 """DETR's set criterion for a matched box: L1 on normalised (cx, cy, w, h) times 5, GIoU times 2."""
 
 
@@ -150,8 +150,9 @@ def plain_recipe(loss: Spec, param: str = "cxcywh", gradient: str = "autograd") 
         function = fused_loss(function)
     decode = plain_decoder(param)
 
-    def objective(raw: Array, target: Array, image_size: int) -> Array:
-        return function(decode(raw, image_size), target)
+    def objective(raw: Array, target: Array, image_size: int, **state: Any) -> Array:
+        # state: a stateful loss's state for this step (sandbox.losses.formulas.LOSS_STATES), given by train
+        return function(decode(raw, image_size), target, **state)
 
     return Recipe(canonical_loss(loss) if isinstance(loss, str) else getattr(loss, "__name__", "loss"), 4, None,
                   decode, objective)

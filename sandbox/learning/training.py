@@ -9,6 +9,13 @@ its own loss (`sandbox.learning.heads`): ``'gfl'``, edges as distributions over 
 with Distribution Focal Loss, or ``'detr'``, DETR's sigmoid boxes with L1 and GIoU.
 Within a seed every loss starts from the same weights and sees the minibatches in
 the same order: both come from the seed alone.
+A loss that carries state (`sandbox.losses.formulas.LOSS_STATES`: Wise-IoU v2 and v3's
+running mean of the IoU loss, over the minibatches, as their authors keep it; Unified-IoU's
+scheduled box scale) has one state per run, updated before each minibatch's loss from
+that minibatch (the mean of its statistic) and kept in the run's checkpoint, so that a
+run stopped after some epochs (``stop_after``) and resumed from its checkpoint
+(``resume``) gives the weights, the history and the state of the uninterrupted run, bit
+for bit.
 After every epoch it measures the validation split (`sandbox.learning.metrics.evaluate`),
 and at the end the test split.
 
@@ -26,16 +33,19 @@ from typing import Any, Callable, Iterable, Mapping, Sequence, TypedDict
 import autograd.numpy as anp
 import numpy as np
 from autograd import value_and_grad
+from autograd.tracer import getval
 
 from sandbox._types import Array, FloatArray
 from sandbox.geometry.names import canonical
 from sandbox.geometry.parameterisations import get_parameterisation
-from sandbox.learning.heads import Recipe, recipe_for
+from sandbox.learning.heads import RECIPES, Recipe, recipe_for
 from sandbox.learning.heads import predict as head_predict
 from sandbox.learning.metrics import evaluate
 from sandbox.learning.networks import DTYPES, INITS, MODELS, Params, flatten, init_network, outputs
 from sandbox.learning.synthetic import Dataset, make_dataset, make_splits, make_stream
+from sandbox.losses.formulas import LossState, loss_state
 from sandbox.losses.formulas import iou as box_iou
+from sandbox.losses.spec import get_loss
 from sandbox.optim.rules import SCHEDULES, Rate, Schedule, Transform, apply, first_order
 from sandbox.optim.settings import GRADIENTS, Spec, gradient_backend, schedule_name
 
@@ -48,7 +58,8 @@ def train(loss: Spec, splits: Mapping[str, Dataset], model: str = "cnn", param: 
           optimizer: str = "adam", lr: float = 1e-3, epochs: int = 10, batch_size: int = 64, seed: int = 0,
           init: str = "default", momentum: float = 0.9, schedule: str | Schedule = "cosine",
           progress: Callable[[int, int], object] | None = None, dtype: str = "float32",
-          gradient: str = "autograd") -> dict[str, Any]:
+          gradient: str = "autograd", stop_after: int | None = None,
+          resume: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Train one network with `loss`; return its per-epoch validation metrics and its test metrics.
 
     Parameters
@@ -92,6 +103,11 @@ def train(loss: Spec, splits: Mapping[str, Dataset], model: str = "cnn", param: 
         box-fitting engine, any other loss (a weighted sum, a user's loss, the ``'gfl'``
         and ``'detr'`` heads) runs on autograd. The network and the decoding are
         autograd's either way.
+    stop_after : int, optional
+        Stop after this many epochs of the `epochs` (the schedule still spans all of
+        them), to go on later from the result's ``checkpoint``.
+    resume : dict, optional
+        A ``checkpoint`` of an earlier call with the same arguments: go on from there.
 
     Returns
     -------
@@ -100,7 +116,10 @@ def train(loss: Spec, splits: Mapping[str, Dataset], model: str = "cnn", param: 
         `evaluate` keys plus ``train_loss``, the mean minibatch loss, and
         ``seconds``); ``val`` and ``test``: `evaluate` of the final network;
         ``params``: the final weights; ``diverged``: True if the loss or the weights
-        became non-finite (training stops there).
+        became non-finite (training stops there); ``checkpoint``: what `resume`
+        takes (the next epoch and step, the weights, the update rule's state, the
+        minibatch order's generator, the loss's state, the history so far);
+        ``loss_state``: the state of a loss that carries one (else None).
     """
     optimizer = canonical(optimizer, OPTIMIZERS, "optimizer")
     recipe = recipe_for(loss, param, init, training_gradient(gradient))
@@ -111,17 +130,37 @@ def train(loss: Spec, splits: Mapping[str, Dataset], model: str = "cnn", param: 
         params["output_bias"] = np.asarray(recipe.bias, dtype=params["output_bias"].dtype)
     flat, unflatten = flatten(params)
 
-    def objective(vector: Array, images: FloatArray, boxes: FloatArray) -> Array:
-        return anp.mean(recipe.objective(outputs(unflatten(vector), images, model), boxes, image_size))
+    carried = _carried(loss)
+    captured: dict[str, Any] = {}
+
+    def objective(vector: Array, images: FloatArray, boxes: FloatArray, before: Any, at: int) -> Array:
+        raw = outputs(unflatten(vector), images, model)
+        keywords = {}
+        if carried is not None:  # the state for this minibatch, from this minibatch, before its loss
+            declared = carried[0]
+            statistic = None
+            if declared.statistic is not None:
+                statistic = float(np.mean(declared.statistic(recipe.decode(getval(raw), image_size), boxes)))
+            captured["loss_state"] = declared.update(before, statistic, at, steps)
+            keywords = {declared.parameter: captured["loss_state"]}
+        return anp.mean(recipe.objective(raw, boxes, image_size, **keywords))
 
     step_value_and_grad = value_and_grad(objective)
     steps, step = sum(math.ceil(len(stream[e % len(stream)].boxes) / batch_size) for e in range(epochs)), 0
     rule = training_rule(optimizer, lr, schedule, steps, momentum)
     order = np.random.default_rng([seed, 1])  # the minibatch order: from the seed alone
     state = rule.init(flat)
+    current_loss_state = None if carried is None else carried[1]
     history: dict[str, list[float]] = {}
     diverged = False
-    for epoch in range(epochs):
+    first = 0
+    if resume is not None:
+        first, step, diverged = resume["epoch"], resume["step"], resume["diverged"]
+        flat, state, current_loss_state = np.array(resume["weights"]), resume["rule_state"], resume["loss_state"]
+        order.bit_generator.state = resume["order"]
+        history = {key: list(values) for key, values in resume["history"].items()}
+    last = epochs if stop_after is None else min(epochs, stop_after)
+    for epoch in range(first, last if not diverged else first):
         began = time.perf_counter()
         losses: list[float] = []
         train_split = stream[epoch % len(stream)]
@@ -130,11 +169,13 @@ def train(loss: Spec, splits: Mapping[str, Dataset], model: str = "cnn", param: 
             chosen = permutation[start:start + batch_size]
             # the targets in the network's dtype, as outputs casts the images: nothing promotes its arithmetic
             value, gradient = step_value_and_grad(flat, train_split.images[chosen],
-                                                  train_split.boxes[chosen].astype(flat.dtype))
+                                                  train_split.boxes[chosen].astype(flat.dtype), current_loss_state,
+                                                  step)
             if not (np.isfinite(value) and np.all(np.isfinite(gradient))):
                 diverged = True
                 break
             flat, state = apply(flat, gradient, rule, state, step)
+            current_loss_state = captured.get("loss_state", current_loss_state)
             step += 1
             losses.append(float(value))
         metrics = measure(unflatten(flat), splits["val"], model, recipe)
@@ -146,9 +187,21 @@ def train(loss: Spec, splits: Mapping[str, Dataset], model: str = "cnn", param: 
         if diverged or not np.all(np.isfinite(flat)):
             diverged = True
             break
+    checkpoint = dict(epoch=epochs if diverged else last, step=step, weights=flat.copy(), rule_state=state,
+                      order=order.bit_generator.state, loss_state=current_loss_state,
+                      history={key: list(values) for key, values in history.items()}, diverged=diverged)
     final = unflatten(flat)
     return dict(history=history, val=measure(final, splits["val"], model, recipe),
-                test=measure(final, splits["test"], model, recipe), params=final, diverged=diverged)
+                test=measure(final, splits["test"], model, recipe), params=final, diverged=diverged,
+                checkpoint=checkpoint, loss_state=current_loss_state)
+
+
+def _carried(loss: Spec) -> tuple[LossState, Any] | None:
+    """The loss state of a plain head's loss (`sandbox.losses.formulas.loss_state`) and where it starts, or None
+    (a stateless loss, a weighted sum, a head recipe)."""
+    if isinstance(loss, str) and loss.strip().lower() in RECIPES:
+        return None
+    return loss_state(get_loss(loss))
 
 
 def training_gradient(gradient: object) -> str:

@@ -28,6 +28,15 @@ the Inner and Focaler variants of the IoU-based losses after the IoU family), an
 is the order of every list, sweep and figure. A loss's docstring opens with one line
 giving its formula and, in parentheses at the end, its paper; `sandbox.losses.catalogue`
 reads the docs' and the tables' entries from there.
+
+A few losses carry *state* from one step to the next (Wise-IoU v2 and v3 a running mean
+of the IoU loss, Unified-IoU its scheduled box scale). The state is a keyword parameter
+of the loss (``iou_mean``, ``ratio``), so the function stays pure; the loss declares, in
+``@registered(name, state=LossState(...))``, where the state starts and how it moves
+(`LossState`), and the runners that take steps, the engine (`sandbox.optim.engine.descend`,
+one state per box) and training (`sandbox.learning.training.train`, one per run, kept in
+its checkpoint), hold it, update it before each step's loss and return it. Called
+directly, or by scipy's methods, such a loss uses its parameter as a constant.
 """
 from __future__ import annotations
 
@@ -47,6 +56,9 @@ __all__ = [
     "log_iou_loss", "diou_loss", "ciou_loss", "eiou_loss", "focal_eiou_loss", "siou_loss", "alpha_iou_loss",
     "alpha_giou_loss", "alpha_diou_loss", "alpha_ciou_loss", "wiou_loss", "mpdiou_loss", "shape_iou_loss",
     "nwd_loss", "variant", "l1_loss", "l2_loss", "smooth_l1_loss", "CLAIMS", "IOU_BASED", "LOSSES", "VARIANTS",
+    "ciou_mmdet_loss", "wiou_v2_loss", "wiou_v3_loss", "piou_loss", "piou_v2_loss", "bounded_iou_loss", "uiou_loss",
+    "balanced_l1_loss", "LossState", "LOSS_STATES", "loss_state", "iou_loss_running_mean", "unified_iou_ratio",
+    "UIOU_SCHEDULES",
 ]
 
 
@@ -97,12 +109,29 @@ scaled about the origin. Every loss is invariant under translation.
 CLAIMS: dict[str, Claims] = {}
 """The `Claims` of every loss of `LOSSES`, by name."""
 
+LossState = namedtuple("LossState", "parameter initial statistic update")
+LossState.__doc__ = """The state a loss carries from step to step, and how it moves: pure functions, held by the runner.
+
+``parameter``: the loss's keyword that takes the state; ``initial``: the state before
+the first step (a spec that sets ``parameter`` starts from its value instead);
+``statistic(pred, target)``: what a step reads of its boxes, one value per pair, or
+None for nothing; ``update(state, statistic, step, steps)``: the state for step
+``step`` (0, 1, ..., ``steps`` - 1) from the state before it and the statistic of the
+boxes about to be scored (their mean over a minibatch in training; None without a
+statistic). Each step updates the state first and then evaluates the loss with it,
+as Wise-IoU's authors update their running mean before scaling the loss.
+"""
+
+LOSS_STATES: dict[str, LossState] = {}
+"""The `LossState` of every loss of `LOSSES` that carries one, by name (``registered(name, state=...)``)."""
+
 _VARIANTS_LISTED: list[str] = []
 """The IoU-based losses whose variants are in `LOSSES` already (see `registered`)."""
 
 
 def registered(name: str, *, variants: bool = False, positive: bool = True, symmetric: bool = True,
-               scale_invariant: bool = True) -> Callable[[Callable[..., Values]], BoxPairFunction]:
+               scale_invariant: bool = True, state: LossState | None = None
+               ) -> Callable[[Callable[..., Values]], BoxPairFunction]:
     """Decorate a loss ``function(pred, target, **params)`` to put it in `LOSSES` as `name`.
 
     The function is wrapped by `box_pair_function` (it checks plain-array input), and
@@ -120,6 +149,9 @@ def registered(name: str, *, variants: bool = False, positive: bool = True, symm
     positive, symmetric, scale_invariant : bool
         Its `Claims`, False where the paper makes it so on purpose; the variants
         inherit them (and Focaler's are not positive).
+    state : LossState, optional
+        The state the loss carries from step to step (`LOSS_STATES`), passed to it as
+        the keyword ``state.parameter``.
     """
     if not (isinstance(name, str) and name.isidentifier() and name == name.lower()):
         raise ValueError(f"a loss name must be a lower-case Python identifier such as 'my_iou'; got {name!r}")
@@ -127,6 +159,11 @@ def registered(name: str, *, variants: bool = False, positive: bool = True, symm
     def register(function: Callable[..., Values]) -> BoxPairFunction:
         loss = box_pair_function(function)
         _add(name, loss, Claims(positive, symmetric, scale_invariant))
+        if state is not None:
+            if state.parameter not in inspect.signature(function).parameters:
+                raise ValueError(f"loss {name!r} declares the state {state.parameter!r}, which is not one of its "
+                                 f"parameters")
+            LOSS_STATES[name] = state
         if variants:
             IOU_BASED[name] = loss
             if _VARIANTS_LISTED:  # registered after the variants' section below: its own follow it now
@@ -140,6 +177,19 @@ def _add(name, loss, claims):
         raise ValueError(f"loss {name!r} is registered twice; give the second one another name")
     LOSSES[name] = loss
     CLAIMS[name] = claims
+
+
+def loss_state(function: Callable[..., Any]) -> tuple[LossState, Any] | None:
+    """The `LossState` of a loss built by `sandbox.get_loss` (a registry loss or a partial of one) and the state
+    it starts from (its spec's value of the parameter, else the declared initial), or None for a stateless loss."""
+    bound: dict[str, Any] = {}
+    if isinstance(function, functools.partial):
+        bound, function = function.keywords, function.func
+    name = next((name for name, registered in LOSSES.items() if registered is function), None)
+    if name not in LOSS_STATES:
+        return None
+    state = LOSS_STATES[name]
+    return state, bound.get(state.parameter, state.initial)
 
 
 # Metrics.
@@ -235,6 +285,25 @@ def ciou_loss(pred: Boxes, target: Boxes, trade_off_gradient: bool = False) -> V
     pair = Pair(pred, target)
     return (1.0 - pair.iou + pair.centre_distance2 / pair.diagonal2
             + _trade_off(pair, trade_off_gradient) * pair.aspect_v)
+
+
+@registered("ciou_mmdet")
+def ciou_mmdet_loss(pred: Boxes, target: Boxes) -> Values:
+    """mmdetection's CIoU loss, DIoU + [IoU > 0.5] alpha v (mmdetection ciou_loss; Zheng et al., arXiv 2005.03572).
+
+    CIoU as in the journal version of the DIoU paper and mmdetection's
+    ``mmdet/models/losses/iou_loss.py`` (``ciou_loss``): the trade-off alpha is
+    set to 0 wherever IoU <= 0.5 (``S = (ious > 0.5).float(); alpha = S * v / (1 -
+    ious + v)`` under ``torch.no_grad()``), so the aspect term acts only on boxes
+    that already overlap well. A loss of its own rather than a parameter of `ciou`,
+    so that `ciou` stays the AAAI paper's. alpha is a constant in the gradient, as
+    there. mmdetection's ``eps`` (1e-7 in the union, the heights and c^2) is left
+    out, and so is its clamp of CIoU to [-1, 1], which no pair of valid boxes
+    reaches. The value jumps by alpha v where IoU crosses 0.5.
+    """
+    pair = Pair(pred, target)
+    gated = np.where(pair.iou > 0.5, _trade_off(pair, False), 0.0)
+    return 1.0 - pair.iou + pair.centre_distance2 / pair.diagonal2 + detach(gated) * pair.aspect_v
 
 
 @registered("eiou", variants=True)
@@ -337,6 +406,61 @@ def wiou_loss(pred: Boxes, target: Boxes) -> Values:
     return np.exp(pair.centre_distance2 / detach(pair.diagonal2)) * (1.0 - pair.iou)
 
 
+def iou_loss_running_mean(state: Any, value: Any, step: int, steps: int) -> Any:
+    """Wise-IoU's running mean of the IoU loss, (1 - m) state + m value, m = 1 - 0.05^(1 / steps).
+
+    The paper's momentum m = 1 - 0.05^(1 / (n t)) leaves the initial value a weight of
+    5 % after n t steps (n batches an epoch, t epochs); here n t is the run's
+    ``steps``, its whole length.
+    """
+    momentum = 1.0 - 0.05 ** (1.0 / steps)
+    return (1.0 - momentum) * state + momentum * value
+
+
+def _iou_loss_statistic(pred: Boxes, target: Boxes) -> Values:
+    """L_IoU = 1 - IoU of each pair: what Wise-IoU's running mean averages."""
+    return 1.0 - Pair(pred, target).iou
+
+
+_WISE_IOU_STATE = LossState("iou_mean", 1.0, _iou_loss_statistic, iou_loss_running_mean)
+
+
+def _outlier_degree(pair, iou_mean):
+    """Wise-IoU's beta = L_IoU* / mean(L_IoU), the IoU loss detached; 0 where the mean is 0."""
+    _require(np.all(np.asarray(iou_mean) >= 0), f"Wise-IoU's iou_mean must be >= 0; got {iou_mean!r}")
+    return safe_divide(detach(1.0 - pair.iou), iou_mean)
+
+
+@registered("wiou_v2", state=_WISE_IOU_STATE)
+def wiou_v2_loss(pred: Boxes, target: Boxes, iou_mean: float = 1.0, gamma: float = 0.5) -> Values:
+    """Wise-IoU v2, (L_IoU* / mean L_IoU)^gamma L_WIoUv1 (Tong et al., arXiv 2301.10051).
+
+    The monotonic focusing: the v1 loss (`wiou`) times the detached IoU loss over its
+    running mean, to the power gamma (0.5, the paper's). `iou_mean` is the running
+    mean, state that the engine and training carry (`LOSS_STATES`; 1.0, the authors'
+    start, when the loss is called on its own).
+    """
+    _require(gamma > 0, f"wiou_v2 needs gamma > 0; got {gamma!r}")
+    pair = Pair(pred, target)
+    return safe_power(_outlier_degree(pair, iou_mean), gamma) * unchecked(wiou_loss)(pred, target)
+
+
+@registered("wiou_v3", state=_WISE_IOU_STATE)
+def wiou_v3_loss(pred: Boxes, target: Boxes, iou_mean: float = 1.0, alpha: float = 1.9, delta: float = 3.0) -> Values:
+    """Wise-IoU v3, r L_WIoUv1, r = beta / (delta alpha^(beta - delta)) (Tong et al., arXiv 2301.10051).
+
+    The non-monotonic focusing: beta = L_IoU* / mean(L_IoU) is the outlier degree of
+    a box (its IoU loss, detached, over the running mean `iou_mean`), and r, largest
+    at beta = 1 / ln(alpha), gives ordinary boxes the largest gradient gain. alpha =
+    1.9 and delta = 3 are the paper's (the authors' v1 branch, ``iou.py``). The
+    running mean is state that the engine and training carry (`LOSS_STATES`).
+    """
+    _require(alpha > 0 and delta > 0, f"wiou_v3 needs alpha > 0 and delta > 0; got {alpha!r}, {delta!r}")
+    pair = Pair(pred, target)
+    beta = _outlier_degree(pair, iou_mean)
+    return beta / (delta * alpha ** (beta - delta)) * unchecked(wiou_loss)(pred, target)
+
+
 @registered("mpdiou", variants=True, scale_invariant=False)
 def mpdiou_loss(pred: Boxes, target: Boxes, frame_width: float = 10.0, frame_height: float = 10.0) -> Values:
     """MPDIoU loss, 1 - IoU + (d1^2 + d2^2) / (w^2 + h^2) (Ma and Xu, arXiv 2307.07662).
@@ -371,6 +495,60 @@ def shape_iou_loss(pred: Boxes, target: Boxes, scale: float = 0.0, theta: float 
     return 1.0 - pair.iou + distance + 0.5 * _shape_cost(pair, theta, weight_w=hh, weight_h=ww)
 
 
+def _piou_penalty(pair):
+    """PIoU's P: the mean of the four edge distances, each over the target's width or height."""
+    return ((np.abs(pair.x1 - pair.tx1) + np.abs(pair.x2 - pair.tx2)) / pair.tw
+            + (np.abs(pair.y1 - pair.ty1) + np.abs(pair.y2 - pair.ty2)) / pair.th) / 4
+
+
+@registered("piou", symmetric=False)
+def piou_loss(pred: Boxes, target: Boxes) -> Values:
+    """PIoU loss, 1 - IoU + 1 - exp(-P^2) (Liu et al., Powerful-IoU, Neural Networks 2024).
+
+    P = (|dw1| + |dw2|) / (4 w_gt) + (|dh1| + |dh2|) / (4 h_gt), with dw1, dw2, dh1,
+    dh2 the distances between the corresponding edges of the two boxes; normalised
+    by the target alone, so the loss is not symmetric. As the authors' ``piou.py``
+    (fppccc/Powerful-IoU), without its eps.
+    """
+    pair = Pair(pred, target)
+    return 1.0 - pair.iou + 1.0 - np.exp(-_piou_penalty(pair) ** 2)
+
+
+@registered("piou_v2", symmetric=False)
+def piou_v2_loss(pred: Boxes, target: Boxes, lambda_: float = 1.3) -> Values:
+    """PIoU v2 loss, u(lambda q) L_PIoU, u(x) = 3 x exp(-x^2), q = exp(-P) (Liu et al., Powerful-IoU, Neural Networks 2024).
+
+    The non-monotonic attention of PIoU v2 on the PIoU loss (`piou`); lambda = 1.3,
+    the authors' default. q is not detached: the authors' ``piou.py`` lets the
+    gradient flow through it, and so does this.
+    """
+    _require(lambda_ > 0, f"piou_v2 needs lambda_ > 0; got {lambda_!r}")
+    x = lambda_ * np.exp(-_piou_penalty(Pair(pred, target)))
+    return 3 * x * np.exp(-x ** 2) * unchecked(piou_loss)(pred, target)
+
+
+@registered("bounded_iou", positive=False, symmetric=False, scale_invariant=False)
+def bounded_iou_loss(pred: Boxes, target: Boxes, beta: float = 0.2, eps: float = 1e-3) -> Values:
+    """Bounded IoU loss, smooth L1 of the four bounds 1 - IoU_B on cx, cy, w, h (Tychsen-Smith and Petersson, CVPR 2018, arXiv 1711.00164).
+
+    As mmdetection's ``bounded_iou_loss``: for the centres 1 - max((w_gt - 2|dx|) /
+    (w_gt + 2|dx| + eps), 0), for the sizes 1 - min(w_gt / (w + eps), w / (w_gt +
+    eps)), and the same in y; each passed through smooth L1 with `beta` (0.2) and the
+    four summed (mmdetection averages them). The denominators come from the target,
+    so the loss is not symmetric; with mmdetection's eps = 1e-3 it is not 0 for
+    identical boxes (each term is eps / (w_gt + eps)) nor scale invariant, and with
+    ``eps=0`` it is both. A box of zero width has size term 1, its limit.
+    """
+    _require(beta > 0 and eps >= 0, f"bounded_iou needs beta > 0 and eps >= 0; got beta={beta!r}, eps={eps!r}")
+    pair = Pair(pred, target)
+    terms = []
+    for offset, size, target_size in ((pair.dx, pair.w, pair.tw), (pair.dy, pair.h, pair.th)):
+        spread = 2 * np.abs(offset)
+        terms.append(1.0 - np.maximum((target_size - spread) / (target_size + spread + eps), 0.0))
+    for size, target_size in ((pair.w, pair.tw), (pair.h, pair.th)):
+        terms.append(1.0 - np.minimum(safe_divide(target_size, size + eps), size / (target_size + eps)))
+    return sum(np.where(x < beta, 0.5 * x * x / beta, x - 0.5 * beta) for x in terms)
+
 
 @registered("nwd", scale_invariant=False)
 def nwd_loss(pred: Boxes, target: Boxes, constant: float = 1.0) -> Values:
@@ -391,13 +569,56 @@ def nwd_loss(pred: Boxes, target: Boxes, constant: float = 1.0) -> Values:
 
 
 def _inner_iou(pair, ratio=0.7):
-    _require(ratio > 0, f"ratio must be positive; got {ratio!r}")
+    _require(np.all(np.asarray(ratio) > 0), f"ratio must be positive; got {ratio!r}")
     return pair.scaled(ratio).iou
 
 
 def _focaler_iou(pair, d=0.0, u=0.95):
     _require(0 <= d < u <= 1, f"focaler bounds need 0 <= d < u <= 1; got d={d!r}, u={u!r}")
     return np.clip((pair.iou - d) / (u - d), 0.0, 1.0)
+
+
+UIOU_SCHEDULES = {
+    "linear": lambda progress: 2.0 - 1.5 * progress,
+    "cosine": lambda progress: 0.75 * np.cos(np.pi * progress) + 1.25,
+    "fraction": lambda progress: 200.0 / (300.0 * progress + 100.0),
+}
+"""Unified-IoU's schedules of the box scale over training, each from 2 at the start to 0.5 at the end."""
+
+
+def unified_iou_ratio(progress: float, schedule: str = "linear") -> float:
+    """Unified-IoU's box scale at `progress` (step / steps, in [0, 1]) of a run: 2 at the start, 0.5 at the end.
+
+    The authors' code (``bbox_iou`` with ``UIoU=True``) writes its three schedules
+    over 300 epochs: linear ``-0.005 * epoch + 2`` (the one it uses), cosine ``0.75 *
+    cos(pi * epoch / 300) + 1.25`` and fraction ``200 / (epoch + 100)``; here epoch /
+    300 is `progress`.
+    """
+    if schedule not in UIOU_SCHEDULES:
+        raise ValueError(f"unknown Unified-IoU schedule {schedule!r}; valid: {', '.join(UIOU_SCHEDULES)}")
+    return float(UIOU_SCHEDULES[schedule](progress))
+
+
+def _scheduled_ratio(state: Any, statistic: Any, step: int, steps: int) -> Any:
+    """Unified-IoU's ratio at step `step` of `steps`: the linear schedule, whatever the state was."""
+    return unified_iou_ratio(step / steps) + 0.0 * np.asarray(state)  # one ratio per box, as the state came
+
+
+@registered("uiou", state=LossState("ratio", 1.0, None, _scheduled_ratio))
+def uiou_loss(pred: Boxes, target: Boxes, ratio: float = 1.0) -> Values:
+    """Unified-IoU loss, 1 - IoU of both boxes scaled about their centres by ratio (Luo et al., arXiv 2408.06636).
+
+    UIoU scales the prediction and the target by the same `ratio`, which the
+    engine and training move over the run from 2 (larger boxes: a gradient for
+    boxes that do not overlap yet, weight on the low-quality ones) to 0.5 (smaller
+    boxes: weight on the high-quality ones) by the authors' linear schedule
+    (`unified_iou_ratio`, `LOSS_STATES`); called on its own it uses `ratio` as
+    given, 1 (the IoU loss) by default. This is UIoU on the IoU loss; the authors'
+    code scales the boxes before whichever IoU loss it is combined with (CIoU in
+    YOLO). Its focal weighting of the confidence loss is not a box loss and is left
+    out.
+    """
+    return 1.0 - _inner_iou(Pair(pred, target), ratio)
 
 
 Variant = namedtuple("Variant", "remap title remapped paper positive")
@@ -488,3 +709,27 @@ def smooth_l1_loss(pred: Boxes, target: Boxes, beta: float = 1.0, coords: str = 
     if beta == 0:
         return sum(differences)
     return sum(np.where(x < beta, 0.5 * x ** 2 / beta, x - 0.5 * beta) for x in differences)
+
+
+
+@registered("balanced_l1", scale_invariant=False)
+def balanced_l1_loss(pred: Boxes, target: Boxes, alpha: float = 0.5, gamma: float = 1.5, beta: float = 1.0,
+                     coords: str = "xyxy") -> Values:
+    """Balanced L1, summed over coordinate differences (Pang et al., Libra R-CNN, CVPR 2019, arXiv 1904.02701).
+
+    For each difference x: alpha / b (b |x| + 1) ln(b |x| / beta + 1) - alpha |x|
+    where |x| < beta, else gamma |x| + gamma / b - alpha beta, with b = e^(gamma /
+    alpha) - 1 (so that alpha ln(b + 1) = gamma and the gradient is continuous at
+    beta = 1), as mmdetection's ``balanced_l1_loss``, whose defaults (alpha 0.5,
+    gamma 1.5, beta 1) these are. ``coords`` is the box format of the differences, as
+    for `l1`; the paper applies it to its regression deltas.
+    """
+    _require(alpha > 0 and gamma > 0 and beta > 0,
+             f"balanced_l1 needs alpha, gamma and beta > 0; got {alpha!r}, {gamma!r}, {beta!r}")
+    b = np.exp(gamma / alpha) - 1
+    total = 0.0
+    for difference in _coordinate_differences(pred, target, coords):
+        x = np.abs(difference)
+        total = total + np.where(x < beta, alpha / b * (b * x + 1) * np.log(b * x / beta + 1) - alpha * x,
+                                 gamma * x + gamma / b - alpha * beta)
+    return total

@@ -60,9 +60,9 @@ TargetTerms.__doc__ = "What the kernels use of the targets, computed once for ma
 Gradient = Union[FloatArray, float]
 """A gradient reaching a quantity: an array, or the scalar 0.0 (none yet) or 1.0 (the loss itself)."""
 
-Kernel = Callable[[Sequence[FloatArray], Union[Sequence[FloatArray], TargetTerms]],
-                  tuple[FloatArray, list[FloatArray], FloatArray]]
-"""A fused kernel: ``kernel(pred, target) -> (value, partials, iou)``, as `value_and_partials` describes."""
+Kernel = Callable[..., tuple[FloatArray, list[FloatArray], FloatArray]]
+"""A fused kernel: ``kernel(pred, target, **state) -> (value, partials, iou)``, as `value_and_partials` describes;
+`state`, a stateful loss's state for the call."""
 
 
 def target_terms(target: Sequence[FloatArray]) -> TargetTerms:
@@ -400,6 +400,14 @@ def _ciou_head(G, g, trade_off_gradient=False):
     return value + G.trade_off * G.aspect_v
 
 
+@fused_head("ciou_mmdet")
+def _ciou_mmdet_head(G, g):
+    value = _diou_head(G, g)
+    gated = _where(G.iou > 0.5, G.trade_off, 0.0)  # mmdetection's alpha, 0 where IoU <= 0.5; a constant
+    G.add_aspect_v(_times(g, gated))
+    return value + gated * G.aspect_v
+
+
 @fused_head("eiou")
 def _eiou_head(G, g):
     value = _diou_head(G, g)
@@ -512,6 +520,26 @@ def _wiou_head(G, g):
     return factor * (1.0 - G.iou)
 
 
+def _outlier_degree(G, iou_mean):
+    """Wise-IoU's beta = (1 - IoU) / iou_mean, 0 where the mean is 0; a constant in the gradient."""
+    iou_mean = np.asarray(iou_mean, dtype=float)
+    nonzero = iou_mean != 0
+    return _where(nonzero, (1.0 - G.iou) / _where(nonzero, iou_mean, 1.0), 0.0)
+
+
+@fused_head("wiou_v2")
+def _wiou_v2_head(G, g, iou_mean=1.0, gamma=0.5):
+    factor = _power(_outlier_degree(G, iou_mean), gamma)[0]
+    return factor * _wiou_head(G, _times(g, factor))
+
+
+@fused_head("wiou_v3")
+def _wiou_v3_head(G, g, iou_mean=1.0, alpha=1.9, delta=3.0):
+    beta = _outlier_degree(G, iou_mean)
+    factor = beta / (delta * alpha ** (beta - delta))
+    return factor * _wiou_head(G, _times(g, factor))
+
+
 @fused_head("mpdiou")
 def _mpdiou_head(G, g, frame_width=10.0, frame_height=10.0):
     G.add("iou", -g)
@@ -540,6 +568,73 @@ def _shape_iou_head(G, g, scale=0.0, theta=4.0):
     return 1.0 - G.iou + distance + 0.5 * shape
 
 
+def _piou_penalty(G):
+    """PIoU's P, as `sandbox.losses.formulas._piou_penalty`, and ``give(g_P)``, which hands the gradient
+    reaching P on to the corners."""
+    t = G.t
+    differences = [(name, getattr(G, name) - getattr(t, name), size)
+                   for name, size in (("x1", t.w), ("x2", t.w), ("y1", t.h), ("y2", t.h))]
+    (_, dx1, _), (_, dx2, _), (_, dy1, _), (_, dy2, _) = differences
+
+    def give(g_P: Gradient) -> None:
+        for name, difference, size in differences:
+            G.add(name, _times(g_P, _sign(difference) / (4 * size)))
+    return ((np.abs(dx1) + np.abs(dx2)) / t.w + (np.abs(dy1) + np.abs(dy2)) / t.h) / 4, give
+
+
+@fused_head("piou")
+def _piou_head(G, g):
+    P, give = _piou_penalty(G)
+    decay = np.exp(-P ** 2)
+    G.add("iou", -g)
+    give(_times(g, 2 * P * decay))
+    return 1.0 - G.iou + 1.0 - decay
+
+
+@fused_head("piou_v2")
+def _piou_v2_head(G, g, lambda_=1.3):
+    P, give = _piou_penalty(G)
+    decay = np.exp(-P ** 2)
+    x = lambda_ * np.exp(-P)
+    attention = 3 * x * np.exp(-x ** 2)
+    piou = 1.0 - G.iou + 1.0 - decay
+    G.add("iou", -_times(g, attention))
+    # d/dP of u(x) L: u 2P exp(-P^2) + L u'(x) dx/dP, with u'(x) = 3 exp(-x^2) (1 - 2x^2) and dx/dP = -x
+    give(_times(g, attention * 2 * P * decay - piou * 3 * np.exp(-x ** 2) * (1 - 2 * x ** 2) * x))
+    return attention * piou
+
+
+def _smooth(x, beta):
+    """Smooth L1 of x >= 0 at beta > 0 and its slope."""
+    small = x < beta
+    return np.where(small, 0.5 * x * x / beta, x - 0.5 * beta), np.where(small, x / beta, 1.0)
+
+
+@fused_head("bounded_iou")
+def _bounded_iou_head(G, g, beta=0.2, eps=1e-3):
+    value = 0.0
+    for offset, target_size, add_offset in ((G.dx, G.t.w, G.add_dx), (G.dy, G.t.h, G.add_dy)):
+        spread = 2 * np.abs(offset)
+        denominator = target_size + spread + eps
+        bound = (target_size - spread) / denominator
+        term, slope = _smooth(1.0 - np.maximum(bound, 0.0), beta)
+        value = value + term
+        g_bound = _order(0.0, -_times(g, slope), bound, 0.0, both=False)[0]
+        g_spread = g_bound * -(2 * target_size + eps) / denominator ** 2
+        add_offset(g_spread * 2 * _sign(offset))
+    for size, target_size in (("w", G.t.w), ("h", G.t.h)):
+        s = getattr(G, size)
+        shifted = s + eps
+        nonzero = shifted != 0
+        safe = _where(nonzero, shifted, 1.0)
+        over = _where(nonzero, target_size / safe, 0.0)
+        under = s / (target_size + eps)
+        term, slope = _smooth(1.0 - np.minimum(over, under), beta)
+        value = value + term
+        g_over, g_under = _order(-_times(g, slope), 0.0, over, under)
+        G.add(size, g_over * _where(nonzero, -target_size / safe ** 2, 0.0) + g_under / (target_size + eps))
+    return value
+
 
 @fused_head("nwd")
 def _nwd_head(G, g, constant=1.0):
@@ -558,6 +653,14 @@ def _log_iou_head(G, g, eps=1e-6):
     clamped = np.maximum(G.iou, eps)
     G.add("iou", _order(0.0, -_times(g, 1.0 / clamped), G.iou, eps, both=False)[0])
     return -np.log(clamped)
+
+
+@fused_head("uiou")
+def _uiou_head(G, g, ratio=1.0):
+    scaled, give_back = G.scaled(ratio)
+    scaled.add("iou", -g)
+    give_back()
+    return 1.0 - scaled.iou
 
 
 def _coordinates(G, coords):
@@ -613,6 +716,19 @@ def _smooth_l1_term(difference, beta=1.0):
     small = x < beta
     return (np.where(small, 0.5 * x ** 2 / beta, x - 0.5 * beta),
             np.where(small, x / beta, 1.0) * _sign(difference))
+
+
+@fused_head("balanced_l1")
+@_coordinate_head
+def _balanced_l1_term(difference, alpha=0.5, gamma=1.5, beta=1.0):
+    b = np.exp(gamma / alpha) - 1
+    x = np.abs(difference)
+    small = x < beta
+    logarithm = np.log(b * x / beta + 1)
+    value = np.where(small, alpha / b * (b * x + 1) * logarithm - alpha * x, gamma * x + gamma / b - alpha * beta)
+    # d/dx: alpha ln(b x / beta + 1) + alpha (b x + 1) / (b x + beta) - alpha below beta, gamma above
+    slope = np.where(small, alpha * logarithm + alpha * (b * x + 1) / (b * x + beta) - alpha, gamma)
+    return value, slope * _sign(difference)
 
 
 def _fused_losses():
@@ -675,10 +791,11 @@ def built_kernel(function: Callable[..., Any]) -> Kernel | None:
     except NoKernel:
         return None
 
-    def value_and_partials_of(pred, target):
+    def value_and_partials_of(pred, target, **state):
+        """`state`: a stateful loss's state (`sandbox.losses.formulas.LOSS_STATES`), given at each call."""
         target = target if isinstance(target, TargetTerms) else target_terms(target)
         geometry = Geometry(pred, target)
-        value = head(geometry, 1.0, **params)
+        value = head(geometry, 1.0, **(dict(params, **state) if state else params))
         return value, geometry.partials(), geometry.iou
     value_and_partials_of.__name__ = f"fused_{name}"
     return value_and_partials_of
@@ -735,15 +852,17 @@ def fused_total(loss: str | Callable[..., Any]) -> Callable[..., Array]:
 
     `pred` is `Coordinates`; `target` is `Coordinates` or `TargetTerms`, computed
     once for many calls. When `out` is a dict, the loss and the IoU of every case,
-    computed on the way, are left in ``out["value"]`` and ``out["iou"]``.
+    computed on the way, are left in ``out["value"]`` and ``out["iou"]``. Keywords
+    give a stateful loss its state for this call (`sandbox.losses.formulas.LOSS_STATES`).
     """
     value_and_partials_of = _kernel_of(loss)
 
-    def total(pred: Boxes, target: Boxes | TargetTerms, out: dict[str, FloatArray] | None = None) -> Array:
+    def total(pred: Boxes, target: Boxes | TargetTerms, out: dict[str, FloatArray] | None = None,
+              **state: Any) -> Array:
         corners = unstack(pred)
         if not isinstance(target, TargetTerms):
             target = [getval(t) for t in unstack(target)]
-        value, partials, iou = value_and_partials_of([getval(c) for c in corners], target)
+        value, partials, iou = value_and_partials_of([getval(c) for c in corners], target, **state)
         if out is not None:
             out["value"], out["iou"] = value, iou
         return _total(*corners, value=value, partials=partials)
@@ -787,10 +906,10 @@ def fused_loss(loss: str | Callable[..., Any]) -> Callable[[Array, Boxes], Array
     """
     value_and_partials_of = _kernel_of(loss)
 
-    def values(pred: Array, target: Boxes) -> Array:
+    def values(pred: Array, target: Boxes, **state: Any) -> Array:
         boxes = getval(pred)
         target_corners = [getval(t) for t in unstack(target)]
-        value, partials, _ = value_and_partials_of(unstack(boxes), target_corners)
+        value, partials, _ = value_and_partials_of(unstack(boxes), target_corners, **state)
         if np.shape(value) != np.shape(boxes)[:-1]:
             raise ValueError(f"fused_loss takes one target per predicted box, or one for all; got predictions of "
                              f"shape {np.shape(boxes)} and targets of shape {np.shape(target)}")

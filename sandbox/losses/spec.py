@@ -2,7 +2,8 @@
 
 A *spec* names a loss: a name in `sandbox.LOSSES` or `REGISTERED` with parameters
 (``'alpha_ciou:alpha=3'``), a function in an importable module
-(``'package.module:function'``), or a weighted sum of those (``'5*l1+2*giou'``).
+(``'package.module:function'``), a weighted sum of those (``'5*l1+2*giou'``), or a
+preset's name, which stands for a weighted sum detectors ship (`PRESETS`: ``'detr'``).
 `get_loss` turns a spec into a function, `canonical_loss` into the one spelling
 every record uses, `register_loss` adds a name, and `travelling` and `adopt` carry
 registered losses to worker processes.
@@ -24,6 +25,15 @@ from sandbox.geometry.names import canonical
 from sandbox.losses.formulas import LOSSES, unchecked
 
 _FunctionT = TypeVar("_FunctionT", bound=Callable[..., Any])
+
+PRESETS: dict[str, str] = {"detr": "5*l1:coords=cxcywh+2*giou"}
+"""Named weighted sums, by name: a spec names one as it names a loss, and records keep the name.
+
+``'detr'``: DETR's box losses, L1 between (cx, cy, w, h) boxes times 5 plus GIoU times 2
+(Carion et al., ECCV 2020, arXiv 2005.12872; its set criterion's ``bbox_loss_coef=5``,
+``giou_loss_coef=2``), as the learning experiment's ``'detr'`` head trains with
+(`sandbox.learning.heads.detr_recipe`, on boxes in units of the image side).
+"""
 
 REGISTERED: dict[str, Loss] = {}
 """Losses added by `register_loss`, by name; every spec can name them as it names `LOSSES`."""
@@ -57,7 +67,7 @@ def register_loss(name: str, function: _FunctionT) -> _FunctionT:
     if not (isinstance(name, str) and name.isidentifier()):
         raise ValueError(f"a loss name must be a Python identifier such as 'my_loss'; got {name!r}")
     key = name.lower()
-    if key in LOSSES:
+    if key in LOSSES or key in PRESETS:
         raise ValueError(f"{key!r} is a built-in loss; register yours under another name")
     if not callable(function):
         raise ValueError(f"register_loss takes a function loss(pred, target); got {function!r}")
@@ -145,6 +155,8 @@ def parse_loss(spec: str | Loss) -> tuple[str | Loss, Loss]:
     if callable(spec):
         return spec, spec
     text = str(spec)
+    if text.strip().lower() in PRESETS:  # recorded by its name, built from its sum
+        return text.strip().lower(), parse_loss(PRESETS[text.strip().lower()])[1]
     terms = _split(text)
     if terms is None:
         return _read(text, {})
@@ -167,8 +179,9 @@ def get_loss(spec: str | Loss, **params: Any) -> Loss:
       command line: ``'l1:coords=cxcywh'``, several separated by commas;
     - a function in an importable module, ``'package.module:function'``, with
       parameters the same way: ``'package.module:function:scale=2'``;
-    - a weighted sum of those, ``'5*l1+2*giou'`` (DETR's combination; a factor may
-      also follow its loss, ``'l1*5+giou*2'``).
+    - a weighted sum of those, ``'5*l1+2*giou'`` (a factor may also follow its
+      loss, ``'l1*5+giou*2'``);
+    - a preset of `PRESETS`, ``'detr'`` (DETR's ``'5*l1:coords=cxcywh+2*giou'``).
 
     Keyword arguments add parameters (not to a sum). Every name, parameter and value
     is checked here, with one call on a pair of boxes, before any work.
@@ -185,7 +198,7 @@ def get_loss(spec: str | Loss, **params: Any) -> Loss:
     if not params:
         return parse_loss(spec)[1]
     text = str(spec)
-    if _split(text) is not None:
+    if _split(text) is not None or text.strip().lower() in PRESETS:
         raise ValueError(f"loss {text!r}: give a weighted sum's parameters with each term, as '5*l1:coords=cxcywh+giou'")
     return _read(text, params)[1]
 
@@ -317,6 +330,8 @@ def travelling(spec: str | Loss, forked: bool) -> dict[str, str]:
 
 def _named(spec):
     """The `LOSSES` and `REGISTERED` names a spec uses."""
+    if spec.strip().lower() in PRESETS:
+        return _named(PRESETS[spec.strip().lower()])
     terms = _split(spec) or [(1.0, spec)]
     return [canonical(name, _loss_names(), "loss") for kind, name, _ in (_parts(t) for _, t in terms) if kind == "name"]
 

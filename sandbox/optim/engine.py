@@ -22,6 +22,13 @@ Each box stops on its own (`sandbox.optim.rules.stops`): when its max |gradient|
 (`Status.NON_FINITE`); otherwise it runs `maxiter` steps (`Status.MAX_ITERATIONS`).
 A stopped box's parameters and rule state stay as they were while the others go on.
 
+A loss that carries state (`sandbox.losses.formulas.LOSS_STATES`: Wise-IoU v2 and v3's
+running mean of the IoU loss, Unified-IoU's scheduled box scale) gets one state per
+box: before each step's loss the box's state is updated from its own boxes
+(``update(state, statistic(box, target), t, maxiter)``) and passed to the loss as its
+parameter; a stopped box keeps its state, and the result returns each box's final
+state as ``loss_state``. So a box's running mean is over its own steps alone.
+
 Every operation of a step is elementwise over boxes (the sum's reverse pass hands
 each box its own partials), so a box's result does not depend on the batch it
 ran in: bit for bit, whatever n, the chunk size or the number of workers (a
@@ -50,7 +57,7 @@ from scipy.optimize import OptimizeResult
 
 from sandbox._types import Array, BoolArray, FloatArray
 from sandbox.geometry.boxes import Coordinates, box_convert, check_boxes, rows
-from sandbox.losses.formulas import giou, iou, unchecked
+from sandbox.losses.formulas import LossState, giou, iou, loss_state, unchecked
 from sandbox.losses.fused import built_kernel, fused_total, target_terms
 from sandbox.losses.spec import adopt, on_arrays, travelling
 from sandbox.optim.rules import RULES, Rate, State, Status, apply, first_order, stops
@@ -67,8 +74,9 @@ Callback: TypeAlias = Callable[[OptimizeResult], object]
 """``callback(intermediate_result)``; raising StopIteration ends the run."""
 Progress: TypeAlias = Callable[[int, int], object]
 """``progress(done, total)``."""
-_Evaluate: TypeAlias = Callable[[FloatArray, bool], tuple[Optional[Array], FloatArray, Optional[Array], bool]]
-"""``evaluate(theta, want_iou) -> (loss (m,) or None, g (4, m), iou (m,) or None, finite)``, made by `_evaluator`."""
+_Evaluate: TypeAlias = Callable[..., tuple[Optional[Array], FloatArray, Optional[Array], bool]]
+"""``evaluate(theta, want_iou, state=None) -> (loss (m,) or None, g (4, m), iou (m,) or None, finite)``, made by
+`_evaluator`; `state`, a stateful loss's keyword and its values per box."""
 _Task: TypeAlias = tuple[FloatArray, FloatArray, Rate, Settings, str, dict[str, str], Optional[Callback]]
 """A chunk's work, for `_descend_chunk`: starts and targets (m, 4), the rate(s), the settings, the record, the
 losses a worker registers (`sandbox.losses.spec.travelling`) and the callback."""
@@ -129,6 +137,8 @@ def descend(starts: ArrayLike, targets: ArrayLike, settings: Settings, record: s
           stopped by `gtol` or a non-finite value), ``boxes`` (n, maxiter + 1, 4),
           ``losses``, ``ious``, ``gious``, ``grad_norms`` (n, maxiter + 1), step 0
           the start, NaN after the box's last step ``nit``;
+        - for a loss that carries state, ``loss_state`` (n,): each box's state as its
+          last step used it;
         - with ``'sums'``: ``errors`` (maxiter + 1,), E(t), the sum over boxes of
           the L1 distance in (x, y, w, h) between box and target; ``mean_iou``
           (maxiter + 1,); ``final_errors`` and ``final_ious`` (n,).
@@ -166,7 +176,7 @@ def descend(starts: ArrayLike, targets: ArrayLike, settings: Settings, record: s
         registered = travelling(settings.loss, forked=scheduler is None and forks())
     tasks: list[_Task] = [(starts[a:b], targets[a:b], lr if np.ndim(lr) == 0 else lr[a:b], settings, record,
                            registered, callback) for a, b in bounds]
-    result = OptimizeResult(_fields(settings.maxiter, record, n))
+    result = OptimizeResult(_fields(settings.maxiter, record, n, _carried(settings) is not None))
     prepare = functools.partial(prepare_worker, [settings.loss], registered)
     for (a, b), part in zip(bounds, map_tasks(_descend_chunk, tasks, workers, scheduler, prepare)):
         for key, value in part.items():
@@ -188,10 +198,10 @@ def descend(starts: ArrayLike, targets: ArrayLike, settings: Settings, record: s
     return result
 
 
-def _fields(maxiter: int, record: str, n: int) -> _Fields:
+def _fields(maxiter: int, record: str, n: int, stateful: bool = False) -> _Fields:
     """Empty arrays for the fields of a run of n boxes: x and box (n, 4), the others with the box axis last."""
     steps = maxiter + 1
-    shapes = {"box": (n, 4), "nit": (n,), "status": (n,)}
+    shapes = {"box": (n, 4), "nit": (n,), "status": (n,), **({"loss_state": (n,)} if stateful else {})}
     if record == "sums":
         blocks = math.ceil(n / BLOCK)
         shapes |= {"final_errors": (n,), "final_ious": (n,), "error_blocks": (steps, blocks),
@@ -215,7 +225,8 @@ def _evaluator(settings: Settings, target: Coordinates) -> _Evaluate:
         return _one_box(_evaluator(settings, Coordinates(np.repeat(t, 2) for t in target)))
     loss, param = settings.loss, settings.parameterisation
     if callable(settings.gradient):
-        def evaluate_override(theta: FloatArray, want_iou: bool) -> tuple[None, FloatArray, Array, bool]:
+        def evaluate_override(theta: FloatArray, want_iou: bool, state: dict[str, FloatArray] | None = None
+                              ) -> tuple[None, FloatArray, Array, bool]:
             g, current_iou = cast(GradientFunction, settings.gradient)(theta, target)
             return None, g, current_iou, bool(np.isfinite(g.sum()))
         return evaluate_override
@@ -223,21 +234,22 @@ def _evaluator(settings: Settings, target: Coordinates) -> _Evaluate:
     if settings.gradient == "fused" and not callable(loss) and built_kernel(settings.loss_function) is not None:
         total, terms = fused_total(settings.loss_function), target_terms(cast(Sequence[FloatArray], target))
 
-        def objective(theta: Array) -> Array:
-            return total(param.to_box(rows(theta)), terms, out=captured)
+        def objective(theta: Array, state: dict[str, FloatArray]) -> Array:
+            return total(param.to_box(rows(theta)), terms, out=captured, **state)
     else:
         function = unchecked(settings.loss_function)
         if callable(loss):  # a user's function takes stacked boxes (..., 4)
             function = on_arrays(function)
 
-        def objective(theta: Array) -> Array:
-            values = function(param.to_box(rows(theta)), target)
+        def objective(theta: Array, state: dict[str, FloatArray]) -> Array:
+            values = function(param.to_box(rows(theta)), target, **state)
             captured["value"] = getval(values)
             return values if np.ndim(values) == 0 else anp.sum(values)
     total_and_gradient = value_and_grad(objective)
 
-    def evaluate(theta: FloatArray, want_iou: bool) -> tuple[Array | None, FloatArray, Array | None, bool]:
-        total, g = total_and_gradient(theta)
+    def evaluate(theta: FloatArray, want_iou: bool, state: dict[str, FloatArray] | None = None
+                 ) -> tuple[Array | None, FloatArray, Array | None, bool]:
+        total, g = total_and_gradient(theta, state or {})
         current_iou = captured.pop("iou", None)
         if current_iou is None and want_iou:
             current_iou = unchecked(iou)(param.to_box(Coordinates(theta)), target)
@@ -254,8 +266,10 @@ def _one_box(evaluate: _Evaluate) -> _Evaluate:
     scalar ``x ** 2`` calls ``pow``, its arrays multiply), so a box would not run
     alone exactly as it runs in a batch. Two copies are a batch of two.
     """
-    def evaluate_one(theta: FloatArray, want_iou: bool) -> tuple[Array | None, FloatArray, Array | None, bool]:
-        value, g, current_iou, finite = evaluate(np.repeat(theta, 2, axis=1), want_iou)
+    def evaluate_one(theta: FloatArray, want_iou: bool, state: dict[str, FloatArray] | None = None
+                     ) -> tuple[Array | None, FloatArray, Array | None, bool]:
+        doubled = {key: np.repeat(values, 2) for key, values in state.items()} if state else None
+        value, g, current_iou, finite = evaluate(np.repeat(theta, 2, axis=1), want_iou, doubled)
         return (None if value is None else value[:1], g[:, :1], None if current_iou is None else current_iou[:1],
                 finite)
     return evaluate_one
@@ -287,8 +301,12 @@ def _descend_chunk(task: _Task) -> _Fields:
     state = rule.init(theta)
     running = np.ones(n, dtype=bool)  # not stopped yet
     status, nit, gradient_max = np.full(n, int(Status.MAX_ITERATIONS)), np.full(n, maxiter), np.full(n, np.nan)
+    carried = _carried(settings)
+    loss_state_values = None if carried is None else np.full(n, carried[1], dtype=float)
     for t in range(maxiter):
-        value, g, current_iou, finite = evaluate(theta, want_iou)
+        if carried is not None and loss_state_values is not None:  # each box's own, before its step's loss
+            loss_state_values = _next_loss_state(carried[0], loss_state_values, theta, target, settings, t, running)
+        value, g, current_iou, finite = evaluate(theta, want_iou, _state_keywords(carried, loss_state_values))
         recorder.step(theta, value, g, current_iou, running)
         stopping, failed, largest = stops(value, g, gtol, finite)
         if stopping is not None:
@@ -314,12 +332,36 @@ def _descend_chunk(task: _Task) -> _Fields:
                 status, nit = np.where(running, Status.STOPPED, status), np.where(running, t + 1, nit)
                 break
     # the boxes still running (maxiter reached, or the callback) have not been evaluated at their last point
-    fields = recorder.finish(theta, running, evaluate)
+    fields = recorder.finish(theta, running, functools.partial(evaluate,
+                                                               state=_state_keywords(carried, loss_state_values)))
     fields.update(box=np.stack(cast(Coordinates, param.to_box(Coordinates(theta)))), nit=nit, status=status)
+    if loss_state_values is not None:
+        fields.update(loss_state=loss_state_values)
     if record == "history":  # with running sums, for millions of boxes, only what regress reports
         evaluated = (status == Status.CONVERGED) | (status == Status.NON_FINITE)
         fields.update(x=theta, nfev=np.where(evaluated, nit + 1, nit), gradient_max=gradient_max)
     return fields
+
+
+def _carried(settings: Settings) -> tuple[LossState, Any] | None:
+    """The run's loss state (`sandbox.losses.formulas.loss_state`) and where it starts, or None: none for a
+    stateless loss, nor when a function replaces the gradient."""
+    return None if callable(settings.gradient) else loss_state(settings.loss_function)
+
+
+def _next_loss_state(declared: LossState, values: FloatArray, theta: FloatArray, target: Coordinates,
+                     settings: Settings, t: int, running: BoolArray) -> FloatArray:
+    """Each box's state for step t, from its state before and its own boxes; a stopped box keeps its state."""
+    statistic = None
+    if declared.statistic is not None:
+        statistic = declared.statistic(settings.parameterisation.to_box(Coordinates(theta)), target)
+    updated = np.asarray(declared.update(values, statistic, t, settings.maxiter), dtype=float)
+    return cast(FloatArray, np.where(running, updated, values))
+
+
+def _state_keywords(carried: tuple[LossState, Any] | None, values: FloatArray | None) -> dict[str, FloatArray]:
+    """The keyword that gives the loss its state, ``{parameter: values per box}``, or none."""
+    return {} if carried is None or values is None else {carried[0].parameter: values}
 
 
 def _select(mask: BoolArray, new: State, old: State) -> State:
