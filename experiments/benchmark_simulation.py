@@ -13,9 +13,15 @@ sandbox, its mean final IoU: the fused kernels and autograd round differently, a
 oscillates across a kink amplifies that. It prints a table and writes
 ``benchmark.json`` and ``benchmark.csv`` under --out.
 
+``--oriented`` times the oriented simulation instead (`sandbox.runs.simulation.oriented_protocol`,
+every oriented loss by default, 20 centres: 6,860 cases), on the one engine that runs it,
+autograd op by op (the fused kernels, PyTorch and JAX baselines have no oriented losses),
+and prints the total for all its losses.
+
     python experiments/benchmark_simulation.py                       # GIoU, 171,500 cases
     python experiments/benchmark_simulation.py --losses iou giou diou ciou --points 5000
     python experiments/benchmark_simulation.py --losses inner_giou focaler_ciou:d=0.1 --engines sandbox sandbox-autograd
+    python experiments/benchmark_simulation.py --oriented --workers 2   # every oriented loss, 6,860 cases
 """
 # %%
 import argparse
@@ -35,7 +41,9 @@ from sandbox.runs.cli import add_workers, experiment_parser
 from sandbox.losses.fused import FUSED_LOSSES, KINDS, kernel
 from sandbox.losses import canonical_loss
 from sandbox.runs.records import provenance, write_csv, write_json
-from sandbox.runs.simulation import diou_protocol
+from sandbox.losses.oriented import ORIENTED_LOSSES
+from sandbox.losses.spec import loss_kind
+from sandbox.runs.simulation import diou_protocol, oriented_protocol
 
 ENGINES = ("sandbox", "sandbox-autograd", "torch", "jax")
 BASELINE_LOSSES = KINDS  # what `family_loss` writes in PyTorch and JAX
@@ -45,13 +53,16 @@ COLUMNS = ["loss", "engine", "cases", "iterations", "workers", "median_seconds",
 
 def parse_args(argv):
     parser = experiment_parser(__doc__)
-    parser.add_argument("--losses", nargs="+", default=["giou"],
+    parser.add_argument("--oriented", action="store_true",
+                        help="the oriented simulation (oriented_protocol) with the oriented losses, through autograd")
+    parser.add_argument("--losses", nargs="+",
                         help=f"any loss spec (giou, focaler_giou:d=0.1, 5*l1+2*giou, package.module:function); "
                              f"the fused kernels (engine sandbox) exist for every registry loss, at any "
                              f"parameters but CIoU's trade_off_gradient=true ({', '.join(FUSED_LOSSES)}), the "
                              f"PyTorch and JAX baselines for {', '.join(BASELINE_LOSSES)}; an engine that does not "
-                             f"apply to a loss is skipped for it")
-    parser.add_argument("--points", type=int, default=500, help="anchor centres; 343 cases each")
+                             f"apply to a loss is skipped for it (default giou; with --oriented every oriented "
+                             f"loss: {', '.join(ORIENTED_LOSSES)})")
+    parser.add_argument("--points", type=int, help="anchor centres; 343 cases each (default 500; 20 with --oriented)")
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3, help="runs per figure; the median is reported")
     add_workers(parser)
@@ -61,10 +72,18 @@ def parse_args(argv):
     parser.add_argument("--out", type=Path, default=Path("results/benchmark_simulation"))
     parser.add_argument("--measure", help=argparse.SUPPRESS)  # one run, in a fresh process
     args = parser.parse_args(argv)
+    if args.losses is None:
+        args.losses = list(ORIENTED_LOSSES) if args.oriented else ["giou"]
+    if args.points is None:
+        args.points = 20 if args.oriented else 500
     if args.measure is None and (args.points < 1 or args.iterations < 1 or args.repeats < 1):
         parser.error("--points, --iterations and --repeats must be at least 1")
     try:
         args.losses = [canonical_loss(loss) for loss in args.losses]
+        for loss in args.losses:
+            if (loss_kind(loss).size == 5) != args.oriented:
+                raise ValueError(f"loss {loss!r} is axis-aligned: --oriented times the oriented losses" if args.oriented
+                                 else f"loss {loss!r} is oriented: give --oriented")
     except ValueError as error:
         parser.error(str(error))
     return args
@@ -78,7 +97,7 @@ def measure(spec):
     The seconds are the whole run for the sandbox, worker processes included, and the
     iterations alone for the baselines: JAX's compilation is left out.
     """
-    protocol = diou_protocol(spec["points"], seed=0)
+    protocol = (oriented_protocol if spec.get("oriented") else diou_protocol)(spec["points"], seed=0)
     if spec["engine"].startswith("sandbox"):
         began = time.perf_counter()
         result = regress(protocol.anchors, protocol.targets, loss=spec["loss"], iterations=spec["iterations"],
@@ -182,6 +201,8 @@ def available(engine):
 
 def applies(engine, loss):
     """Whether `engine` can run `loss`: the fused engine needs a kernel, the baselines their four losses."""
+    if loss_kind(loss).size == 5:
+        return engine == "sandbox-autograd"
     if engine == "sandbox":
         return kernel(loss) is not None
     return engine == "sandbox-autograd" or loss in BASELINE_LOSSES
@@ -208,7 +229,9 @@ def main(argv=None):
     if skipped:
         print(f"not installed, so not timed: {', '.join(skipped)}")
     rows, speedups = [], {}
-    unfused = [loss for loss in args.losses if kernel(loss) is None]
+    print(f"{'oriented simulation' if args.oriented else 'simulation'}: {cases:,} cases x {args.iterations} "
+          f"iterations, {args.workers} workers, median of {args.repeats} runs", flush=True)
+    unfused = [loss for loss in args.losses if loss_kind(loss).size == 4 and kernel(loss) is None]
     if unfused and "sandbox" in engines:
         print(f"{', '.join(unfused)}: no fused kernel, so the sandbox engine is not timed")
     if {"torch", "jax"} & set(engines) and not set(args.losses) <= set(BASELINE_LOSSES):
@@ -218,7 +241,7 @@ def main(argv=None):
         reference, seconds_of = None, {}
         for engine in [e for e in engines if applies(e, loss)]:
             spec = dict(engine=engine, loss=loss, points=args.points, iterations=args.iterations,
-                        workers=args.workers, chunk_size=args.chunk_size)
+                        workers=args.workers, chunk_size=args.chunk_size, oriented=args.oriented)
             runs = timed(spec, args.repeats)
             seconds = seconds_of[engine] = statistics.median(r["seconds"] for r in runs)
             rate = cases * args.iterations / seconds
@@ -242,6 +265,10 @@ def main(argv=None):
             if speedup is not None:
                 speedups[loss] = speedup
                 print(f"{loss:{width}} the fused kernel is {speedup:.2f}x as fast as autograd op by op", flush=True)
+    if args.oriented:
+        total = sum(row["median_seconds"] for row in rows)
+        print(f"every loss: {total:.1f} s for {len(args.losses)} losses x {cases:,} cases x {args.iterations} "
+              f"iterations on {args.workers} workers")
     if speedups:
         print(f"\n{'loss':{width}}  fused s  autograd s  speed-up")
         for loss, speedup in speedups.items():
@@ -249,7 +276,8 @@ def main(argv=None):
                               for e in ("sandbox", "sandbox-autograd"))
             print(f"{loss:{width}}  {fused:7.2f}  {generic:10.2f}  {speedup:7.2f}x")
     args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / "benchmark.json", dict(rows=rows, points=args.points, **provenance()))
+    write_json(args.out / "benchmark.json", dict(rows=rows, points=args.points, oriented=args.oriented,
+                                                 **provenance()))
 
     write_csv(args.out / "benchmark.csv", COLUMNS, rows)
     print(f"written: {args.out / 'benchmark.csv'}")

@@ -27,6 +27,15 @@ arrays, before any work, rather than leave it without them or recompute it unask
 config.json records --keep as the last run used it; each <loss>.npz shows what it
 holds (final_errors is in it or not).
 
+``--oriented`` runs the protocol's counterpart for oriented boxes (cx, cy, w, h, theta),
+`sandbox.runs.simulation.oriented_protocol`: the same centres, sizes and order, each
+target and anchor at its own angle drawn uniformly from [-pi/2, pi/2), moved as its
+five raw numbers, with every oriented loss by default (`sandbox.losses.oriented`), the
+rotated IoU in the (2 - IoU) weight and E(t) the L1 distance between the boxes' le90
+forms with the angle difference wrapped into [-pi/2, pi/2)
+(`sandbox.losses.kinds.oriented_error`). It is smaller by default, 20 centres (6,860
+cases), and runs through autograd: the fused kernels have no oriented losses.
+
 Run from the repository root::
 
     python experiments/regression_simulation.py --out results/regression_simulation
@@ -34,6 +43,7 @@ Run from the repository root::
     python experiments/regression_simulation.py --gradient authors --out results/authors
     python experiments/regression_simulation.py --points 200 --losses giou siou alpha_ciou:alpha=2 --out results/small
     python experiments/regression_simulation.py --keep summaries --out results/summaries_only
+    python experiments/regression_simulation.py --oriented --out results/regression_simulation_oriented
 """
 # %%
 import json
@@ -45,13 +55,21 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 import sandbox
+from sandbox.losses.kinds import KINDS as BOX_KINDS
+from sandbox.losses.oriented import ORIENTED_LOSSES
+from sandbox.losses.spec import loss_kind
 from sandbox.optim.batch import BLOCK, regress
 from sandbox.runs import cli
 from sandbox.runs.cli import Progress, add_workers, check_out, experiment_parser, run_interruptible
 from sandbox.losses.diou_reference import REPAIRS, authors_gradient
 from sandbox.losses.fused import KINDS
 from sandbox.runs.records import atomic_write, provenance, write_csv, write_json
-from sandbox.runs.simulation import CASES_PER_POINT, diou_protocol
+from sandbox.runs.simulation import CASES_PER_POINT, diou_protocol, oriented_protocol
+
+DEFAULT_LOSSES = ["iou", "giou", "diou", "ciou"]
+DEFAULT_POINTS = 5000
+ORIENTED_POINTS = 20
+"""The oriented simulation's default size: 6,860 cases, every oriented loss in about a minute on 2 cores."""
 
 SUMMARY = ["loss", "cases", "iterations", "error_first", "error_final", "mean_final_iou",
            "share_iou_above_0.5", "share_iou_above_0.9", "share_error_apart_at_start",
@@ -69,9 +87,16 @@ def parse_args(argv):
     parser = experiment_parser(__doc__)
     parser.add_argument("--out", type=Path, default=Path("results/regression_simulation"),
                         help="folder for the per-loss results, summary.csv, config.json and figures")
-    parser.add_argument("--losses", nargs="+", default=["iou", "giou", "diou", "ciou"],
-                        help=f"losses, by name with optional parameters; valid names: {', '.join(sandbox.LOSSES)}")
-    parser.add_argument("--points", type=int, default=5000, help="anchor centres; 343 cases each")
+    parser.add_argument("--oriented", action="store_true",
+                        help="oriented boxes at random angles (sandbox.runs.simulation.oriented_protocol), with the "
+                             "oriented losses")
+    parser.add_argument("--losses", nargs="+",
+                        help=f"losses, by name with optional parameters (default {' '.join(DEFAULT_LOSSES)}; with "
+                             f"--oriented every oriented loss); valid names: {', '.join(sandbox.LOSSES)}; with "
+                             f"--oriented: {', '.join(ORIENTED_LOSSES)}")
+    parser.add_argument("--points", type=int,
+                        help=f"anchor centres; 343 cases each (default {DEFAULT_POINTS}; {ORIENTED_POINTS} with "
+                             f"--oriented)")
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0, help="seed of the anchor centres")
     add_workers(parser, scheduler="chunks of cases")
@@ -80,9 +105,10 @@ def parse_args(argv):
     parser.add_argument("--reference-gradient", action="store_true",
                         help="double the w and h gradient components, as the authors' MATLAB code does "
                              "(not with --gradient authors, which runs that code)")
-    parser.add_argument("--gradient", choices=["fused", "autograd", "authors"], default="fused",
-                        help="fused: the hand-derived kernels of sandbox.losses.fused, the fast path this experiment "
-                             "needs; autograd: autograd op by op, the sandbox's default elsewhere; authors: the DIoU "
+    parser.add_argument("--gradient", choices=["fused", "autograd", "authors"],
+                        help="fused (the default): the hand-derived kernels of sandbox.losses.fused, the fast path "
+                             "this experiment needs; autograd (the default with --oriented, whose losses have no "
+                             "kernels): autograd op by op, the sandbox's default elsewhere; authors: the DIoU "
                              "authors' MATLAB gradients transcribed, for iou, giou, diou and ciou "
                              "(sandbox.losses.diou_reference)")
     parser.add_argument("--repairs", nargs="*", default=[], choices=sorted(REPAIRS),
@@ -94,10 +120,23 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     check_out(parser, args.out, args.replot, needs=("config.json", "points.npz"))
     args.repairs = sorted(set(args.repairs))
+    if args.losses is None:
+        args.losses = list(ORIENTED_LOSSES) if args.oriented else DEFAULT_LOSSES
+    if args.points is None:
+        args.points = ORIENTED_POINTS if args.oriented else DEFAULT_POINTS
+    if args.gradient is None:
+        args.gradient = "autograd" if args.oriented else "fused"
     if not args.replot:
         try:
+            wanted = BOX_KINDS["oriented" if args.oriented else "aligned"]
             for loss in args.losses:
-                sandbox.get_loss(loss)
+                if loss_kind(loss) is not wanted:
+                    raise ValueError(f"loss {loss!r} is axis-aligned; --oriented takes the oriented losses: "
+                                     f"{', '.join(ORIENTED_LOSSES)}" if args.oriented else
+                                     f"loss {loss!r} is oriented: give --oriented to run the oriented simulation")
+            if args.oriented and args.gradient != "autograd":
+                raise ValueError(f"--gradient {args.gradient} has no oriented losses: the oriented simulation runs "
+                                 f"through autograd")
             for name in ("points", "iterations"):
                 if getattr(args, name) < (0 if name == "iterations" else 1):
                     raise ValueError(f"--{name} must be at least {0 if name == 'iterations' else 1}")
@@ -142,14 +181,20 @@ def result_path(out, loss):
 
 def settings(args, loss):
     """What determines a loss's result: a rerun with the same settings reuses it."""
-    return dict(loss=loss, points=args.points, iterations=args.iterations, seed=args.seed,
-                reference_gradient=args.reference_gradient, gradient=args.gradient,
-                repairs=sorted(args.repairs))
+    recorded = dict(loss=loss, points=args.points, iterations=args.iterations, seed=args.seed,
+                    reference_gradient=args.reference_gradient, gradient=args.gradient,
+                    repairs=sorted(args.repairs))
+    return (recorded | {"oriented": True}) if args.oriented else recorded  # so that folders from before still match
+
+
+def protocol_of(config):
+    """The cases a run (its arguments or its config.json) regresses: oriented or the paper's."""
+    return (oriented_protocol if config.get("oriented") else diou_protocol)(config["points"], seed=config["seed"])
 
 
 # %% Run each loss, saving it as soon as it is done.
 def run(args):
-    protocol = diou_protocol(args.points, seed=args.seed)
+    protocol = protocol_of(vars(args))
     masks = regions(protocol)
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write(args.out / "points.npz", lambda tmp: np.savez_compressed(tmp, points=protocol.points))
@@ -206,7 +251,7 @@ def load(args):
             if "final_error_per_centre" in saved.files:
                 results[loss] = {key: saved[key] for key in saved.files if key not in PER_CASE}
             else:  # saved before the summaries were: make them from its per-case arrays
-                masks = masks or regions(diou_protocol(config["points"], seed=config["seed"]))
+                masks = masks or regions(protocol_of(config))
                 results[loss] = dict(summaries(saved, masks), settings=saved["settings"])
     return results
 
@@ -232,7 +277,8 @@ def regions(protocol):
     through it (within 15 degrees), where the paper places GIoU's residual error."""
     offset = np.repeat(protocol.points - 10.0, CASES_PER_POINT, axis=0)
     angle = np.degrees(np.arctan2(np.abs(offset[:, 1]), np.abs(offset[:, 0])))
-    return {"apart_at_start": sandbox.iou(protocol.anchors, protocol.targets) == 0,
+    kind = BOX_KINDS["oriented" if protocol.anchors.shape[-1] == 5 else "aligned"]
+    return {"apart_at_start": kind.iou(protocol.anchors, protocol.targets) == 0,
             "beyond_2": np.hypot(*offset.T) > 2, "near_axes": (angle < 15) | (angle > 75)}
 
 
@@ -256,7 +302,8 @@ def plot(args):
         ax.plot(saved["errors"], label=loss, linewidth=1.5)
     ax.set_yscale("log")
     ax.set_xlabel("iteration t")
-    ax.set_ylabel("E(t): summed L1 error in (x, y, w, h)")
+    oriented = json.loads((args.out / "config.json").read_text()).get("oriented", False)
+    ax.set_ylabel("E(t): summed L1 error in (x, y, w, h" + (", wrapped theta)" if oriented else ")"))
     cases = int(next(iter(results.values()))["cases"])
     ax.set_title(f"regression error over {cases:,} cases")
     ax.legend()

@@ -17,6 +17,15 @@ Dask cluster with --scheduler:
   validation split of seed 0, its grid grown by the default experiment's rule (up to twice
   beyond the end where the best rate lies).
 
+``--oriented`` ranks the oriented losses (`sandbox.losses.oriented.ORIENTED_LOSSES`) by the
+same rules in two settings, ``single_box/`` around an oriented target (2 x 1 turned by 0.4
+rad; the random starts at their own uniform angles, apart by the separating-axis gap or
+overlapping by rotated IoU, `sandbox.optim.starts`; "home" is rotated IoU 0.99) and
+``simulation/``, the oriented protocol (`sandbox.runs.simulation.oriented_protocol`,
+``--points`` centres, 20 by default: 6,860 cases, through autograd, which every oriented
+loss runs on). There is no oriented learning setting: the learning experiment's network and
+images place axis-aligned boxes.
+
 The rule is the same for every loss, and nothing is tuned per loss. Under --out, from
 the three folders alone (``--replot`` redraws them):
 
@@ -39,6 +48,7 @@ Run from the repository root::
     python experiments/which_loss.py --quick --out results/which_loss_quick
     python experiments/which_loss.py --out results/which_loss
     python experiments/which_loss.py --replot --out results/which_loss
+    python experiments/which_loss.py --oriented --out results/which_loss_oriented
 """
 # %%
 import os
@@ -54,6 +64,8 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 import sandbox
+from sandbox.losses.oriented import ORIENTED_LOSSES
+from sandbox.losses.spec import loss_kind
 from sandbox.runs import evidence
 from sandbox.runs import sweep as sweeps
 from sandbox.runs.store import finished
@@ -64,11 +76,17 @@ from sandbox.runs.records import atomic_write, provenance, write_csv, write_json
 from sandbox.runs.sweep import SweepError
 
 PARTS = ("single_box", "simulation", "learning")
+ORIENTED_PARTS = ("single_box", "simulation")
 DEFAULTS = dict(losses=list(sandbox.LOSSES), seeds=3, starts=16, lrs=[0.01, 0.03, 0.1, 0.3, 1.0], points=5000,
                 learning="quick")
 QUICK = dict(losses=["iou", "giou", "diou", "ciou", "l1", "focal_eiou"], seeds=2, starts=8, lrs=[0.03, 0.1, 0.3],
              points=20, learning="quick")
+ORIENTED_DEFAULTS = dict(losses=list(ORIENTED_LOSSES), seeds=3, starts=16, lrs=[0.01, 0.03, 0.1, 0.3, 1.0], points=20,
+                         learning=None)
+ORIENTED_QUICK = dict(ORIENTED_DEFAULTS, seeds=2, starts=8, lrs=[0.03, 0.1, 0.3], points=2)
 TARGET = [-1.0, -0.5, 1.0, 0.5]
+ORIENTED_TARGET = [0.0, 0.0, 2.0, 1.0, 0.4]
+"""The single-box target of --oriented: TARGET's 2 x 1 box, turned by 0.4 rad."""
 
 
 def parse_args(argv):
@@ -78,8 +96,13 @@ def parse_args(argv):
     parser.add_argument("--quick", action="store_true",
                         help=f"a reduced protocol, under two minutes: {', '.join(f'{k} {v}' for k, v in QUICK.items())}"
                              f"; options given explicitly still apply")
+    parser.add_argument("--oriented", action="store_true",
+                        help=f"rank the oriented losses in the single-box and simulation settings; defaults "
+                             f"{', '.join(f'{k} {v}' for k, v in ORIENTED_DEFAULTS.items() if k != 'learning')}, with "
+                             f"--quick {', '.join(f'{k} {v}' for k, v in ORIENTED_QUICK.items() if k in ('seeds', 'starts', 'lrs', 'points'))}")
     parser.add_argument("--losses", nargs="+", help="losses, any spec (giou, 5*l1+2*giou, package.module:function); "
-                                                    "default every loss of the registry")
+                                                    "default every loss of the registry (with --oriented, every "
+                                                    "oriented loss)")
     parser.add_argument("--seeds", type=int, help=f"seeds of the single-box starts and of the networks' weights; "
                                                    f"default {DEFAULTS['seeds']}")
     parser.add_argument("--starts", type=int, help=f"single box: non-overlapping and as many overlapping starts per "
@@ -107,11 +130,18 @@ def parse_args(argv):
 
 def resolve(args):
     """Fill the preset's values into the options left out, then check every one; ValueError naming a bad one."""
-    preset = QUICK if args.quick else DEFAULTS
+    if args.oriented and args.learning is not None:
+        raise ValueError("--learning: the learning setting places axis-aligned boxes; --oriented has no learning part")
+    presets = (ORIENTED_QUICK, ORIENTED_DEFAULTS) if args.oriented else (QUICK, DEFAULTS)
+    preset = presets[0] if args.quick else presets[1]
     for key, value in preset.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
     args.losses = [sandbox.canonical_loss(loss) for loss in args.losses]
+    for loss in args.losses:
+        if (loss_kind(loss).size == 5) != args.oriented:
+            raise ValueError(f"loss {loss!r} is axis-aligned: --oriented ranks the oriented losses" if args.oriented
+                             else f"loss {loss!r} is oriented: give --oriented to rank the oriented losses")
     if len(set(args.losses)) < len(args.losses):
         raise ValueError("--losses names a loss more than once")
     for flag, value in (("--seeds", args.seeds), ("--starts", args.starts), ("--points", args.points)):
@@ -123,20 +153,33 @@ def resolve(args):
 
 
 def settings(args):
-    return {key: getattr(args, key) for key in DEFAULTS}
+    chosen = {key: getattr(args, key) for key in DEFAULTS}
+    if args.oriented:  # recorded only when given, so that folders from before still match
+        del chosen["learning"]
+        chosen["oriented"] = True
+    return chosen
+
+
+def parts_of(config):
+    """The settings a run has (its arguments or its config.json): all three, or the oriented two."""
+    return ORIENTED_PARTS if config.get("oriented") else PARTS
 
 
 def make_sweeps(args):
     """The three settings as sweeps, resolved (checked) before any work."""
     losses, seeds = args.losses, list(range(args.seeds))
-    single_box = dict(threshold=0.99, target=TARGET,
+    single_box = dict(threshold=0.99, target=ORIENTED_TARGET if args.oriented else TARGET,
                       starts={evidence.APART: dict(kind="random", count=args.starts, shared=True),
                               evidence.OVERLAPPING: dict(kind="overlapping", count=args.starts, shared=True)},
                       axes=dict(loss=losses, method=list(evidence.METHODS), lr=args.lrs, schedule=["step"],
                                 starts=[evidence.APART, evidence.OVERLAPPING], seed=seeds))
     # the fused kernels: the fast path, named here and recorded in the sweep (sandbox.optim.settings)
-    simulation = dict(experiment="simulation", simulation=dict(points=args.points, gradient="fused"),
-                      axes=dict(loss=losses))
+    # the oriented losses have no kernels: autograd, named as such
+    simulation = dict(experiment="simulation", simulation=dict(points=args.points, gradient="autograd", oriented=True)
+                      if args.oriented else dict(points=args.points, gradient="fused"), axes=dict(loss=losses))
+    if args.oriented:
+        return {part: sweeps.resolve(raw, f"the {part} setting")
+                for part, raw in zip(ORIENTED_PARTS, (single_box, simulation))}
     preset = training.LEARNING_PRESETS[args.learning]
     # the preset's data, network and budget; its rate grid grows by the default experiment's rule (up to twice
     # at each end, the rate chosen on seed 0), whatever the preset says, since 34 losses of every scale share it
@@ -153,7 +196,7 @@ def run(args):
     """Run (or finish) each setting's sweep in turn, saying how long each took."""
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "config.json", dict(settings(args), versions=provenance()))
-    for part in PARTS:
+    for part in parts_of(vars(args)):
         print(f"{part}:")
         if part == "learning":
             training.splits_for(args.sweeps[part]["learning"])  # made once, before the workers fork
@@ -166,9 +209,11 @@ def run(args):
 def load(out):
     """Each setting's rows in its sweep's order, once every setting has finished (`sandbox.runs.store.finished`);
     for learning, each cell's record (`sandbox.learning.training.run`), which holds its per-image test IoUs."""
-    rows = {part: [row for rows in finished(out / part)[1].values() for row in rows] for part in PARTS}
-    rows["learning"] = [json.loads((out / "learning" / "records" / f"{row['cell']}.json").read_text())
-                        for row in rows["learning"]]
+    parts = parts_of(json.loads((out / "config.json").read_text()))
+    rows = {part: [row for rows in finished(out / part)[1].values() for row in rows] for part in parts}
+    if "learning" in rows:
+        rows["learning"] = [json.loads((out / "learning" / "records" / f"{row['cell']}.json").read_text())
+                            for row in rows["learning"]]
     return rows
 
 
@@ -177,7 +222,8 @@ def tables(out, rows):
     the ranking and the table."""
     single, single_rates, single_failed, single_pairs = evidence.single_box_evidence(rows["single_box"])
     simulation, simulation_failed, resolution = evidence.simulation_evidence(rows["simulation"])
-    learning, learning_rates, learning_failed, learning_pairs = evidence.learning_evidence(rows["learning"])
+    learning, learning_rates, learning_failed, learning_pairs = (evidence.learning_evidence(rows["learning"])
+                                                                 if "learning" in rows else ([], {}, {}, []))
     table = single + simulation + learning
     pairs = single_pairs + learning_pairs
     failed = dict(single_box=single_failed, simulation=simulation_failed, learning=learning_failed)
@@ -208,11 +254,15 @@ def plot(out, table, ranking, config):
     bar.ax.set_ylim(0, 1)
     bar.ax.set_yticklabels(["last", "first"])
     simulation = f"{config['points'] * 343:,} cases"
-    headlines = ", ".join(f"{setting}: {measure}" for setting, (measure, _) in evidence.HEADLINES.items())
+    parts = parts_of(config)
+    headlines = ", ".join(f"{setting}: {measure}" for setting, (measure, _) in evidence.HEADLINES.items()
+                          if setting in parts)
+    learning = (f"; learning: {config['learning']} preset, {config['seeds']} seeds" if "learning" in parts
+                else " (oriented boxes, rotated IoU)")
     ax.set_title(f"rank of each loss in each setting and its headline value, mean ± std over seeds\n(=: a shared "
                  f"rank: the paired 95 % interval holds 0, or in the simulation within the rounding)\n{headlines}"
                  f"\nsingle box: {config['seeds']} seeds x {2 * config['starts']} starts; simulation: "
-                 f"{simulation}; learning: {config['learning']} preset, {config['seeds']} seeds", fontsize=9)
+                 f"{simulation}{learning}", fontsize=9)
     atomic_write(out / "ranks.png", fig.savefig, dpi=100)
 
 

@@ -43,3 +43,17 @@ def test_every_loss_with_a_kernel_is_timed_both_ways_with_its_speedup(tmp_path, 
     out = capsys.readouterr().out
     assert "5*l1+2*giou: no fused kernel, so the sandbox engine is not timed" in out
     assert f"focaler_giou:d=0.1 the fused kernel is {speedup:.2f}x as fast as autograd op by op" in out
+
+
+@pytest.mark.slow
+def test_the_oriented_benchmark_times_every_oriented_loss_on_autograd_and_prints_its_size(tmp_path, capsys):
+    from sandbox.losses.oriented import ORIENTED_LOSSES
+    benchmark.main(["--oriented", "--points", "1", "--iterations", "3", "--repeats", "1", "--workers", "1",
+                    "--out", str(tmp_path)])
+    with open(tmp_path / "benchmark.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [(r["loss"], r["engine"]) for r in rows] == [(loss, "sandbox-autograd") for loss in ORIENTED_LOSSES]
+    assert {r["cases"] for r in rows} == {"343"} and all(float(r["median_seconds"]) > 0 for r in rows)
+    printed = capsys.readouterr().out
+    assert "oriented simulation: 343 cases x 3 iterations, 1 workers" in printed
+    assert "every loss: " in printed and f"for {len(ORIENTED_LOSSES)} losses x 343 cases" in printed

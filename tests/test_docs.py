@@ -261,3 +261,42 @@ def test_the_link_checker_finds_a_missing_page_and_a_missing_heading(tmp_path):
     broken, pages = _check_links().broken_links(tmp_path)
     assert pages == 2
     assert broken == ["b.html: #nowhere: no #nowhere in b.html", "b.html: c.html: no such file"]
+
+
+# The oriented which-loss run, committed in docs/data/which_loss_oriented/.
+WHICH_LOSS_ORIENTED = DOCS / "data" / "which_loss_oriented"
+
+
+def test_the_committed_oriented_run_covers_every_oriented_loss_and_its_ranking_follows_from_its_evidence():
+    from sandbox.losses.oriented import ORIENTED_LOSSES
+    from sandbox.runs import evidence
+    from sandbox.runs.records import read_csv
+
+    config = json.loads((WHICH_LOSS_ORIENTED / "config.json").read_text())
+    assert config["oriented"] is True and config["losses"] == list(ORIENTED_LOSSES), (
+        "docs/data/which_loss_oriented/ is a run over other losses than ORIENTED_LOSSES: run python "
+        "experiments/which_loss.py --oriented --out results/which_loss_oriented and copy its seven files there")
+    ranking, pairs = read_csv(WHICH_LOSS_ORIENTED / "ranking.csv"), read_csv(WHICH_LOSS_ORIENTED / "pairs.csv")
+    rows = read_csv(WHICH_LOSS_ORIENTED / "evidence.csv")
+    for row in rows:
+        row["value"], row["spread"] = float(row["value"]), float(row["spread"]) if row["spread"] else None
+    failed = {setting: {r["loss"]: r["reason"] for r in ranking if r["setting"] == setting and r["failed"] == "True"}
+              for setting in evidence.SETTINGS}
+    resolutions = dict(simulation=evidence.simulation_resolution(config["points"] * 343))
+    again = evidence.rank_settings(rows, failed, resolutions, pairs)
+    assert [(r["loss"], r["setting"], str(r["rank"] if r["rank"] is not None else "")) for r in again] == [
+        (r["loss"], r["setting"], r["rank"]) for r in ranking]
+    assert evidence.rank_table(rows, ranking) == (WHICH_LOSS_ORIENTED / "table.md").read_text().strip()
+    text = " ".join((DOCS / "results" / "which-loss-oriented.md").read_text().split())
+    # the simulation's values as the page lists them, in its order
+    simulation = {r["loss"]: r["value"] for r in rows if r["setting"] == "simulation" and r["measure"] == "mean_final_iou"}
+    names = dict(rotated_l1="raw L1", rotated_giou="rotated GIoU", gwd="GWD", kfiou="KFIoU", kld="KLD",
+                 probiou="ProbIoU")
+    assert ", ".join(f"{names[loss]} {simulation[loss]:.3f}" for loss in names) in text
+
+
+def test_every_paired_difference_the_oriented_page_quotes_is_in_the_committed_pairs():
+    def pairs_of(run):
+        assert not run, "docs/results/which-loss-oriented.md names a run: it has one, docs/data/which_loss_oriented"
+        return WHICH_LOSS_ORIENTED / "pairs.csv"
+    assert check_claims("which-loss-oriented.md", pairs_of) >= 5

@@ -147,3 +147,35 @@ def test_a_loss_saved_before_the_summaries_existed_is_summarised_from_its_arrays
     assert (tmp_path / "final_error_maps.png").read_bytes() == expected["final_error_maps.png"]
     simulation.main(["--out", str(tmp_path), *SMALL, "--losses", "giou"])  # reused, summarised as before
     assert (tmp_path / "summary.csv").read_bytes() == expected["summary.csv"]
+
+
+@pytest.mark.slow
+def test_the_oriented_simulation_runs_every_oriented_loss_and_resumes(tmp_path, capsys):
+    from sandbox.losses.oriented import ORIENTED_LOSSES
+    simulation.main(["--out", str(tmp_path), "--oriented", "--points", "2", "--iterations", "30", "--workers", "1"])
+    with open(tmp_path / "summary.csv", newline="") as file:
+        rows = {row["loss"]: row for row in csv.DictReader(file)}
+    assert list(rows) == list(ORIENTED_LOSSES)
+    assert {row["cases"] for row in rows.values()} == {"686"} and {row["gradient"] for row in rows.values()} == {"autograd"}
+    saved = np.load(tmp_path / "gwd.npz")
+    assert saved["final_boxes"].shape == (686, 5)
+    # rotated IoU leaves the cases that start apart where they are; rotated GIoU moves them
+    assert float(rows["rotated_giou"]["error_final"]) < float(rows["rotated_iou"]["error_final"])
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["oriented"] is True and config["points"] == 2 and config["gradient"] == "autograd"
+    simulation.main(["--out", str(tmp_path), "--oriented", "--points", "2", "--iterations", "30", "--losses", "gwd"])
+    assert "gwd: already done with these settings" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        simulation.main(["--out", str(tmp_path), "--points", "2", "--iterations", "30", "--losses", "giou"])
+    assert "holds a run with other settings" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("arguments, words", [
+    (["--oriented", "--losses", "giou"], "loss 'giou' is axis-aligned; --oriented takes the oriented losses"),
+    (["--losses", "gwd"], "loss 'gwd' is oriented: give --oriented"),
+    (["--oriented", "--gradient", "fused"], "--gradient fused has no oriented losses"),
+])
+def test_the_oriented_simulation_refuses_losses_of_the_other_kind(tmp_path, capsys, arguments, words):
+    with pytest.raises(SystemExit):
+        simulation.main(["--out", str(tmp_path), *arguments])
+    assert words in capsys.readouterr().err

@@ -242,3 +242,31 @@ def test_the_tables_rank_single_boxes_and_learning_by_paired_differences(tmp_pat
     assert ("single_box: ranked by share_home (higher is better); tied when the 95 % interval of the paired "
             "difference contains 0 (a bootstrap over the starts within each seed and start set)") in text
     assert "simulation: ranked by mean_final_iou (higher is better); tied within the seeds' spreads added, or 0.001" in text
+
+
+@pytest.mark.slow
+def test_the_oriented_setting_ranks_the_oriented_losses_in_two_settings_and_says_rotated_iou_fails(tmp_path):
+    out = tmp_path / "oriented"
+    experiment.main(["--oriented", "--losses", "rotated_iou", "rotated_giou", "gwd", "--seeds", "1", "--starts", "3",
+                     "--lrs", "0.1", "--points", "1", "--workers", "1", "--out", str(out)])
+    ranking = read_csv(out / "ranking.csv")
+    assert sorted({r["setting"] for r in ranking}) == ["simulation", "single_box"]
+    failed = {(r["loss"], r["setting"]) for r in ranking if r["failed"] == "True"}
+    assert failed == {("rotated_iou", "single_box"), ("rotated_iou", "simulation")}
+    config = json.loads((out / "config.json").read_text())
+    assert config["oriented"] is True and "learning" not in config and config["points"] == 1
+    starts = [row["start_box"] for row in read_csv(out / "single_box" / "results.csv")]
+    assert all(len(box.split()) == 5 for box in starts)
+    assert (out / "summary.txt").read_text().count("ranked by") == 2
+    experiment.main(["--replot", "--out", str(out)])  # redrawn from the two settings alone
+
+
+@pytest.mark.parametrize("arguments, words", [
+    (["--oriented", "--losses", "giou"], "loss 'giou' is axis-aligned: --oriented ranks the oriented losses"),
+    (["--losses", "gwd"], "loss 'gwd' is oriented: give --oriented"),
+    (["--oriented", "--learning", "quick"], "--oriented has no learning part"),
+])
+def test_the_oriented_setting_refuses_what_it_cannot_rank(tmp_path, capsys, arguments, words):
+    with pytest.raises(SystemExit):
+        experiment.main([*arguments, "--out", str(tmp_path / "out")])
+    assert words in capsys.readouterr().err

@@ -1,12 +1,14 @@
 """The loss-name language: how a loss is named, in code, a sweep file or on a command line.
 
-A *spec* names a loss: a name in `sandbox.LOSSES` or `REGISTERED` with parameters
-(``'alpha_ciou:alpha=3'``), a function in an importable module
+A *spec* names a loss: a name in `sandbox.LOSSES`, `ORIENTED_LOSSES` or `REGISTERED`
+with parameters (``'alpha_ciou:alpha=3'``), a function in an importable module
 (``'package.module:function'``), a weighted sum of those (``'5*l1+2*giou'``), or a
 preset's name, which stands for a weighted sum detectors ship (`PRESETS`: ``'detr'``).
 `get_loss` turns a spec into a function, `canonical_loss` into the one spelling
-every record uses, `register_loss` adds a name, and `travelling` and `adopt` carry
-registered losses to worker processes.
+every record uses, `loss_kind` into the kind of box it measures
+(`sandbox.losses.kinds`: a spec naming an oriented loss is oriented, every other is
+axis-aligned, and a sum may not mix them), `register_loss` adds a name, and
+`travelling` and `adopt` carry registered losses to worker processes.
 """
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ from sandbox._types import Boxes, Loss, Values
 from sandbox.geometry.boxes import Coordinates, traced
 from sandbox.geometry.names import canonical
 from sandbox.losses.formulas import LOSSES, unchecked
+from sandbox.losses.kinds import ALIGNED, ORIENTED, BoxKind
+from sandbox.losses.oriented import ORIENTED_LOSSES
 
 _FunctionT = TypeVar("_FunctionT", bound=Callable[..., Any])
 
@@ -67,7 +71,7 @@ def register_loss(name: str, function: _FunctionT) -> _FunctionT:
     if not (isinstance(name, str) and name.isidentifier()):
         raise ValueError(f"a loss name must be a Python identifier such as 'my_loss'; got {name!r}")
     key = name.lower()
-    if key in LOSSES or key in PRESETS:
+    if key in LOSSES or key in ORIENTED_LOSSES or key in PRESETS:
         raise ValueError(f"{key!r} is a built-in loss; register yours under another name")
     if not callable(function):
         raise ValueError(f"register_loss takes a function loss(pred, target); got {function!r}")
@@ -76,7 +80,7 @@ def register_loss(name: str, function: _FunctionT) -> _FunctionT:
 
 
 def _loss_names():
-    return [*LOSSES, *REGISTERED]
+    return [*LOSSES, *ORIENTED_LOSSES, *REGISTERED]
 
 
 def _split(spec):
@@ -161,12 +165,35 @@ def parse_loss(spec: str | Loss) -> tuple[str | Loss, Loss]:
     if terms is None:
         return _read(text, {})
     parts = [(weight, parse_loss(term)) for weight, term in terms]
+    kinds = {function_kind(function).name: name for _, (name, function) in parts}
+    if len(kinds) > 1:
+        raise ValueError(f"loss {text!r} mixes the oriented loss {kinds['oriented']!r} with the axis-aligned "
+                         f"{kinds['aligned']!r}: a weighted sum adds losses of one kind of box")
     return ("+".join(str(name) if weight == 1 else f"{weight:g}*{name}" for weight, (name, _) in parts),
             WeightedSum([(weight, function) for weight, (_, function) in parts]))
 
 
 def _function(name):
-    return LOSSES[name] if name in LOSSES else REGISTERED[name]
+    return LOSSES[name] if name in LOSSES else ORIENTED_LOSSES[name] if name in ORIENTED_LOSSES else REGISTERED[name]
+
+
+def function_kind(function: Loss) -> BoxKind:
+    """The kind of box a loss function measures: oriented for a loss of `ORIENTED_LOSSES` (or a partial
+    of one, or a weighted sum of them), axis-aligned for any other function."""
+    if isinstance(function, functools.partial):
+        return function_kind(function.func)
+    if isinstance(function, WeightedSum):
+        return function_kind(function.terms[0][1]) if function.terms else ALIGNED
+    return ORIENTED if any(function is oriented for oriented in ORIENTED_LOSSES.values()) else ALIGNED
+
+
+def loss_kind(spec: str | Loss) -> BoxKind:
+    """The kind of box (`sandbox.losses.kinds`) the loss of `spec` measures; ValueError for a bad spec.
+
+    >>> loss_kind("giou").name, loss_kind("2*rotated_l1").name
+    ('aligned', 'oriented')
+    """
+    return function_kind(parse_loss(spec)[1])
 
 
 def get_loss(spec: str | Loss, **params: Any) -> Loss:
@@ -230,7 +257,7 @@ def _read(text: str, params: dict[str, Any]) -> tuple[str, Loss]:
     if kind == "module" or name in REGISTERED:
         loss = on_arrays(loss)
     if params or kind == "module" or name in REGISTERED:
-        _try(loss, text)
+        _try(loss, text, function_kind(loss))
     if kind == "module":  # a module's parameters as written
         return (f"{name}:{text_params}" if text_params else name), loss
     return (":".join([name, ",".join(written)]) if written else name), loss
@@ -268,17 +295,22 @@ def _import(reference):
     return function
 
 
-def _try(loss, spec):
-    """One call on a pair of boxes, so that a bad parameter or function shows before any work."""
+_TRIAL_PAIRS = {"aligned": ([[0.0, 0.0, 1.0, 2.0]], [[0.5, 0.5, 2.0, 1.5]]),
+                "oriented": ([[0.0, 0.0, 1.0, 2.0, 0.3]], [[0.5, 0.5, 2.0, 1.5, -0.2]])}
+
+
+def _try(loss, spec, kind=ALIGNED):
+    """One call on a pair of boxes of `kind`, so that a bad parameter or function shows before any work."""
+    pred, target = _TRIAL_PAIRS[kind.name]
     try:
-        value = loss(np.array([[0.0, 0.0, 1.0, 2.0]]), np.array([[0.5, 0.5, 2.0, 1.5]]))
+        value = loss(np.array(pred), np.array(target))
     except (TypeError, ValueError) as error:
         raise ValueError(f"loss {spec!r}: {error}") from None
     except Exception as error:
         raise ValueError(f"loss {spec!r} fails on a pair of boxes: {type(error).__name__}: {error}") from None
     if np.shape(value) not in ((1,), ()):
         raise ValueError(f"loss {spec!r} must return one value per pair of boxes, shape (...,); on boxes of "
-                         f"shape (1, 4) it returned shape {np.shape(value)}")
+                         f"shape (1, {kind.size}) it returned shape {np.shape(value)}")
 
 
 class WeightedSum:

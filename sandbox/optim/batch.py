@@ -12,6 +12,11 @@ descent, no stop on a small gradient, and only the running sums E(t) and mean Io
 kept. The engine processes cases in chunks, so memory stays bounded whatever
 their number, spreads the chunks over worker processes, and gives results that do
 not depend on the number of workers or on the chunk size.
+
+An oriented loss (`sandbox.losses.oriented.ORIENTED_LOSSES`) regresses oriented boxes
+(cx, cy, w, h, theta), shape (n, 5), moving the five raw numbers (``'xywha'``), with
+the rotated IoU in the (2 - IoU) weight and E(t) the distance between rectangles of
+`sandbox.losses.kinds.oriented_error`.
 """
 from __future__ import annotations
 
@@ -20,7 +25,6 @@ from typing import Callable
 from numpy.typing import ArrayLike
 from scipy.optimize import OptimizeResult
 
-from sandbox.geometry.boxes import check_boxes
 from sandbox.optim.engine import BLOCK, descend
 from sandbox.optim.rules import Rate, Schedule
 from sandbox.optim.settings import GradientFunction, Spec, resolve, whole
@@ -28,7 +32,7 @@ from sandbox.optim.settings import GradientFunction, Spec, resolve, whole
 __all__ = ["BLOCK", "regress"]
 
 
-def regress(preds: ArrayLike, targets: ArrayLike, loss: Spec = "giou", param: str = "cxcywh", iterations: int = 200,
+def regress(preds: ArrayLike, targets: ArrayLike, loss: Spec = "giou", param: str | None = None, iterations: int = 200,
             lr: Rate = 0.1, schedule: str | Schedule = "step", iou_weighting: bool = True,
             reference_gradient: bool = False, gradient: str | GradientFunction = "autograd",
             chunk_size: int | None = None, workers: int = 1, scheduler: str | None = None,
@@ -37,13 +41,15 @@ def regress(preds: ArrayLike, targets: ArrayLike, loss: Spec = "giou", param: st
 
     Parameters
     ----------
-    preds, targets : array_like, shape (n, 4)
-        ``xyxy`` boxes; a single target of shape (4,) serves every case.
+    preds, targets : array_like, shape (n, 4) or (n, 5)
+        ``xyxy`` boxes, or oriented ones for an oriented loss; a single target of shape (4,)
+        (or (5,)) serves every case.
     loss : str or callable
-        A loss of `sandbox.LOSSES` by name, with parameters as `sandbox.get_loss` takes them.
-    param : str
-        What moves: a name in `sandbox.PARAMETERISATIONS`; the paper moves (x, y, w, h),
-        ``'cxcywh'``.
+        A loss of `sandbox.LOSSES` or `sandbox.losses.oriented.ORIENTED_LOSSES` by name, with
+        parameters as `sandbox.get_loss` takes them.
+    param : str, optional
+        What moves: a name in `sandbox.PARAMETERISATIONS`; by default (x, y, w, h),
+        ``'cxcywh'``, as the paper; for oriented boxes ``'xywha'``, the only one.
     iterations, lr, schedule
         T steps at learning rate ``lr * schedule(t, T)``; the default ``'step'`` is the
         paper's 0.1 / 0.01 / 0.001 with drops at 80 % and 90 % of T.
@@ -55,7 +61,8 @@ def regress(preds: ArrayLike, targets: ArrayLike, loss: Spec = "giou", param: st
     gradient : str or callable
         ``'autograd'`` (the default, as everywhere: autograd through the loss's own
         operations) or ``'fused'``: the kernels of `sandbox.losses.fused`, for every
-        registry loss (`sandbox.losses.fused.FUSED_LOSSES`), about three times faster;
+        registry loss (`sandbox.losses.fused.FUSED_LOSSES`), about three times faster
+        (the oriented losses have none: they run through autograd);
         an experiment that needs the speed names it and records it. Their gradients
         agree to about 1e-16; over many steps a box that keeps crossing a kink can
         amplify that into differences visible in a few cases. Or a function
@@ -78,18 +85,21 @@ def regress(preds: ArrayLike, targets: ArrayLike, loss: Spec = "giou", param: st
     -------
     OptimizeResult
         ``errors`` (T + 1,): E(t), the sum over cases of the L1 distance in
-        (x, y, w, h) between box and target, t = 0 the start; ``mean_iou`` (T + 1,);
-        ``final_boxes`` (n, 4) ``xyxy``; ``final_errors`` and ``final_ious`` (n,);
+        (x, y, w, h) between box and target (for oriented boxes, that of
+        `sandbox.losses.kinds.oriented_error`), t = 0 the start; ``mean_iou`` (T + 1,);
+        ``final_boxes`` (n, 4) ``xyxy`` (or (n, 5), oriented); ``final_errors`` and ``final_ious`` (n,);
         ``cases``, ``iterations``, ``seconds``; ``settings``, the run's resolved
         `sandbox.optim.settings.Settings` as its records hold them.
     """
-    preds = check_boxes(preds, "pred")
-    targets = check_boxes(targets, "target", positive_size=True)
-    if preds.ndim != 2:
-        raise ValueError(f"preds must have shape (n, 4); got shape {preds.shape}")
     iterations = whole(iterations, "iterations")  # named as the caller wrote it; resolve knows it as maxiter
-    settings = resolve(loss, "gd", param, iterations, lr=lr, schedule=schedule, iou_weighting=iou_weighting,
-                       gtol=None, reference_gradient=reference_gradient, gradient=gradient)
+    settings = resolve(loss, "gd", param, iterations, aligned_param="cxcywh", lr=lr, schedule=schedule,
+                       iou_weighting=iou_weighting, gtol=None, reference_gradient=reference_gradient,
+                       gradient=gradient)
+    kind = settings.kind
+    preds = kind.check(preds, "pred")
+    targets = kind.check(targets, "target", positive_size=True)
+    if preds.ndim != 2:
+        raise ValueError(f"preds must have shape (n, {kind.size}); got shape {preds.shape}")
     run = descend(preds, targets, settings, record="sums", chunk_size=chunk_size, workers=workers,
                   scheduler=scheduler, progress=progress)
     return OptimizeResult(errors=run.errors, mean_iou=run.mean_iou, final_boxes=run.box,

@@ -6,7 +6,9 @@ paper's simulation, `sandbox.optim.batch.regress` (millions of boxes). Each step
 
     theta_t = theta_{t-1} - lr * schedule(t, maxiter) * weight * direction_t
 
-for parameters theta of shape (4, n) (one row per parameter, one column per box),
+for parameters theta of shape (k, n) (one row per parameter, one column per box;
+k = 4 for ``xyxy`` boxes, 5 for oriented ones, as the loss's kind says:
+`sandbox.losses.kinds`),
 the direction of a rule of `sandbox.optim.rules` (gd, momentum, Adam) applied
 elementwise to the gradient, and the weight 1 or the DIoU paper's (2 - IoU): the
 chain `sandbox.optim.rules.first_order` builds, the one update rule that training
@@ -14,7 +16,8 @@ uses too. The run's settings arrive resolved (`sandbox.optim.settings.Settings`)
 The gradient is autograd's (``gradient='autograd'``, the default everywhere), of
 the sum over boxes of the independent per-box losses; with ``gradient='fused'``, a
 registry loss (at any parameters; not a weighted sum or a user's loss) goes
-through the fused kernels of `sandbox.losses.fused`; or a function replaces it
+through the fused kernels of `sandbox.losses.fused` (the oriented losses have none and
+run through autograd, as every spec without a kernel does); or a function replaces it
 (the authors' MATLAB transcription, `sandbox.losses.diou_reference`).
 
 Each box stops on its own (`sandbox.optim.rules.stops`): when its max |gradient|
@@ -37,8 +40,12 @@ only sums across boxes are the running sums of E(t) and of the IoU, added up
 from partial sums over fixed blocks of `BLOCK` boxes with `math.fsum`, which
 rounds once, whatever the order.
 
+The IoU, GIoU, the (2 - IoU) weight, "home" and E(t) are the box kind's: for oriented
+boxes the rotated IoU and GIoU of `sandbox.geometry.polygons`, and E(t) the distance
+of `sandbox.losses.kinds.oriented_error`.
+
 The speed devices live here and in `sandbox.losses.fused`: parameters held as one
-(4, n) array read through `sandbox.geometry.boxes.rows`, the losses called `unchecked`,
+(k, n) array read through `sandbox.geometry.boxes.rows`, the losses called `unchecked`,
 chunks sized for the cache and spread over processes (`sandbox.workers`), and its `_tune_malloc`.
 """
 from __future__ import annotations
@@ -56,8 +63,8 @@ from numpy.typing import ArrayLike
 from scipy.optimize import OptimizeResult
 
 from sandbox._types import Array, BoolArray, FloatArray
-from sandbox.geometry.boxes import Coordinates, box_convert, check_boxes, rows
-from sandbox.losses.formulas import LossState, giou, iou, loss_state, unchecked
+from sandbox.geometry.boxes import Coordinates, box_convert, rows
+from sandbox.losses.formulas import LossState, loss_state, unchecked
 from sandbox.losses.fused import built_kernel, fused_total, target_terms
 from sandbox.losses.spec import adopt, on_arrays, travelling
 from sandbox.optim.rules import RULES, Rate, State, Status, apply, first_order, stops
@@ -75,10 +82,10 @@ Callback: TypeAlias = Callable[[OptimizeResult], object]
 Progress: TypeAlias = Callable[[int, int], object]
 """``progress(done, total)``."""
 _Evaluate: TypeAlias = Callable[..., tuple[Optional[Array], FloatArray, Optional[Array], bool]]
-"""``evaluate(theta, want_iou, state=None) -> (loss (m,) or None, g (4, m), iou (m,) or None, finite)``, made by
+"""``evaluate(theta, want_iou, state=None) -> (loss (m,) or None, g (k, m), iou (m,) or None, finite)``, made by
 `_evaluator`; `state`, a stateful loss's keyword and its values per box."""
 _Task: TypeAlias = tuple[FloatArray, FloatArray, Rate, Settings, str, dict[str, str], Optional[Callback]]
-"""A chunk's work, for `_descend_chunk`: starts and targets (m, 4), the rate(s), the settings, the record, the
+"""A chunk's work, for `_descend_chunk`: starts and targets (m, k), the rate(s), the settings, the record, the
 losses a worker registers (`sandbox.losses.spec.travelling`) and the callback."""
 _Fields: TypeAlias = dict[str, Array]
 """A run's fields by name (`_fields`), or a chunk's, the box axis last (`_descend_chunk`)."""
@@ -91,10 +98,11 @@ def descend(starts: ArrayLike, targets: ArrayLike, settings: Settings, record: s
 
     Parameters
     ----------
-    starts : array_like, shape (n, 4)
-        ``xyxy`` start boxes, possibly inverted or empty.
-    targets : array_like, shape (n, 4) or (4,)
-        ``xyxy`` targets with positive width and height; one of shape (4,) serves every box.
+    starts : array_like, shape (n, 4) or (n, 5)
+        ``xyxy`` start boxes, possibly inverted or empty; or oriented ones (cx, cy, w, h,
+        theta) for an oriented loss (`Settings.kind`).
+    targets : array_like, shape (n, 4) or (4,), or (n, 5) or (5,)
+        Targets of the same kind with positive width and height; one serves every box.
     settings : Settings
         The run's settings, resolved by `sandbox.optim.settings.resolve` at the entry
         point (`sandbox.fit`, `sandbox.fit_many`, `sandbox.regress`, a sweep): the loss,
@@ -102,14 +110,14 @@ def descend(starts: ArrayLike, targets: ArrayLike, settings: Settings, record: s
         ``maxiter`` steps, the base rate ``lr`` (one, or one per box), the schedule,
         the (2 - IoU) weight, ``gtol``, and the gradient backend: ``'autograd'``,
         ``'fused'`` (the kernels of `sandbox.losses.fused` where the loss has one;
-        other specs run through autograd) or a function ``gradient(theta, target)
+        other specs, the oriented losses among them, run through autograd) or a function ``gradient(theta, target)
         -> (g, iou)`` for theta (4, m) and target corners, used instead (`loss` is
         then only a label; picklable when `workers` > 1).
     record : str
         ``'history'``: every step of every box; ``'sums'``: only the running sums,
         for millions of boxes.
     callback : callable, optional
-        ``callback(intermediate_result)`` after each step, with ``x`` (n, 4) the
+        ``callback(intermediate_result)`` after each step, with ``x`` (n, k) the
         parameters, ``fun`` (n,) the losses at the points stepped from, ``nit`` and
         ``running`` (n,) the boxes that moved; raising StopIteration ends the run
         (`Status.STOPPED` for the boxes still running). In this process only.
@@ -129,25 +137,27 @@ def descend(starts: ArrayLike, targets: ArrayLike, settings: Settings, record: s
     Returns
     -------
     OptimizeResult
-        Per box: ``box`` (n, 4) the final ``xyxy`` box, ``nit`` and ``status`` (n,),
+        Per box: ``box`` (n, k) the final box (``xyxy``, or oriented), ``nit`` and ``status`` (n,),
         a `sandbox.optim.rules.Status` code; then
 
-        - with ``'history'``: ``x`` (n, 4) the final parameters, ``nfev`` (n,),
+        - with ``'history'``: ``x`` (n, k) the final parameters, ``nfev`` (n,),
           ``gradient_max`` (n,), max |gradient| where a box stopped (NaN unless it
-          stopped by `gtol` or a non-finite value), ``boxes`` (n, maxiter + 1, 4),
+          stopped by `gtol` or a non-finite value), ``boxes`` (n, maxiter + 1, k),
           ``losses``, ``ious``, ``gious``, ``grad_norms`` (n, maxiter + 1), step 0
           the start, NaN after the box's last step ``nit``;
         - for a loss that carries state, ``loss_state`` (n,): each box's state as its
           last step used it;
         - with ``'sums'``: ``errors`` (maxiter + 1,), E(t), the sum over boxes of
-          the L1 distance in (x, y, w, h) between box and target; ``mean_iou``
+          the box kind's distance between box and target (for ``xyxy`` boxes the L1
+          distance in (x, y, w, h); `sandbox.losses.kinds`); ``mean_iou``
           (maxiter + 1,); ``final_errors`` and ``final_ious`` (n,).
     """
     began = time.perf_counter()
-    starts = check_boxes(starts, "start")
+    kind = settings.kind
+    starts = kind.check(starts, "start")
     if starts.ndim != 2:
-        raise ValueError(f"starts must have shape (n, 4); got shape {starts.shape}")
-    targets = check_boxes(targets, "target", positive_size=True)
+        raise ValueError(f"starts must have shape (n, {kind.size}); got shape {starts.shape}")
+    targets = kind.check(targets, "target", positive_size=True)
     targets = np.ascontiguousarray(np.broadcast_to(targets, starts.shape))
     n = len(starts)
     if not settings.first_order:
@@ -176,7 +186,7 @@ def descend(starts: ArrayLike, targets: ArrayLike, settings: Settings, record: s
         registered = travelling(settings.loss, forked=scheduler is None and forks())
     tasks: list[_Task] = [(starts[a:b], targets[a:b], lr if np.ndim(lr) == 0 else lr[a:b], settings, record,
                            registered, callback) for a, b in bounds]
-    result = OptimizeResult(_fields(settings.maxiter, record, n, _carried(settings) is not None))
+    result = OptimizeResult(_fields(settings.maxiter, record, n, kind.size, _carried(settings) is not None))
     prepare = functools.partial(prepare_worker, [settings.loss], registered)
     for (a, b), part in zip(bounds, map_tasks(_descend_chunk, tasks, workers, scheduler, prepare)):
         for key, value in part.items():
@@ -193,27 +203,28 @@ def descend(starts: ArrayLike, targets: ArrayLike, settings: Settings, record: s
         result.mean_iou = np.array([math.fsum(row) for row in result.pop("iou_blocks")]) / max(n, 1)
     else:
         for key in ("boxes", "losses", "ious", "gious", "grad_norms"):
-            result[key] = np.moveaxis(result[key], -1, 0)  # the box axis first: (n, maxiter + 1[, 4])
+            result[key] = np.moveaxis(result[key], -1, 0)  # the box axis first: (n, maxiter + 1[, k])
     result.seconds = time.perf_counter() - began
     return result
 
 
-def _fields(maxiter: int, record: str, n: int, stateful: bool = False) -> _Fields:
-    """Empty arrays for the fields of a run of n boxes: x and box (n, 4), the others with the box axis last."""
+def _fields(maxiter: int, record: str, n: int, size: int, stateful: bool = False) -> _Fields:
+    """Empty arrays for the fields of a run of n boxes of `size` numbers: x and box (n, size), the others with
+    the box axis last."""
     steps = maxiter + 1
-    shapes = {"box": (n, 4), "nit": (n,), "status": (n,), **({"loss_state": (n,)} if stateful else {})}
+    shapes = {"box": (n, size), "nit": (n,), "status": (n,), **({"loss_state": (n,)} if stateful else {})}
     if record == "sums":
         blocks = math.ceil(n / BLOCK)
         shapes |= {"final_errors": (n,), "final_ious": (n,), "error_blocks": (steps, blocks),
                    "iou_blocks": (steps, blocks)}
     else:
-        shapes |= {"x": (n, 4), "nfev": (n,), "gradient_max": (n,), "boxes": (steps, 4, n), **{key: (steps, n) for key in ("losses", "ious", "gious", "grad_norms")}}
+        shapes |= {"x": (n, size), "nfev": (n,), "gradient_max": (n,), "boxes": (steps, size, n), **{key: (steps, n) for key in ("losses", "ious", "gious", "grad_norms")}}
     dtypes = {"nit": np.int32, "nfev": np.int32, "status": np.int8}
     return {key: np.empty(shape, dtype=dtypes.get(key, float)) for key, shape in shapes.items()}
 
 
 def _evaluator(settings: Settings, target: Coordinates) -> _Evaluate:
-    """``evaluate(theta, want_iou) -> (loss (m,) or None, g (4, m), iou (m,) or None, finite)`` at theta.
+    """``evaluate(theta, want_iou) -> (loss (m,) or None, g (k, m), iou (m,) or None, finite)`` at theta.
 
     The fused kernels give the IoU on the way; otherwise it is computed only when
     wanted. A `gradient` override gives no loss. `finite` True says that every
@@ -223,7 +234,7 @@ def _evaluator(settings: Settings, target: Coordinates) -> _Evaluate:
     """
     if np.shape(target[0]) == (1,):
         return _one_box(_evaluator(settings, Coordinates(np.repeat(t, 2) for t in target)))
-    loss, param = settings.loss, settings.parameterisation
+    loss, param, kind = settings.loss, settings.parameterisation, settings.kind
     if callable(settings.gradient):
         def evaluate_override(theta: FloatArray, want_iou: bool, state: dict[str, FloatArray] | None = None
                               ) -> tuple[None, FloatArray, Array, bool]:
@@ -231,14 +242,15 @@ def _evaluator(settings: Settings, target: Coordinates) -> _Evaluate:
             return None, g, current_iou, bool(np.isfinite(g.sum()))
         return evaluate_override
     captured: dict[str, Any] = {}  # the loss per box, and the IoU where the kernel computes it, left by the objective
-    if settings.gradient == "fused" and not callable(loss) and built_kernel(settings.loss_function) is not None:
+    if (settings.gradient == "fused" and kind.fused and not callable(loss)
+            and built_kernel(settings.loss_function) is not None):
         total, terms = fused_total(settings.loss_function), target_terms(cast(Sequence[FloatArray], target))
 
         def objective(theta: Array, state: dict[str, FloatArray]) -> Array:
             return total(param.to_box(rows(theta)), terms, out=captured, **state)
     else:
         function = unchecked(settings.loss_function)
-        if callable(loss):  # a user's function takes stacked boxes (..., 4)
+        if callable(loss):  # a user's function takes stacked boxes (..., k)
             function = on_arrays(function)
 
         def objective(theta: Array, state: dict[str, FloatArray]) -> Array:
@@ -252,7 +264,7 @@ def _evaluator(settings: Settings, target: Coordinates) -> _Evaluate:
         total, g = total_and_gradient(theta, state or {})
         current_iou = captured.pop("iou", None)
         if current_iou is None and want_iou:
-            current_iou = unchecked(iou)(param.to_box(Coordinates(theta)), target)
+            current_iou = kind.iou(param.to_box(Coordinates(theta)), target)
         return captured.pop("value"), g, current_iou, bool(np.isfinite(total + g.sum()))
     return evaluate
 
@@ -295,8 +307,8 @@ def _descend_chunk(task: _Task) -> _Fields:
     recorder = (_Sums if record == "sums" else _History)(settings, target)
     want_iou = settings.iou_weighting or recorder.wants_iou
     doubled = SIZE_PARAMETERS.get(settings.param, ()) if settings.reference_gradient else ()
-    doubling = np.array([[2.0 if i in doubled else 1.0] for i in range(4)])  # exact: times 1 or 2
-    theta = np.array(param.from_box(Coordinates(starts.T)))  # shape (4, n): one row per parameter
+    doubling = np.array([[2.0 if i in doubled else 1.0] for i in range(param.size)])  # exact: times 1 or 2
+    theta = np.array(param.from_box(Coordinates(starts.T)))  # shape (k, n): one row per parameter
     n = theta.shape[1]
     state = rule.init(theta)
     running = np.ones(n, dtype=bool)  # not stopped yet
@@ -365,7 +377,7 @@ def _state_keywords(carried: tuple[LossState, Any] | None, values: FloatArray | 
 
 
 def _select(mask: BoolArray, new: State, old: State) -> State:
-    """`new` where `mask` (per box), else `old`: for arrays (4, n), a rule's state (tuples of them) or None."""
+    """`new` where `mask` (per box), else `old`: for arrays (k, n), a rule's state (tuples of them) or None."""
     if new is None:
         return None
     if isinstance(new, tuple):
@@ -380,6 +392,7 @@ class _History:
 
     def __init__(self, settings: Settings, target: Coordinates) -> None:
         self.param, self.target, self.steps = settings.parameterisation, target, settings.maxiter + 1
+        self.kind = settings.kind
         self.thetas: list[FloatArray] = []
         self.losses: list[FloatArray] = []
         self.gradients: list[FloatArray] = []
@@ -398,13 +411,16 @@ class _History:
             value, g, _, _ = evaluate(theta, False)
             self.step(theta, value, g, None, running)
         missing = self.steps - len(self.thetas)
-        thetas, g = (_pad(np.stack(x), missing) for x in (self.thetas, self.gradients))  # (steps, 4, n)
-        boxes = cast(Coordinates, self.param.to_box(Coordinates(thetas[:, i] for i in range(4))))
+        thetas, g = (_pad(np.stack(x), missing) for x in (self.thetas, self.gradients))  # (steps, k, n)
+        boxes = cast(Coordinates, self.param.to_box(Coordinates(thetas[:, i] for i in range(self.param.size))))
         target = Coordinates(t[None] for t in cast(Sequence[FloatArray], self.target))
         with np.errstate(all="ignore"):  # the NaN after a box's last step
-            ious, gious = unchecked(iou)(boxes, target), unchecked(giou)(boxes, target)
+            ious, gious = self.kind.iou(boxes, target), self.kind.giou(boxes, target)
+        squares = g[:, 0] ** 2 + g[:, 1] ** 2 + g[:, 2] ** 2 + g[:, 3] ** 2  # in this order, as before
+        for i in range(4, self.param.size):
+            squares = squares + g[:, i] ** 2
         return dict(boxes=np.stack(boxes, axis=1), losses=_pad(np.stack(self.losses), missing), ious=ious,
-                    gious=gious, grad_norms=np.sqrt(g[:, 0] ** 2 + g[:, 1] ** 2 + g[:, 2] ** 2 + g[:, 3] ** 2))
+                    gious=gious, grad_norms=np.sqrt(squares))
 
 
 class _Sums:
@@ -414,17 +430,19 @@ class _Sums:
 
     def __init__(self, settings: Settings, target: Coordinates) -> None:
         self.param, self.target, self.steps = settings.parameterisation, target, settings.maxiter + 1
+        self.kind = settings.kind
         self.blocks = np.arange(0, len(cast(FloatArray, target[0])), BLOCK)
+        # (x, y, w, h) moved as they are: their error needs no round trip through the corners
         self.moves_centre_size = settings.param == "cxcywh"
-        self.target_centre_size = box_convert(target, "xyxy", "cxcywh")
+        self.target_centre_size = box_convert(target, "xyxy", "cxcywh") if self.moves_centre_size else None
         self.errors: list[FloatArray] = []
         self.ious: list[FloatArray] = []
 
     def error(self, theta: FloatArray) -> FloatArray:
-        """L1 distance in (x, y, w, h) to the target: E(t) before summing."""
-        centre_size = theta if self.moves_centre_size else box_convert(self.param.to_box(Coordinates(theta)),
-                                                                        "xyxy", "cxcywh")
-        return sum(np.abs(b - g) for b, g in zip(centre_size, self.target_centre_size))
+        """The box kind's distance to the target (for ``xyxy`` boxes, L1 in (x, y, w, h)): E(t) before summing."""
+        if self.moves_centre_size:
+            return sum(np.abs(b - g) for b, g in zip(theta, cast(Coordinates, self.target_centre_size)))
+        return cast(FloatArray, self.kind.error(self.param.to_box(Coordinates(theta)), self.target))
 
     def step(self, theta: FloatArray, value: Array | None, g: FloatArray | None, current_iou: Array | None,
              running: BoolArray | None) -> None:
@@ -433,7 +451,7 @@ class _Sums:
 
     def finish(self, theta: FloatArray, running: BoolArray, evaluate: _Evaluate) -> _Fields:
         final_error = self.error(theta)
-        final_iou = unchecked(iou)(self.param.to_box(Coordinates(theta)), self.target)
+        final_iou = self.kind.iou(self.param.to_box(Coordinates(theta)), self.target)
         self.step(theta, None, None, final_iou, None)
         missing = self.steps - len(self.errors)  # after a callback's StopIteration
         return dict(final_errors=final_error, final_ious=final_iou, error_blocks=_pad(np.stack(self.errors), missing),

@@ -6,6 +6,10 @@ Methods are the first-order rules of `sandbox.optim.rules` (``gd``, ``momentum``
 Gradients, Hessians and Hessian-vector products all come from autograd, never
 from finite differences. `fit_many` fits many starts at once with a first-order
 method: one call, one result whose fields gain a leading axis.
+
+Both take oriented boxes (cx, cy, w, h, theta), shape ``(5,)`` or ``(n, 5)``, with an
+oriented loss (`sandbox.losses.oriented.ORIENTED_LOSSES`): the loss decides the kind
+(`sandbox.losses.kinds`), whose rotated IoU and GIoU the record and the outcome use.
 """
 from __future__ import annotations
 
@@ -19,9 +23,9 @@ from numpy.typing import ArrayLike
 from scipy.optimize import OptimizeResult, OptimizeWarning, minimize
 
 from sandbox._types import Array, FloatArray, Loss, Values
-from sandbox.geometry.boxes import check_boxes
 from sandbox.geometry.parameterisations import Parameterisation
-from sandbox.losses.formulas import giou, iou, unchecked
+from sandbox.losses.formulas import unchecked
+from sandbox.losses.kinds import BoxKind
 from sandbox.optim.engine import Callback, descend
 from sandbox.optim.rules import RULES, Status
 from sandbox.optim.settings import HOME_IOU, METHODS, SCIPY_METHODS, Settings, Spec, resolve
@@ -119,23 +123,24 @@ _MESSAGE_OUTCOMES = [  # the fallback, for a status the table leaves open: words
 ]
 
 
-def fit(start: ArrayLike, target: ArrayLike, loss: Spec = "giou", method: str = "gd", param: str = "xyxy",
+def fit(start: ArrayLike, target: ArrayLike, loss: Spec = "giou", method: str = "gd", param: str | None = None,
         maxiter: int = 200, callback: Callback | None = None, home_iou: float = HOME_IOU,
         **options: Any) -> OptimizeResult:
     """Fit one predicted box to one target box by minimising `loss`.
 
     Parameters
     ----------
-    start, target : array_like, shape (4,)
-        ``xyxy`` boxes. The start may be inverted or empty; the target needs
-        positive width and height.
+    start, target : array_like, shape (4,) or (5,)
+        ``xyxy`` boxes, or oriented boxes (cx, cy, w, h, theta) for an oriented loss.
+        The start may be inverted or empty; the target needs positive width and height.
     loss : str or callable
-        A name in `sandbox.LOSSES`, optionally with parameters
-        (``'l1:coords=cxcywh'``), or a function ``loss(pred, target)``.
+        A name in `sandbox.LOSSES` or `sandbox.losses.oriented.ORIENTED_LOSSES`, optionally
+        with parameters (``'l1:coords=cxcywh'``), or a function ``loss(pred, target)``.
     method : str
         ``'gd'``, ``'momentum'``, ``'adam'`` or a `scipy.optimize.minimize` method.
-    param : str
-        What the optimiser moves: a name in `sandbox.PARAMETERISATIONS`.
+    param : str, optional
+        What the optimiser moves: a name in `sandbox.PARAMETERISATIONS` (default
+        ``'xyxy'``), or ``'xywha'`` for oriented boxes (their default).
     maxiter : int
         Iteration limit; for the first-order methods also the length of the
         learning-rate schedule. TNC has no iteration limit: it gets ``maxfun``.
@@ -171,7 +176,8 @@ def fit(start: ArrayLike, target: ArrayLike, loss: Spec = "giou", method: str = 
         which is True only for the outcome ``'converged'``: the method's own
         test passed and the box is home; then
 
-        - ``boxes`` : ndarray, shape (steps + 1, 4), ``xyxy``, the start first;
+        - ``boxes`` : ndarray, shape (steps + 1, 4), ``xyxy``, the start first (or
+          (steps + 1, 5), oriented);
         - ``losses``, ``ious``, ``gious``, ``grad_norms`` : ndarray, shape
           (steps + 1,), at each box (the gradient's Euclidean norm with respect
           to the parameters);
@@ -186,12 +192,15 @@ def fit(start: ArrayLike, target: ArrayLike, loss: Spec = "giou", method: str = 
     >>> result.outcome, float(result.ious[-1])
     ('stalled', 0.0)
     """
-    start = check_boxes(start, "start")
-    target = check_boxes(target, "target", positive_size=True)
+    settings = resolve(loss, method, param, maxiter, home_iou, **options)
+    kind = settings.kind
+    start = kind.check(start, "start")
+    target = kind.check(target, "target", positive_size=True)
     for name, box in [("start", start), ("target", target)]:
-        if box.shape != (4,):
-            raise ValueError(f"fit takes one {name} box of shape (4,); got shape {box.shape}")
-    return fit_resolved(start, target, resolve(loss, method, param, maxiter, home_iou, **options), callback)
+        if box.shape != (kind.size,):
+            raise ValueError(f"fit takes one {name} box of shape ({kind.size},); "
+                             f"got shape {box.shape}")
+    return fit_resolved(start, target, settings, callback)
 
 
 def fit_resolved(start: FloatArray, target: FloatArray, settings: Settings, callback: Callback | None = None
@@ -229,10 +238,10 @@ def fit_resolved(start: FloatArray, target: FloatArray, settings: Settings, call
             xs.append(np.asarray(result.x, dtype=float))
         result.settings = settings
         return _with_trajectory(method, result, np.array(xs), target, parameterisation,
-                                loss_function, settings.home_iou)
+                                loss_function, settings.home_iou, settings.kind)
 
 
-def fit_many(starts: ArrayLike, targets: ArrayLike, loss: Spec = "giou", method: str = "gd", param: str = "xyxy",
+def fit_many(starts: ArrayLike, targets: ArrayLike, loss: Spec = "giou", method: str = "gd", param: str | None = None,
              maxiter: int = 200, callback: Callback | None = None, home_iou: float = HOME_IOU, workers: int = 1,
              **options: Any) -> OptimizeResult:
     """Fit many start boxes, each to its own target, at once with a first-order method.
@@ -244,10 +253,10 @@ def fit_many(starts: ArrayLike, targets: ArrayLike, loss: Spec = "giou", method:
 
     Parameters
     ----------
-    starts : array_like, shape (n, 4)
-        ``xyxy`` start boxes.
-    targets : array_like, shape (n, 4) or (4,)
-        ``xyxy`` targets with positive width and height; one of shape (4,) serves every start.
+    starts : array_like, shape (n, 4) or (n, 5)
+        ``xyxy`` start boxes, or oriented ones for an oriented loss.
+    targets : array_like, shape (n, 4) or (4,), or (n, 5) or (5,)
+        Targets of the same kind with positive width and height; one serves every start.
     loss, method, param, maxiter, home_iou, **options
         As for `fit`, with ``method`` one of ``'gd'``, ``'momentum'``, ``'adam'``;
         ``lr`` may also be an array of one rate per start, shape (n,).
@@ -274,14 +283,16 @@ def fit_many(starts: ArrayLike, targets: ArrayLike, loss: Spec = "giou", method:
     >>> result.outcome.tolist(), result.nit.tolist()
     (['stalled', 'max_iterations'], [0, 200])
     """
-    starts = check_boxes(starts, "start")
-    if starts.ndim != 2:
-        raise ValueError(f"fit_many takes starts of shape (n, 4); got shape {starts.shape}")
-    targets = check_boxes(targets, "target", positive_size=True)
-    if targets.shape not in ((4,), starts.shape):
-        raise ValueError(f"targets must have shape (4,) or the starts' shape {starts.shape}; "
-                         f"got shape {targets.shape}")
     settings = resolve(loss, method, param, maxiter, home_iou, **options)
+    kind = settings.kind
+    starts = kind.check(starts, "start")
+    if starts.ndim != 2:
+        raise ValueError(f"fit_many takes starts of shape (n, {kind.size}); "
+                         f"got shape {starts.shape}")
+    targets = kind.check(targets, "target", positive_size=True)
+    if targets.shape not in ((kind.size,), starts.shape):
+        raise ValueError(f"targets must have shape ({kind.size},) or the starts' shape {starts.shape}; "
+                         f"got shape {targets.shape}")
     if not settings.first_order:
         raise ValueError(f"fit_many runs the first-order methods ({', '.join(RULES)}) on many boxes at once; "
                          f"{settings.method!r} moves one box at a time: call fit(start, target, "
@@ -384,7 +395,8 @@ def _scipy(method: str, objective: Callable[[Array], Values], x0: Array, maxiter
 
 
 def _with_trajectory(method: str, result: OptimizeResult, xs: FloatArray, target: FloatArray,
-                     parameterisation: Parameterisation, loss_function: Loss, home_iou: float) -> OptimizeResult:
+                     parameterisation: Parameterisation, loss_function: Loss, home_iou: float, kind: BoxKind
+                     ) -> OptimizeResult:
     """Add the per-step record and the outcome to a run's result."""
     boxes = parameterisation.to_box(xs)
 
@@ -393,11 +405,11 @@ def _with_trajectory(method: str, result: OptimizeResult, xs: FloatArray, target
 
     losses: Array = loss_function(boxes, target)
     grad_norms = np.linalg.norm(grad(total_loss)(xs), axis=-1)  # rows are independent
-    ious: Array = unchecked(iou)(boxes, target)
+    ious: Array = kind.iou(boxes, target)
     stalled = bool(losses[-1] >= losses[0] and grad_norms[0] == 0.0)
     finite = bool(np.all(np.isfinite(boxes[-1])) and np.isfinite(losses[-1]))
     result.update(
-        boxes=boxes, losses=losses, ious=ious, gious=unchecked(giou)(boxes, target),
+        boxes=boxes, losses=losses, ious=ious, gious=kind.giou(boxes, target),
         grad_norms=grad_norms, box=boxes[-1], fun=float(losses[-1]),
         nit=result.get("nit", len(xs) - 1), njev=result.get("njev", 0), stalled=stalled,
         outcome=_outcome(method, result, stalled, finite, home=ious[-1] >= home_iou))

@@ -12,10 +12,16 @@ again. `Settings.record` is what a run writes to its records.
 The gradient backend is one option everywhere, ``gradient``: ``'autograd'`` (the
 default: autograd through the loss's own operations) or ``'fused'`` (the
 hand-derived kernels of `sandbox.losses.fused`, about three times faster per step,
-for the registry losses; other specs run through autograd). An experiment that
+for the registry losses; other specs, the oriented losses among them, run through
+autograd). An experiment that
 needs the speed names ``'fused'`` and records it. A function
 ``gradient(theta, target) -> (g, iou)`` replaces the gradient altogether: only to
 replay a published implementation (`sandbox.losses.diou_reference`).
+
+The loss decides the kind of box a run moves (`sandbox.losses.kinds`): an oriented
+loss (`sandbox.losses.oriented.ORIENTED_LOSSES`) moves oriented boxes (cx, cy, w, h,
+theta) by the parameterisation ``'xywha'``, its default; every other loss moves
+``xyxy`` boxes. A parameterisation of the other kind is refused here.
 """
 import dataclasses
 import functools
@@ -26,8 +32,9 @@ import numpy as np
 from sandbox._types import FloatArray, Loss, Values
 from sandbox.geometry.boxes import Coordinates
 from sandbox.geometry.names import canonical
-from sandbox.geometry.parameterisations import PARAMETERISATIONS, Parameterisation
-from sandbox.losses.spec import canonical_loss, get_loss, parse_loss
+from sandbox.geometry.parameterisations import EVERY_PARAMETERISATION, Parameterisation
+from sandbox.losses.kinds import BoxKind
+from sandbox.losses.spec import canonical_loss, function_kind, get_loss, parse_loss
 from sandbox.optim.rules import DEFAULT_LEARNING_RATES, RULES, SCHEDULES, Rate, Schedule, rule_parameters
 
 GRADIENTS = ("autograd", "fused")
@@ -65,7 +72,7 @@ class Settings:
     method : str
         A first-order rule of `sandbox.optim.rules.RULES` or a scipy method, as spelled in `METHODS`.
     param : str
-        The parameterisation the optimiser moves (`sandbox.PARAMETERISATIONS`).
+        The parameterisation the optimiser moves (`sandbox.PARAMETERISATIONS`, or ``'xywha'`` for oriented boxes).
     maxiter : int
         The iteration budget (>= 1), and the length of the schedule.
     lr : float or ndarray or None
@@ -109,8 +116,13 @@ class Settings:
         return get_loss(self.loss)
 
     @property
+    def kind(self) -> BoxKind:
+        """The kind of box the loss measures and the run moves (`sandbox.losses.kinds`)."""
+        return function_kind(self.loss_function)
+
+    @property
     def parameterisation(self) -> Parameterisation:
-        return PARAMETERISATIONS[self.param]
+        return EVERY_PARAMETERISATION[self.param]
 
     def schedule_factor(self) -> Schedule:
         return self.schedule if callable(self.schedule) else SCHEDULES[self.schedule]
@@ -133,14 +145,16 @@ class Settings:
         vars(self).update(state)
 
 
-def resolve(loss: Spec = "giou", method: str = "gd", param: str = "xyxy", maxiter: int = 200,
-            home_iou: float = HOME_IOU, **options: Any) -> Settings:
+def resolve(loss: Spec = "giou", method: str = "gd", param: str | None = None, maxiter: int = 200,
+            home_iou: float = HOME_IOU, aligned_param: str = "xyxy", **options: Any) -> Settings:
     """Check every setting of a run and apply every default, once; ValueError naming the first bad one.
 
     Parameters
     ----------
     loss, method, param, maxiter, home_iou
-        As `sandbox.fit` takes them.
+        As `sandbox.fit` takes them; `param` None moves the loss's kind of box by its default
+        parameterisation: `aligned_param` for an axis-aligned loss (``'xyxy'``, as `sandbox.fit`;
+        `sandbox.regress` gives ``'cxcywh'``), ``'xywha'`` for an oriented one.
     **options
         For a first-order method: `FIRST_ORDER_OPTIONS` and the rule's own; for a scipy
         method, its ``options``.
@@ -153,7 +167,17 @@ def resolve(loss: Spec = "giou", method: str = "gd", param: str = "xyxy", maxite
     """
     method = method_name(method)
     loss, function = parse_loss(loss)  # the spec's one reading: its spelling and its function
-    settings: dict[str, Any] = dict(loss=loss, method=method, param=param_name(param),
+    kind = function_kind(function)
+    if param is None:
+        param = aligned_param if kind.name == "aligned" else kind.default_param
+    param = param_name(param)
+    if EVERY_PARAMETERISATION[param].size != kind.size:
+        moves = "oriented" if EVERY_PARAMETERISATION[param].size == 5 else "axis-aligned"
+        matching = ", ".join(name for name, p in EVERY_PARAMETERISATION.items() if p.size == kind.size)
+        measures = "oriented" if kind.size == 5 else "axis-aligned"
+        raise ValueError(f"parameterisation {param!r} moves {moves} boxes, and loss {loss!r} measures {measures} "
+                         f"ones: use one of {matching}")
+    settings: dict[str, Any] = dict(loss=loss, method=method, param=param,
                                     maxiter=whole(maxiter, "maxiter"), home_iou=_share(home_iou, "home_iou"))
     if method not in RULES:
         if "gradient" in options and options["gradient"] != "autograd":
@@ -202,7 +226,7 @@ def method_name(method: str) -> str:
 
 
 def param_name(param: str) -> str:
-    return canonical(param, PARAMETERISATIONS, "parameterisation")
+    return canonical(param, EVERY_PARAMETERISATION, "parameterisation")
 
 
 @overload

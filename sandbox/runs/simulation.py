@@ -7,6 +7,10 @@ to 4:1; anchor centres uniform over the disk of radius 3 around them; at each
 centre, anchors of 7 areas times 7 aspect ratios, each regressed toward each
 target. Cases are ordered as in the MATLAB loops: by anchor centre, then target,
 then area, then aspect ratio, so the 343 cases of a centre are consecutive.
+
+`oriented_protocol` is its counterpart for oriented boxes (cx, cy, w, h, theta): the
+same centres, sizes and order, with the angle of every target and every anchor drawn
+uniformly from [-pi/2, pi/2), each case its own.
 """
 from __future__ import annotations
 
@@ -27,8 +31,8 @@ CASES_PER_POINT = len(ASPECTS) * len(AREAS) * len(ASPECTS)
 
 
 class Protocol(NamedTuple):
-    """Cases of the protocol: ``anchors`` and ``targets``, ``xyxy``, shape (n, 4);
-    ``points``, the anchor centres, shape (n / 343, 2)."""
+    """Cases of the protocol: ``anchors`` and ``targets``, ``xyxy``, shape (n, 4) (oriented:
+    (cx, cy, w, h, theta), shape (n, 5)); ``points``, the anchor centres, shape (n / 343, 2)."""
 
     anchors: FloatArray
     targets: FloatArray
@@ -62,6 +66,30 @@ def diou_protocol(points: int = 5000, seed: int = 0, centre: tuple[float, float]
     return Protocol(np.concatenate([anchor_centre - anchor_size / 2, anchor_centre + anchor_size / 2], axis=-1),
                     np.concatenate([target_centre - target_size / 2, target_centre + target_size / 2], axis=-1),
                     centres)
+
+
+def oriented_protocol(points: int = 20, seed: int = 0, centre: tuple[float, float] = (10.0, 10.0),
+                      radius: float = 3.0) -> Protocol:
+    """The DIoU simulation's cases as oriented boxes, each target and anchor at its own random angle.
+
+    The anchor centres, sizes and order of `diou_protocol` with the same arguments;
+    then, from the same random stream, an angle uniform in [-pi/2, pi/2) for each
+    case's target and one for its anchor. ``points * 343`` cases.
+
+    Examples
+    --------
+    >>> protocol = oriented_protocol(points=2)
+    >>> protocol.anchors.shape, protocol.targets.shape
+    ((686, 5), (686, 5))
+    """
+    aligned = diou_protocol(points, seed, centre, radius)
+    rng = np.random.default_rng(seed)
+    rng.uniform(size=2 * points)  # the draws of the centres, as diou_protocol made them
+    target_angle, anchor_angle = (rng.uniform(-np.pi / 2, np.pi / 2, size=len(aligned.anchors)) for _ in range(2))
+
+    def oriented(boxes: FloatArray, angle: FloatArray) -> FloatArray:
+        return np.column_stack([(boxes[:, :2] + boxes[:, 2:]) / 2, boxes[:, 2:] - boxes[:, :2], angle])
+    return Protocol(oriented(aligned.anchors, anchor_angle), oriented(aligned.targets, target_angle), aligned.points)
 
 
 MOVED = 1e-6

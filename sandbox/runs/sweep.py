@@ -33,6 +33,13 @@ A sweep file names the axes and their values::
     loss = "iou"
     method = ["momentum", "adam"]
 
+A target of five numbers, ``target = [cx, cy, w, h, theta]``, makes a sweep of oriented
+boxes (`sandbox.geometry.oriented`): its losses must be oriented ones
+(`sandbox.losses.oriented.ORIENTED_LOSSES`), its ``param`` defaults to ``'xywha'``, and
+its start sets are made oriented around the target (`sandbox.optim.starts`; a start set
+of kind ``boxes`` lists [cx, cy, w, h, theta]). A simulation sweep's ``[simulation]``
+table takes ``oriented = true`` for `sandbox.runs.simulation.oriented_protocol`.
+
 A learning sweep (``experiment = "learning"``) trains a network per cell instead
 (`sandbox.learning.training.run`): its axes are ``loss``, ``lr`` and ``seed``, and a
 ``[learning]`` table fixes the rest (`sandbox.learning.training.LEARNING_DEFAULTS`); see
@@ -72,9 +79,12 @@ from scipy.optimize import OptimizeResult
 
 from sandbox._types import FloatArray, StrPath
 from sandbox.geometry.boxes import check_boxes
+from sandbox.geometry.oriented import check_oriented_boxes
+from sandbox.geometry.parameterisations import EVERY_PARAMETERISATION
 from sandbox.learning.metrics import METRIC_COLUMNS
 from sandbox.losses.formulas import iou
-from sandbox.losses.spec import adopt, travelling
+from sandbox.losses.kinds import KINDS
+from sandbox.losses.spec import adopt, loss_kind, travelling
 from sandbox.optim.batch import regress
 from sandbox.optim.fitting import fit_resolved, run_first_order
 from sandbox.optim.rules import RULES, not_applicable
@@ -86,7 +96,7 @@ from sandbox.optim.starts import (
     overlapping_starts,
     random_non_overlapping_starts,
 )
-from sandbox.runs.simulation import diou_protocol
+from sandbox.runs.simulation import diou_protocol, oriented_protocol
 from sandbox.workers import forks, map_tasks, prepare_worker
 
 if TYPE_CHECKING:
@@ -133,7 +143,9 @@ SIMULATION_COLUMNS = ["loss", "seed", "cases", "error_initial", "error_final", "
 """A row per simulation: E(0) and E(T), the final IoU's mean and shares above 0.5 and 0.9, the first t
 with E(t) < E(0) / 10 (empty if none), how many cases start apart and the share of them whose box moved."""
 SIMULATION_DEFAULTS: dict[str, Any] = dict(points=5000, iterations=200, gradient="autograd")
-"""The settings of a simulation sweep (``[simulation]``): the DIoU paper's protocol (`sandbox.runs.simulation`)."""
+"""The settings of a simulation sweep (``[simulation]``): the DIoU paper's protocol (`sandbox.runs.simulation`).
+``oriented = true`` runs its oriented counterpart; the key is recorded only when true, so that sweeps saved
+before it existed still match."""
 
 
 class Experiment(NamedTuple):
@@ -197,9 +209,13 @@ def resolve(raw: Mapping[str, Any], where: str = "sweep") -> Sweep:
     if not (_number(threshold) and 0 < threshold <= 1):
         raise SweepError(f"{where}: threshold must be a number in (0, 1]; got {threshold!r}")
     target = raw.get("target", DEFAULT_TARGET)
-    if not (isinstance(target, list) and len(target) == 4 and all(map(_number, target))
-            and target[2] > target[0] and target[3] > target[1]):
-        raise SweepError(f"{where}: target must be [x1, y1, x2, y2] with x2 > x1 and y2 > y1; got {target!r}")
+    aligned = (isinstance(target, list) and len(target) == 4 and all(map(_number, target))
+               and target[2] > target[0] and target[3] > target[1])
+    oriented = (isinstance(target, list) and len(target) == 5 and all(map(_number, target))
+                and target[2] > 0 and target[3] > 0)
+    if not (aligned or oriented):
+        raise SweepError(f"{where}: target must be [x1, y1, x2, y2] with x2 > x1 and y2 > y1, or an oriented box "
+                         f"[cx, cy, w, h, theta] with w > 0 and h > 0; got {target!r}")
     switches: dict[str, Any] = {}
     for key in ("iou_weighting", "record_boxes"):
         switches[key] = raw.get(key, False)
@@ -212,6 +228,9 @@ def resolve(raw: Mapping[str, Any], where: str = "sweep") -> Sweep:
             raise SweepError(f"{where}: {error}") from None
     starts = _start_sets(raw.get("starts", {"ring": {"kind": "non_overlapping"}}), target, where)
     axes = _axes(raw.get("axes", {}), starts, where)
+    if oriented and "param" not in raw.get("axes", {}):
+        axes["param"] = [KINDS["oriented"].default_param]
+    _same_kind(axes, len(target), where)
     ties = _ties(raw.get("tie", []), axes, where)
     excludes = _excludes(raw.get("exclude", []), axes, where)
     sweep = dict(threshold=float(threshold), target=[float(v) for v in target], **switches, starts=starts,
@@ -221,13 +240,26 @@ def resolve(raw: Mapping[str, Any], where: str = "sweep") -> Sweep:
     return sweep
 
 
+def _same_kind(axes: Mapping[str, list[Any]], size: int, where: str) -> None:
+    """Every loss and parameterisation of a box sweep moves the target's kind of box; SweepError naming the first
+    that does not."""
+    kind = "oriented" if size == 5 else "axis-aligned"
+    for i, loss in enumerate(axes["loss"]):
+        if loss_kind(loss).size != size:
+            raise SweepError(f"{where}: [axes] loss, item {i + 1}: {loss!r} measures "
+                             f"{'oriented' if size == 4 else 'axis-aligned'} boxes, and the target is {kind}")
+    for i, param in enumerate(axes["param"]):
+        if EVERY_PARAMETERISATION[param].size != size:
+            raise SweepError(f"{where}: [axes] param, item {i + 1}: {param!r} does not move {kind} boxes")
+
+
 def _resolve_experiment(raw: Mapping[str, Any], where: str, experiment: str) -> Sweep:
     """A learning or simulation sweep: its axes, and the settings of its table that every cell shares."""
     kind = EXPERIMENTS[experiment]
     _keys(raw, ("experiment", kind.table, "axes", "tie", "exclude"), where, f"the top level of a {experiment} sweep")
     defaults, check = _table_rules(experiment)
     given = raw.get(kind.table, {})
-    _keys(given, defaults, where, f"[{kind.table}]")
+    _keys(given, [*defaults, *("oriented",) * (experiment == "simulation")], where, f"[{kind.table}]")
     try:
         config = check({**defaults, **given})
     except ValueError as error:
@@ -259,7 +291,12 @@ def _table_rules(experiment: str) -> tuple[Mapping[str, object], Callable[[dict[
 def _check_simulation(config: Mapping[str, Any]) -> dict[str, Any]:
     for key in ("points", "iterations"):
         whole(config[key], key)
-    return dict(config, gradient=gradient_backend(config["gradient"]))
+    checked = dict(config, gradient=gradient_backend(config["gradient"]))
+    if not isinstance(checked.get("oriented", False), bool):
+        raise ValueError(f"oriented must be true or false; got {checked['oriented']!r}")
+    if not checked.get("oriented", True):
+        del checked["oriented"]  # recorded only when true
+    return checked
 
 
 def _number(value: object) -> bool:
@@ -497,9 +534,11 @@ def make_starts(spec: Mapping[str, Any], target: ArrayLike, seed: int) -> tuple[
     if kind == "boxes":
         if spec["boxes"] is None:
             raise ValueError("a start set of kind 'boxes' needs boxes = [[x1, y1, x2, y2], ...]")
-        boxes = check_boxes(spec["boxes"], "start")
+        oriented = np.shape(target)[-1:] == (5,)
+        boxes = (check_oriented_boxes if oriented else check_boxes)(spec["boxes"], "start")
+        layout = "[cx, cy, w, h, theta]" if oriented else "[x1, y1, x2, y2]"
         if boxes.ndim != 2 or len(boxes) == 0:
-            raise ValueError(f"boxes must be a non-empty list of [x1, y1, x2, y2]; got {spec['boxes']!r}")
+            raise ValueError(f"boxes must be a non-empty list of {layout}; got {spec['boxes']!r}")
         labels = spec["labels"] if spec["labels"] is not None else [f"box{i}" for i in range(len(boxes))]
         if not (isinstance(labels, list) and len(labels) == len(boxes) and all(isinstance(s, str) for s in labels)):
             raise ValueError(f"labels must be a list of {len(boxes)} strings, one per box; got {labels!r}")
@@ -642,12 +681,12 @@ def _simulation_results(cell: Cell, sweep: Sweep) -> CellResults:
     """A simulation cell's row (`SIMULATION_COLUMNS`), its mean IoU at every iteration, and its
     record: E(t) and the mean IoU, t = 0 the start."""
     settings = sweep["simulation"]
-    protocol = diou_protocol(settings["points"], seed=cell["seed"])
+    protocol = (oriented_protocol if settings.get("oriented") else diou_protocol)(settings["points"], seed=cell["seed"])
     result = regress(protocol.anchors, protocol.targets, loss=cell["loss"], iterations=settings["iterations"],
                      gradient=settings["gradient"])
     errors = result.errors
     below = np.flatnonzero(errors < errors[0] / 10)
-    apart = iou(protocol.anchors, protocol.targets) == 0
+    apart = (KINDS["oriented"].iou if settings.get("oriented") else iou)(protocol.anchors, protocol.targets) == 0
     # moved beyond the rounding of the round trip through (x, y, w, h)
     moved = ~np.all(np.isclose(result.final_boxes[apart], protocol.anchors[apart], rtol=1e-9, atol=0), axis=-1)
     row = dict(cell, cases=result.cases, error_initial=f"{errors[0]:.6g}", error_final=f"{errors[-1]:.6g}",
