@@ -1,5 +1,11 @@
 """Matplotlib helpers: each draws on a given ``Axes`` and returns what it drew.
 
+The helpers that draw boxes (`plot_box`, `plot_target`, `plot_trajectory`,
+`animate_trajectories`) take ``xyxy`` boxes, shape ``(..., 4)``, drawn as rectangles, or
+oriented boxes (cx, cy, w, h, theta), shape ``(..., 5)``
+(`sandbox.geometry.oriented`), drawn as polygons with a tick on the side the box's
+first axis points to, so that theta and theta + pi, the same rectangle, differ on screen.
+
     >>> from matplotlib.figure import Figure
     >>> from sandbox import fit
     >>> ax = Figure().subplots()
@@ -11,12 +17,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Mapping, Sequence, TypeVar
 
 import numpy as np
-from matplotlib.patches import Patch, PathPatch, Rectangle
+from matplotlib.patches import Patch, PathPatch, Polygon, Rectangle
 from matplotlib.path import Path
 from numpy.typing import ArrayLike
 
 from sandbox._types import FloatArray
 from sandbox.geometry.boxes import box_area, check_boxes, enclosing_box, order_corners, union_area
+from sandbox.geometry.oriented import check_oriented_boxes, corners
+from sandbox.geometry.polygons import rotated_iou
 from sandbox.losses.formulas import giou, iou
 
 if TYPE_CHECKING:
@@ -41,15 +49,66 @@ def _added(ax: Axes, patch: _PatchT) -> _PatchT:
     return patch
 
 
-def plot_box(ax: Axes, box: ArrayLike, **style: Any) -> Rectangle:
-    """Draw one ``xyxy`` box as a rectangle (inverted corners are ordered first)."""
+def is_oriented(boxes: ArrayLike) -> bool:
+    """Whether `boxes` are oriented, (cx, cy, w, h, theta) on a last axis of 5, rather than ``xyxy``."""
+    return bool(np.ndim(boxes) >= 1 and np.shape(boxes)[-1] == 5)
+
+
+def oriented_outline(box: ArrayLike) -> FloatArray:
+    """The vertices, shape (7, 2), that draw one oriented box as a polygon with a tick on its first axis.
+
+    The corners in `sandbox.geometry.oriented.corners`' order, with an inward tick
+    from the midpoint of the side at +w/2 (the side the box's first axis, at
+    angle theta, points to) toward the centre, of length min(|w| / 2, max(|w|, |h|) / 5).
+    The tick encloses no area, so a filled polygon fills exactly the rectangle.
+
+    Examples
+    --------
+    >>> oriented_outline([0.0, 0.0, 4.0, 2.0, 0.0])[1:5].tolist()   # corner, midpoint, tick's end, midpoint
+    [[2.0, -1.0], [2.0, 0.0], [1.2, 0.0], [2.0, 0.0]]
+    """
+    cx, cy, w, h, _ = np.asarray(box, dtype=float)
+    xs, ys = corners(np.asarray(box, dtype=float))
+    points = np.stack([xs, ys], axis=-1)
+    middle = (points[1] + points[2]) / 2
+    reach = min(abs(w) / 2, max(abs(w), abs(h)) / 5)
+    tick = middle + (np.array([cx, cy]) - middle) * (reach / (abs(w) / 2) if w != 0 else 0.0)
+    return np.array([points[0], points[1], middle, tick, middle, points[2], points[3]])
+
+
+def plot_box(ax: Axes, box: ArrayLike, **style: Any) -> Patch:
+    """Draw one box: ``xyxy`` (4,) as a rectangle (inverted corners are ordered first), or oriented
+    (cx, cy, w, h, theta) (5,) as a polygon with a tick marking its first axis (`oriented_outline`).
+
+    Returns the ``Rectangle`` or ``Polygon`` drawn.
+    """
+    if is_oriented(box):
+        outline = oriented_outline(check_oriented_boxes(box, "box"))
+        return _added(ax, Polygon(outline, closed=True, **{"fill": False, **style}))
     x1, y1, x2, y2 = order_corners(check_boxes(box, "box"))
     return _added(ax, Rectangle((x1, y1), x2 - x1, y2 - y1, **{"fill": False, **style}))
 
 
-def plot_target(ax: Axes, target: ArrayLike, label: str = "target", **style: Any) -> Rectangle:
-    """Draw the target box, grey and outlined in black; `style` overrides (``fill=False``)."""
+def plot_target(ax: Axes, target: ArrayLike, label: str = "target", **style: Any) -> Patch:
+    """Draw the target box, ``xyxy`` or oriented, grey and outlined in black; `style` overrides (``fill=False``)."""
     return plot_box(ax, target, **{"fill": True, "label": label, **TARGET_STYLE, **style})
+
+
+def box_centres(boxes: ArrayLike) -> FloatArray:
+    """The centres, shape (..., 2), of ``xyxy`` (..., 4) or oriented (..., 5) boxes."""
+    boxes = np.asarray(boxes, dtype=float)
+    if is_oriented(boxes):
+        return boxes[..., :2]
+    return (boxes[..., :2] + boxes[..., 2:4]) / 2
+
+
+def box_bounds(boxes: ArrayLike) -> FloatArray:
+    """The ``xyxy`` bounds, shape (..., 4), that hold each ``xyxy`` or oriented box (its corners for the latter)."""
+    boxes = np.asarray(boxes, dtype=float)
+    if is_oriented(boxes):
+        xs, ys = corners(boxes)
+        return np.stack([xs.min(axis=-1), ys.min(axis=-1), xs.max(axis=-1), ys.max(axis=-1)], axis=-1)
+    return np.asarray(order_corners(boxes))
 
 
 def plot_trajectory(ax: Axes, boxes: ArrayLike, target: ArrayLike | None = None, color: ColorType = "C0",
@@ -59,10 +118,10 @@ def plot_trajectory(ax: Axes, boxes: ArrayLike, target: ArrayLike | None = None,
     Parameters
     ----------
     ax : matplotlib.axes.Axes
-    boxes : array_like, shape (steps + 1, 4)
-        ``xyxy`` boxes, the start first, as in ``fit(...).boxes``; rows that are
-        not finite (a diverged run) are left out.
-    target : array_like, shape (4,), optional
+    boxes : array_like, shape (steps + 1, 4) or (steps + 1, 5)
+        ``xyxy`` or oriented (cx, cy, w, h, theta) boxes, the start first, as in
+        ``fit(...).boxes``; rows that are not finite (a diverged run) are left out.
+    target : array_like, shape (4,) or (5,), optional
         Drawn underneath when given.
     max_boxes : int
         At most this many outlines, evenly spaced over the steps (start and end included).
@@ -79,7 +138,7 @@ def plot_trajectory(ax: Axes, boxes: ArrayLike, target: ArrayLike | None = None,
     for rank, i in enumerate(shown):
         alpha = 0.12 + 0.88 * rank / max(len(shown) - 1, 1)
         artists.append(plot_box(ax, boxes[i], edgecolor=color, alpha=alpha, linewidth=1.0, zorder=2))
-    cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+    cx, cy = box_centres(boxes).T
     artists += ax.plot(cx, cy, color=color, linewidth=1.0, alpha=0.8, zorder=3, label=label)
     artists += ax.plot(cx[:1], cy[:1], "o", color=color, markersize=5, zorder=4)
     artists += ax.plot(cx[-1:], cy[-1:], "*", color=color, markeredgecolor="black",
@@ -139,10 +198,12 @@ def animate_trajectories(runs: Any, target: ArrayLike, labels: Sequence[str] | N
     ----------
     runs : sequence of OptimizeResult or array_like
         One per run: a result of ``sandbox.fit`` (its ``boxes`` and ``ious`` are drawn),
-        or the ``xyxy`` boxes a run visited, shape (steps + 1, 4), the start first (IoU
-        is then computed against `target`). A single result or array is one run.
-    target : array_like, shape (4,)
-        ``xyxy``, drawn grey in every box panel.
+        or the boxes a run visited, shape (steps + 1, 4) (``xyxy``; IoU is then computed
+        against `target`) or (steps + 1, 5) (oriented, cx, cy, w, h, theta, drawn as
+        polygons like `plot_box`; IoU is then `sandbox.geometry.polygons.rotated_iou`), the
+        start first. A single result or array is one run.
+    target : array_like, shape (4,) or (5,)
+        ``xyxy`` or oriented, as the runs' boxes; drawn grey in every box panel.
     labels, colors : sequence, optional
         One per run. Labels go in a legend beside the IoU axes, a repeated label once.
     panels : sequence of str, optional
@@ -166,7 +227,7 @@ def animate_trajectories(runs: Any, target: ArrayLike, labels: Sequence[str] | N
     matplotlib.animation.FuncAnimation
         Also carries ``figure``, ``steps`` (the iteration each frame shows),
         ``update(iteration)`` (draws that iteration, returns the artists), ``boxes`` (one
-        rectangle per run, its current box) and ``curves`` (one IoU line per run).
+        rectangle, or polygon for oriented boxes, per run, its current box) and ``curves`` (one IoU line per run).
 
     Examples
     --------
@@ -180,18 +241,20 @@ def animate_trajectories(runs: Any, target: ArrayLike, labels: Sequence[str] | N
     from matplotlib.animation import FuncAnimation
     from matplotlib.figure import Figure
 
-    target = check_boxes(target, "target", positive_size=True)
+    oriented = is_oriented(target)
+    target = (check_oriented_boxes if oriented else check_boxes)(target, "target", positive_size=True)
+    coordinates = len(target)
     if hasattr(runs, "boxes") or (isinstance(runs, np.ndarray) and runs.ndim == 2):
         runs = [runs]
     boxes: list[FloatArray] = []
     ious: list[FloatArray] = []
     for run in runs:
         visited = np.asarray(run.boxes if hasattr(run, "boxes") else run, dtype=float)
-        if visited.ndim != 2 or visited.shape[1] != 4 or len(visited) == 0:
+        if visited.ndim != 2 or visited.shape[1] != coordinates or len(visited) == 0:
             raise ValueError(f"run {len(boxes)} has boxes of shape {visited.shape}; "
-                             f"expected (steps + 1, 4), the start first")
+                             f"expected (steps + 1, {coordinates}) like the target, the start first")
         with np.errstate(invalid="ignore"):
-            history = np.asarray(run.ious if hasattr(run, "ious") else iou(visited, target), dtype=float)
+            history = np.asarray(run.ious if hasattr(run, "ious") else _iou(visited, target), dtype=float)
         boxes.append(_held_over_non_finite(visited))
         ious.append(history)
     n = len(boxes)
@@ -220,7 +283,7 @@ def animate_trajectories(runs: Any, target: ArrayLike, labels: Sequence[str] | N
     for name, ax in zip(names, box_axes):
         members = [i for i in range(n) if panels[i] == name]
         if limits is None:
-            seen = np.concatenate([boxes[i] for i in members] + [target[None]])
+            seen = box_bounds(np.concatenate([boxes[i] for i in members] + [target[None]]))
             seen = seen[np.all(np.isfinite(seen), axis=-1)]
             low, high = seen[:, :2].min(axis=0), seen[:, 2:].max(axis=0)
             margin = 0.06 * (high - low).max()
@@ -234,21 +297,20 @@ def animate_trajectories(runs: Any, target: ArrayLike, labels: Sequence[str] | N
         if name:
             ax.set_title(name)
     axis_of = {name: ax for name, ax in zip(names, box_axes)}
-    current: list[Rectangle] = []
-    ghosts: list[list[Rectangle]] = []
+    current: list[Patch] = []
+    ghosts: list[list[Patch]] = []
     paths: list[Line2D] = []
     curves: list[Line2D] = []
     held: list[Line2D] = []
     for i in range(n):
         ax, color = axis_of[panels[i]], colors[i]
-        centres = (boxes[i][:, :2] + boxes[i][:, 2:]) / 2
+        centres = box_centres(boxes[i])
         ax.plot(centres[:1, 0], centres[:1, 1], "o", color=color, markersize=4, zorder=3)
         paths.append(ax.plot([], [], color=color, linewidth=1.0, alpha=0.6, zorder=3)[0])
-        ghosts.append([_added(ax, Rectangle((0, 0), 0, 0, fill=False, edgecolor=color,
-                                            linewidth=1.0, alpha=0.55 * (1 - j / trail), zorder=2))
+        ghosts.append([_added(ax, _empty_box(oriented, fill=False, edgecolor=color, linewidth=1.0,
+                                             alpha=0.55 * (1 - j / trail), zorder=2))
                        for j in range(trail)])
-        current.append(_added(ax, Rectangle((0, 0), 0, 0, fill=False, edgecolor=color,
-                                            linewidth=2.0, zorder=4)))
+        current.append(_added(ax, _empty_box(oriented, fill=False, edgecolor=color, linewidth=2.0, zorder=4)))
         label = None if labels is None or labels[i] in labels[:i] else labels[i]
         curves.append(history_ax.plot([], [], color=color, linewidth=1.5, alpha=0.8, label=label)[0])
         # as in plot_metric: a run that has stopped keeps its last IoU, dotted from a dot
@@ -272,7 +334,7 @@ def animate_trajectories(runs: Any, target: ArrayLike, labels: Sequence[str] | N
                 ghost.set_visible(earlier is not None and earlier < k)
                 if ghost.get_visible():
                     _set_box(ghost, boxes[i][earlier])
-            centres = (boxes[i][:k + 1, :2] + boxes[i][:k + 1, 2:]) / 2
+            centres = box_centres(boxes[i][:k + 1])
             paths[i].set_data(centres[:, 0], centres[:, 1])
             curves[i].set_data(np.arange(k + 1), ious[i][:k + 1])
             held[i].set_data(*(([last, iteration], [ious[i][last]] * 2) if iteration > last else ([], [])))
@@ -288,15 +350,35 @@ def animate_trajectories(runs: Any, target: ArrayLike, labels: Sequence[str] | N
 
 
 def _held_over_non_finite(boxes: ArrayLike) -> FloatArray:
-    """`boxes` corner-ordered, with each non-finite row (a diverged step) replaced by the last finite one."""
+    """`boxes` (``xyxy`` corner-ordered, or oriented as they are), with each non-finite row (a diverged
+    step) replaced by the last finite one."""
     held = np.array(boxes, dtype=float)
     for k in range(len(held)):
         if not np.all(np.isfinite(held[k])):
             held[k] = held[k - 1] if k else np.nan
-    return np.asarray(order_corners(held))
+    return held if is_oriented(held) else np.asarray(order_corners(held))
 
 
-def _set_box(patch: Rectangle, box: FloatArray) -> None:
+def _iou(boxes: FloatArray, target: FloatArray) -> FloatArray:
+    """IoU of each ``xyxy`` or oriented box with the target; NaN for a non-finite box."""
+    if not is_oriented(target):
+        return np.asarray(iou(boxes, target), dtype=float)
+    finite = np.all(np.isfinite(boxes), axis=-1)
+    safe = np.where(finite[:, None], boxes, target)
+    return np.where(finite, np.asarray(rotated_iou(safe, target), dtype=float), np.nan)
+
+
+def _empty_box(oriented: bool, **style: Any) -> Patch:
+    """A patch for `_set_box` to move: a Polygon for oriented boxes, a Rectangle for ``xyxy`` ones."""
+    return Polygon(np.zeros((7, 2)), closed=True, **style) if oriented else Rectangle((0, 0), 0, 0, **style)
+
+
+def _set_box(patch: Patch, box: FloatArray) -> None:
+    """Move `patch` to `box`: a Rectangle to an ``xyxy`` box, a Polygon to an oriented one."""
+    if isinstance(patch, Polygon):
+        patch.set_xy(oriented_outline(box) if np.all(np.isfinite(box)) else np.full((7, 2), np.nan))
+        return
+    assert isinstance(patch, Rectangle)
     x1, y1, x2, y2 = box
     patch.set_bounds(x1, y1, x2 - x1, y2 - y1)
 
