@@ -164,14 +164,18 @@ def box_convert(boxes: Boxes, in_fmt: str, out_fmt: str) -> Boxes | Array:
     return restack(boxes, [a, b, c, d])
 
 
-def unstack(boxes: Boxes) -> list[Array]:
-    """The four coordinate arrays of `boxes`: array_like ``(..., 4)``, traced, or `Coordinates`."""
+def unstack(boxes: Boxes, size: int = 4) -> list[Array]:
+    """The `size` coordinate arrays of `boxes`: array_like ``(..., size)``, traced, or `Coordinates`.
+
+    Four for ``xyxy`` boxes and the other formats; five for oriented boxes
+    (`sandbox.geometry.oriented.unstack_oriented`).
+    """
     if isinstance(boxes, Coordinates):
         return list(boxes)
     # a float array keeps its precision, so that float32 targets do not promote a float32 network's loss
     floating = isbox(boxes) or (isinstance(boxes, np.ndarray) and np.issubdtype(boxes.dtype, np.floating))
     values: Array = boxes if floating else np.asarray(boxes, dtype=float)
-    return [values[..., i] for i in range(4)]
+    return [values[..., i] for i in range(size)]
 
 
 @overload

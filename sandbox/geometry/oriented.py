@@ -31,7 +31,7 @@ from autograd.tracer import getval
 from numpy.typing import ArrayLike
 
 from sandbox._types import Array, Boxes, FloatArray, Values
-from sandbox.geometry.boxes import Coordinates, _raise_at_first, restack, traced
+from sandbox.geometry.boxes import Coordinates, _raise_at_first, restack, unstack
 
 ANGLE_CONVENTIONS = {
     "oc": "theta in (0, pi/2], w and h in either order (OpenCV 4.5.1's minAreaRect, mmrotate's 'oc')",
@@ -57,12 +57,7 @@ class Gaussian(NamedTuple):
 
 def unstack_oriented(boxes: Boxes) -> list[Array]:
     """The five arrays (cx, cy, w, h, theta) of oriented boxes, stacked ``(..., 5)`` or `Coordinates`."""
-    if isinstance(boxes, Coordinates):
-        return list(boxes)
-    # a float array keeps its precision, as in `sandbox.geometry.boxes.unstack`
-    floating = traced(boxes) or (isinstance(boxes, np.ndarray) and np.issubdtype(boxes.dtype, np.floating))
-    values: Array = boxes if floating else np.asarray(boxes, dtype=float)
-    return [values[..., i] for i in range(5)]
+    return unstack(boxes, size=5)
 
 
 def check_oriented_boxes(boxes: Boxes, name: str = "box", positive_size: bool = False) -> FloatArray:

@@ -154,6 +154,16 @@ def _gather_vjp(ans: Array, values: Array, index: NDArray[numpy.intp]) -> Callab
 defvjp(_gather, _gather_vjp)
 
 
+
+def _corners_of_pair(pred: Boxes, target: Boxes
+                     ) -> tuple[list[Array], list[Array], FloatArray, tuple[int, ...], list[Array]]:
+    """`_pair`'s boxes, margin scale and broadcast shape, and both boxes' corners (x, y of each), broadcast."""
+    moved, centred, scale = _pair(pred, target)
+    px, py = corners(Coordinates(moved))
+    qx, qy = corners(Coordinates(centred))
+    shape = numpy.broadcast_shapes(numpy.shape(getval(px)), numpy.shape(getval(qx)))
+    return moved, centred, scale, shape, _broadcast([px, py, qx, qy], shape)
+
 def intersection_area(pred: Boxes, target: Boxes) -> Values:
     """Area of the intersection of oriented boxes, shape ``(...,)``, by clipping (unchecked input).
 
@@ -163,11 +173,7 @@ def intersection_area(pred: Boxes, target: Boxes) -> Values:
     >>> round(float(intersection_area([0.0, 0.0, 2.0, 2.0, np.pi / 4], square)), 12)  # an octagon: 8 (sqrt 2 - 1)
     3.313708498985
     """
-    moved, centred, scale = _pair(pred, target)
-    px, py = corners(Coordinates(moved))
-    qx, qy = corners(Coordinates(centred))
-    shape = numpy.broadcast_shapes(numpy.shape(getval(px)), numpy.shape(getval(qx)))
-    px, py, qx, qy = _broadcast([px, py, qx, qy], shape)
+    moved, centred, scale, shape, (px, py, qx, qy) = _corners_of_pair(pred, target)
     # every edge of the prediction (rows) against every edge of the target (columns)
     ax, ay, bx, by = px[..., :, None], py[..., :, None], qx[..., None, :], qy[..., None, :]
     ex, ey = np.roll(px, -1, axis=-1)[..., :, None] - ax, np.roll(py, -1, axis=-1)[..., :, None] - ay
@@ -198,11 +204,7 @@ def convex_hull_area(pred: Boxes, target: Boxes) -> Values:
     >>> float(convex_hull_area([3.0, 0.0, 2.0, 2.0, 0.0], [0.0, 0.0, 2.0, 2.0, 0.0]))  # a 5 x 2 box
     10.0
     """
-    moved, centred, scale = _pair(pred, target)
-    px, py = corners(Coordinates(moved))
-    qx, qy = corners(Coordinates(centred))
-    shape = numpy.broadcast_shapes(numpy.shape(getval(px)), numpy.shape(getval(qx)))
-    px, py, qx, qy = _broadcast([px, py, qx, qy], shape)
+    moved, centred, scale, shape, (px, py, qx, qy) = _corners_of_pair(pred, target)
     pred_corners, target_corners = _plain([px, py]), _plain([qx, qy])
     margin = TOLERANCE * scale
     inside = [_inside_hull(pred_corners, _plain(moved), target_corners, margin),

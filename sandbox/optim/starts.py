@@ -96,7 +96,7 @@ def random_non_overlapping_starts(target: ArrayLike, count: int, seed: int = 0, 
         raise ValueError(f"min_gap must be a positive number; got {min_gap!r}")
     if np.shape(target)[-1:] == (5,):
         oriented = _one_oriented_target(target)
-        return _sample_oriented(oriented, count, seed, radius, scale,
+        return _sample(oriented, count, seed, radius, scale,
                                 lambda boxes: oriented_gap(boxes, oriented) >= min_gap)
     target = _one_target(target)
     return _sample(target, count, seed, radius, scale, lambda boxes: _gap(boxes, target) >= min_gap)
@@ -118,7 +118,7 @@ def overlapping_starts(target: ArrayLike, count: int, seed: int = 0, iou_range: 
         def within(boxes: FloatArray) -> BoolArray:
             values = np.asarray(ORIENTED.iou(boxes, oriented))
             return np.asarray((values >= low) & (values <= high), dtype=bool)
-        return _sample_oriented(oriented, count, seed, float(np.hypot(*oriented[2:4])), scale, within)
+        return _sample(oriented, count, seed, float(np.hypot(*oriented[2:4])), scale, within)
     target = _one_target(target)
     radius = float(np.hypot(*box_convert(target, "xyxy", "cxcywh")[2:]))
     return _sample(target, count, seed, radius, scale,
@@ -161,22 +161,30 @@ def random_box_pairs(count: int, seed: int = 0, spread: float = 1.5, scale: tupl
 def _sample(target: FloatArray, count: int, seed: int, radius: float, scale: tuple[float, float],
             accept: Callable[[FloatArray], BoolArray | np.bool_], batch: int = 256,
             max_batches: int = 1000) -> FloatArray:
-    """Rejection-sample `count` boxes around `target` that `accept` keeps."""
+    """Rejection-sample `count` boxes around `target` that `accept` keeps.
+
+    ``xyxy`` boxes around an ``xyxy`` target; oriented boxes around an oriented target
+    (shape (5,)), each at a uniform angle in [-pi/2, pi/2), drawn after its size.
+    """
     if not (isinstance(count, (int, np.integer)) and count >= 0):
         raise ValueError(f"count must be a whole number >= 0; got {count!r}")
     low, high = _size(scale)
     rng = np.random.default_rng(seed)
-    cx, cy, tw, th = box_convert(target, "xyxy", "cxcywh")
-    kept, tries = np.empty((0, 4)), 0
+    oriented = len(target) == 5
+    cx, cy, tw, th = target[:4] if oriented else box_convert(target, "xyxy", "cxcywh")
+    kept, tries = np.empty((0, len(target))), 0
     while len(kept) < count:
         if tries == max_batches:
             raise ValueError(f"found only {len(kept)} of {count} qualifying boxes in {batch * tries} "
                              f"tries; widen the radius or the scale range")
         r, phi = radius * np.sqrt(rng.uniform(size=batch)), rng.uniform(0, 2 * np.pi, size=batch)
         factors = np.exp(rng.uniform(np.log(low), np.log(high), size=(batch, 2)))
-        boxes = box_convert(np.stack([cx + r * np.cos(phi), cy + r * np.sin(phi),
-                                      tw * factors[:, 0], th * factors[:, 1]], axis=-1),
-                            "cxcywh", "xyxy")
+        boxes = np.stack([cx + r * np.cos(phi), cy + r * np.sin(phi), tw * factors[:, 0], th * factors[:, 1]],
+                         axis=-1)
+        if oriented:
+            boxes = np.concatenate([boxes, rng.uniform(-np.pi / 2, np.pi / 2, size=(batch, 1))], axis=-1)
+        else:
+            boxes = box_convert(boxes, "cxcywh", "xyxy")
         kept, tries = np.concatenate([kept, boxes[accept(boxes)]]), tries + 1
     return kept[:count]
 
@@ -243,29 +251,6 @@ def _oriented_non_overlapping(target: FloatArray, gap: float, angles: FloatArray
     if np.any(oriented_gap(starts, target) <= 0):  # cannot happen for gap > 0; kept as the promise's check
         raise AssertionError(f"a start overlaps the target: {starts[oriented_gap(starts, target) <= 0]}")
     return starts
-
-
-def _sample_oriented(target: FloatArray, count: int, seed: int, radius: float, scale: tuple[float, float],
-                     accept: Callable[[FloatArray], BoolArray], batch: int = 256, max_batches: int = 1000
-                     ) -> FloatArray:
-    """Rejection-sample `count` oriented boxes around `target` that `accept` keeps, at uniform angles."""
-    if not (isinstance(count, (int, np.integer)) and count >= 0):
-        raise ValueError(f"count must be a whole number >= 0; got {count!r}")
-    low, high = _size(scale)
-    rng = np.random.default_rng(seed)
-    cx, cy, tw, th, _ = target
-    kept, tries = np.empty((0, 5)), 0
-    while len(kept) < count:
-        if tries == max_batches:
-            raise ValueError(f"found only {len(kept)} of {count} qualifying boxes in {batch * tries} "
-                             f"tries; widen the radius or the scale range")
-        r, phi = radius * np.sqrt(rng.uniform(size=batch)), rng.uniform(0, 2 * np.pi, size=batch)
-        factors = np.exp(rng.uniform(np.log(low), np.log(high), size=(batch, 2)))
-        theta = rng.uniform(-np.pi / 2, np.pi / 2, size=batch)
-        boxes = np.stack([cx + r * np.cos(phi), cy + r * np.sin(phi), tw * factors[:, 0], th * factors[:, 1], theta],
-                         axis=-1)
-        kept, tries = np.concatenate([kept, boxes[accept(boxes)]]), tries + 1
-    return kept[:count]
 
 
 def _one_oriented_target(target: ArrayLike) -> FloatArray:
