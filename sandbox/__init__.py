@@ -46,7 +46,7 @@ from sandbox.optim.fitting import GRADIENT_METHODS, HOME_IOU, METHODS, OUTCOMES,
 from sandbox.optim.rules import SCHEDULES
 from sandbox.optim.starts import non_overlapping_starts, overlapping_starts, random_non_overlapping_starts
 
-__version__ = "0.9.0"  # the one place it is written: pyproject.toml reads it, CHANGELOG.md names it
+__version__ = "0.10.0"  # the one place it is written: pyproject.toml reads it, CHANGELOG.md names it
 __all__ = ["FORMATS", "box_area", "box_convert", "check_boxes", "enclosing_box", "intersection_area",
            "order_corners", "union_area", "PARAMETERISATIONS", "LOSSES", "canonical_loss", "get_loss",
            "register_loss", "giou", "giou_loss", "iou", "iou_loss", "l1_loss", "l2_loss", "regress",
