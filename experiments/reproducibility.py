@@ -119,6 +119,9 @@ def environment_variables(name):
 
 def probe(name):
     """What a process of environment `name` gets (`sandbox.runs.emulation.probe`); ValueError if it fails."""
+    reason = emulation.unavailable(environment_variables(name))
+    if reason:
+        raise ValueError(f"environment {name}: {reason}; leave it out of --environments on this machine")
     try:
         return emulation.probe(emulation.environment(environment_variables(name)))
     except RuntimeError as error:

@@ -38,3 +38,22 @@ def test_a_probe_that_fails_says_why_in_one_line(monkeypatch):
     monkeypatch.setattr(emulation, "PROBE", "raise SystemExit('no threadpoolctl here')")
     with pytest.raises(RuntimeError, match="the probe of the emulated CPU failed: no threadpoolctl here$"):
         emulation.probe(emulation.environment({}))
+
+
+def test_a_newer_cores_kernels_are_unavailable_exactly_where_the_cpu_lacks_their_instructions():
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:  # NumPy 1
+        from numpy.core._multiarray_umath import __cpu_features__
+    for core, feature in emulation.CORE_FEATURES.items():
+        reason = emulation.unavailable({"OPENBLAS_CORETYPE": core})
+        assert reason == ("" if __cpu_features__[feature] else f"this CPU lacks {feature}, which {core}'s kernels need")
+    assert emulation.unavailable({"OPENBLAS_CORETYPE": "Prescott"}) == ""  # every x86-64 CPU runs it
+    assert emulation.unavailable({}) == ""
+
+
+def test_a_probe_stopped_by_an_illegal_instruction_says_so(monkeypatch):
+    monkeypatch.setattr(emulation, "PROBE", "import os, signal; os.kill(os.getpid(), signal.SIGILL)")
+    with pytest.raises(RuntimeError, match="stopped on an illegal instruction: this CPU lacks instructions the "
+                                           "kernels of SkylakeX need"):
+        emulation.probe(emulation.environment({"OPENBLAS_CORETYPE": "SkylakeX"}))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from typing import Any, Mapping
@@ -30,6 +31,11 @@ CORE_NAMES = {"Prescott": {"prescott", "katmai"}, "Sandybridge": {"sandybridge"}
               "SkylakeX": {"skylakex"}}
 """The names threadpoolctl reports for each core's kernels: OpenBLAS names kernels after the first
 core that shares them, so Prescott's are Katmai's in a 64-bit build."""
+
+CORE_FEATURES = {"Sandybridge": "AVX", "Haswell": "AVX2", "SkylakeX": "AVX512_SKX"}
+"""The instructions each core's kernels need beyond the x86-64 baseline, as NumPy names them
+(``__cpu_features__``): a CPU without them cannot run those kernels (OpenBLAS would stop on an
+illegal instruction), so an older CPU emulates older cores only."""
 
 PROBE = """
 import hashlib, json, numpy as np, threadpoolctl
@@ -60,6 +66,21 @@ def simd_off() -> dict[str, str]:
     return {"NPY_DISABLE_CPU_FEATURES": " ".join(__cpu_dispatch__)}
 
 
+def unavailable(variables: Mapping[str, str]) -> str:
+    """Why this CPU cannot run the kernels `variables` ask for (`CORE_FEATURES`), in one line, or ''."""
+    core = variables.get("OPENBLAS_CORETYPE", "")
+    feature = CORE_FEATURES.get(core)
+    if feature is None:
+        return ""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:  # NumPy 1
+        from numpy.core._multiarray_umath import __cpu_features__  # type: ignore[no-redef]
+    if __cpu_features__.get(feature):
+        return ""
+    return f"this CPU lacks {feature}, which {core}'s kernels need"
+
+
 def environment(variables: Mapping[str, str]) -> dict[str, str]:
     """This process's environment without any of `VARIABLES`, plus `variables`: a child's whole environment."""
     return {**{k: v for k, v in os.environ.items() if k not in VARIABLES}, **variables}
@@ -76,6 +97,9 @@ def probe(env: Mapping[str, str]) -> dict[str, Any]:
     environment's where its rounding (or its sort) does. RuntimeError if the process fails.
     """
     done = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True)
+    if done.returncode == -signal.SIGILL:
+        raise RuntimeError("the probe of the emulated CPU stopped on an illegal instruction: this CPU lacks "
+                           f"instructions the kernels of {env.get('OPENBLAS_CORETYPE', 'this environment')} need")
     if done.returncode:
         lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
         raise RuntimeError(f"the probe of the emulated CPU failed: {lines[-1]}")
