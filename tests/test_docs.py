@@ -236,11 +236,12 @@ def test_the_which_loss_page_counts_the_learning_pairs_and_names_the_rates_as_th
     assert (f"{real} of the {len(pairs)} pairs differ beyond their 95 % interval, whose half-width is "
             f"{widths[0]:.3f} to {widths[-1]:.3f} (median {statistics.median(widths):.3f})") in text
     rates = {row["loss"]: float(row["lr"]) for row in _rows("rates.csv") if row["setting"] == "learning"}
-    # "log-IoU ... at 1e-3 the only loss whose chosen rate is not 3e-3"
-    assert {loss: rate for loss, rate in rates.items() if rate != 3e-3} == {"log_iou": 1e-3}
-    assert "at 1e-3 the only loss whose chosen rate is not 3e-3" in text
-    shared = sum(row["setting"] == "learning" and row["rank"] == "18" for row in _rows("ranking.csv"))
-    assert shared == 10 and "Ten losses share rank 18" in text
+    assert {loss: rate for loss, rate in rates.items() if rate != 3e-3} == {
+        "log_iou": 1e-3, "bounded_iou": 1e-3, "piou_v2": 3.3e-4, "nwd": 3.3e-4}
+    assert ("Four losses chose a rate other than 3e-3: log-IoU and Bounded IoU 1e-3, PIoU v2 and NWD 3.3e-4, "
+            "the grid grown down twice") in text
+    shared = sum(row["setting"] == "learning" and row["rank"] == "23" for row in _rows("ranking.csv"))
+    assert shared == 7 and "Seven losses share rank 23" in text
 
 
 # The link checker of make docs, on a small site.
