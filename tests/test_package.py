@@ -6,7 +6,6 @@ import re
 import subprocess
 import sys
 
-import pytest
 
 import sandbox
 from helpers import ROOT, load_experiment

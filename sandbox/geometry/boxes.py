@@ -100,22 +100,32 @@ def check_boxes(boxes: Boxes, name: str = "box", positive_size: bool = False) ->
     ...
     ValueError: target box [0.0, 0.0, 0.0, 1.0] has non-positive width 0.0; target boxes must have x2 > x1
     """
-    if isinstance(boxes, Coordinates):
-        boxes = np.stack([np.asarray(getval(c), dtype=float) for c in boxes], axis=-1)
-    try:
-        values = np.asarray(getval(boxes), dtype=float)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{name} must be an array of numbers of shape (..., 4): {error}") from None
-    if values.ndim == 0 or values.shape[-1] != 4:
-        raise ValueError(
-            f"{name} must have shape (..., 4), four coordinates on the last axis; got shape {values.shape}")
-    _raise_at_first(~np.isfinite(values).all(axis=-1), values, name,
-                    "non-finite coordinates", "every coordinate must be a finite number")
+    values = finite_values(boxes, name, 4, "four coordinates")
     if positive_size:
         for axis, (low, high) in [("width", (0, 2)), ("height", (1, 3))]:
             size = values[..., high] - values[..., low]
             rule = f"{name} boxes must have {'x2 > x1' if axis == 'width' else 'y2 > y1'}"
             _raise_at_first(size <= 0, values, name, f"non-positive {axis}", rule, size)
+    return values
+
+
+def finite_values(boxes: Boxes, name: str, size: int, what: str) -> FloatArray:
+    """`boxes` as a float array of shape ``(..., size)`` of finite numbers; ValueError naming the problem.
+
+    The checks every kind of box shares (`check_boxes`, and
+    `sandbox.geometry.oriented.check_oriented_boxes` with five numbers); `what` says
+    what the last axis holds, for the message.
+    """
+    if isinstance(boxes, Coordinates):
+        boxes = np.stack([np.asarray(getval(c), dtype=float) for c in boxes], axis=-1)
+    try:
+        values = np.asarray(getval(boxes), dtype=float)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{name} must be an array of numbers of shape (..., {size}): {error}") from None
+    if values.ndim == 0 or values.shape[-1] != size:
+        raise ValueError(f"{name} must have shape (..., {size}), {what} on the last axis; got shape {values.shape}")
+    _raise_at_first(~np.isfinite(values).all(axis=-1), values, name,
+                    "non-finite coordinates", "every coordinate must be a finite number")
     return values
 
 

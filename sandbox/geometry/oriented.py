@@ -31,7 +31,7 @@ from autograd.tracer import getval
 from numpy.typing import ArrayLike
 
 from sandbox._types import Array, Boxes, FloatArray, Values
-from sandbox.geometry.boxes import Coordinates, _raise_at_first, restack, unstack
+from sandbox.geometry.boxes import _raise_at_first, finite_values, restack, unstack
 
 ANGLE_CONVENTIONS = {
     "oc": "theta in (0, pi/2], w and h in either order (OpenCV 4.5.1's minAreaRect, mmrotate's 'oc')",
@@ -79,17 +79,7 @@ def check_oriented_boxes(boxes: Boxes, name: str = "box", positive_size: bool = 
     ...
     ValueError: target box [0.0, 0.0, 2.0, -1.0, 0.3] has non-positive height -1.0; target boxes must have h > 0
     """
-    if isinstance(boxes, Coordinates):
-        boxes = np.stack([np.asarray(getval(c), dtype=float) for c in boxes], axis=-1)
-    try:
-        values = np.asarray(getval(boxes), dtype=float)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{name} must be an array of numbers of shape (..., 5): {error}") from None
-    if values.ndim == 0 or values.shape[-1] != 5:
-        raise ValueError(f"{name} must have shape (..., 5), oriented boxes (cx, cy, w, h, theta) on the last "
-                         f"axis; got shape {values.shape}")
-    _raise_at_first(~np.isfinite(values).all(axis=-1), values, name,
-                    "non-finite coordinates", "every coordinate must be a finite number")
+    values = finite_values(boxes, name, 5, "oriented boxes (cx, cy, w, h, theta)")
     if positive_size:
         for axis, index, symbol in [("width", 2, "w"), ("height", 3, "h")]:
             _raise_at_first(values[..., index] <= 0, values, name, f"non-positive {axis}",
